@@ -1,0 +1,59 @@
+"""Figures for the site: matplotlib drawn to an <img> with the image inline.
+
+An inline data URI keeps every page self-contained (nothing fetched, offline
+viewing works) and gives every figure its alt text. Needs the `docs` extra.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure(width: float = 6.4, height: float = 3.6):
+    """A new (figure, axes) pair in the site's style."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(width, height), dpi=110)
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def to_html(fig, alt: str, caption: str | None = None) -> str:
+    """The figure as an <img> (SVG data URI) with `alt` text, in a <figure>."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    _pyplot().close(fig)
+    data = base64.b64encode(buffer.getvalue().encode("utf-8")).decode("ascii")
+    img = f'<img alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{data}" style="max-width:100%">'
+    caption_html = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return f"<figure>{img}{caption_html}</figure>"
+
+
+def learning_curves(curves: dict[str, list[dict]], *, xlabel: str, ylabel: str, log_x: bool = True):
+    """Mean with a spread band per curve; each row holds `x`, `mean` and `std`."""
+    fig, ax = figure()
+    for name, rows in curves.items():
+        xs = [r["x"] for r in rows]
+        means = [r["mean"] for r in rows]
+        stds = [r.get("std", 0.0) for r in rows]
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
+    if log_x:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([r["x"] for r in next(iter(curves.values()))])
+        ax.get_xaxis().set_major_formatter(_pyplot().matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if len(curves) > 1:
+        ax.legend()
+    return fig, ax

@@ -1,0 +1,169 @@
+"""Pre-training: self-supervised masked prediction on the unlabeled corpus.
+
+`pretrain` turns texts into a foundation model; `fill_mask` asks it to fill in a
+hidden word; the evaluations check what it learned on sentences it never saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+import optax
+from flax import nnx
+
+from learnjax import checkpoints, corpus
+from learnjax.model import EncoderConfig, MaskedLanguageModel
+from learnjax.tokenizer import MASK, MASK_ID, SPECIAL_TOKENS, Tokenizer
+from learnjax.training import History, predict, train_masked_lm, warmup_cosine
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """Everything that decides the foundation model; its hash keys the cache."""
+
+    n_texts: int = 40_000
+    corpus_seed: int = 0
+    max_len: int = 32
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 128
+    steps: int = 1800
+    batch_size: int = 64  # packed rows of max_len tokens, about 2.3 texts each
+    learning_rate: float = 5e-3
+    warmup_steps: int = 100
+    # Above BERT's 15%: more predictions per step, and a small model on short
+    # texts still has enough context left to learn from.
+    mask_rate: float = 0.25
+    seed: int = 0
+
+    def replace(self, **changes) -> PretrainRecipe:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Foundation:
+    """A pre-trained masked language model with its tokenizer and training history."""
+
+    model: MaskedLanguageModel
+    tokenizer: Tokenizer
+    history: History
+    recipe: PretrainRecipe | None = None
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        metadata = {"history": dataclasses.asdict(self.history), "recipe": self.recipe.to_dict() if self.recipe else None}
+        return checkpoints.save(directory, self.model, self.tokenizer, "masked_lm", metadata)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Foundation:
+        manifest = checkpoints.read_manifest(directory)
+        if manifest["kind"] != "masked_lm":
+            raise checkpoints.CheckpointError(f"{str(directory)!r} holds a {manifest['kind']!r} model, not a pre-trained masked_lm")
+        tokenizer = checkpoints.load_tokenizer(directory, manifest)
+        try:
+            config = EncoderConfig.from_dict(manifest["config"])
+        except (TypeError, ValueError) as e:
+            raise checkpoints.CheckpointError(f"{str(directory)!r} has an incompatible configuration: {e}") from None
+        if config.vocab_size != len(tokenizer):
+            raise checkpoints.CheckpointError(f"{str(directory)!r}: model vocabulary {config.vocab_size} != tokenizer {len(tokenizer)}")
+        model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
+        checkpoints.restore_into(directory, model, manifest)
+        meta = manifest.get("metadata", {})
+        history = History(**meta["history"]) if meta.get("history") else History()
+        recipe = PretrainRecipe(**meta["recipe"]) if meta.get("recipe") else None
+        return cls(model, tokenizer, history, recipe)
+
+
+def pretrain(recipe: PretrainRecipe = PretrainRecipe(), texts: list[str] | None = None, *, progress: bool = False) -> Foundation:
+    """Builds a tokenizer from the texts, then trains a masked language model on them.
+
+    `texts` defaults to the built-in corpus described by the recipe.
+    """
+    if texts is None:
+        texts = corpus.build_corpus(recipe.n_texts, recipe.corpus_seed)
+    if not texts:
+        raise ValueError("the corpus is empty: pre-training needs at least one text")
+    tokenizer = Tokenizer.from_texts(texts)
+    tokens, segments = tokenizer.encode_packed(texts, recipe.max_len)
+    if not (tokens >= len(SPECIAL_TOKENS)).any():
+        raise ValueError("the corpus has no usable tokens to mask")
+    if recipe.batch_size > len(tokens):
+        raise ValueError(f"batch_size={recipe.batch_size} is larger than the corpus ({len(tokens)} packed rows of {recipe.max_len} tokens)")
+    config = EncoderConfig(len(tokenizer), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
+    model = MaskedLanguageModel(config, rngs=nnx.Rngs(recipe.seed))
+    schedule = warmup_cosine(recipe.learning_rate, recipe.steps, recipe.warmup_steps)
+    optimizer = nnx.Optimizer(model, optax.adamw(schedule, weight_decay=0.01), wrt=nnx.Param)
+    history = train_masked_lm(
+        model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
+        seed=recipe.seed, mask_rate=recipe.mask_rate, progress=progress,
+    )
+    return Foundation(model, tokenizer, history, recipe)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    word: str
+    probability: float
+
+
+def fill_mask(foundation: Foundation, text: str, top_k: int = 5) -> list[Prediction]:
+    """The `top_k` most likely words for the single `[MASK]` in `text`.
+
+    >>> from learnjax import foundation_model
+    >>> fill_mask(foundation_model(), "Today I went to the café and drank [MASK].", top_k=1)[0].word
+    'coffee'
+    """
+    return fill_masks(foundation, [text], top_k)[0]
+
+
+def fill_masks(foundation: Foundation, texts: list[str], top_k: int = 5) -> list[list[Prediction]]:
+    """`fill_mask` for many texts at once (one batched forward pass)."""
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    tokenizer, max_len = foundation.tokenizer, foundation.model.config.max_len
+    for text in texts:
+        count = text.count(MASK) if isinstance(text, str) else 0
+        if count != 1:
+            raise ValueError(f"text must contain exactly one {MASK}, found {count}: {text!r}")
+    tokens = tokenizer.encode_batch(texts, max_len, truncate=False)
+    logits = predict(foundation.model, tokens)  # (N, T, V)
+    rows, cols = np.nonzero(tokens == MASK_ID)
+    scores = logits[rows, cols]  # (N, V)
+    scores[:, : len(SPECIAL_TOKENS)] = -np.inf  # a special token is never an answer
+    probs = np.asarray(jax.nn.softmax(scores, axis=-1))
+    top = np.argsort(-probs, axis=-1)[:, :top_k]
+    return [[Prediction(tokenizer.vocab[j], float(p[j])) for j in row] for p, row in zip(probs, top)]
+
+
+def cloze_accuracy(foundation: Foundation, items: list[corpus.Cloze] | None = None, k: int = 5) -> dict[str, float]:
+    """Top-1 and top-k accuracy on held-out cloze sentences."""
+    items = corpus.cloze_sentences() if items is None else items
+    predictions = fill_masks(foundation, [c.text for c in items], top_k=k)
+    top1 = np.mean([p[0].word == c.answer for p, c in zip(predictions, items)])
+    topk = np.mean([c.answer in {x.word for x in p} for p, c in zip(predictions, items)])
+    return {"top1": float(top1), f"top{k}": float(topk), "n": len(items)}
+
+
+def grammar_accuracy(foundation: Foundation, probes: list[corpus.GrammarProbe] | None = None) -> dict[str, float]:
+    """Share of agreement probes whose top prediction has the right verb form."""
+    probes = corpus.grammar_probes() if probes is None else probes
+    predictions = fill_masks(foundation, [p.text for p in probes], top_k=1)
+    return {"accuracy": float(np.mean([pred[0].word in p.accepted for pred, p in zip(predictions, probes)])), "n": len(probes)}
+
+
+def masked_token_accuracy(foundation: Foundation, texts: list[str], mask_rate: float = 0.15, seed: int = 0) -> float:
+    """Accuracy of recovering randomly masked tokens of `texts` (held-out text)."""
+    from learnjax.masking import mask_tokens
+
+    tokens = foundation.tokenizer.encode_batch(texts, foundation.model.config.max_len)
+    inputs, targets, weights = jax.device_get(mask_tokens(jax.random.key(seed), tokens, len(foundation.tokenizer), mask_rate))
+    logits = predict(foundation.model, inputs)
+    return float(((logits.argmax(-1) == targets) * weights).sum() / max(weights.sum(), 1.0))

@@ -1,0 +1,62 @@
+"""The jit-compiled training steps. They depend on jax, flax and optax alone, so
+they can be copied into another project as they are."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+
+# --8<-- [start:supervised_step]
+def classification_loss(model, tokens, labels):
+    logits = model(tokens)  # (B, n_classes)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return loss, logits
+
+
+@nnx.jit
+def supervised_step(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.Array, labels: jax.Array):
+    """One step of supervised learning: predict the labels, then follow the gradient.
+
+    Only the parameters the optimizer was built for (its `wrt` filter) are
+    differentiated and updated, so a frozen encoder costs no gradient work.
+    """
+    grad_fn = nnx.value_and_grad(classification_loss, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True)
+    (loss, logits), grads = grad_fn(model, tokens, labels)
+    optimizer.update(model, grads)
+    accuracy = (logits.argmax(-1) == labels).mean()
+    return loss, accuracy
+# --8<-- [end:supervised_step]
+
+
+# --8<-- [start:masked_prediction_step]
+def masked_prediction_loss(model, batch):
+    # Scores only at the chosen positions: (B, P, V) instead of (B, T, V).
+    logits = model(batch["inputs"], batch["segments"], batch["positions"])
+    targets, weights = batch["targets"], batch["weights"]  # (B, P)
+    per_token = optax.softmax_cross_entropy_with_integer_labels(logits, targets)  # (B, P)
+    n_scored = jnp.maximum(weights.sum(), 1.0)
+    loss = (per_token * weights).sum() / n_scored  # only the hidden words count
+    accuracy = ((logits.argmax(-1) == targets) * weights).sum() / n_scored
+    return loss, accuracy
+
+
+@nnx.jit
+def masked_prediction_step(model: nnx.Module, optimizer: nnx.Optimizer, batch: dict[str, jax.Array]):
+    """One step of self-supervised learning: recover the hidden words.
+
+    `batch` holds `inputs` and `segments` (B, T) and `positions`, `targets` and
+    `weights` (B, P): see `learnjax.masking`.
+    """
+    grad_fn = nnx.value_and_grad(masked_prediction_loss, has_aux=True)
+    (loss, accuracy), grads = grad_fn(model, batch)
+    optimizer.update(model, grads)
+    return loss, accuracy
+# --8<-- [end:masked_prediction_step]
+
+
+@nnx.jit
+def predict_logits(model: nnx.Module, tokens: jax.Array) -> jax.Array:
+    return model(tokens)

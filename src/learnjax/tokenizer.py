@@ -1,0 +1,167 @@
+"""A word-level tokenizer built from text, with the special tokens BERT uses."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+PAD, UNK, MASK, CLS = "[PAD]", "[UNK]", "[MASK]", "[CLS]"
+SPECIAL_TOKENS = (PAD, UNK, MASK, CLS)
+PAD_ID, UNK_ID, MASK_ID, CLS_ID = range(len(SPECIAL_TOKENS))
+
+# A word (letters and digits, with inner apostrophes or hyphens), a special token
+# written in brackets, or any single other visible character (punctuation, emoji).
+_TOKEN_RE = re.compile(r"\[(?:PAD|UNK|MASK|CLS)\]|[^\W_]+(?:['’-][^\W_]+)*|[^\w\s]", re.UNICODE)
+
+TOKENIZER_FORMAT = 1
+
+
+def split_words(text: str) -> list[str]:
+    """Splits text into lower-cased words and punctuation; special tokens stay whole.
+
+    >>> split_words("Today I went to the café and drank [MASK].")
+    ['today', 'i', 'went', 'to', 'the', 'café', 'and', 'drank', '[MASK]', '.']
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r}")
+    normalized = unicodedata.normalize("NFC", text)
+    return [t if t in SPECIAL_TOKENS else t.lower() for t in _TOKEN_RE.findall(normalized)]
+
+
+class Tokenizer:
+    """Maps words to integer ids and back.
+
+    Ids 0-3 are the special tokens `[PAD]`, `[UNK]`, `[MASK]` and `[CLS]`; every
+    word outside the vocabulary becomes `[UNK]`, so any Unicode text can be encoded.
+    """
+
+    def __init__(self, vocab: Iterable[str]):
+        words = list(vocab)
+        if tuple(words[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(f"vocabulary must start with {SPECIAL_TOKENS}, got {words[:4]}")
+        if len(set(words)) != len(words):
+            dupes = [w for w, n in collections.Counter(words).items() if n > 1]
+            raise ValueError(f"vocabulary has duplicate entries: {dupes[:5]}")
+        self.vocab: list[str] = words
+        self.ids: dict[str, int] = {w: i for i, w in enumerate(words)}
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], min_count: int = 1, max_size: int | None = None) -> Tokenizer:
+        """Builds a vocabulary of the words in `texts` seen at least `min_count` times.
+
+        Words are ordered by frequency (ties alphabetically), so the same texts
+        always give the same ids.
+        """
+        if min_count < 1:
+            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        counts = collections.Counter(w for text in texts for w in split_words(text))
+        for special in SPECIAL_TOKENS:
+            counts.pop(special, None)
+        words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+        if max_size is not None:
+            words = words[: max(0, max_size - len(SPECIAL_TOKENS))]
+        if not words:
+            raise ValueError(
+                f"no usable tokens: the texts hold {sum(counts.values())} words, none seen "
+                f"at least min_count={min_count} times"
+            )
+        return cls([*SPECIAL_TOKENS, *words])
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tokenizer) and self.vocab == other.vocab
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, without `[CLS]` or padding."""
+        return [self.ids.get(w, UNK_ID) for w in split_words(text)]
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        """Joins the words of `ids` with spaces (padding and `[CLS]` dropped)."""
+        words = []
+        for i in ids:
+            i = int(i)
+            if not 0 <= i < len(self.vocab):
+                raise ValueError(f"token id {i} is outside the vocabulary of {len(self.vocab)} words")
+            if skip_special and i in (PAD_ID, CLS_ID):
+                continue
+            words.append(self.vocab[i])
+        return " ".join(words)
+
+    def encode_batch(self, texts: Iterable[str], max_len: int, truncate: bool = True) -> np.ndarray:
+        """Encodes texts into an int32 array of shape (N, max_len): `[CLS]` first, then padding.
+
+        With `truncate=False` a text that does not fit raises a ValueError naming it.
+        """
+        if max_len < 2:
+            raise ValueError(f"max_len must be at least 2 ([CLS] plus one token), got {max_len}")
+        rows = []
+        for text in texts:
+            ids = [CLS_ID, *self.encode(text)]
+            if len(ids) > max_len:
+                if not truncate:
+                    raise ValueError(
+                        f"text has {len(ids) - 1} tokens but the model takes at most "
+                        f"{max_len - 1}: {text[:80]!r}"
+                    )
+                ids = ids[:max_len]
+            rows.append(ids + [PAD_ID] * (max_len - len(ids)))
+        return np.asarray(rows, dtype=np.int32).reshape(-1, max_len)
+
+    def encode_packed(self, texts: Iterable[str], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """Packs texts, each `[CLS]`-prefixed, into rows of `max_len` tokens.
+
+        Returns `(tokens, segments)`, both (N, max_len) int32: `segments` numbers the
+        texts within a row (1, 2, ...; 0 is padding), so attention can stay inside
+        each text. Packing fills rows that single short texts would leave mostly
+        padding. Texts longer than a row are truncated.
+        """
+        rows, segs = [], []
+        row: list[int] = []
+        seg: list[int] = []
+        for text in texts:
+            ids = [CLS_ID, *self.encode(text)][:max_len]
+            if len(row) + len(ids) > max_len:
+                rows.append(row)
+                segs.append(seg)
+                row, seg = [], []
+            seg += [(seg[-1] + 1) if seg else 1] * len(ids)
+            row += ids
+        if row:
+            rows.append(row)
+            segs.append(seg)
+        tokens = np.zeros((len(rows), max_len), dtype=np.int32)
+        segments = np.zeros((len(rows), max_len), dtype=np.int32)
+        for i, (r, g) in enumerate(zip(rows, segs)):
+            tokens[i, : len(r)] = r
+            segments[i, : len(g)] = g
+        return tokens, segments
+
+    def to_json(self) -> str:
+        return json.dumps({"format": TOKENIZER_FORMAT, "vocab": self.vocab}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Tokenizer:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != TOKENIZER_FORMAT:
+            raise ValueError(f"not a learnjax tokenizer (format {TOKENIZER_FORMAT}): {text[:60]!r}")
+        return cls(data["vocab"])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the vocabulary as JSON (atomically: a crash leaves the old file whole)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Tokenizer:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))

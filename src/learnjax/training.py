@@ -1,0 +1,143 @@
+"""Training loops around the jit-compiled steps: batching, progress and history."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+
+from learnjax.masking import check_mask_rate, masked_batch, max_predictions_for
+from learnjax.steps import masked_prediction_step, predict_logits, supervised_step
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stopped being a finite number."""
+
+
+@dataclass
+class History:
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+
+
+def batch_indices(n_examples: int, batch_size: int, steps: int, seed: int) -> Iterator[np.ndarray]:
+    """Index batches of a fixed size: shuffled epochs, drawn again once used up.
+
+    Every batch has the same shape, so a jit-compiled step compiles once.
+    With fewer examples than `batch_size`, examples repeat within a batch.
+    """
+    if n_examples < 1:
+        raise ValueError(f"cannot draw batches from {n_examples} examples")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    rng = np.random.default_rng(seed)
+    order = np.empty(0, dtype=np.int64)
+    for _ in range(steps):
+        while len(order) < batch_size:
+            order = np.concatenate([order, rng.permutation(n_examples)])
+        yield order[:batch_size]
+        order = order[batch_size:]
+
+
+def _check_finite(loss: float, step: int) -> None:
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"the loss became {loss} at step {step}; try a smaller learning rate or fewer warm-up-free steps"
+        )
+
+
+def warmup_cosine(learning_rate: float, steps: int, warmup_steps: int) -> optax.Schedule:
+    if learning_rate <= 0 or not math.isfinite(learning_rate):
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    warmup_steps = max(1, min(warmup_steps, steps - 1)) if steps > 1 else 0
+    if warmup_steps == 0:
+        return optax.constant_schedule(learning_rate)
+    return optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup_steps, steps, learning_rate * 0.1)
+
+
+def train_masked_lm(
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    tokens: np.ndarray,
+    segments: np.ndarray,
+    *,
+    steps: int,
+    batch_size: int,
+    seed: int = 0,
+    mask_rate: float = 0.15,
+    progress: bool = False,
+    log_every: int = 10,
+) -> History:
+    """Runs `steps` masked-prediction steps over packed token rows (N, T)."""
+    mask_rate = check_mask_rate(mask_rate)
+    max_predictions = max_predictions_for(tokens.shape[1], mask_rate)
+    vocab_size = model.config.vocab_size
+    key = jax.random.key(seed)
+    history = History()
+    pending = []
+    bar = tqdm(total=steps, desc="pre-training", unit="step", disable=not progress, leave=False)
+    for step, idx in enumerate(batch_indices(len(tokens), batch_size, steps, seed)):
+        batch = masked_batch(jax.random.fold_in(key, step), tokens[idx], segments[idx], vocab_size, mask_rate, max_predictions)
+        pending.append(masked_prediction_step(model, optimizer, batch))
+        # Reading values back every step would stall the pipeline; read every few.
+        if len(pending) == log_every or step == steps - 1:
+            for loss, accuracy in jax.device_get(pending):
+                history.loss.append(float(loss))
+                history.accuracy.append(float(accuracy))
+            pending.clear()
+            _check_finite(history.loss[-1], step)
+            bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+        bar.update(1)
+    bar.close()
+    return history
+
+
+def train_classifier(
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    tokens: np.ndarray,
+    labels: np.ndarray,
+    *,
+    steps: int,
+    batch_size: int,
+    seed: int = 0,
+    progress: bool = False,
+) -> History:
+    """Runs `steps` supervised steps on (tokens, labels)."""
+    tokens, labels = np.asarray(tokens), np.asarray(labels, dtype=np.int32)
+    if len(tokens) != len(labels):
+        raise ValueError(f"{len(tokens)} token rows but {len(labels)} labels")
+    history = History()
+    pending = []
+    for step, idx in enumerate(tqdm(batch_indices(len(tokens), batch_size, steps, seed), total=steps, desc="training", unit="step", disable=not progress, leave=False)):
+        pending.append(supervised_step(model, optimizer, tokens[idx], labels[idx]))
+    for loss, accuracy in jax.device_get(pending):
+        history.loss.append(float(loss))
+        history.accuracy.append(float(accuracy))
+    if history.loss:
+        _check_finite(history.loss[-1], steps - 1)
+    return history
+
+
+def predict(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Logits for token rows, computed in fixed-size batches (the last one padded)."""
+    tokens = np.asarray(tokens)
+    n = len(tokens)
+    if n == 0:
+        raise ValueError("no rows to predict")
+    size = min(batch_size, n)
+    padded = np.concatenate([tokens, np.zeros((-n % size, tokens.shape[1]), tokens.dtype)])
+    outputs = [predict_logits(model, jnp.asarray(padded[i : i + size])) for i in range(0, len(padded), size)]
+    return np.concatenate(jax.device_get(outputs))[:n]
+
+
+def accuracy(model: nnx.Module, tokens: np.ndarray, labels: np.ndarray) -> float:
+    """Share of rows whose highest-scoring class is the label."""
+    return float((predict(model, tokens).argmax(-1) == np.asarray(labels)).mean())

@@ -1,0 +1,113 @@
+"""The docs harness collects every Python block, as the reader sees it, and a
+broken block or a broken snippet fails the suite."""
+
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from docs_harness import ROOT, PythonFenceParser, SnippetDocument, expand_snippets, python_fence_count
+
+PAGES = sorted((ROOT / "docs").rglob("*.md"))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_python_fence_escapes_collection(page):
+    expanded = expand_snippets(page.read_text(encoding="utf-8"))
+    document = SnippetDocument.parse(str(page), PythonFenceParser())
+    assert len(document.regions) == python_fence_count(expanded)
+
+
+def test_pages_have_python_blocks():
+    assert sum(len(SnippetDocument.parse(str(p), PythonFenceParser()).regions) for p in PAGES) >= 5
+
+
+def test_parser_collects_fences_with_attributes():
+    text = dedent('''\
+        ```python
+        a = 1
+        ```
+        ```py title="x.py"
+        b = 2
+        ```
+        ```python exec="on" session="s"
+        c = 3
+        ```
+        ```pycon
+        >>> d = 4
+        ```
+        ```bash
+        echo not python
+        ```
+        ''')
+    from sybil import Document
+
+    document = Document(text, "page.md")
+    sources = [str(region.parsed).strip() for region in PythonFenceParser()(document)]
+    assert sources == ["a = 1", "b = 2", "c = 3"]
+    assert python_fence_count(text) == 4  # the pycon block escapes: the guard test would fail
+
+
+def test_snippet_includes_are_expanded_like_the_site():
+    page = (ROOT / "docs" / "supervised-learning.md").read_text(encoding="utf-8")
+    assert '--8<-- "src/learnjax/steps.py:supervised_step"' in page
+    expanded = expand_snippets(page)
+    assert "def supervised_step(" in expanded
+    assert "--8<--" not in expanded
+
+
+PROJECT_CONFTEST = f'''
+import sys
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from pathlib import Path
+from docs_harness import PythonFenceParser, SnippetDocument
+from sybil import Sybil
+
+class Document(SnippetDocument):
+    mkdocs_yml = Path(__file__).parent / "mkdocs.yml"
+
+pytest_collect_file = Sybil(parsers=[PythonFenceParser()], patterns=["*.md"], path="docs",
+                            document_types={{".md": Document}}).pytest()
+'''
+MKDOCS_YML = 'site_name: t\nmarkdown_extensions:\n  - pymdownx.snippets:\n      base_path: !relative $config_dir\n      check_paths: true\n'
+
+
+def _project(pytester, page: str, snippet: str | None = None):
+    pytester.makeconftest(PROJECT_CONFTEST)
+    pytester.path.joinpath("mkdocs.yml").write_text(MKDOCS_YML)
+    (pytester.path / "docs").mkdir()
+    (pytester.path / "docs" / "page.md").write_text(dedent(page))
+    if snippet is not None:
+        (pytester.path / "snippet.py").write_text(dedent(snippet))
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+
+PAGE_WITH_INCLUDE = '''\
+    ```python title="snippet.py"
+    --8<-- "snippet.py"
+    ```
+    ```py
+    assert answer == 42
+    ```
+    '''
+
+
+def test_working_page_passes(pytester):
+    result = _project(pytester, PAGE_WITH_INCLUDE, "answer = 6 * 7\n")
+    result.assert_outcomes(passed=2)
+
+
+def test_broken_block_fails(pytester):
+    result = _project(pytester, '```python exec="on"\nlables = undefined_name\n```\n')
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*NameError*undefined_name*"])
+
+
+def test_broken_snippet_file_fails(pytester):
+    result = _project(pytester, PAGE_WITH_INCLUDE, "answer = 6 * 9\n")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_missing_snippet_file_fails(pytester):
+    result = _project(pytester, PAGE_WITH_INCLUDE)
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*snippet.py*"])
