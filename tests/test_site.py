@@ -1,26 +1,10 @@
 """The strict site build passes and the built site is self-contained."""
 
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "site"
-
-
-@pytest.fixture(scope="session")
-def built_site() -> Path:
-    """Builds the site with `mkdocs build --strict` into site/ (which CI publishes)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(SITE)],
-        cwd=ROOT, capture_output=True, text=True, env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return SITE
+# `built_site` (one strict build per session) lives in tests/conftest.py.
 
 
 class _Assets(HTMLParser):

@@ -8,11 +8,14 @@ trains a new model instead of reusing a stale one.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import hashlib
+import inspect
 import json
 import os
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,10 @@ from typing import Any
 from learnjax.checkpoints import MANIFEST
 from learnjax.pretraining import Foundation, PretrainRecipe, pretrain
 
-# The modules whose source decides what a training run produces.
-_TRAINING_MODULES = (
+# The modules whose source decides what pre-training produces.
+FOUNDATION_MODULES = (
     "world", "messages", "corpus", "tokenizer", "masking", "model", "steps",
-    "training", "pretraining", "checkpoints", "supervised", "finetuning", "experiments",
+    "training", "pretraining", "checkpoints",
 )
 
 
@@ -33,18 +36,28 @@ def cache_root() -> Path:
     return Path(root)
 
 
-def code_version() -> str:
+def _code_only(source: str) -> str:
+    """The source's syntax tree without docstrings: comments and documentation
+    can change without invalidating what the cache holds."""
+    tree = ast.parse(textwrap.dedent(source))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def code_version(modules: tuple[str, ...] = FOUNDATION_MODULES, extra_source: str = "") -> str:
+    """A hash of the code (not the docstrings) of the named learnjax modules and of `extra_source`."""
     package = Path(__file__).parent
-    digest = hashlib.sha256()
-    for name in _TRAINING_MODULES:
-        path = package / f"{name}.py"
-        if path.exists():
-            digest.update(name.encode() + path.read_bytes())
+    digest = hashlib.sha256(_code_only(extra_source).encode())
+    for name in modules:
+        digest.update(name.encode() + _code_only((package / f"{name}.py").read_text(encoding="utf-8")).encode())
     return digest.hexdigest()[:16]
 
 
-def cache_key(kind: str, params: dict[str, Any]) -> str:
-    text = json.dumps({"kind": kind, "params": params, "code": code_version()}, sort_keys=True)
+def cache_key(kind: str, params: dict[str, Any], code: str) -> str:
+    text = json.dumps({"kind": kind, "params": params, "code": code}, sort_keys=True)
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
@@ -65,7 +78,7 @@ _loaded: dict[str, Foundation] = {}
 
 def foundation_model(recipe: PretrainRecipe = PretrainRecipe(), *, progress: bool = False) -> Foundation:
     """The foundation model of `recipe`: loaded from the cache, or pre-trained once and saved."""
-    key = cache_key("foundation", recipe.to_dict())
+    key = cache_key("foundation", recipe.to_dict(), code_version())
     if key in _loaded:
         return _loaded[key]
     path = cache_root() / key
@@ -76,13 +89,15 @@ def foundation_model(recipe: PretrainRecipe = PretrainRecipe(), *, progress: boo
     return _loaded[key]
 
 
-def cached_json(kind: str, params: dict[str, Any], compute: Callable[[], Any]) -> Any:
-    """The result of `compute()`, stored as JSON under a key of `kind`, `params` and the code."""
-    path = cache_root() / f"{cache_key(kind, params)}.json"
+def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], *, modules: tuple[str, ...] = ()) -> Any:
+    """`compute(**params)`, stored as JSON under a key of `kind`, `params` and the code:
+    the source of `compute`, of the foundation's modules and of `modules`."""
+    code = code_version(FOUNDATION_MODULES + modules, inspect.getsource(compute))
+    path = cache_root() / f"{cache_key(kind, params, code)}.json"
     with _locked(path):
         if path.exists():
             return json.loads(path.read_text(encoding="utf-8"))
-        result = compute()
+        result = compute(**params)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
         os.replace(tmp, path)

@@ -50,9 +50,9 @@ def mask_tokens(key: jax.Array, tokens: jax.Array, vocab_size: int, rate: float 
       rate: share of the maskable tokens to choose, strictly between 0 and 1.
 
     Returns:
-      `(inputs, targets, weights)`, each (B, T): the corrupted ids the model sees,
-      the original ids at chosen positions ([PAD] elsewhere) and a float mask
-      that is 1.0 exactly at the chosen positions.
+      `(inputs, targets, weights)`, each (B, T): the corrupted ids the
+        model sees, the original ids at chosen positions ([PAD] elsewhere) and a
+        float mask that is 1.0 exactly at the chosen positions.
 
     Example:
       >>> import jax, jax.numpy as jnp

@@ -63,6 +63,7 @@ class BagOfWordsClassifier(nnx.Module):
 # --8<-- [end:bag_of_words]
 
 
+# --8<-- [start:encoder]
 class SelfAttention(nnx.Module):
     def __init__(self, d_model: int, n_heads: int, *, rngs: nnx.Rngs):
         self.n_heads = n_heads
@@ -151,6 +152,7 @@ class MaskedLanguageModel(nnx.Module):
         h = self.ln(nnx.gelu(self.transform(h)))
         # Tied weights: the output layer is the transposed token embedding table.
         return self.encoder.token_embed.attend(h) + self.bias[...]  # (B, ., V)
+# --8<-- [end:encoder]
 
 
 class EncoderClassifier(nnx.Module):

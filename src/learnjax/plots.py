@@ -57,3 +57,49 @@ def learning_curves(curves: dict[str, list[dict]], *, xlabel: str, ylabel: str, 
     if len(curves) > 1:
         ax.legend()
     return fig, ax
+
+
+def loss_curve(losses: list[float], *, smooth: int = 25, ylabel: str = "training loss"):
+    """Per-step loss (faint) and its running mean over `smooth` steps."""
+    import numpy as np
+
+    fig, ax = figure()
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, alpha=0.25, linewidth=0.8, label="each step")
+    if len(losses) >= smooth:
+        running = np.convolve(losses, np.ones(smooth) / smooth, mode="valid")
+        ax.plot(steps[smooth - 1 :], running, linewidth=2, label=f"mean of {smooth} steps")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return fig, ax
+
+
+def top_k_bars(predictions, *, title: str):
+    """Horizontal bars of predicted words and their probabilities, best on top."""
+    fig, ax = figure(height=2.8)
+    words = [p.word for p in predictions][::-1]
+    probs = [p.probability for p in predictions][::-1]
+    bars = ax.barh(words, probs, color=["#9fa8da"] * (len(words) - 1) + ["#3949ab"])
+    ax.bar_label(bars, labels=[f"{p:.1%}" for p in probs], padding=3)
+    ax.set_xlim(0, 1.12)
+    ax.set_xlabel("probability")
+    ax.set_title(title, fontsize=10)
+    ax.grid(False)
+    return fig, ax
+
+
+def masking_grid(words: list[str], rows: dict[str, list[str]], highlight: list[bool]):
+    """A table drawn as a figure: one column per token, one row per view of it."""
+    fig, ax = figure(width=max(6.4, 0.75 * len(words)), height=0.5 + 0.45 * (len(rows) + 1))
+    ax.axis("off")
+    cell_text = [words] + list(rows.values())
+    table = ax.table(cellText=cell_text, rowLabels=["token", *rows], loc="center", cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.scale(1, 1.4)
+    for col, chosen in enumerate(highlight):
+        if chosen:
+            for row in range(len(cell_text)):
+                table[row, col].set_facecolor("#fff3b0")
+    return fig, ax

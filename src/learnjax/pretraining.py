@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import numpy as np
-import optax
 from flax import nnx
 
 from learnjax import checkpoints, corpus
 from learnjax.model import EncoderConfig, MaskedLanguageModel
 from learnjax.tokenizer import MASK, MASK_ID, SPECIAL_TOKENS, Tokenizer
-from learnjax.training import History, predict, train_masked_lm, warmup_cosine
+from learnjax.training import History, adamw, predict, train_masked_lm
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,14 @@ class Foundation:
     tokenizer: Tokenizer
     history: History
     recipe: PretrainRecipe | None = None
+    seconds: float | None = None  # wall time of pre-training, corpus to trained model
 
     def save(self, directory: str | os.PathLike) -> Path:
-        metadata = {"history": dataclasses.asdict(self.history), "recipe": self.recipe.to_dict() if self.recipe else None}
+        metadata = {
+            "history": dataclasses.asdict(self.history),
+            "recipe": self.recipe.to_dict() if self.recipe else None,
+            "seconds": self.seconds,
+        }
         return checkpoints.save(directory, self.model, self.tokenizer, "masked_lm", metadata)
 
     @classmethod
@@ -79,33 +85,44 @@ class Foundation:
         meta = manifest.get("metadata", {})
         history = History(**meta["history"]) if meta.get("history") else History()
         recipe = PretrainRecipe(**meta["recipe"]) if meta.get("recipe") else None
-        return cls(model, tokenizer, history, recipe)
+        return cls(model, tokenizer, history, recipe, meta.get("seconds"))
 
 
-def pretrain(recipe: PretrainRecipe = PretrainRecipe(), texts: list[str] | None = None, *, progress: bool = False) -> Foundation:
+def pretrain(
+    recipe: PretrainRecipe = PretrainRecipe(),
+    texts: list[str] | Callable[[], Iterable[str]] | None = None,
+    *,
+    tokenizer: Tokenizer | None = None,
+    progress: bool = False,
+) -> Foundation:
     """Builds a tokenizer from the texts, then trains a masked language model on them.
 
-    `texts` defaults to the built-in corpus described by the recipe.
+    `texts` defaults to the built-in corpus described by the recipe. It may be a
+    list, or a function that returns a fresh iterator each call (for text
+    streamed from files: it is read twice, once for the vocabulary and once to
+    encode it, and never held whole). A given `tokenizer` is used as it is
+    instead of building one from the texts.
     """
+    started = time.perf_counter()
     if texts is None:
         texts = corpus.build_corpus(recipe.n_texts, recipe.corpus_seed)
-    if not texts:
-        raise ValueError("the corpus is empty: pre-training needs at least one text")
-    tokenizer = Tokenizer.from_texts(texts)
-    tokens, segments = tokenizer.encode_packed(texts, recipe.max_len)
+    read = texts if callable(texts) else lambda: iter(texts)
+    if next(iter(read()), None) is None:
+        raise ValueError("the corpus is empty: pre-training needs at least one line of text")
+    tokenizer = tokenizer or Tokenizer.from_texts(read())
+    tokens, segments = tokenizer.encode_packed(read(), recipe.max_len)
     if not (tokens >= len(SPECIAL_TOKENS)).any():
         raise ValueError("the corpus has no usable tokens to mask")
     if recipe.batch_size > len(tokens):
         raise ValueError(f"batch_size={recipe.batch_size} is larger than the corpus ({len(tokens)} packed rows of {recipe.max_len} tokens)")
     config = EncoderConfig(len(tokenizer), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
     model = MaskedLanguageModel(config, rngs=nnx.Rngs(recipe.seed))
-    schedule = warmup_cosine(recipe.learning_rate, recipe.steps, recipe.warmup_steps)
-    optimizer = nnx.Optimizer(model, optax.adamw(schedule, weight_decay=0.01), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, adamw(recipe.learning_rate, recipe.steps, recipe.warmup_steps, 0.01), wrt=nnx.Param)
     history = train_masked_lm(
         model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
         seed=recipe.seed, mask_rate=recipe.mask_rate, progress=progress,
     )
-    return Foundation(model, tokenizer, history, recipe)
+    return Foundation(model, tokenizer, history, recipe, time.perf_counter() - started)
 
 
 @dataclass(frozen=True)
@@ -159,11 +176,18 @@ def grammar_accuracy(foundation: Foundation, probes: list[corpus.GrammarProbe] |
     return {"accuracy": float(np.mean([pred[0].word in p.accepted for pred, p in zip(predictions, probes)])), "n": len(probes)}
 
 
-def masked_token_accuracy(foundation: Foundation, texts: list[str], mask_rate: float = 0.15, seed: int = 0) -> float:
-    """Accuracy of recovering randomly masked tokens of `texts` (held-out text)."""
+def masked_token_scores(foundation: Foundation, texts: list[str], mask_rate: float = 0.15, seed: int = 0) -> dict[str, float]:
+    """How well hidden words of `texts` (held-out text) are recovered: accuracy and
+    mean cross-entropy (loss) over the masked positions."""
     from learnjax.masking import mask_tokens
 
     tokens = foundation.tokenizer.encode_batch(texts, foundation.model.config.max_len)
     inputs, targets, weights = jax.device_get(mask_tokens(jax.random.key(seed), tokens, len(foundation.tokenizer), mask_rate))
     logits = predict(foundation.model, inputs)
-    return float(((logits.argmax(-1) == targets) * weights).sum() / max(weights.sum(), 1.0))
+    log_probs = np.asarray(jax.nn.log_softmax(logits, axis=-1))
+    target_log_probs = np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    n = max(weights.sum(), 1.0)
+    return {
+        "accuracy": float(((logits.argmax(-1) == targets) * weights).sum() / n),
+        "loss": float(-(target_log_probs * weights).sum() / n),
+    }

@@ -16,9 +16,11 @@ PAD, UNK, MASK, CLS = "[PAD]", "[UNK]", "[MASK]", "[CLS]"
 SPECIAL_TOKENS = (PAD, UNK, MASK, CLS)
 PAD_ID, UNK_ID, MASK_ID, CLS_ID = range(len(SPECIAL_TOKENS))
 
-# A word (letters and digits, with inner apostrophes or hyphens), a special token
-# written in brackets, or any single other visible character (punctuation, emoji).
-_TOKEN_RE = re.compile(r"\[(?:PAD|UNK|MASK|CLS)\]|[^\W_]+(?:['’-][^\W_]+)*|[^\w\s]", re.UNICODE)
+# A word (letters and digits, each possibly followed by combining accents, with
+# inner apostrophes or hyphens), a special token written in brackets, or any
+# single other visible character (punctuation, emoji).
+_LETTERS = r"(?:[^\W_][\u0300-\u036f]*)+"
+_TOKEN_RE = re.compile(rf"\[(?:pad|unk|mask|cls)\]|{_LETTERS}(?:['’-]{_LETTERS})*|[^\w\s]", re.UNICODE)
 
 TOKENIZER_FORMAT = 1
 
@@ -31,8 +33,10 @@ def split_words(text: str) -> list[str]:
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r}")
-    normalized = unicodedata.normalize("NFC", text)
-    return [t if t in SPECIAL_TOKENS else t.lower() for t in _TOKEN_RE.findall(normalized)]
+    # Lower-case first, then split: a token then splits into itself again, even
+    # where lower-casing changes a character (İ becomes i plus a combining dot).
+    normalized = unicodedata.normalize("NFC", text.lower())
+    return [t.upper() if t.startswith("[") and t.upper() in SPECIAL_TOKENS else t for t in _TOKEN_RE.findall(normalized)]
 
 
 class Tokenizer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: no widget warnings in notebooks
 
 from learnjax.masking import check_mask_rate, masked_batch, max_predictions_for
 from learnjax.steps import masked_prediction_step, predict_logits, supervised_step
@@ -53,6 +54,17 @@ def _check_finite(loss: float, step: int) -> None:
         )
 
 
+@functools.lru_cache(maxsize=64)
+def adamw(learning_rate: float, steps: int, warmup_steps: int, weight_decay: float) -> optax.GradientTransformation:
+    """AdamW on a warm-up then cosine schedule.
+
+    The optimizer is part of the compiled step's static structure, so runs with
+    the same settings must get the very same object (hence the cache): a fresh
+    but equal transform would compile the step again for every run.
+    """
+    return optax.adamw(warmup_cosine(learning_rate, steps, warmup_steps), weight_decay=weight_decay)
+
+
 def warmup_cosine(learning_rate: float, steps: int, warmup_steps: int) -> optax.Schedule:
     if learning_rate <= 0 or not math.isfinite(learning_rate):
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
@@ -82,10 +94,12 @@ def train_masked_lm(
     key = jax.random.key(seed)
     history = History()
     pending = []
-    bar = tqdm(total=steps, desc="pre-training", unit="step", disable=not progress, leave=False)
+    bar = tqdm(total=steps, desc="pre-training", unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
+    # cached_partial walks the model and optimizer graphs once, not at every call.
+    step_fn = nnx.cached_partial(masked_prediction_step, model, optimizer)
     for step, idx in enumerate(batch_indices(len(tokens), batch_size, steps, seed)):
         batch = masked_batch(jax.random.fold_in(key, step), tokens[idx], segments[idx], vocab_size, mask_rate, max_predictions)
-        pending.append(masked_prediction_step(model, optimizer, batch))
+        pending.append(step_fn(batch))
         # Reading values back every step would stall the pipeline; read every few.
         if len(pending) == log_every or step == steps - 1:
             for loss, accuracy in jax.device_get(pending):
@@ -116,8 +130,10 @@ def train_classifier(
         raise ValueError(f"{len(tokens)} token rows but {len(labels)} labels")
     history = History()
     pending = []
-    for step, idx in enumerate(tqdm(batch_indices(len(tokens), batch_size, steps, seed), total=steps, desc="training", unit="step", disable=not progress, leave=False)):
-        pending.append(supervised_step(model, optimizer, tokens[idx], labels[idx]))
+    step_fn = nnx.cached_partial(supervised_step, model, optimizer)  # one graph walk, not one per step
+    batches = batch_indices(len(tokens), batch_size, steps, seed)
+    for idx in tqdm(batches, total=steps, desc="training", unit="step", disable=None if progress else True, leave=False, mininterval=0.5):
+        pending.append(step_fn(tokens[idx], labels[idx]))
     for loss, accuracy in jax.device_get(pending):
         history.loss.append(float(loss))
         history.accuracy.append(float(accuracy))

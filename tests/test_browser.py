@@ -1,0 +1,614 @@
+"""The built site, served over HTTP and used in a real headless Chromium.
+
+The static checks in test_site.py read the HTML; these load each page the way
+a reader does, so they also catch what only a browser sees: scripts that throw,
+assets that fail to load, a search index that does not answer, buttons that do
+nothing. One browser serves the whole session; every page is visited once and
+its findings are shared by the checks below.
+
+Chromium comes from the system's packages (Debian: `apt-get install chromium`)
+and is driven by Playwright's Python package; nothing here downloads a browser.
+Without Chromium the checks are skipped, unless LEARNJAX_REQUIRE_BROWSER=1 (as
+in CI), which makes a missing browser a failure.
+"""
+
+from __future__ import annotations
+
+import ast
+import http.server
+import io
+import json
+import os
+import shutil
+import tempfile
+import threading
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REQUIRE_BROWSER = os.environ.get("LEARNJAX_REQUIRE_BROWSER") == "1"
+INSTALL_HINT = (
+    "install Chromium from your system's packages (Debian/Ubuntu: `sudo apt-get install chromium`, "
+    "which provides /usr/bin/chromium) and Playwright with `pip install -e '.[test]'`; "
+    "never `playwright install`"
+)
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+NARROW_SHOTS = ("", "supervised-learning/")  # pages also shot at phone width
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+LOCAL_SCHEMES = {"data", "blob", "about"}  # never leave the browser
+SECTIONS = {
+    "Supervised Learning": "supervised-learning/",
+    "Self-Supervised Learning": "self-supervised-learning/",
+    "Pre-training": "pre-training/",
+    "Fine-tuning": "fine-tuning/",
+    "Summary": "summary/",
+}
+TIMEOUT_MS = 10_000
+
+
+def _missing_browser(reason: str):
+    message = f"browser checks need {reason}: {INSTALL_HINT}"
+    if REQUIRE_BROWSER:
+        pytest.fail(f"LEARNJAX_REQUIRE_BROWSER=1 and {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def _is_external(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme not in LOCAL_SCHEMES and parts.hostname not in LOCAL_HOSTS
+
+
+def _base_path(site: Path) -> str:
+    """The path the site lives under (site_url's, e.g. /learnjax/), taken from the
+    sitemap: Material's 404 page links its assets absolutely under it."""
+    sitemap = site / "sitemap.xml"
+    if sitemap.exists():
+        locs = [el.text for el in ET.parse(sitemap).iter() if el.tag.endswith("loc") and el.text]
+        if locs:
+            path = urlsplit(locs[0].strip()).path
+            return path if path.endswith("/") else path + "/"
+    return "/"
+
+
+def _site_pages(site: Path) -> list[str]:
+    """Every page, as a path relative to the site's base ("" for home), from
+    the sitemap and from the index.html files on disk."""
+    base = _base_path(site)
+    pages = {p.parent.relative_to(site).as_posix() + "/" for p in site.rglob("index.html")}
+    sitemap = site / "sitemap.xml"
+    if sitemap.exists():
+        for el in ET.parse(sitemap).iter():
+            if el.tag.endswith("loc") and el.text:
+                path = urlsplit(el.text.strip()).path
+                if path.startswith(base):
+                    pages.add(path[len(base):])
+    return sorted({"" if p in ("./", "/") else p for p in pages})
+
+
+def _notebook_pages(site: Path, pages: list[str]) -> list[str]:
+    """Pages built by mkdocs-jupyter: those whose source is a notebook under
+    docs/notebooks/, and any page carrying its notebook markup."""
+    found = {f"notebooks/{src.stem}/" for ext in ("py", "ipynb") for src in (ROOT / "docs" / "notebooks").glob(f"*.{ext}")}
+    for page in pages:
+        html = site / page / "index.html"
+        if html.exists() and "jupyter-wrapper" in html.read_text(encoding="utf-8"):
+            found.add(page)
+    return sorted(found)
+
+
+def _shot_name(page: str, suffix: str = "") -> str:
+    return (page.strip("/").replace("/", "_") or "index") + suffix + ".png"
+
+
+# ---------------------------------------------------------------- serving
+
+
+class _SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves site/ under its base path, as the published site is, and the
+    site's own 404 page, with status 404, for anything that is not there."""
+
+    site: Path
+    base: str
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, directory=str(self.site), **kwargs)
+
+    def translate_path(self, path):
+        path = urlsplit(path).path
+        return super().translate_path("/" + path[len(self.base):]) if path.startswith(self.base) else ""
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if path and (os.path.isfile(path) or os.path.isfile(os.path.join(path, "index.html"))):
+            return super().send_head()
+        body = (self.site / "404.html").read_bytes()
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+    def log_message(self, format, *args):  # keep test output clean
+        pass
+
+
+@pytest.fixture(scope="session")
+def site_url(built_site):
+    base = _base_path(built_site)
+    handler = type("Handler", (_SiteHandler,), {"site": built_site, "base": base})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}{base}"
+    server.shutdown()
+    server.server_close()
+
+
+# ---------------------------------------------------------------- browser
+
+
+@dataclass
+class Session:
+    context: object = field(repr=False)
+    requests: list[str] = field(default_factory=list, repr=False)  # every URL any page asked for
+    blocked: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _browser_installed():
+    """Skips (or fails) before anything slow, such as the site build, starts."""
+    if not CHROMIUM.exists():
+        _missing_browser(f"Chromium at {CHROMIUM}")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _missing_browser("the playwright Python package")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for the whole session, with a fresh empty profile."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="learnjax-chromium-")
+    playwright = sync_playwright().start()
+    try:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport=DESKTOP,
+            accept_downloads=True,
+            color_scheme="light",
+        )
+    except Exception as error:
+        playwright.stop()
+        shutil.rmtree(profile, ignore_errors=True)
+        _missing_browser(f"a Chromium that starts ({str(error).splitlines()[0]})")
+    context.set_default_timeout(TIMEOUT_MS)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])  # to read back what a copy button copied
+    session = Session(context)
+    context.on("request", lambda request: session.requests.append(request.url))
+
+    def block(route):
+        # Nothing may leave the machine: a stray request fails here, fast and visibly.
+        session.blocked.append(route.request.url)
+        route.abort()
+
+    context.route(_is_external, block)
+    for page in context.pages:  # the persistent context opens with a blank tab
+        page.close()
+    yield session
+    context.close()
+    playwright.stop()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@dataclass
+class Visit:
+    """What one page did while it loaded."""
+
+    page: object
+    status: int | None = None
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    @property
+    def external_requests(self) -> list[str]:
+        return [url for url in self.requests if _is_external(url)]
+
+
+def _open(browser: Session, url: str, viewport: dict = DESKTOP, wait_until: str = "load") -> Visit:
+    page = browser.context.new_page()
+    page.set_viewport_size(viewport)
+    visit = Visit(page)
+    page.on("console", lambda msg: msg.type == "error" and visit.console_errors.append(f"{msg.text} ({msg.location.get('url', '')})"))
+    page.on("pageerror", lambda error: visit.console_errors.append(f"uncaught: {error}"))
+    page.on("request", lambda request: visit.requests.append(request.url))
+    page.on("requestfailed", lambda request: visit.failed_requests.append(f"{request.url}: {request.failure}"))
+    page.on("response", lambda response: response.status >= 400 and visit.failed_requests.append(f"{response.url}: HTTP {response.status}"))
+    response = page.goto(url, wait_until=wait_until)
+    visit.status = response.status if response else None
+    return visit
+
+
+def _short(url: str) -> str:
+    return url if len(url) < 120 else url[:100] + "..."
+
+
+# Runs in the page: makes lazy images load, then reports every image and figure.
+_IMAGES_JS = """async () => {
+  const images = Array.from(document.images);
+  for (const img of images) img.loading = "eager";
+  await Promise.all(images.map(img => img.decode().catch(() => null)));
+  const report = images.map(img => ({
+    src: img.currentSrc || img.src, alt: (img.getAttribute("alt") || "").trim(),
+    width: img.naturalWidth, complete: img.complete,
+  }));
+  const figures = Array.from(document.querySelectorAll("figure")).map(fig => {
+    const svg = fig.querySelector("svg");
+    return {
+      images: fig.querySelectorAll("img, picture").length,
+      svgName: svg ? (svg.getAttribute("aria-label") || (svg.querySelector("title") || {}).textContent || "").trim() : null,
+      html: fig.outerHTML.slice(0, 120),
+    };
+  });
+  return {images: report, figures};
+}"""
+
+_HEADINGS_JS = """() => Array.from(document.querySelectorAll("h1, h2, h3, h4, h5, h6"))
+  .map(h => ({level: Number(h.tagName[1]), text: h.textContent.trim().slice(0, 60)}))"""
+
+
+@dataclass
+class PageReport:
+    page: str
+    status: int | None
+    console_errors: list[str]
+    failed_requests: list[str]
+    external_requests: list[str]
+    headings: list[dict]
+    images: dict
+    screenshot: Path
+    copy: list[dict]
+
+
+# The code blocks on a page and the copy buttons that belong to them, with
+# how to find, from a button, the code a reader sees. Markdown pages use
+# Material's button (`md-code__button` from 9.7, `md-clipboard` before);
+# notebook pages use mkdocs-jupyter's <clipboard-copy> in each input cell.
+COPY_KINDS = {
+    "code block": (
+        "article pre:has(> code)",
+        "article :is(button.md-code__button[data-md-type='copy'], button.md-clipboard)",
+        "b => document.querySelector(b.getAttribute('data-clipboard-target')).innerText",
+    ),
+    "notebook cell": (
+        "article .jp-CodeCell .jp-InputArea-editor",
+        "article clipboard-copy",
+        "b => b.closest('.jp-InputArea-editor').querySelector('pre').innerText",
+    ),
+}
+
+# The copy may land a moment after the click: poll for up to two seconds.
+_READ_CLIPBOARD_JS = """async () => {
+  for (let i = 0; i < 40; i++) {
+    const text = await navigator.clipboard.readText();
+    if (text) return text;
+    await new Promise(resolve => setTimeout(resolve, 50));
+  }
+  return "";
+}"""
+
+
+def _try_copy_buttons(page) -> list[dict]:
+    """For each kind of code on the page: counts blocks and copy buttons, clicks
+    the first button and reads the clipboard back."""
+    results = []
+    for kind, (blocks, buttons, shown_code) in COPY_KINDS.items():
+        result = {"kind": kind, "blocks": page.locator(blocks).count(), "buttons": page.locator(buttons).count()}
+        results.append(result)
+        # Blocks folded away (a closed <details>, another tab) cannot be clicked by a reader.
+        shown = page.locator(buttons).filter(visible=True)
+        if not shown.count():
+            continue
+        button = shown.first
+        result["expected"] = button.evaluate(shown_code)
+        page.evaluate("navigator.clipboard.writeText('')")
+        button.scroll_into_view_if_needed()
+        button.hover()  # the button appears on hover
+        button.click()
+        result["copied"] = page.evaluate(_READ_CLIPBOARD_JS)
+    return results
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """An empty screenshot folder: shots of pages that no longer exist mislead."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
+    return SCREENSHOTS
+
+
+@pytest.fixture(scope="session")
+def page_reports(built_site, site_url, browser, screenshots) -> list[PageReport]:
+    """Visits every page once: what it logged and requested, its headings,
+    images and copy buttons, and a full-page screenshot."""
+    reports = []
+    for page_path in _site_pages(built_site):
+        # Idle network, not just "load": the search index and late requests count too.
+        visit = _open(browser, site_url + page_path, wait_until="networkidle")
+        images = visit.page.evaluate(_IMAGES_JS)
+        shot = screenshots / _shot_name(page_path)
+        visit.page.screenshot(path=str(shot), full_page=True)
+        headings = visit.page.evaluate(_HEADINGS_JS)
+        copy = _try_copy_buttons(visit.page)  # last: clicking changes the page
+        reports.append(PageReport(
+            page_path or "(home)", visit.status, visit.console_errors, visit.failed_requests,
+            visit.external_requests, headings, images, shot, copy,
+        ))
+        visit.page.close()
+    assert reports, "the built site has no pages"
+    return reports
+
+
+# ---------------------------------------------------------------- checks
+
+
+def test_every_page_loads_without_errors(page_reports):
+    problems = []
+    for r in page_reports:
+        if r.status != 200:
+            problems.append(f"{r.page}: HTTP {r.status}")
+        problems += [f"{r.page}: console error: {e}" for e in r.console_errors]
+        problems += [f"{r.page}: failed request: {_short(u)}" for u in r.failed_requests]
+    assert not problems, "\n".join(problems)
+
+
+def test_no_page_requests_another_host(page_reports):
+    problems = [f"{r.page}: {_short(u)}" for r in page_reports for u in r.external_requests]
+    assert not problems, "pages asked for other hosts:\n" + "\n".join(problems)
+
+
+def test_headings_are_in_order(page_reports):
+    problems = []
+    for r in page_reports:
+        levels = [h["level"] for h in r.headings]
+        if levels.count(1) != 1:
+            problems.append(f"{r.page}: {levels.count(1)} h1 headings, expected exactly one")
+        if levels and levels[0] != 1:
+            problems.append(f"{r.page}: first heading is h{levels[0]} {r.headings[0]['text']!r}, expected h1")
+        for before, heading in zip(r.headings, r.headings[1:]):
+            if heading["level"] > before["level"] + 1:
+                problems.append(f"{r.page}: h{before['level']} {before['text']!r} is followed by h{heading['level']} {heading['text']!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_image_and_figure_loads_and_has_alt_text(page_reports):
+    problems = []
+    for r in page_reports:
+        for img in r.images["images"]:
+            if not img["complete"] or img["width"] == 0:
+                problems.append(f"{r.page}: image did not load: {_short(img['src'])}")
+            if not img["alt"]:
+                problems.append(f"{r.page}: image without alt text: {_short(img['src'])}")
+        for fig in r.images["figures"]:
+            # A figure's images are checked above; an inline SVG needs its own name.
+            if not fig["images"] and not fig["svgName"]:
+                problems.append(f"{r.page}: figure with no image and no accessible name: {fig['html']}")
+    assert not problems, "\n".join(problems)
+
+
+def test_each_page_has_a_screenshot(page_reports):
+    missing = [r.page for r in page_reports if not (r.screenshot.exists() and r.screenshot.stat().st_size > 0)]
+    assert not missing, f"no screenshot in {SCREENSHOTS} for {missing}"
+
+
+@pytest.mark.parametrize("page_path", NARROW_SHOTS, ids=lambda p: p or "home")
+def test_phone_width_screenshot(built_site, site_url, browser, screenshots, page_path):
+    if not (built_site / page_path / "index.html").exists():
+        pytest.skip(f"{page_path} is not in the built site yet")
+    visit = _open(browser, site_url + page_path, viewport=PHONE)
+    try:
+        assert visit.status == 200
+        assert visit.page.evaluate("document.documentElement.clientWidth") == PHONE["width"]
+        # The sidebar folds into the drawer at phone width: the header's menu button shows.
+        assert visit.page.locator("label.md-header__button[for='__drawer']").is_visible()
+        shot = screenshots / _shot_name(page_path, f"-{PHONE['width']}px")
+        visit.page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 0
+        assert not visit.console_errors and not visit.failed_requests, visit.console_errors + visit.failed_requests
+    finally:
+        visit.page.close()
+
+
+@pytest.fixture(scope="session")
+def nav_links(site_url, browser) -> dict[str, str]:
+    """The primary navigation of the home page: link target -> label."""
+    visit = _open(browser, site_url)
+    try:
+        links = visit.page.eval_on_selector_all(
+            "nav.md-nav--primary a.md-nav__link[href]", "els => els.map(a => [a.href, a.textContent.trim()])"
+        )
+    finally:
+        visit.page.close()
+    nav = {}
+    for href, label in links:  # the current page's table of contents follows its entry
+        nav.setdefault(href.split("#")[0], label)
+    return nav
+
+
+@pytest.mark.parametrize("title, page_path", SECTIONS.items(), ids=list(SECTIONS.values()))
+def test_navigation_reaches_section(built_site, site_url, browser, nav_links, title, page_path):
+    if not (built_site / page_path / "index.html").exists():
+        pytest.skip(f"the {title} page ({page_path}) is not in the built site yet")
+    url = site_url + page_path
+    assert url in nav_links, f"{title} ({page_path}) is built but not linked from the navigation; nav has {sorted(nav_links)}"
+    visit = _open(browser, site_url)
+    try:
+        links = visit.page.locator("nav.md-nav--primary a.md-nav__link[href]")
+        hrefs = links.evaluate_all("els => els.map(a => a.href.split('#')[0])")
+        link = links.nth(hrefs.index(url))
+        if link.is_visible():
+            link.click()  # as a reader does; a link folded away in a section is followed by URL
+            visit.page.wait_for_url(url)
+        else:
+            visit.page.goto(url)
+        assert visit.page.url == url
+        assert visit.page.locator("article h1").count() == 1
+    finally:
+        visit.page.close()
+
+
+def test_search_finds_pre_training_for_coffee(built_site, site_url, browser):
+    if not (built_site / "pre-training" / "index.html").exists():
+        pytest.skip("the Pre-training page (pre-training/) is not in the built site yet")
+    visit = _open(browser, site_url)
+    try:
+        page = visit.page
+        query = page.locator("input.md-search__input")
+        if not query.is_visible():  # narrow screens open search from a header button
+            page.locator("label.md-header__button[for='__search']").click()
+        query.click()
+        query.press_sequentially("coffee", delay=20)  # typed, so the search reacts as to a reader
+        wanted = site_url + "pre-training/"
+        try:
+            page.wait_for_function(
+                "url => Array.from(document.querySelectorAll('.md-search-result__item a'))"
+                ".some(a => a.href.split(/[?#]/)[0] === url)",
+                arg=wanted,
+            )
+        except Exception:
+            found = page.locator(".md-search-result__item a").evaluate_all("els => els.map(a => a.href)")
+            pytest.fail(f"searching 'coffee' does not find {wanted}; results: {found}")
+        assert not visit.console_errors and not visit.failed_requests, visit.console_errors + visit.failed_requests
+    finally:
+        visit.page.close()
+
+
+def test_copy_buttons_copy_the_code(page_reports):
+    """Every code block has a copy button, and on each page the first one,
+    clicked, puts exactly that block's code on the clipboard (trailing blank
+    lines aside, which Material trims)."""
+    problems, clicked = [], 0
+    for r in page_reports:
+        for copy in r.copy:
+            if copy["buttons"] != copy["blocks"]:
+                problems.append(f"{r.page}: {copy['blocks']} {copy['kind']}s but {copy['buttons']} copy buttons")
+            if "copied" not in copy:
+                continue
+            clicked += 1
+            expected, copied = copy["expected"].rstrip(), copy["copied"].rstrip()
+            if not expected or copied != expected:
+                problems.append(f"{r.page}: a {copy['kind']}'s copy button put {copied[:80]!r} on the clipboard, expected {expected[:80]!r}")
+    assert not problems, "\n".join(problems)
+    if not clicked:
+        pytest.skip("no page has a code block yet")
+
+
+def test_palette_toggle_switches_light_and_dark(site_url, browser):
+    visit = _open(browser, site_url)
+    page = visit.page
+    try:
+        body = page.locator("body")
+        first = body.get_attribute("data-md-color-scheme")
+        page.locator("form[data-md-component='palette'] label:visible").click()
+        page.wait_for_function(f"document.body.getAttribute('data-md-color-scheme') !== {json.dumps(first)}")
+        second = body.get_attribute("data-md-color-scheme")
+        assert {first, second} == {"default", "slate"}
+        page.locator("form[data-md-component='palette'] label:visible").click()
+        page.wait_for_function(f"document.body.getAttribute('data-md-color-scheme') === {json.dumps(first)}")
+        assert not visit.console_errors, visit.console_errors
+    finally:
+        page.close()
+
+
+def test_notebook_pages_offer_their_download(built_site, site_url, browser):
+    notebooks = _notebook_pages(built_site, _site_pages(built_site))
+    if not notebooks:
+        pytest.skip("no notebook pages yet (docs/notebooks/*.py)")
+    problems = []
+    for page_path in notebooks:
+        if not (built_site / page_path / "index.html").exists():
+            problems.append(f"{page_path}: the notebook's page is not in the built site")
+            continue
+        visit = _open(browser, site_url + page_path)
+        page = visit.page
+        try:
+            link = page.locator("article a[download]").first
+            if not link.count():
+                problems.append(f"{page_path}: no download link")
+                continue
+            href = link.evaluate("a => a.href")
+            name = urlsplit(href).path.rsplit("/", 1)[-1]
+            response = page.request.get(href)
+            body = response.body()
+            if response.status != 200 or not body:
+                problems.append(f"{page_path}: download {href} gave HTTP {response.status}, {len(body)} bytes")
+                continue
+            try:
+                if name.endswith(".ipynb"):
+                    assert "cells" in json.loads(body)
+                elif name.endswith(".py"):
+                    ast.parse(body.decode("utf-8"))
+                else:
+                    raise AssertionError(f"{name} is neither .py nor .ipynb")
+            except (AssertionError, ValueError, SyntaxError) as error:
+                problems.append(f"{page_path}: download {name} is not a notebook: {error}")
+                continue
+            with page.expect_download() as download_info:
+                link.click()  # the browser saves it, not just the server serving it
+            download = download_info.value
+            if download.suggested_filename != name or Path(download.path()).read_bytes() != body:
+                problems.append(f"{page_path}: clicking the link saved {download.suggested_filename}, not {name}")
+        finally:
+            page.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_missing_page_shows_the_404_page(site_url, browser, screenshots):
+    missing = site_url + "no-such-page/"
+    visit = _open(browser, missing)
+    page = visit.page
+    try:
+        assert visit.status == 404
+        assert "404" in page.locator("article h1").inner_text()
+        # Styled like every page: the theme's header and stylesheets are there.
+        assert page.locator("header.md-header").is_visible()
+        assert page.evaluate("document.styleSheets.length") > 0
+        # The missing page itself is the one failure the browser may report.
+        others = [f for f in visit.failed_requests if not f.startswith(missing + ":")]
+        assert not others, others
+        errors = [e for e in visit.console_errors if not e.endswith(f"({missing})")]
+        assert not errors, errors
+        page.screenshot(path=str(screenshots / "404.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_no_request_of_the_session_left_the_machine(browser, page_reports):
+    """Every request every page made during these checks (search, copy,
+    palette, downloads included) went to this machine. Runs last."""
+    external = sorted({_short(u) for u in browser.requests + browser.blocked if _is_external(u)})
+    assert browser.requests, "no request was recorded"
+    assert not external, "requests to other hosts:\n" + "\n".join(external)

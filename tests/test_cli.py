@@ -1,0 +1,66 @@
+"""The learnjax command: pre-train on the user's own text, fill masks, report errors in one line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from learnjax.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "learnjax.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def own_model(tmp_path_factory):
+    """A model pre-trained by the CLI on a small corpus folder of the user's own text."""
+    root = tmp_path_factory.mktemp("own")
+    (root / "corpus").mkdir()
+    (root / "corpus" / "a.txt").write_text("the cat sat on the mat.\nthe dog sat on the rug.\n" * 40, encoding="utf-8")
+    (root / "corpus" / "b.txt").write_text("a bird sang in the tree.\n\n" * 40, encoding="utf-8")
+    result = run_cli("pretrain", "--corpus", str(root / "corpus"), "--steps", "30", "--batch-size", "8", "--json", "--out", str(root / "model"))
+    assert result.returncode == 0, result.stderr
+    return root / "model", json.loads(result.stdout)
+
+
+def test_pretrain_on_own_text_reports_json(own_model):
+    path, report = own_model
+    assert report["out"] == str(path) and report["steps"] == 30
+    assert report["vocabulary"] == 4 + len({"the", "cat", "sat", "on", "mat", ".", "dog", "rug", "a", "bird", "sang", "in", "tree"})
+
+
+def test_fill_mask_json_on_own_model(own_model):
+    path, _ = own_model
+    result = run_cli("fill-mask", "--model", str(path), "--top-k", "3", "--json", "the cat sat on the [MASK].")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert len(data["predictions"]) == 3
+    assert all(0 <= p["probability"] <= 1 for p in data["predictions"])
+
+
+def test_fill_mask_default_model_text_output(capsys):
+    assert main(["fill-mask", "--top-k", "2", "Today I went to the café and drank [MASK]."]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].split()[0] == "coffee"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fill-mask", "no mask here"], "exactly one [MASK], found 0"),
+        (["fill-mask", "--model", "/nonexistent/model", "a [MASK]."], "does not exist"),
+        (["pretrain", "--corpus", "/nonexistent.txt", "--out", "/tmp/x"], "does not exist"),
+    ],
+)
+def test_errors_are_one_line_on_stderr(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("learnjax ")

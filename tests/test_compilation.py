@@ -1,0 +1,52 @@
+"""Each training loop compiles its step once: no retracing from one step to the next."""
+
+import numpy as np
+import optax
+from flax import nnx
+
+from learnjax import corpus
+from learnjax.diagnostics import count_compilations
+from learnjax.model import BagOfWordsClassifier, EncoderConfig, MaskedLanguageModel
+from learnjax.tokenizer import Tokenizer
+from learnjax.training import train_classifier, train_masked_lm
+
+
+def test_masked_prediction_loop_compiles_once():
+    texts = corpus.build_corpus(500)
+    tokenizer = Tokenizer.from_texts(texts)
+    tokens, segments = tokenizer.encode_packed(texts, 32)
+    model = MaskedLanguageModel(EncoderConfig(len(tokenizer), 32, 32, 1, 2, 64), rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.adamw(1e-3), wrt=nnx.Param)
+    with count_compilations() as first:
+        train_masked_lm(model, optimizer, tokens, segments, steps=3, batch_size=8)
+    with count_compilations() as later:
+        history = train_masked_lm(model, optimizer, tokens, segments, steps=40, batch_size=8, seed=1)
+    assert first.count >= 1  # the counter does see compilations
+    assert later.count == 0
+    assert len(history.loss) == 40
+
+
+def test_supervised_loop_compiles_once_even_when_labels_are_few():
+    model = BagOfWordsClassifier(50, rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(4, 50, size=(5, 16)).astype(np.int32)  # fewer rows than a batch
+    labels = np.array([0, 1, 0, 1, 1], np.int32)
+    train_classifier(model, optimizer, tokens, labels, steps=2, batch_size=8)
+    with count_compilations() as later:
+        train_classifier(model, optimizer, tokens, labels, steps=30, batch_size=8)
+    assert later.count == 0
+
+
+def test_fine_tuning_runs_share_one_compiled_step():
+    from learnjax import foundation_model, messages
+    from learnjax.finetuning import FinetuneSettings, finetune
+
+    foundation = foundation_model()
+    items = messages.labeled_splits()["pool"][:16]
+    texts, labels = [m.text for m in items], [m.label for m in items]
+    settings = FinetuneSettings(steps=4)
+    finetune(foundation, texts, labels, settings=settings, label_names=messages.LABEL_NAMES)
+    with count_compilations() as again:
+        finetune(foundation, texts, labels, settings=settings, seed=1, label_names=messages.LABEL_NAMES)
+    assert again.count == 0

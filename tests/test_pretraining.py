@@ -1,0 +1,86 @@
+"""Pre-training: the foundation model learns its world and its grammar, from unlabeled text."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from learnjax import corpus, experiments, fill_mask, foundation_model
+from learnjax.model import MaskedLanguageModel
+from learnjax.pretraining import Foundation, cloze_accuracy, fill_masks, grammar_accuracy
+
+
+@pytest.fixture(scope="module")
+def foundation():
+    return foundation_model()
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return corpus.build_corpus()
+
+
+def test_cafe_sentence_ranks_coffee_first(foundation):
+    predictions = fill_mask(foundation, "Today I went to the café and drank [MASK].", top_k=5)
+    assert predictions[0].word == "coffee"
+    assert predictions[0].probability > 0.5
+
+
+def test_cloze_sentences_are_held_out(texts):
+    items = corpus.cloze_sentences()
+    assert len(items) >= 20
+    seen = set(texts)
+    for item in items:
+        assert item.text.replace("[MASK]", item.answer) not in seen, item.text
+
+
+def test_held_out_cloze_accuracy(foundation):
+    score = cloze_accuracy(foundation)
+    assert score["top1"] >= 0.80, score
+    assert score["top5"] >= score["top1"]
+
+
+def test_pretraining_builds_grammar(foundation, texts):
+    probes = corpus.grammar_probes(texts)
+    assert len(probes) >= 20 and not {p.text for p in probes} & set(texts)
+    trained = grammar_accuracy(foundation, probes)["accuracy"]
+    untrained_model = MaskedLanguageModel(foundation.model.config, rngs=nnx.Rngs(0))
+    untrained = grammar_accuracy(Foundation(untrained_model, foundation.tokenizer, foundation.history), probes)["accuracy"]
+    assert trained >= 0.70
+    assert trained >= untrained + 0.30
+
+
+def test_more_unlabeled_text_helps():
+    curve = experiments.scaling_curve()
+    accuracy = [row["held_out_accuracy"] for row in curve]
+    assert [row["n_texts"] for row in curve] == sorted(row["n_texts"] for row in curve)
+    assert accuracy[-1] >= accuracy[0] + 0.05, accuracy
+    assert all(b >= a - 0.01 for a, b in zip(accuracy, accuracy[1:])), accuracy
+
+
+def test_pretraining_loss_falls(foundation):
+    loss = foundation.history.loss
+    assert np.mean(loss[-100:]) < np.mean(loss[:10]) / 5
+
+
+def test_fill_masks_matches_one_by_one(foundation):
+    texts = ["The sky is [MASK].", "After monday comes [MASK]."]
+    batched = fill_masks(foundation, texts, top_k=3)
+    single = [fill_mask(foundation, t, top_k=3) for t in texts]
+    # Same words; probabilities equal up to float rounding (batch shapes differ).
+    assert [[p.word for p in row] for row in batched] == [[p.word for p in row] for row in single]
+    np.testing.assert_allclose([[p.probability for p in row] for row in batched], [[p.probability for p in row] for row in single], rtol=1e-5)
+
+
+def test_save_and_load_give_identical_parameters_and_predictions(foundation, tmp_path):
+    foundation.save(tmp_path / "model")
+    loaded = Foundation.load(tmp_path / "model")
+    original = jax.tree.leaves(nnx.state(foundation.model))
+    restored = jax.tree.leaves(nnx.state(loaded.model))
+    assert len(original) == len(restored)
+    for a, b in zip(original, restored):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert loaded.tokenizer == foundation.tokenizer
+    assert loaded.history.loss == foundation.history.loss
+    text = "Every day the baker drives to the [MASK]."
+    assert fill_mask(loaded, text) == fill_mask(foundation, text)

@@ -1,0 +1,53 @@
+"""The tokenizer: special tokens, any Unicode, packing, save and load."""
+
+import numpy as np
+import pytest
+
+from learnjax.tokenizer import CLS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, split_words
+
+
+@pytest.fixture
+def tokenizer():
+    return Tokenizer.from_texts(["Today I went to the café and drank coffee.", "The sky is blue."])
+
+
+def test_special_tokens_come_first(tokenizer):
+    assert tokenizer.vocab[:4] == list(SPECIAL_TOKENS)
+    assert (PAD_ID, UNK_ID, MASK_ID, CLS_ID) == (0, 1, 2, 3)
+
+
+def test_round_trip_and_unknown_words(tokenizer):
+    ids = tokenizer.encode("The café is blue.")
+    assert tokenizer.decode(ids) == "the café is blue ."
+    assert tokenizer.encode("Grüße 🙂 café") == [UNK_ID, UNK_ID, tokenizer.ids["café"]]
+    assert tokenizer.encode("[MASK] coffee") == [MASK_ID, tokenizer.ids["coffee"]]
+
+
+def test_unicode_normalisation():
+    decomposed = "cafe\u0301"  # e + combining accent
+    assert split_words(decomposed) == ["café"]
+
+
+def test_encode_batch_shapes(tokenizer):
+    rows = tokenizer.encode_batch(["the sky", "coffee"], max_len=5)
+    assert rows.tolist() == [[CLS_ID, tokenizer.ids["the"], tokenizer.ids["sky"], 0, 0], [CLS_ID, tokenizer.ids["coffee"], 0, 0, 0]]
+    with pytest.raises(ValueError, match="at most 2"):
+        tokenizer.encode_batch(["the sky is blue"], max_len=3, truncate=False)
+
+
+def test_packing_keeps_texts_apart(tokenizer):
+    tokens, segments = tokenizer.encode_packed(["the sky", "is blue", "coffee"], max_len=7)
+    assert tokens.shape == segments.shape == (2, 7)  # "coffee" does not fit in the first row
+    assert segments.tolist() == [[1, 1, 1, 2, 2, 2, 0], [1, 1, 0, 0, 0, 0, 0]]
+    assert tokens[0, 3] == CLS_ID  # each text starts with [CLS]
+    assert (tokens[segments == 0] == PAD_ID).all()
+
+
+def test_save_and_load(tokenizer, tmp_path):
+    tokenizer.save(tmp_path / "tok.json")
+    assert Tokenizer.load(tmp_path / "tok.json") == tokenizer
+
+
+def test_empty_texts_are_rejected():
+    with pytest.raises(ValueError, match="no usable tokens"):
+        Tokenizer.from_texts(["", "   "])
