@@ -116,6 +116,22 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     return manifest
 
 
+def open_checkpoint(directory: str | os.PathLike, kind: str) -> tuple[dict, Tokenizer, EncoderConfig]:
+    """The manifest, tokenizer and encoder configuration of a saved `kind` model,
+    each checked; the parameters are then loaded with `restore_into`."""
+    manifest = read_manifest(directory)
+    if manifest["kind"] != kind:
+        raise CheckpointError(f"{str(directory)!r} holds a {manifest['kind']!r} model, not a {kind!r} model")
+    tokenizer = load_tokenizer(directory, manifest)
+    try:
+        config = EncoderConfig.from_dict(manifest["config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{str(directory)!r} has an incompatible configuration: {e}") from None
+    if config.vocab_size != len(tokenizer):
+        raise CheckpointError(f"{str(directory)!r}: model vocabulary {config.vocab_size} != tokenizer {len(tokenizer)}")
+    return manifest, tokenizer, config
+
+
 def load_tokenizer(directory: str | os.PathLike, manifest: dict | None = None) -> Tokenizer:
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)

@@ -42,6 +42,16 @@ def _print_json(data) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _load_foundation(path: Path | None, json_output: bool):
+    from learnjax.pretraining import Foundation
+
+    if path is not None:
+        return Foundation.load(path)
+    from learnjax.cache import foundation_model
+
+    return foundation_model(progress=not json_output)
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from learnjax.pretraining import PretrainRecipe, pretrain
     from learnjax.textfiles import iter_lines, text_files
@@ -69,32 +79,17 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_fill_mask(args: argparse.Namespace) -> None:
-    from learnjax.pretraining import Foundation, fill_mask
+    from learnjax.pretraining import fill_mask
 
     if args.top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
-    if args.model:
-        foundation = Foundation.load(args.model)
-    else:
-        from learnjax.cache import foundation_model
-
-        foundation = foundation_model(progress=not args.json)
+    foundation = _load_foundation(args.model, args.json)
     predictions = fill_mask(foundation, args.text, top_k=args.top_k)
     if args.json:
         _print_json({"text": args.text, "predictions": [{"word": p.word, "probability": p.probability} for p in predictions]})
     else:
         for p in predictions:
             print(f"{p.word:>15}  {p.probability:6.1%}")
-
-
-def _load_foundation(path: Path | None, json_output: bool):
-    from learnjax.pretraining import Foundation
-
-    if path is not None:
-        return Foundation.load(path)
-    from learnjax.cache import foundation_model
-
-    return foundation_model(progress=not json_output)
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:

@@ -87,18 +87,11 @@ class SpamClassifier:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> SpamClassifier:
-        manifest = checkpoints.read_manifest(directory)
-        if manifest["kind"] != "classifier":
-            raise checkpoints.CheckpointError(f"{str(directory)!r} holds a {manifest['kind']!r} model, not a fine-tuned classifier")
-        tokenizer = checkpoints.load_tokenizer(directory, manifest)
+        manifest, tokenizer, config = checkpoints.open_checkpoint(directory, "classifier")
         meta = manifest.get("metadata", {})
         labels = tuple(meta.get("labels") or ())
         if len(labels) < 2:
             raise checkpoints.CheckpointError(f"{str(directory)!r} names {len(labels)} labels; a classifier needs at least 2")
-        try:
-            config = EncoderConfig.from_dict(manifest["config"])
-        except (TypeError, ValueError) as e:
-            raise checkpoints.CheckpointError(f"{str(directory)!r} has an incompatible configuration: {e}") from None
         model = EncoderClassifier(Encoder(config, rngs=nnx.Rngs(0)), len(labels), rngs=nnx.Rngs(0))
         checkpoints.restore_into(directory, model, manifest)
         history = History(**meta["history"]) if meta.get("history") else History()

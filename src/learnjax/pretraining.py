@@ -70,16 +70,7 @@ class Foundation:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Foundation:
-        manifest = checkpoints.read_manifest(directory)
-        if manifest["kind"] != "masked_lm":
-            raise checkpoints.CheckpointError(f"{str(directory)!r} holds a {manifest['kind']!r} model, not a pre-trained masked_lm")
-        tokenizer = checkpoints.load_tokenizer(directory, manifest)
-        try:
-            config = EncoderConfig.from_dict(manifest["config"])
-        except (TypeError, ValueError) as e:
-            raise checkpoints.CheckpointError(f"{str(directory)!r} has an incompatible configuration: {e}") from None
-        if config.vocab_size != len(tokenizer):
-            raise checkpoints.CheckpointError(f"{str(directory)!r}: model vocabulary {config.vocab_size} != tokenizer {len(tokenizer)}")
+        manifest, tokenizer, config = checkpoints.open_checkpoint(directory, "masked_lm")
         model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
         checkpoints.restore_into(directory, model, manifest)
         meta = manifest.get("metadata", {})
