@@ -131,3 +131,16 @@ def test_cli_errors_are_one_line(tmp_path, args, status, message):
 def test_debug_flag_shows_the_traceback(tmp_path):
     result = _cli("--debug", "classify", "--model", str(tmp_path / "nowhere"), "hi")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_diverging_training_stops_and_keeps_the_saved_model(tmp_path):
+    (tmp_path / "corpus.txt").write_text("the cat sat on the mat.\nthe dog sat on the rug.\n" * 30, encoding="utf-8")
+    good = _cli("pretrain", "--corpus", str(tmp_path / "corpus.txt"), "--steps", "5", "--batch-size", "8", "--out", str(tmp_path / "model"))
+    assert good.returncode == 0, good.stderr
+    before = (tmp_path / "model" / "learnjax.json").read_bytes()
+    bad = _cli("pretrain", "--corpus", str(tmp_path / "corpus.txt"), "--steps", "60", "--batch-size", "8",
+               "--learning-rate", "1e30", "--out", str(tmp_path / "model"))
+    assert bad.returncode == 1
+    assert "the loss became" in bad.stderr and "learning rate ten times smaller" in bad.stderr
+    assert (tmp_path / "model" / "learnjax.json").read_bytes() == before
+    Foundation.load(tmp_path / "model")  # the last good model still loads

@@ -7,6 +7,7 @@ Errors print one line on stderr and exit with status 1 (2 for bad usage);
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -57,7 +58,10 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from learnjax.textfiles import iter_lines, text_files
 
     recipe = PretrainRecipe()
-    changes = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("batch_size", args.batch_size)) if v is not None}
+    changes = {
+        k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate))
+        if v is not None
+    }
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
     recipe = recipe.replace(**changes)
@@ -101,9 +105,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
     texts, labels = read_labeled(args.train)  # checked before any model is loaded
     foundation = _load_foundation(args.model, args.json)
-    settings = FinetuneSettings()
-    if args.steps is not None:
-        settings = FinetuneSettings(steps=args.steps)
+    changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
+    settings = dataclasses.replace(FinetuneSettings(), **changes)
     started = time.perf_counter()
     classifier = finetune(foundation, texts, labels, mode=args.mode, settings=settings, seed=args.seed, progress=not args.json)
     out = classifier.save(args.out)
@@ -158,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument("--batch-size", type=int, help="rows per batch (default: the recipe's)")
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the recipe's)")
     p.add_argument("--out", required=True, type=Path, help="directory to save the model to")
 
     p = command("fill-mask", "Predict the word hidden behind [MASK].", cmd_fill_mask)
@@ -171,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="directory to save the classifier to")
     p.add_argument("--mode", default="full", help="full (update everything), probe (frozen encoder) or scratch (no pre-training)")
     p.add_argument("--steps", type=int, help="training steps (default: 80)")
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.001)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
     p = command("classify", "Label texts with a fine-tuned classifier.", cmd_classify)

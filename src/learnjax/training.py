@@ -50,7 +50,8 @@ def batch_indices(n_examples: int, batch_size: int, steps: int, seed: int) -> It
 def _check_finite(loss: float, step: int) -> None:
     if not math.isfinite(loss):
         raise TrainingDiverged(
-            f"the loss became {loss} at step {step}; try a smaller learning rate or fewer warm-up-free steps"
+            f"training stopped: the loss became {loss} at step {step}; "
+            "try a learning rate ten times smaller, or more warm-up steps"
         )
 
 
