@@ -42,22 +42,22 @@ def test_probe_trains_only_the_head():
     foundation = foundation_model()
     model, trainable = build_classifier(foundation, "probe")
     trained = nnx.state(model, trainable)
-    assert set(trained.to_pure_dict()) == {"head"}
-    before = nnx.state(model.encoder, nnx.Param).to_pure_dict()
+    assert set(nnx.to_pure_dict(trained)) == {"head"}
+    before = nnx.to_pure_dict(nnx.state(model.encoder, nnx.Param))
     splits = messages.labeled_splits()
     items = splits["pool"][:16]
     classifier = finetune(foundation, [m.text for m in items], [m.label for m in items], mode="probe",
                           settings=FinetuneSettings(steps=5), label_names=messages.LABEL_NAMES)
-    after = nnx.state(classifier.model.encoder, nnx.Param).to_pure_dict()
+    after = nnx.to_pure_dict(nnx.state(classifier.model.encoder, nnx.Param))
     jax.tree.map(np.testing.assert_array_equal, before, after)
 
 
 def test_fine_tuning_leaves_the_foundation_unchanged():
     foundation = foundation_model()
-    before = jax.tree.map(np.asarray, nnx.state(foundation.model).to_pure_dict())
+    before = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(foundation.model)))
     items = messages.labeled_splits()["pool"][:16]
     finetune(foundation, [m.text for m in items], [m.label for m in items], settings=FinetuneSettings(steps=5), label_names=messages.LABEL_NAMES)
-    jax.tree.map(np.testing.assert_array_equal, before, nnx.state(foundation.model).to_pure_dict())
+    jax.tree.map(np.testing.assert_array_equal, before, nnx.to_pure_dict(nnx.state(foundation.model)))
 
 
 def test_classifier_save_load_round_trip(tmp_path):
