@@ -20,9 +20,8 @@
 
 # %%
 import jax
-import matplotlib.pyplot as plt
 
-from learnjax import corpus, experiments, fill_mask, foundation_model, mask_tokens
+from learnjax import corpus, experiments, fill_mask, foundation_model, mask_tokens, plots
 from learnjax.pretraining import cloze_accuracy, grammar_accuracy
 
 # %% [markdown]
@@ -37,46 +36,27 @@ tokenizer = foundation.tokenizer
 tokens = tokenizer.encode_batch(["Today I went to the café and drank coffee."], max_len=12)
 inputs, targets, weights = mask_tokens(jax.random.key(7), tokens, len(tokenizer), rate=0.3)
 
-fig, ax = plt.subplots(figsize=(9, 1.6))
-ax.axis("off")
-table = ax.table(
-    cellText=[[tokenizer.vocab[int(t)] for t in row] for row in (tokens[0], inputs[0])]
-    + [[tokenizer.vocab[int(t)] if w else "" for t, w in zip(targets[0], weights[0])]],
-    rowLabels=["token", "model sees", "answer"], loc="center", cellLoc="center",
+words = [tokenizer.vocab[int(t)] for t in tokens[0]]
+fig, _ = plots.masking_grid(
+    words,
+    {"model sees": [tokenizer.vocab[int(i)] for i in inputs[0]],
+     "answer": [tokenizer.vocab[int(t)] if w else "" for t, w in zip(targets[0], weights[0])]},
+    highlight=[bool(w) for w in weights[0]],
 )
-for col, chosen in enumerate(weights[0]):
-    if chosen:
-        for row in range(3):
-            table[row, col].set_facecolor("#fff3b0")
-plt.show()
 
 # %% [markdown]
 # ## The pre-training loss
 
 # %%
-losses = foundation.history.loss
-plt.figure(figsize=(7, 3.5))
-plt.plot(losses, alpha=0.3, label="each step")
-window = 25
-plt.plot(range(window - 1, len(losses)), [sum(losses[i - window + 1 : i + 1]) / window for i in range(window - 1, len(losses))], label=f"mean of {window} steps")
-plt.xlabel("training step")
-plt.ylabel("masked-prediction loss")
-plt.legend()
-plt.show()
-print(f"pre-training took {foundation.seconds:.0f} s for {len(losses)} steps")
+fig, _ = plots.loss_curve(foundation.history.loss, ylabel="masked-prediction loss")
+print(f"pre-training took {foundation.seconds:.0f} s for {len(foundation.history.loss)} steps")
 
 # %% [markdown]
 # ## The café test
 
 # %%
 predictions = fill_mask(foundation, "Today I went to the café and drank [MASK].", top_k=5)
-plt.figure(figsize=(6, 2.8))
-plt.barh([p.word for p in predictions][::-1], [p.probability for p in predictions][::-1])
-plt.xlabel("probability")
-plt.title("Today I went to the café and drank [MASK].")
-plt.show()
-for p in predictions:
-    print(f"{p.word:>12} {p.probability:6.1%}")
+fig, _ = plots.top_k_bars(predictions, title="Today I went to the café and drank [MASK].")
 
 # %% [markdown]
 # ## Held-out cloze sentences and grammar
@@ -90,10 +70,7 @@ print("agreement:", grammar_accuracy(foundation, corpus.grammar_probes(corpus.bu
 
 # %%
 curve = experiments.scaling_curve()
-plt.figure(figsize=(6, 3.5))
-plt.semilogx([r["n_texts"] for r in curve], [r["held_out_accuracy"] for r in curve], "o-", label="hidden words recovered")
-plt.semilogx([r["n_texts"] for r in curve], [r["cloze_top1"] for r in curve], "s-", label="cloze top-1")
-plt.xlabel("unlabeled texts")
-plt.ylabel("held-out accuracy")
-plt.legend()
-plt.show()
+fig, _ = plots.learning_curves(
+    {"held-out hidden words recovered": [{"x": r["n_texts"], "mean": r["held_out_accuracy"]} for r in curve]},
+    xlabel="unlabeled texts in the corpus", ylabel="held-out accuracy",
+)

@@ -12,9 +12,8 @@ import io
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
+    # No backend is forced: without a display matplotlib draws with Agg, and in a
+    # notebook the inline backend shows each figure below its cell.
     import matplotlib.pyplot as plt
 
     return plt
@@ -91,13 +90,13 @@ def top_k_bars(predictions, *, title: str):
 
 def masking_grid(words: list[str], rows: dict[str, list[str]], highlight: list[bool]):
     """A table drawn as a figure: one column per token, one row per view of it."""
-    fig, ax = figure(width=max(6.4, 0.75 * len(words)), height=0.5 + 0.45 * (len(rows) + 1))
+    fig, ax = figure(width=max(7.5, 0.8 * len(words)), height=0.6 + 0.5 * (len(rows) + 1))
     ax.axis("off")
     cell_text = [words] + list(rows.values())
     table = ax.table(cellText=cell_text, rowLabels=["token", *rows], loc="center", cellLoc="center")
     table.auto_set_font_size(False)
-    table.set_fontsize(9)
-    table.scale(1, 1.4)
+    table.set_fontsize(11)
+    table.scale(1, 1.8)
     for col, chosen in enumerate(highlight):
         if chosen:
             for row in range(len(cell_text)):
