@@ -1,7 +1,6 @@
 """The docs harness collects every Python block, as the reader sees it, and a
 broken block or a broken snippet fails the suite."""
 
-from pathlib import Path
 from textwrap import dedent
 
 import pytest

@@ -11,7 +11,7 @@ import pytest
 
 from learnjax import PretrainRecipe, fill_mask, foundation_model, mask_tokens, pretrain
 from learnjax.checkpoints import CheckpointError
-from learnjax.finetuning import SpamClassifier, finetune
+from learnjax.finetuning import finetune
 from learnjax.labeled_files import read_labeled
 from learnjax.model import EncoderConfig
 from learnjax.pretraining import Foundation

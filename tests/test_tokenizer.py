@@ -1,6 +1,5 @@
 """The tokenizer: special tokens, any Unicode, packing, save and load."""
 
-import numpy as np
 import pytest
 
 from learnjax.tokenizer import CLS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, split_words

@@ -21,7 +21,7 @@ import numpy as np
 from flax import nnx
 
 from learnjax import checkpoints, messages
-from learnjax.model import Encoder, EncoderClassifier, EncoderConfig
+from learnjax.model import Encoder, EncoderClassifier
 from learnjax.pretraining import Foundation
 from learnjax.tokenizer import Tokenizer
 from learnjax.training import History, accuracy, adamw, predict, train_classifier
