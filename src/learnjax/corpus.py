@@ -26,11 +26,15 @@ class Subject:
     third_person: bool  # "she drinks" vs "they drink"
 
 
+def _named_subject(rng: random.Random) -> Subject:
+    name, pronoun = rng.choice(world.NAMES)
+    return Subject(name.capitalize(), pronoun, True)
+
+
 def _subject(rng: random.Random, allow_i: bool = True) -> Subject:
     roll = rng.random()
     if roll < 0.45:
-        name, pronoun = rng.choice(world.NAMES)
-        return Subject(name.capitalize(), pronoun, True)
+        return _named_subject(rng)
     if roll < 0.6:
         relative = rng.choice(world.RELATIVES_SINGULAR)
         pronoun = {"sister": "she", "aunt": "she", "brother": "he", "uncle": "he"}.get(relative) or rng.choice(("she", "he"))
@@ -124,10 +128,7 @@ def _sentence(text: str) -> str:
 
 
 # Held out of the corpus: activity frame by place, and job frame by job.
-HELD_OUT_ACTIVITIES = {
-    (name, a.place) for i, a in enumerate(world.ACTIVITIES)
-    for name in [list(ACTIVITY_FRAMES)[(i * 3) % len(ACTIVITY_FRAMES)]]
-}
+HELD_OUT_ACTIVITIES = {(list(ACTIVITY_FRAMES)[(i * 3) % len(ACTIVITY_FRAMES)], a.place) for i, a in enumerate(world.ACTIVITIES)}
 HELD_OUT_JOBS = {(list(JOB_FRAMES)[i % len(JOB_FRAMES)], job) for i, (job, _) in enumerate(world.JOBS)}
 
 
@@ -142,8 +143,7 @@ def _world_sentence(rng: random.Random) -> str:
                 return _sentence(ACTIVITY_FRAMES[frame_name](rng, subject, activity))
     if roll < 0.75:
         if not subject.third_person:
-            subject = Subject(*rng.choice(world.NAMES), True)
-            subject = Subject(subject.text.capitalize(), subject.pronoun, True)
+            subject = _named_subject(rng)
         while True:
             frame_name = rng.choice(list(JOB_FRAMES))
             job, place = rng.choice(world.JOBS)
@@ -204,14 +204,12 @@ def cloze_sentences() -> list[Cloze]:
     items = []
     for frame_name, place in sorted(HELD_OUT_ACTIVITIES):
         activity = next(a for a in world.ACTIVITIES if a.place == place)
-        subject = Subject(*rng.choice(world.NAMES), True)
-        subject = Subject(subject.text.capitalize(), subject.pronoun, True)
+        subject = _named_subject(rng)
         text = _sentence(ACTIVITY_FRAMES[frame_name](rng, subject, activity))
         items.append(Cloze(_mask_word(text, activity.thing), activity.thing, f"what people do at the {place}"))
     for frame_name, job in sorted(HELD_OUT_JOBS):
         place = dict(world.JOBS)[job]
-        subject = Subject(*rng.choice(world.NAMES), True)
-        subject = Subject(subject.text.capitalize(), subject.pronoun, True)
+        subject = _named_subject(rng)
         text = _sentence(JOB_FRAMES[frame_name](rng, subject, job, place))
         items.append(Cloze(_mask_word(text, place), place, f"where a {job} works"))
     return items

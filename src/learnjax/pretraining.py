@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from learnjax import checkpoints, corpus
+from learnjax.masking import mask_tokens
 from learnjax.model import EncoderConfig, MaskedLanguageModel
 from learnjax.tokenizer import MASK, MASK_ID, SPECIAL_TOKENS, Tokenizer
 from learnjax.training import History, adamw, predict, train_masked_lm
@@ -170,8 +171,6 @@ def grammar_accuracy(foundation: Foundation, probes: list[corpus.GrammarProbe] |
 def masked_token_scores(foundation: Foundation, texts: list[str], mask_rate: float = 0.15, seed: int = 0) -> dict[str, float]:
     """How well hidden words of `texts` (held-out text) are recovered: accuracy and
     mean cross-entropy (loss) over the masked positions."""
-    from learnjax.masking import mask_tokens
-
     tokens = foundation.tokenizer.encode_batch(texts, foundation.model.config.max_len)
     inputs, targets, weights = jax.device_get(mask_tokens(jax.random.key(seed), tokens, len(foundation.tokenizer), mask_rate))
     logits = predict(foundation.model, inputs)
