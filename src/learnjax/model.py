@@ -64,6 +64,16 @@ class BagOfWordsClassifier(nnx.Module):
 
 
 # --8<-- [start:encoder]
+def per_token(layer, x: jax.Array) -> jax.Array:
+    """`layer` applied to every vector of x (..., D) as one 2-D (tokens, D) matmul.
+
+    Same parameters, same arithmetic. But the gradient of a 3-D product contracts
+    two axes, which XLA on CPU runs as a transposed product behind layout copies;
+    with one flat token axis every weight gradient is a plain matrix product.
+    """
+    return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+
+
 class SelfAttention(nnx.Module):
     def __init__(self, d_model: int, n_heads: int, *, rngs: nnx.Rngs):
         self.n_heads = n_heads
@@ -73,13 +83,13 @@ class SelfAttention(nnx.Module):
     def __call__(self, x: jax.Array, allowed: jax.Array) -> jax.Array:
         B, T, D = x.shape
         H = self.n_heads
-        q, k, v = jnp.split(self.qkv(x), 3, axis=-1)  # 3 x (B, T, D)
+        q, k, v = jnp.split(per_token(self.qkv, x), 3, axis=-1)  # 3 x (B, T, D)
         q, k, v = (t.reshape(B, T, H, D // H) for t in (q, k, v))  # (B, T, H, Dh)
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(D // H)  # (B, H, T, T)
         # A position attends only to real tokens of its own text (`allowed` is (B, T, T)).
         scores = jnp.where(allowed[:, None], scores, jnp.finfo(scores.dtype).min)
         attended = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v)  # (B, T, H, Dh)
-        return self.proj(attended.reshape(B, T, D))  # (B, T, D)
+        return per_token(self.proj, attended.reshape(B, T, D))  # (B, T, D)
 
 
 class Block(nnx.Module):
@@ -94,7 +104,7 @@ class Block(nnx.Module):
 
     def __call__(self, x: jax.Array, allowed: jax.Array) -> jax.Array:
         x = x + self.attn(self.ln1(x), allowed)
-        return x + self.ff2(nnx.gelu(self.ff1(self.ln2(x))))
+        return x + per_token(self.ff2, nnx.gelu(per_token(self.ff1, self.ln2(x))))
 
 
 class Encoder(nnx.Module):
@@ -149,9 +159,9 @@ class MaskedLanguageModel(nnx.Module):
         h = self.encoder(tokens, segments)  # (B, T, D)
         if positions is not None:
             h = jnp.take_along_axis(h, positions[..., None], axis=1)  # (B, P, D)
-        h = self.ln(nnx.gelu(self.transform(h)))
+        h = self.ln(nnx.gelu(per_token(self.transform, h)))
         # Tied weights: the output layer is the transposed token embedding table.
-        return self.encoder.token_embed.attend(h) + self.bias[...]  # (B, ., V)
+        return per_token(self.encoder.token_embed.attend, h) + self.bias[...]  # (B, ., V)
 # --8<-- [end:encoder]
 
 
