@@ -7,6 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
 from docs_harness import PythonFenceParser, SnippetDocument  # noqa: E402
+import pytest  # noqa: E402
 from sybil import Sybil  # noqa: E402
 
 pytest_plugins = ["pytester"]
@@ -17,3 +18,29 @@ pytest_collect_file = Sybil(
     path="docs",
     document_types={".md": SnippetDocument},
 ).pytest()
+
+
+# Under pytest-xdist (`-n`, set in pyproject.toml) tests run in parallel workers.
+# A page's blocks share one namespace, so each page stays on one worker; the
+# site tests share one strict build, so they stay together too. Both groups are
+# the longest, so they start first.
+SITE_TESTS = ("tests/test_site.py", "tests/test_browser.py")
+
+
+def _group(item) -> str | None:
+    path = Path(item.path).relative_to(Path(__file__).parent).as_posix()
+    if path in SITE_TESTS:
+        return "site"
+    if path.startswith("docs/"):
+        return path
+    return None
+
+
+@pytest.hookimpl(wrapper=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = _group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: {"site": 0, None: 2}.get(_group(item), 1))
+    return (yield)

@@ -4,7 +4,8 @@
 
 Measures, at the docs' default model size and at a larger one, float32:
 - tokens/s of the masked-prediction step, run through `learnjax.training.train_masked_lm`
-  (masked_batch + masked_prediction_step on packed rows with segments);
+  (`fused_masked_lm_step`: masking plus the step, one compiled call with donated
+  state, on packed rows with segments);
 - examples/s of the supervised step, through `learnjax.training.train_classifier`
   (supervised_step on an EncoderClassifier);
 - time to the first finished step in a fresh process (imports, model, compile);
@@ -13,6 +14,8 @@ Measures, at the docs' default model size and at a larger one, float32:
   2048x2048 matmul rate measured in the same run;
 side by side with the same JAX step without jit and a PyTorch implementation
 (`torch_impl.py`) in eager mode and under torch.compile, when torch is installed.
+What each optimisation of the library's step contributes is measured by
+`variants.py`.
 """
 
 from __future__ import annotations
@@ -146,18 +149,6 @@ class TorchSteps(Runner):
                 "cpu_capability": self.torch.backends.cpu.get_cpu_capability()}
 
 
-def proposed(objective: str, size, data) -> Runner:
-    """The fastest variant found by variants.py, as the src change would make it:
-    flat (2-D) matmuls, accuracy without argmax, and for pre-training a
-    functional step with donated state and the masking fused in."""
-    import variants
-
-    if objective == "masked":
-        return variants.Variant(variants.PROPOSED, size, data)
-    variants.use_flat_dense()
-    return JaxLoop(objective, size, data, jit=True)
-
-
 def build(impl: str, objective: str, size, data) -> Runner:
     if impl == "jax-jit":
         return JaxLoop(objective, size, data, jit=True)
@@ -167,8 +158,6 @@ def build(impl: str, objective: str, size, data) -> Runner:
         return TorchSteps(objective, size, data, compile=False)
     if impl == "torch-compile":
         return TorchSteps(objective, size, data, compile=True)
-    if impl == "jax-proposed":
-        return proposed(objective, size, data)
     if impl == "matmul":
         return harness.MatmulRunner(objective)
     raise ValueError(f"unknown implementation {impl!r}")
@@ -176,7 +165,7 @@ def build(impl: str, objective: str, size, data) -> Runner:
 
 # ---------------------------------------------------------------- the run (parent side)
 
-IMPL_NAMES = {"jax-jit": "learnjax (jit)", "jax-proposed": "learnjax proposed (jit)", "jax-nojit": "learnjax (no jit)",
+IMPL_NAMES = {"jax-jit": "learnjax (jit)", "jax-nojit": "learnjax (no jit)",
               "torch-eager": "PyTorch eager", "torch-compile": "PyTorch torch.compile"}
 
 
@@ -184,7 +173,7 @@ def plan(size_list, *, quick: bool, have_torch: bool, compile_supervised: bool =
     rows: list[Row] = []
     for size in size_list:
         rows += harness.matmul_peak_rows(size)
-        impls = ["jax-jit", "jax-proposed", "torch-eager"] if quick else ["jax-jit", "jax-proposed", "jax-nojit", "torch-eager", "torch-compile"]
+        impls = ["jax-jit", "torch-eager"] if quick else ["jax-jit", "jax-nojit", "torch-eager", "torch-compile"]
         if not have_torch:
             impls = [i for i in impls if not i.startswith("torch")]
         for objective in ("masked", "supervised"):

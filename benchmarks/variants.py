@@ -1,22 +1,29 @@
-"""Ways to make the jit-compiled masked-prediction step faster, measured side by side.
+"""What each optimisation of the masked-prediction training step gains, measured
+against the library as it is, and what a few further ideas would add.
 
-    python benchmarks/variants.py [--json out.json] [--quick] [--groups code,flags,shapes,large] [--cores N]
+    python benchmarks/variants.py [--json out.json] [--quick] [--groups code,flags,shapes,large,startup] [--cores N]
 
-Every variant trains the same model on the same batches as
-`learnjax.training.train_masked_lm` and runs in its own fresh process; each
-group below is one interleaved run with its own baseline (the library's loop as
-it is) and PyTorch eager as a yardstick, so that every change is read as a
-ratio measured at the same time as its baseline.
+The library's step (`learnjax.training.train_masked_lm`) has three changes in:
+every Linear and the tied output head run on a 2-D (tokens, features) array
+(`learnjax.model.per_token`); the accuracy is computed with a max and a gather
+instead of an argmax; and the loop calls `fused_masked_lm_step`, a `jax.jit`
+of the split state with the masking fused in and the state donated. Each
+"undo" variant reverts one of them (or one part of the fused step) and "all
+undone" is the library as it was before them; the "+" variants are ideas not
+adopted. Every variant trains the same model on the same batches and runs in
+its own fresh process; each group below is one interleaved run with the
+library's loop as its baseline and PyTorch eager as a yardstick, so every
+change is read as a ratio measured at the same time as its baseline.
 
-- code: how the step is called: plain `nnx.jit` call, `nnx.cached_partial` (the
-  library's loop), buffer donation, tree mode (`nnx.jit_partial(graph=False)`),
-  a functional `jax.jit` over split state, masking fused into the step, several
-  steps per call with `jax.lax.scan`; and two model-side changes: accuracy
-  without an argmax, and attention computed heads-first.
+- code: the ablations, then `jax.lax.scan` over several steps per call,
+  attention computed heads-first, the token embedding looked up by a one-hot
+  matmul (its gradient a matmul instead of a scatter-add), and model and
+  optimizer state built by one compiled call.
 - flags: XLA CPU flags (all checked to exist in jaxlib 0.10 by `XLA_FLAGS=--help`).
-- shapes: batch size and prediction slots per row.
-- large: the larger model, where matmuls dominate: the best code variant,
-  donation and the flags that matter for big matrix products.
+- shapes: batch size.
+- large: the larger model, where matmuls dominate: the same ablations, the
+  one-hot embedding and the flags that matter for big matrix products.
+- startup: time to the first finished step in a fresh process.
 """
 
 from __future__ import annotations
@@ -36,143 +43,90 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 from harness import Row, Runner  # noqa: E402
 
-# ---------------------------------------------------------------- model-side alternatives
+# ---------------------------------------------------------------- the library before, and ideas not adopted
 
 
-def accuracy_without_argmax(logits, targets, weights, n_scored):
-    """A hit when the target's score is the row maximum: the same as argmax == target
-    except on exact ties. XLA CPU lowers argmax to a slow variadic (value, index)
-    reduction over the vocabulary; a max and a gather are cheap."""
-    import jax.numpy as jnp
-
-    target_score = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-    return ((target_score >= logits.max(-1)) * weights).sum() / n_scored
-
-
-def masked_loss(model, batch, *, fast_accuracy: bool):
-    """`learnjax.steps.masked_prediction_loss`, with the accuracy computed either way."""
+def argmax_masked_loss(model, batch):
+    """`learnjax.steps.masked_prediction_loss` as it was: accuracy from an argmax,
+    which XLA CPU lowers to a slow variadic (value, index) reduction over the vocabulary."""
     import jax.numpy as jnp
     import optax
 
-    from learnjax.steps import masked_prediction_loss
-
-    if not fast_accuracy:
-        return masked_prediction_loss(model, batch)
     logits = model(batch["inputs"], batch["segments"], batch["positions"])
     targets, weights = batch["targets"], batch["weights"]
-    per_token = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     n_scored = jnp.maximum(weights.sum(), 1.0)
-    loss = (per_token * weights).sum() / n_scored
-    return loss, accuracy_without_argmax(logits, targets, weights, n_scored)
+    loss = (optax.softmax_cross_entropy_with_integer_labels(logits, targets) * weights).sum() / n_scored
+    return loss, ((logits.argmax(-1) == targets) * weights).sum() / n_scored
 
 
 def heads_first_attention(self, x, allowed):
-    """`learnjax.model.SelfAttention.__call__` with q, k, v produced directly in
-    (B, H, T, Dh) layout by one einsum against the same (D, 3D) kernel, and the
-    output projection contracting heads and head dimension at once. The same
-    parameters and the same arithmetic; no transposes around the attention
-    products, so XLA's backward pass needs fewer layout copies."""
+    """`learnjax.model.SelfAttention.__call__` with q, k, v moved to (B, H, T, Dh) by
+    one transpose, so that both attention products batch over leading axes and
+    XLA's backward pass needs fewer layout copies. Same parameters, same arithmetic."""
     import jax
     import jax.numpy as jnp
 
+    from learnjax.model import per_token
+
     B, T, D = x.shape
     H = self.n_heads
-    kernel = self.qkv.kernel[...].reshape(D, 3, H, D // H)
-    bias = self.qkv.bias[...].reshape(3, 1, H, 1, D // H)
-    q, k, v = jnp.einsum("btd,dshe->sbhte", x, kernel) + bias  # 3 x (B, H, T, Dh)
+    q, k, v = per_token(self.qkv, x).reshape(B, T, 3, H, D // H).transpose(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
     scores = jnp.einsum("bhqe,bhke->bhqk", q, k) / jnp.sqrt(D // H)
     scores = jnp.where(allowed[:, None], scores, jnp.finfo(scores.dtype).min)
     attended = jnp.einsum("bhqk,bhke->bhqe", jax.nn.softmax(scores, axis=-1), v)
-    proj = self.proj.kernel[...].reshape(H, D // H, D)
-    return jnp.einsum("bhte,hed->btd", attended, proj) + self.proj.bias[...]
+    return per_token(self.proj, attended.transpose(0, 2, 1, 3).reshape(B, T, D))
 
 
-def use_flat_dense() -> None:
-    """Applies every `nnx.Linear` (and the tied output head) to a 2-D (tokens, features)
-    array. The same parameters and arithmetic, but autodiff of a 3-D dot_general
-    gives weight gradients contracting two dimensions, which XLA CPU runs as a
-    transposed Eigen dot behind layout copies; contracting the one
-    flattened dimension goes to the fast matmul path. PyTorch's Linear flattens
-    the same way internally."""
+def one_hot_embed_class():
+    """An `nnx.Embed` whose lookup is a one-hot (tokens, V) x (V, D) matmul: the
+    same values, but the table's gradient becomes a matmul instead of a
+    scatter-add of the token gradients into (V, D)."""
+    import jax
     from flax import nnx
 
-    linear, attend = nnx.Linear.__call__, nnx.Embed.attend
+    class OneHotEmbed(nnx.Embed):
+        def __call__(self, inputs):
+            one_hot = jax.nn.one_hot(inputs.reshape(-1), self.num_embeddings, dtype=self.embedding.dtype)
+            return (one_hot @ self.embedding[...]).reshape(*inputs.shape, -1)
 
-    def flat_linear(self, x):
-        if x.ndim <= 2:
-            return linear(self, x)
-        return linear(self, x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
-
-    def flat_attend(self, query):
-        if query.ndim <= 2:
-            return attend(self, query)
-        return attend(self, query.reshape(-1, query.shape[-1])).reshape(*query.shape[:-1], -1)
-
-    nnx.Linear.__call__, nnx.Embed.attend = flat_linear, flat_attend
-
-
-def heads_first_flat_attention(self, x, allowed):
-    """Heads-first attention whose projections are flat matmuls: q, k, v from one
-    (B*T, D) x (D, 3D) product, moved to (3, B, H, T, Dh) by a transpose."""
-    import jax
-    import jax.numpy as jnp
-
-    B, T, D = x.shape
-    H = self.n_heads
-    qkv = self.qkv(x.reshape(B * T, D)).reshape(B, T, 3, H, D // H)
-    q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
-    scores = jnp.einsum("bhqe,bhke->bhqk", q, k) / jnp.sqrt(D // H)
-    scores = jnp.where(allowed[:, None], scores, jnp.finfo(scores.dtype).min)
-    attended = jnp.einsum("bhqk,bhke->bhqe", jax.nn.softmax(scores, axis=-1), v)
-    return self.proj(attended.transpose(0, 2, 1, 3).reshape(B * T, D)).reshape(B, T, D)
+    return OneHotEmbed
 
 
 # ---------------------------------------------------------------- variant runners (worker side)
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    call: str = "cached_partial"  # nnx_jit | cached_partial | jit_partial_tree | functional
-    donate: bool = False
-    fuse_masking: bool = False
+    # fused: the library's fused_masked_lm_step; no_donate: the same without donation;
+    # mask_outside: a donated step of the split state on a batch masked by a separate call;
+    # cached_partial: the loop before, nnx.cached_partial(masked_prediction_step, ...) on a masked batch.
+    loop: str = "fused"
+    flat: bool = True  # 2-D matmuls (learnjax.model.per_token); False: each layer on the 3-D array
+    argmax: bool = False  # accuracy from an argmax, as before
     scan: int = 0  # steps per compiled call (0: one step, no scan)
-    fast_accuracy: bool = False
     heads_first: bool = False
-    flat: bool = False  # matmuls on 2-D arrays (use_flat_dense)
+    one_hot_embed: bool = False
     jit_init: bool = False  # build model and optimizer state in one compiled call
 
 
-_FUSED = Options(call="functional", donate=True, fuse_masking=True)
-replace = dataclasses.replace
-
+CONTROL = "library step (control)"
+UNDONE = "all undone (library before)"
 VARIANTS: dict[str, Options] = {
-    # How the step is called; the model as in learnjax.model.
-    "nnx.jit call": Options(call="nnx_jit"),
-    "cached_partial": Options(),
-    "cached_partial + donate": Options(donate=True),
-    "jit_partial tree mode": Options(call="jit_partial_tree"),
-    "jit_partial tree + donate": Options(call="jit_partial_tree", donate=True),
-    "functional jit": Options(call="functional"),
-    "functional + donate": Options(call="functional", donate=True),
-    "functional + donate + fused mask": _FUSED,
-    "... + scan 10 steps/call": replace(_FUSED, scan=10),
-    # What the step computes, called as the library does (cached_partial).
-    "cached_partial + max accuracy": Options(fast_accuracy=True),
-    "cached_partial + heads-first attn": Options(heads_first=True),
-    "cached_partial + max acc + heads-first": Options(fast_accuracy=True, heads_first=True),
-    "cached_partial + flat dense": Options(flat=True),
-    "cached_partial + flat + max accuracy": Options(flat=True, fast_accuracy=True),
-    "cached_partial + flat + heads-first": Options(flat=True, heads_first=True),
-    # Both kinds together.
-    "fused + flat + max accuracy": replace(_FUSED, flat=True, fast_accuracy=True),
-    "fused + flat + max acc + heads-first": replace(_FUSED, flat=True, fast_accuracy=True, heads_first=True),
-    "fused + flat + max acc + jit init": replace(_FUSED, flat=True, fast_accuracy=True, jit_init=True),
-    "cached_partial + jit init": Options(jit_init=True),
-    "fused + scan 10 + flat + max accuracy": replace(_FUSED, scan=10, flat=True, fast_accuracy=True),
+    # The library's fused step called by this file's loop, as the ablations are: their true baseline.
+    CONTROL: Options(),
+    # One change reverted at a time: how far below the control, what that change gains.
+    "undo 2-D matmuls (3-D Linear)": Options(flat=False),
+    "undo max accuracy (argmax)": Options(argmax=True),
+    "undo fused step (cached_partial loop)": Options(loop="cached_partial"),
+    "undo donation": Options(loop="no_donate"),
+    "undo fused masking": Options(loop="mask_outside"),
+    UNDONE: Options(loop="cached_partial", flat=False, argmax=True),
+    # Not adopted.
+    "+ scan 10 steps/call": Options(scan=10),
+    "+ heads-first attention": Options(heads_first=True),
+    "+ one-hot embedding lookup": Options(one_hot_embed=True),
+    "+ jit init": Options(jit_init=True),
 }
-
-
-# The best combination measured; bench_steps.py shows it as "learnjax proposed".
-PROPOSED = VARIANTS["fused + flat + max accuracy"]
+ABLATIONS = [n for n in VARIANTS if n.startswith(("undo", "all undone"))]
 
 
 class Variant(Runner):
@@ -182,91 +136,80 @@ class Variant(Runner):
         import optax
         from flax import nnx
 
-        import learnjax.model as model_module
+        import learnjax.model
+        import learnjax.steps
         from learnjax.masking import masked_batch
         from learnjax.model import EncoderConfig, MaskedLanguageModel
-        from learnjax.training import warmup_cosine
+        from learnjax.steps import masked_prediction_step, masked_prediction_update
+        from learnjax.training import fused_masked_lm_step, warmup_cosine
 
-        if opts.flat:
-            use_flat_dense()
+        # Module globals, looked up when the step is traced: each worker process patches its own copy.
+        if not opts.flat:
+            learnjax.model.per_token = lambda layer, x: layer(x)
+        if opts.argmax:
+            learnjax.steps.masked_prediction_loss = argmax_masked_loss
         if opts.heads_first:
-            model_module.SelfAttention.__call__ = heads_first_flat_attention if opts.flat else heads_first_attention
-        self.jax, self.np, self.opts, self.size = jax, np, opts, size
+            learnjax.model.SelfAttention.__call__ = heads_first_attention
+        self.jax, self.np, self.opts = jax, np, opts
         config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
         tx = optax.adamw(warmup_cosine(size.learning_rate, 1800, 100), weight_decay=0.01)
-        if opts.jit_init:
-            # Eagerly, every initializer of every new shape is its own XLA
-            # compile (about 25 of them); under jit they are one program.
-            @nnx.jit
-            def create():
-                model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
-                return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
-            self.model, self.optimizer = create()
-        else:
-            self.model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
-            self.optimizer = nnx.Optimizer(self.model, tx, wrt=nnx.Param)
+
+        def create():
+            model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
+            if opts.one_hot_embed:
+                model.encoder.token_embed.__class__ = one_hot_embed_class()  # same parameters, another lookup
+            return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+        # Eagerly, every initializer of every new shape is its own XLA compile
+        # (about 25 of them); under jit they are one program.
+        self.model, self.optimizer = nnx.jit(create)() if opts.jit_init else create()
         self.tokens, self.segments, self.idx = data["mlm_tokens"], data["mlm_segments"], data["mlm_idx"]
-        self.key = jax.random.key(0)
-        V, rate, P = size.vocab_size, size.mask_rate, size.max_predictions
-        self.mask = lambda key, t, s: masked_batch(key, t, s, V, rate, P)
+        key = jax.random.key(0)
+        static = {"vocab_size": size.vocab_size, "rate": size.mask_rate, "max_predictions": size.max_predictions}
+        mask = lambda i, t, s: masked_batch(jax.random.fold_in(key, i), t, s, **static)
         self.steps_per_call = max(1, opts.scan)
 
-        def body(model, optimizer, batch):
-            grad_fn = nnx.value_and_grad(lambda m, b: masked_loss(m, b, fast_accuracy=opts.fast_accuracy), has_aux=True)
-            (loss, accuracy), grads = grad_fn(model, batch)
-            optimizer.update(model, grads)
-            return loss, accuracy
-
-        donate = (0, 1) if opts.donate else None
-        if opts.call == "nnx_jit":
-            step = nnx.jit(body, donate_argnums=donate)
-            self.step = lambda batch: step(self.model, self.optimizer, batch)
-        elif opts.call == "cached_partial":
-            self.step = nnx.cached_partial(nnx.jit(body, donate_argnums=donate), self.model, self.optimizer)
-        elif opts.call == "jit_partial_tree":
-            self.step = nnx.jit_partial(body, self.model, self.optimizer, graph=False, donate_argnums=(0,) if opts.donate else None)
-        else:
-            self._functional(nnx, body)
-
-    def _functional(self, nnx, body):
-        """Split once; the compiled step maps (state, batch) to (state, metrics)."""
-        jax, opts = self.jax, self.opts
+        if opts.loop == "cached_partial":
+            step = nnx.cached_partial(masked_prediction_step, self.model, self.optimizer)
+            self.step = lambda i, t, s: step(mask(i, t, s))
+            return
         graphdef, self.state = nnx.split((self.model, self.optimizer))
+        fused = fused_masked_lm_step.__wrapped__  # the plain function under the library's jax.jit
 
-        def one(state, batch):
-            model, optimizer = nnx.merge(graphdef, state)
-            loss, accuracy = body(model, optimizer, batch)
-            return nnx.state((model, optimizer)), loss, accuracy
+        def one(state, i, t, s):
+            return fused(state, key, i, t, s, graphdef=graphdef, **static)
 
-        def fused(state, step, tokens, segments):
-            return one(state, self.mask(jax.random.fold_in(self.key, step), tokens, segments))
-
-        def scanned(state, step, tokens, segments):  # tokens, segments: (K, B, T)
+        def scanned(state, i, tokens, segments):  # tokens, segments: (K, B, T)
             def each(state, xs):
-                i, t, s = xs
-                state, loss, accuracy = fused(state, step + i, t, s)
+                state, loss, accuracy = one(state, *xs)
                 return state, (loss, accuracy)
-            state, (losses, accuracies) = jax.lax.scan(each, state, (jax.numpy.arange(opts.scan), tokens, segments))
+            state, (losses, accuracies) = jax.lax.scan(each, state, (i + jax.numpy.arange(opts.scan), tokens, segments))
             return state, losses[-1], accuracies[-1]
 
-        fn = scanned if opts.scan else fused if opts.fuse_masking else one
-        self.compiled = jax.jit(fn, donate_argnums=(0,) if opts.donate else ())
+        def update(state, batch):
+            model, optimizer = nnx.merge(graphdef, state)
+            loss, accuracy = masked_prediction_update(model, optimizer, batch)
+            return nnx.state((model, optimizer)), loss, accuracy
+
+        if opts.scan:
+            compiled = jax.jit(scanned, donate_argnums=0)
+        elif opts.loop == "mask_outside":
+            donated_update = jax.jit(update, donate_argnums=0)
+            compiled = lambda state, i, t, s: donated_update(state, mask(i, t, s))
+        elif opts.loop == "no_donate":
+            compiled = jax.jit(one)
+        else:
+            compiled = lambda state, i, t, s: fused_masked_lm_step(state, key, i, t, s, graphdef=graphdef, **static)
+
+        def step(i, t, s):
+            self.state, loss, accuracy = compiled(self.state, i, t, s)
+            return loss, accuracy
+        self.step = step
 
     def call(self, i):
-        opts = self.opts
-        if opts.scan:
-            idx = self.idx[(i + self.np.arange(opts.scan)) % len(self.idx)]  # (K, B)
-            self.state, loss, accuracy = self.compiled(self.state, i, self.tokens[idx], self.segments[idx])
-            return loss, accuracy
-        idx = self.idx[i % len(self.idx)]
-        if opts.call == "functional" and opts.fuse_masking:
-            self.state, loss, accuracy = self.compiled(self.state, i, self.tokens[idx], self.segments[idx])
-            return loss, accuracy
-        batch = self.mask(self.jax.random.fold_in(self.key, i), self.tokens[idx], self.segments[idx])
-        if opts.call == "functional":
-            self.state, loss, accuracy = self.compiled(self.state, batch)
-            return loss, accuracy
-        return self.step(batch)
+        # With scan, rows (K, B) of the index batches: K steps' worth in one call.
+        idx = self.idx[(i + self.np.arange(self.opts.scan)) % len(self.idx) if self.opts.scan else i % len(self.idx)]
+        return self.step(i, self.tokens[idx], self.segments[idx])
 
     def sync(self, pending):
         return float(self.jax.device_get(pending)[-1][0])
@@ -283,8 +226,6 @@ def build(impl: str, objective: str, size, data) -> Runner:
 # ---------------------------------------------------------------- groups (parent side)
 
 FLAGS = {
-    # Deprecated in jaxlib 0.10 ("Deprecated." in --help): the thunk runtime is the only one left.
-    "use_thunk_runtime=false": "--xla_cpu_use_thunk_runtime=false",
     "use_xnnpack=false": "--xla_cpu_use_xnnpack=false",
     "xnn_fusion_type=dot": "--xla_cpu_experimental_xnn_fusion_type=dot",
     "ynn_fusion_type=dot": "--xla_cpu_experimental_ynn_fusion_type=dot",
@@ -295,6 +236,7 @@ FLAGS = {
     "enable_fast_math=true": "--xla_cpu_enable_fast_math=true",
     "opt_preset FAST_COMPILE": "--xla_cpu_opt_preset=FAST_COMPILE",
 }
+LIBRARY = "library: train_masked_lm"
 
 
 def variant_row(name: str, impl: str, size, **kw) -> Row:
@@ -304,49 +246,50 @@ def variant_row(name: str, impl: str, size, **kw) -> Row:
 def group_rows(group: str, docs, large, have_torch: bool, quick: bool, only: list[str] | None = None,
                code_size: str = "docs") -> list[Row]:
     size = large if group == "large" or (group == "code" and code_size == "large") else docs
-    rows = [variant_row("library: train_masked_lm", "jax-jit", size)]
+    rows = [variant_row(LIBRARY, "jax-jit", size)]
     if have_torch:
         rows.append(variant_row("PyTorch eager", "torch-eager", size))
     if group == "code":
-        names = only or (list(VARIANTS) if not quick else ["nnx.jit call", "cached_partial", "functional + donate + fused mask",
-                                                           "cached_partial + flat dense", "fused + flat + max accuracy"])
+        quick_names = [CONTROL, "undo 2-D matmuls (3-D Linear)", "undo max accuracy (argmax)",
+                       "undo fused step (cached_partial loop)", UNDONE, "+ one-hot embedding lookup"]
+        names = only or (quick_names if quick else list(VARIANTS))
         rows += [variant_row(n, n, size) for n in names]
     elif group == "flags":
-        names = list(FLAGS) if not quick else ["use_xnnpack=false", "multi_thread_eigen=false"]
-        rows += [variant_row(f"XLA {n}", "cached_partial", size, env={"XLA_FLAGS": FLAGS[n]}) for n in names]
-        rows.insert(1, variant_row("cached_partial (no flag)", "cached_partial", size))
+        names = ["use_xnnpack=false", "multi_thread_eigen=false"] if quick else [n for n in FLAGS if "FAST_COMPILE" not in n]
+        rows += [variant_row(f"XLA {n}", "jax-jit", size, env={"XLA_FLAGS": FLAGS[n]}) for n in names]
     elif group == "shapes":
-        rows.append(variant_row("cached_partial", "cached_partial", size))
+        # The library's step in one loop at every batch size (train_masked_lm as a
+        # whole is timed 10 steps per call only at the docs batch size).
+        rows.append(variant_row(CONTROL, CONTROL, size))
         for b in (32, 128, 256):
-            rows.append(variant_row(f"cached_partial, batch {b}", "cached_partial", dataclasses.replace(size, batch_size=b)))
-        best = "fused + flat + max accuracy"
-        rows.append(variant_row(best, best, size))
-        rows.append(variant_row(f"{best}, batch 128", best, dataclasses.replace(size, batch_size=128)))
+            rows.append(variant_row(f"library step, batch {b}", CONTROL, dataclasses.replace(size, batch_size=b)))
         if have_torch:
             rows.append(variant_row("PyTorch eager, batch 128", "torch-eager", dataclasses.replace(size, batch_size=128)))
     elif group == "startup":
         # Only the first step counts here; three fresh processes of each.
         rows = []
-        configs = [("library: train_masked_lm", "jax-jit", {}), ("cached_partial", "cached_partial", {}),
-                   ("cached_partial + jit init", "cached_partial + jit init", {}),
-                   ("cached_partial, XLA opt_preset FAST_COMPILE", "cached_partial", {"XLA_FLAGS": FLAGS["opt_preset FAST_COMPILE"]}),
-                   ("cached_partial, XLA backend_optimization_level=1", "cached_partial", {"XLA_FLAGS": "--xla_backend_optimization_level=1"}),
-                   ("fused + flat + max accuracy", "fused + flat + max accuracy", {}),
-                   ("fused + flat + max acc + jit init", "fused + flat + max acc + jit init", {})]
+        configs = [(LIBRARY, "jax-jit", {}), (UNDONE, UNDONE, {}), ("+ jit init", "+ jit init", {}),
+                   ("library, XLA opt_preset FAST_COMPILE", "jax-jit", {"XLA_FLAGS": FLAGS["opt_preset FAST_COMPILE"]}),
+                   ("library, XLA backend_optimization_level=1", "jax-jit", {"XLA_FLAGS": "--xla_backend_optimization_level=1"})]
         for k in range(1 if quick else 3):
             rows += [variant_row(f"{label} #{k + 1}", impl, size, env=env) for label, impl, env in configs]
         if have_torch:
             rows += [variant_row(f"PyTorch eager #{k + 1}", "torch-eager", size) for k in range(1 if quick else 2)]
     elif group == "large":
-        names = ["cached_partial", "cached_partial + donate", "functional + donate + fused mask", "cached_partial + max accuracy",
-                 "cached_partial + flat dense", "fused + flat + max accuracy"]
-        rows += [variant_row(n, n, size) for n in (names if not quick else names[-2:])]
+        names = [CONTROL, "undo 2-D matmuls (3-D Linear)", UNDONE, "+ one-hot embedding lookup"] if quick else \
+            [CONTROL, *ABLATIONS, "+ one-hot embedding lookup"]
+        rows += [variant_row(n, n, size) for n in names]
         for n in ([] if quick else ["use_xnnpack=false", "use_onednn=true", "xnn_graph_fusion GREEDY", "multi_thread_eigen=false"]):
-            rows.append(variant_row(f"fused + flat + max acc, XLA {n}", "fused + flat + max accuracy", size, env={"XLA_FLAGS": FLAGS[n]}))
+            rows.append(variant_row(f"library, XLA {n}", "jax-jit", size, env={"XLA_FLAGS": FLAGS[n]}))
     for r in rows:  # data files are per size name; batch-size variants draw their own
         if r.size.batch_size != size.batch_size:
             r.size = dataclasses.replace(r.size, name=f"{size.name}-b{r.size.batch_size}")
     return rows
+
+
+LEGEND = ("× library: the library's time per token over the row's, median of per-round pairs (> 1: faster than the\n"
+          "library as it is); (best): the same from the best rounds. Read an \"undo\" row against the control row, which\n"
+          "runs the library's step in the same loop: below it is what that change gains.\n")
 
 
 def paired_ratio(row: Row, other: Row | None) -> float | None:
@@ -386,7 +329,7 @@ def report_startup(rows: list[Row]) -> tuple[str, list[dict]]:
     groups: dict[str, list[Row]] = {}
     for r in rows:
         groups.setdefault(r.label.rsplit(" #", 1)[0], []).append(r)
-    base = statistics.median(r.first_step_s for r in groups["library: train_masked_lm"] if r.first_step_s)
+    base = statistics.median(r.first_step_s for r in groups[LIBRARY] if r.first_step_s)
     lines = [f"{'configuration':52s} {'1st step s':>10s} {'each process':>22s} {'× library':>9s} {'ms/step after':>13s}"]
     out = []
     for label, rs in groups.items():
@@ -417,7 +360,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--cores", default="auto",
                         help="pin every worker to this many cores; auto (default): all, or 1 when the machine is busy")
-    parser.add_argument("--only", help="code group: comma-separated variant names instead of all")
+    parser.add_argument("--only", help="code group: comma-separated names from VARIANTS instead of all")
     parser.add_argument("--code-size", default="docs", choices=["docs", "large"], help="model size of the code group")
     args = parser.parse_args(argv)
     have_torch = importlib.util.find_spec("torch") is not None
@@ -446,10 +389,10 @@ def main(argv=None) -> int:
         print(f"[{group}] {len(rows)} variants, {n_rounds} rounds", flush=True)
         harness.measure(rows, paths, rounds=n_rounds, round_s=1.0 if is_large else 0.25,
                         log=lambda m: print(m, flush=True), info_objectives=False, cores=cores)
-        table, out = report_startup(rows) if group == "startup" else report(rows, "library: train_masked_lm")
+        table, out = report_startup(rows) if group == "startup" else report(rows, LIBRARY)
         bg = sorted(b for r in rows for b in r.background)
         load = f"; other processes kept {bg[len(bg) // 2]:.2f} cores busy (median over rounds), max {bg[-1]:.2f}" if bg else ""
-        print(f"\n== {group}: {rows[0].size.label()}{load}\n{table}\n", flush=True)
+        print(f"\n== {group}: {rows[0].size.label()}{load}\n{table}\n{LEGEND if group != 'startup' else ''}", flush=True)
         results[group] = out
     shutil.rmtree(folder, ignore_errors=True)
     print(f"total {time.perf_counter() - started:.0f} s")

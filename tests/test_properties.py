@@ -42,8 +42,9 @@ def test_vocabulary_built_from_any_text_is_valid(texts):
     assert all(tokenizer.decode(tokenizer.encode(w)) == w for w in set(words))
 
 
-token_rows = st.integers(1, 8).flatmap(
-    lambda rows: st.integers(2, 24).flatmap(
+# A few shapes (each new shape compiles mask_tokens again); any token values.
+token_rows = st.sampled_from([1, 3, 8]).flatmap(
+    lambda rows: st.sampled_from([2, 7, 24]).flatmap(
         lambda length: st.lists(st.lists(st.integers(0, 49), min_size=length, max_size=length), min_size=rows, max_size=rows)
     )
 )

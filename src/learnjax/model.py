@@ -64,6 +64,7 @@ class BagOfWordsClassifier(nnx.Module):
 
 
 # --8<-- [start:encoder]
+# --8<-- [start:per_token]
 def per_token(layer, x: jax.Array) -> jax.Array:
     """`layer` applied to every vector of x (..., D) as one 2-D (tokens, D) matmul.
 
@@ -72,6 +73,7 @@ def per_token(layer, x: jax.Array) -> jax.Array:
     with one flat token axis every weight gradient is a plain matrix product.
     """
     return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+# --8<-- [end:per_token]
 
 
 class SelfAttention(nnx.Module):

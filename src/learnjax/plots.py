@@ -102,3 +102,16 @@ def masking_grid(words: list[str], rows: dict[str, list[str]], highlight: list[b
             for row in range(len(cell_text)):
                 table[row, col].set_facecolor("#fff3b0")
     return fig, ax
+
+
+def speedup_bars(speedups: dict[str, float], *, xlabel: str = "times faster than before the change"):
+    """Horizontal bars of speed-ups, first on top, with a line at 1 (no change)."""
+    fig, ax = figure(height=0.5 + 0.45 * len(speedups))
+    names = list(speedups)[::-1]
+    ax.barh(names, [speedups[n] for n in names], color="#3f51b5")
+    ax.axvline(1.0, color="black", linewidth=1)
+    for y, name in enumerate(names):
+        ax.text(speedups[name], y, f" {speedups[name]:.2f}×", va="center")
+    ax.set_xlabel(xlabel)
+    ax.set_xlim(0, max(speedups.values()) * 1.2)
+    return fig, ax

@@ -1,0 +1,307 @@
+"""What makes the masked-prediction step fast: each of the library's choices
+measured against the way it was first written, on the docs' model.
+
+`measure()` runs every comparison (about a minute) and returns plain data; the
+Performance page shows it. Timings interleave the candidates (`learnjax.timing`),
+so background load slows them alike. The PyTorch comparison lives in
+`benchmarks/`, since PyTorch is not a dependency of the library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+import learnjax.model as model_code
+from learnjax.masking import mask_tokens, masked_batch, max_predictions_for
+from learnjax.model import MaskedLanguageModel
+from learnjax.steps import masked_prediction_step, masked_prediction_update
+from learnjax.timing import compare
+from learnjax.training import adamw, fused_masked_lm_step
+
+# XLA CPU flags tried in a fresh process each (flags are read once, at start-up).
+XLA_FLAGS = {
+    "none (default)": "",
+    "--xla_cpu_multi_thread_eigen=false": "--xla_cpu_multi_thread_eigen=false",
+}
+
+
+# --8<-- [start:every_position_step]
+def every_position_update(model, optimizer, inputs, segments, targets, weights):
+    """Scores the whole vocabulary at all T positions; only the hidden ones count."""
+
+    def loss_fn(model):
+        logits = model(inputs, segments)  # (B, T, V): every position
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)  # (B, T)
+        return (losses * weights).sum() / jnp.maximum(weights.sum(), 1.0)
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads)
+    return loss
+
+
+every_position_step = nnx.jit(every_position_update)
+# --8<-- [end:every_position_step]
+
+
+# --8<-- [start:argmax_step]
+@nnx.jit
+def argmax_accuracy_step(model, optimizer, batch):
+    """`masked_prediction_step` with the accuracy taken from an argmax."""
+
+    def loss_fn(model):
+        logits = model(batch["inputs"], batch["segments"], batch["positions"])  # (B, P, V)
+        targets, weights = batch["targets"], batch["weights"]
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+        n_scored = jnp.maximum(weights.sum(), 1.0)
+        accuracy = ((logits.argmax(-1) == targets) * weights).sum() / n_scored
+        return (losses * weights).sum() / n_scored, accuracy
+
+    (loss, accuracy), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    optimizer.update(model, grads)
+    return loss, accuracy
+# --8<-- [end:argmax_step]
+
+
+# --8<-- [start:products_on_3d_arrays]
+@contextlib.contextmanager
+def products_on_3d_arrays():
+    """While active, a model being traced applies each Linear to (B, T, D) arrays
+    directly, as the model was first written, instead of through `per_token`."""
+    flat = model_code.per_token
+    model_code.per_token = lambda layer, x: layer(x)
+    try:
+        yield
+    finally:
+        model_code.per_token = flat
+
+
+# Its own compiled copy of the step, traced inside `products_on_3d_arrays()`.
+step_with_3d_products = nnx.jit(masked_prediction_update)
+# --8<-- [end:products_on_3d_arrays]
+
+
+# Every choice undone: all positions, 3-D products, masking outside the step.
+# (Its own compiled copy, traced inside `products_on_3d_arrays()`.)
+first_written_step = nnx.jit(every_position_update)
+
+# The fused step without buffer donation: the same program, new buffers each step.
+fused_step_without_donation = jax.jit(
+    fused_masked_lm_step.__wrapped__, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions")
+)
+
+
+class Setup:
+    """The docs' model size and one batch of packed rows of the built-in corpus."""
+
+    def __init__(self, batch_size: int | None = None, n_layers: int | None = None):
+        from learnjax import corpus
+        from learnjax.cache import foundation_model
+
+        foundation = foundation_model()  # for its recipe and its vocabulary
+        self.recipe, self.config = foundation.recipe, foundation.model.config
+        if n_layers:  # a shallower model compiles faster (for tests)
+            self.config = dataclasses.replace(self.config, n_layers=n_layers)
+        self.batch_size = batch_size or self.recipe.batch_size
+        self.tokens, self.segments = foundation.tokenizer.encode_packed(corpus.build_corpus(4_000), self.config.max_len)
+        rows = np.arange(self.batch_size)
+        self.rows_tokens, self.rows_segments = self.tokens[rows], self.segments[rows]
+        self.key = jax.random.key(0)
+        self.static = {
+            "vocab_size": self.config.vocab_size, "rate": self.recipe.mask_rate,
+            "max_predictions": max_predictions_for(self.config.max_len, self.recipe.mask_rate),
+        }
+        self.batch = masked_batch(self.key, self.rows_tokens, self.rows_segments, **self.static)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.config.max_len
+
+    def fresh(self):
+        """A new model and its optimizer, as pre-training builds them."""
+        model = MaskedLanguageModel(self.config, rngs=nnx.Rngs(0))
+        tx = adamw(self.recipe.learning_rate, self.recipe.steps, self.recipe.warmup_steps, 0.01)
+        return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    def step_on(self, step):
+        """A zero-argument call of `step(model, optimizer, batch)` on a fresh model."""
+        model, optimizer = self.fresh()
+        return lambda: step(model, optimizer, self.batch)
+
+    def fused_loop(self, step_fn=fused_masked_lm_step):
+        """A zero-argument call of one step of the library's loop: masking fused in, state threaded through."""
+        graphdef, state = nnx.split(self.fresh())
+        counter = itertools.count()
+
+        def call():
+            nonlocal state
+            state, loss, _ = step_fn(state, self.key, next(counter), self.rows_tokens, self.rows_segments, graphdef=graphdef, **self.static)
+            return loss
+
+        return call
+
+    def first_written_loop(self):
+        """One step as first written: mask on every position, then the step that scores them all."""
+        model, optimizer = self.fresh()
+        counter = itertools.count()
+
+        def call():
+            key = jax.random.fold_in(self.key, next(counter))
+            inputs, targets, weights = mask_tokens(key, self.rows_tokens, self.static["vocab_size"], self.static["rate"])
+            return first_written_step(model, optimizer, inputs, self.rows_segments, targets, weights)
+
+        with products_on_3d_arrays():
+            call()  # traced (and compiled) the old way
+        return call
+
+    def unfused_loop(self):
+        """One step of the loop as first written: mask, then call the nnx.jit step."""
+        model, optimizer = self.fresh()
+        step = nnx.cached_partial(masked_prediction_step, model, optimizer)
+        counter = itertools.count()
+        return lambda: step(masked_batch(jax.random.fold_in(self.key, next(counter)), self.rows_tokens, self.rows_segments, **self.static))
+
+
+def _table(result, setup: Setup) -> dict:
+    return {
+        "rows": [
+            {"name": name, "ms": result.seconds(name) * 1e3, "tokens_per_s": setup.tokens_per_step / result.seconds(name),
+             "speedup": result.speedup(name)}
+            for name in result.rounds
+        ],
+        "baseline": result.baseline,
+    }
+
+
+def transposes_in(step, model, optimizer, batch) -> int:
+    """Transpose operations in the optimised XLA program of `step`."""
+    text = step.lower(model, optimizer, batch).compile().as_text()
+    return text.count(" transpose(")
+
+
+def measure(rounds: int = 7, min_seconds: float = 0.15) -> dict:
+    """Every comparison of the Performance page, as plain data."""
+    started = time.perf_counter()
+    setup = Setup()
+    out: dict = {"tokens_per_step": setup.tokens_per_step, "batch_size": setup.batch_size,
+                 "max_len": setup.config.max_len, "vocab_size": setup.config.vocab_size,
+                 "prediction_slots": setup.static["max_predictions"], "cpus": os.cpu_count()}
+    timed = lambda candidates: compare(candidates, rounds=rounds, min_seconds=min_seconds)
+
+    # 0. Everything together.
+    out["overall"] = _table(timed({"as first written": setup.first_written_loop(), "the library": setup.fused_loop()}), setup)
+
+    # 1. The algorithm: vocabulary scores at the hidden positions only.
+    inputs, targets, weights = mask_tokens(setup.key, setup.rows_tokens, setup.config.vocab_size, setup.recipe.mask_rate)
+    everywhere_model, everywhere_optimizer = setup.fresh()
+    out["positions"] = _table(timed({
+        "every position": lambda: every_position_step(everywhere_model, everywhere_optimizer, inputs, setup.rows_segments, targets, weights),
+        "hidden positions only": setup.step_on(masked_prediction_step),
+    }), setup)
+
+    # 2. Matrix products on a flat token axis, and 3. accuracy without argmax.
+    model_3d, optimizer_3d = setup.fresh()
+    with products_on_3d_arrays():
+        transposes_3d = transposes_in(step_with_3d_products, model_3d, optimizer_3d, setup.batch)
+        step_with_3d_products(model_3d, optimizer_3d, setup.batch)  # traced (and compiled) the old way
+    out["transposes"] = {"3-D": transposes_3d, "2-D": transposes_in(masked_prediction_step, *setup.fresh(), setup.batch)}
+    out["products"] = _table(timed({
+        "3-D products": lambda: step_with_3d_products(model_3d, optimizer_3d, setup.batch),
+        "2-D products (per_token)": setup.step_on(masked_prediction_step),
+    }), setup)
+    out["accuracy"] = _table(timed({
+        "argmax": setup.step_on(argmax_accuracy_step),
+        "max and gather": setup.step_on(masked_prediction_step),
+    }), setup)
+
+    # 4. One program per step: masking fused in, state donated.
+    out["fusion"] = _table(timed({
+        "mask, then nnx.jit step": setup.unfused_loop(),
+        "fused, not donated": setup.fused_loop(fused_step_without_donation),
+        "fused and donated (the library)": setup.fused_loop(),
+    }), setup)
+    graphdef, state = nnx.split(setup.fresh())
+    first_leaf = jax.tree.leaves(state)[0]
+    fused_masked_lm_step(state, setup.key, 0, setup.rows_tokens, setup.rows_segments, graphdef=graphdef, **setup.static)
+    out["donated_input_deleted"] = bool(first_leaf.is_deleted())
+
+    # 5. Embedding gradients: a gather's gradient is a scatter-add; a one-hot product's is a matmul.
+    out["embedding"] = _embedding_gradients(setup, timed)
+
+    # 6. Batch shapes.
+    shapes = {b: setup if b == setup.batch_size else Setup(b) for b in (32, 64, 128)}
+    result = timed({f"batch {b}": shape.fused_loop() for b, shape in shapes.items()})
+    out["batch_sizes"] = [
+        {"batch_size": b, "ms": result.seconds(f"batch {b}") * 1e3, "tokens_per_s": shape.tokens_per_step / result.seconds(f"batch {b}")}
+        for b, shape in shapes.items()
+    ]
+
+    # 7. XLA flags, and the time to a first finished step, in fresh processes.
+    out["fresh_process"] = _fresh_process_runs()
+    out["seconds"] = time.perf_counter() - started
+    return out
+
+
+# --8<-- [start:embedding_gradients]
+def _embedding_gradients(setup: Setup, timed) -> dict:
+    table = setup.fresh()[0].encoder.token_embed.embedding[...]  # (V, D)
+    ids = jnp.asarray(setup.rows_tokens)  # (B, T)
+    cotangent = jax.random.normal(jax.random.key(1), (*ids.shape, table.shape[1]))  # (B, T, D)
+    gather = jax.jit(jax.grad(lambda t: (jnp.take(t, ids, axis=0) * cotangent).sum()))
+    one_hot = jax.jit(jax.grad(lambda t: ((jax.nn.one_hot(ids, t.shape[0]) @ t) * cotangent).sum()))
+    assert np.allclose(gather(table), one_hot(table), atol=1e-4)  # the same gradient
+    result = timed({"gather (scatter-add gradient)": lambda: gather(table), "one-hot matmul": lambda: one_hot(table)})
+    return {"rows": [{"name": n, "us": result.seconds(n) * 1e6, "speedup": result.speedup(n)} for n in result.rounds],
+            "baseline": result.baseline}
+# --8<-- [end:embedding_gradients]
+
+
+def _fresh_process_runs(rounds: int = 1) -> list[dict]:
+    """`probe()` in a new process per XLA flag setting, the settings alternating over `rounds`."""
+    runs: dict[str, list[dict]] = {name: [] for name in XLA_FLAGS}
+    for _ in range(rounds):
+        for name, flags in XLA_FLAGS.items():
+            env = {**os.environ, "XLA_FLAGS": flags, "LEARNJAX_PROBE_STARTED": repr(time.time())}
+            done = subprocess.run([sys.executable, "-m", "learnjax.performance"], env=env, capture_output=True, text=True, check=True)
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    median = lambda rs, field: float(np.median([r[field] for r in rs]))
+    base = median(runs["none (default)"], "tokens_per_s")
+    return [
+        {"flags": name, "first_step_s": median(rs, "first_step_s"), "tokens_per_s": median(rs, "tokens_per_s"),
+         "speedup": median(rs, "tokens_per_s") / base}
+        for name, rs in runs.items()
+    ]
+
+
+def probe(seconds: float = 1.5) -> dict:
+    """Seconds from the start of this process (as the parent saw it) to a first
+    finished step of the library's loop, then its steady tokens per second."""
+    from learnjax.training import train_masked_lm
+
+    setup = Setup()
+    model, optimizer = setup.fresh()
+    train_masked_lm(model, optimizer, setup.tokens, setup.segments, steps=1, batch_size=setup.batch_size, mask_rate=setup.recipe.mask_rate)
+    first_step_s = time.time() - float(os.environ.get("LEARNJAX_PROBE_STARTED", _IMPORTED))
+    loop = setup.fused_loop()
+    jax.block_until_ready(loop())
+    from learnjax.timing import seconds_per_call
+
+    return {"first_step_s": first_step_s, "tokens_per_s": setup.tokens_per_step / seconds_per_call(loop, seconds)}
+
+
+_IMPORTED = time.time()
+
+if __name__ == "__main__":
+    print(json.dumps(probe()))

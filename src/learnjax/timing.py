@@ -1,0 +1,76 @@
+"""Side-by-side timing of compiled functions on a shared, noisy machine.
+
+Each candidate is called once first (that call compiles, and is not timed).
+Then the timed rounds alternate between the candidates, so a burst of
+background load slows all of them alike; each ratio is the median of per-round
+ratios, each pair measured moments apart.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+
+
+def seconds_per_call(fn: Callable[[], Any], min_seconds: float) -> float:
+    """Calls `fn` until `min_seconds` have passed, waiting for the last result;
+    returns the mean seconds per call."""
+    calls, started = 0, time.perf_counter()
+    while True:
+        result = fn()
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_seconds:
+            jax.block_until_ready(result)
+            return (time.perf_counter() - started) / calls
+
+
+@dataclass
+class Comparison:
+    """Per-round seconds per call of each candidate; the first is the baseline."""
+
+    rounds: dict[str, list[float]]
+
+    @property
+    def baseline(self) -> str:
+        return next(iter(self.rounds))
+
+    def seconds(self, name: str) -> float:
+        return statistics.median(self.rounds[name])
+
+    def speedup(self, name: str) -> float:
+        """How many times faster `name` ran than the baseline (median of per-round ratios)."""
+        return statistics.median(b / t for b, t in zip(self.rounds[self.baseline], self.rounds[name]))
+
+    def table(self, unit: str = "ms per call", scale: float = 1e3, per_second: tuple[str, float] | None = None) -> str:
+        """A Markdown table: time per call, optionally a rate (`per_second=("tokens/s", tokens per call)`),
+        and the speed-up over the baseline."""
+        columns = [unit] + ([per_second[0]] if per_second else []) + [f"× {self.baseline}"]
+        lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for name in self.rounds:
+            rate = f" {per_second[1] / self.seconds(name):,.0f} |" if per_second else ""
+            lines.append(f"| {name} | {self.seconds(name) * scale:.2f} |{rate} {self.speedup(name):.2f} |")
+        return "\n".join(lines)
+
+
+def compare(candidates: dict[str, Callable[[], Any]], *, rounds: int = 5, min_seconds: float = 0.1) -> Comparison:
+    """Times each zero-argument callable, interleaved over `rounds` rounds.
+
+    >>> import jax.numpy as jnp
+    >>> x = jnp.ones((64, 64))
+    >>> result = compare({"one product": lambda: x @ x, "two products": lambda: x @ x @ x}, rounds=3, min_seconds=0.01)
+    >>> sorted(result.rounds) == ["one product", "two products"] and result.speedup("one product") == 1.0
+    True
+    """
+    for fn in candidates.values():
+        jax.block_until_ready(fn())  # compile outside the timed rounds
+    measured: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            measured[name].append(seconds_per_call(fn, min_seconds))
+    return Comparison(measured)
