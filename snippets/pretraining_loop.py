@@ -23,7 +23,7 @@ model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
 optimizer = nnx.Optimizer(model, optax.adamw(3e-3), wrt=nnx.Param)
 
 key = jax.random.key(0)
-steps = 300
+steps = 200
 for step, rows in enumerate(batch_indices(len(tokens), batch_size=64, steps=steps, seed=0)):
     batch = masked_batch(jax.random.fold_in(key, step), tokens[rows], segments[rows], len(tokenizer), rate=0.25)
     loss, accuracy = masked_prediction_step(model, optimizer, batch)

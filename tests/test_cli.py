@@ -64,3 +64,18 @@ def test_errors_are_one_line_on_stderr(args, message):
 def test_version():
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("learnjax ")
+
+
+def test_a_second_run_reuses_the_compiled_programs(own_model, tmp_path):
+    import os
+
+    path, _ = own_model
+    env = {**os.environ, "LEARNJAX_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "learnjax.cli", "fill-mask", "--model", str(path), "the cat sat on the [MASK]."]
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    stored = set((tmp_path / "cache" / "xla").iterdir())
+    assert stored, "the first run keeps its compiled programs"
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert second.stdout == first.stdout
+    assert set((tmp_path / "cache" / "xla").iterdir()) == stored, "the second run compiles nothing new"

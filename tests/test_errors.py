@@ -135,8 +135,8 @@ def test_debug_flag_shows_the_traceback(tmp_path):
 
 def test_diverging_training_stops_and_keeps_the_saved_model(tmp_path):
     (tmp_path / "corpus.txt").write_text("the cat sat on the mat.\nthe dog sat on the rug.\n" * 30, encoding="utf-8")
-    good = _cli("pretrain", "--corpus", str(tmp_path / "corpus.txt"), "--steps", "5", "--batch-size", "8", "--out", str(tmp_path / "model"))
-    assert good.returncode == 0, good.stderr
+    corpus_texts = (tmp_path / "corpus.txt").read_text(encoding="utf-8").splitlines()
+    pretrain(PretrainRecipe(steps=5, batch_size=8), corpus_texts).save(tmp_path / "model")  # the model to keep
     before = (tmp_path / "model" / "learnjax.json").read_bytes()
     bad = _cli("pretrain", "--corpus", str(tmp_path / "corpus.txt"), "--steps", "60", "--batch-size", "8",
                "--learning-rate", "1e30", "--out", str(tmp_path / "model"))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx, serialization
 
@@ -160,5 +161,6 @@ def restore_into(directory: str | os.PathLike, model: nnx.Module, manifest: dict
     expected_shapes = jax.tree.map(np.shape, expected)
     if saved_shapes != expected_shapes:
         raise CheckpointError(f"parameters in {str(directory)!r} do not fit a {type(model).__name__} with config {manifest['config']}")
-    nnx.replace_by_pure_dict(state := nnx.state(model), saved)
+    # `model` may hold only shapes (nnx.eval_shape): the saved arrays become its values.
+    nnx.replace_by_pure_dict(state := nnx.state(model), jax.tree.map(jnp.asarray, saved))
     nnx.update(model, state)

@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from learnjax.cache import use_compilation_cache
+
+        use_compilation_cache()  # a second run of a command loads its compiled steps
         args.func(args)
     except UsageError as e:
         if args.debug:

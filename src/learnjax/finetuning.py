@@ -92,7 +92,7 @@ class SpamClassifier:
         labels = tuple(meta.get("labels") or ())
         if len(labels) < 2:
             raise checkpoints.CheckpointError(f"{str(directory)!r} names {len(labels)} labels; a classifier needs at least 2")
-        model = EncoderClassifier(Encoder(config, rngs=nnx.Rngs(0)), len(labels), rngs=nnx.Rngs(0))
+        model = nnx.eval_shape(lambda: EncoderClassifier(Encoder(config, rngs=nnx.Rngs(0)), len(labels), rngs=nnx.Rngs(0)))
         checkpoints.restore_into(directory, model, manifest)
         history = History(**meta["history"]) if meta.get("history") else History()
         return cls(model, tokenizer, labels, meta.get("mode", "full"), history)

@@ -7,6 +7,7 @@ hidden word; the evaluations check what it learned on sentences it never saw.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -72,7 +73,7 @@ class Foundation:
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Foundation:
         manifest, tokenizer, config = checkpoints.open_checkpoint(directory, "masked_lm")
-        model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
+        model = nnx.eval_shape(lambda: MaskedLanguageModel(config, rngs=nnx.Rngs(0)))  # shapes only: no initialisation
         checkpoints.restore_into(directory, model, manifest)
         meta = manifest.get("metadata", {})
         history = History(**meta["history"]) if meta.get("history") else History()
@@ -108,13 +109,22 @@ def pretrain(
     if recipe.batch_size > len(tokens):
         raise ValueError(f"batch_size={recipe.batch_size} is larger than the corpus ({len(tokens)} packed rows of {recipe.max_len} tokens)")
     config = EncoderConfig(len(tokenizer), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
-    model = MaskedLanguageModel(config, rngs=nnx.Rngs(recipe.seed))
-    optimizer = nnx.Optimizer(model, adamw(recipe.learning_rate, recipe.steps, recipe.warmup_steps, 0.01), wrt=nnx.Param)
+    tx = adamw(recipe.learning_rate, recipe.steps, recipe.warmup_steps, 0.01)
+    model, optimizer = _create_model_and_optimizer(config, tx, jax.random.key(recipe.seed))
     history = train_masked_lm(
         model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
         seed=recipe.seed, mask_rate=recipe.mask_rate, progress=progress,
     )
     return Foundation(model, tokenizer, history, recipe, time.perf_counter() - started)
+
+
+# One compiled program builds both: run eagerly, each initializer of each new
+# shape would compile a small program of its own. Same config and optimizer,
+# same program (the key is an argument, not a constant).
+@functools.partial(nnx.jit, static_argnums=(0, 1))
+def _create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array):
+    model = MaskedLanguageModel(config, rngs=nnx.Rngs(key))
+    return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
 
 
 @dataclass(frozen=True)
