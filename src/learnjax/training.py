@@ -119,12 +119,15 @@ def train_masked_lm(
         for step, idx in enumerate(batch_indices(len(tokens), batch_size, steps, seed)):
             state, loss, accuracy = fused_masked_lm_step(state, key, step, tokens[idx], segments[idx], graphdef=graphdef, **static)
             pending.append((loss, accuracy))
-            # Reading values back every step would stall the pipeline; read every few.
-            if len(pending) == log_every or step == steps - 1:
-                for loss, accuracy in jax.device_get(pending):
+            # Reading a value back waits for its step to finish, and an idle queue
+            # until Python sends the next one. So read every `log_every` steps, and
+            # only steps that are `log_every` behind: long finished, no wait.
+            if len(pending) == 2 * log_every or step == steps - 1:
+                ready = pending[:log_every] if step < steps - 1 else pending
+                for loss, accuracy in jax.device_get(ready):
                     history.loss.append(float(loss))
                     history.accuracy.append(float(accuracy))
-                pending.clear()
+                del pending[: len(ready)]
                 _check_finite(history.loss[-1], step)
                 bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
             bar.update(1)
