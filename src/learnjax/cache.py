@@ -54,13 +54,15 @@ def use_compilation_cache(directory: str | os.PathLike | None = None) -> Path:
 
 
 def _code_only(source: str) -> str:
-    """The source's syntax tree without docstrings: comments and documentation
-    can change without invalidating what the cache holds."""
+    """The source's syntax tree without docstrings (of modules, classes, functions
+    and attributes): comments and documentation can change without invalidating
+    what the cache holds."""
     tree = ast.parse(textwrap.dedent(source))
+    is_text = lambda statement: isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
+        if isinstance(body, list) and any(is_text(statement) for statement in body):
+            node.body = [statement for statement in body if not is_text(statement)] or [ast.Pass()]
     return ast.dump(tree)
 
 

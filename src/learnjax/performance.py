@@ -53,6 +53,7 @@ def every_position_update(model, optimizer, inputs, segments, targets, weights):
 
 
 every_position_step = nnx.jit(every_position_update)
+"""`every_position_update`, compiled."""
 # --8<-- [end:every_position_step]
 
 

@@ -58,8 +58,8 @@ def masked_prediction_update(model: nnx.Module, optimizer: nnx.Optimizer, batch:
     return loss, accuracy
 
 
-# The same step, compiled by XLA into one program.
 masked_prediction_step = nnx.jit(masked_prediction_update)
+"""`masked_prediction_update` compiled by XLA into one program: the step a loop calls."""
 # --8<-- [end:masked_prediction_step]
 
 
