@@ -298,14 +298,6 @@ def check(folder: Path) -> bool:
     return all(results.values())
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def report(runs: list[dict], sides: list[str]) -> tuple[str, dict]:
     med = lambda xs: statistics.median(xs) if xs else None  # noqa: E731
     summary = {}
@@ -381,7 +373,7 @@ def main(argv=None) -> int:
             return 1
         table, summary = report(runs, sides)
         print()
-        print(f"end to end, fresh process to saved model; float32 on {cpu_name()}")
+        print(f"end to end, fresh process to saved model; float32 on {harness.cpu_name()}")
         print(table)
         data = runs[0]["data"]
         print(f"wall time from spawning the process to its exit; phases are medians, measured inside the process "
@@ -390,7 +382,7 @@ def main(argv=None) -> int:
               f"meanwhile (median); above about 0.25 with 2 cores the PyTorch time mostly measures that load. Same data on every run: "
               f"vocabulary {data['vocabulary']}, {data['rows'][0]} packed rows, tokens {data['tokens_sha']}.")
         if args.json:
-            out = {"recipe": r, "repeats": args.repeats, "cpu": cpu_name(),
+            out = {"recipe": r, "repeats": args.repeats, "cpu": harness.cpu_name(),
                    "platform": platform.platform(), "python": platform.python_version(), "jax": version("jax"),
                    "torch": version("torch") if "torch" in sides else None, "data": data, "summary": summary, "runs": runs}
             args.json.write_text(json.dumps(out, indent=2))

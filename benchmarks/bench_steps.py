@@ -281,7 +281,7 @@ def main(argv=None) -> int:
     table, records = report(rows, peaks)
     elapsed = time.perf_counter() - started
     print()
-    print(f"float32 on {_cpu_name()}, {_cpu_count()} cores; matmul peak: 2048x2048, the faster of numpy and jax, "
+    print(f"float32 on {harness.cpu_name()}, {_cpu_count()} cores; matmul peak: 2048x2048, the faster of numpy and jax, "
           "median over the rounds (best round)")
     for s in size_list:
         n_cores = len(cores_of[s.name]) if cores_of[s.name] else _cpu_count()
@@ -313,14 +313,6 @@ def main(argv=None) -> int:
 def _cpu_count() -> int:
     import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def _torch_version():

@@ -450,3 +450,14 @@ class MatmulRunner(Runner):
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
         serve(json.loads(sys.argv[2]))
+
+
+def cpu_name() -> str:
+    """The CPU's model name, as the benchmark tables print it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+
+        return platform.processor() or platform.machine()

@@ -10,6 +10,7 @@ so background load slows them alike. The PyTorch comparison lives in
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import itertools
 import json
@@ -26,7 +27,7 @@ from flax import nnx
 
 import learnjax.model as model_code
 from learnjax.masking import mask_tokens, masked_batch, max_predictions_for
-from learnjax.model import MaskedLanguageModel
+from learnjax.pretraining import _create_model_and_optimizer
 from learnjax.steps import masked_prediction_step, masked_prediction_update
 from learnjax.timing import compare
 from learnjax.training import adamw, fused_masked_lm_step
@@ -117,8 +118,7 @@ class Setup:
             self.config = dataclasses.replace(self.config, n_layers=n_layers)
         self.batch_size = batch_size or self.recipe.batch_size
         self.tokens, self.segments = foundation.tokenizer.encode_packed(corpus.build_corpus(4_000), self.config.max_len)
-        rows = np.arange(self.batch_size)
-        self.rows_tokens, self.rows_segments = self.tokens[rows], self.segments[rows]
+        self.rows_tokens, self.rows_segments = self.tokens[: self.batch_size], self.segments[: self.batch_size]
         self.key = jax.random.key(0)
         self.static = {
             "vocab_size": self.config.vocab_size, "rate": self.recipe.mask_rate,
@@ -130,11 +130,18 @@ class Setup:
     def tokens_per_step(self) -> int:
         return self.batch_size * self.config.max_len
 
+    def with_batch_size(self, batch_size: int) -> Setup:
+        """The same model and data, with batches of `batch_size` rows."""
+        other = copy.copy(self)
+        other.batch_size = batch_size
+        other.rows_tokens, other.rows_segments = self.tokens[:batch_size], self.segments[:batch_size]
+        other.batch = masked_batch(self.key, other.rows_tokens, other.rows_segments, **self.static)
+        return other
+
     def fresh(self):
         """A new model and its optimizer, as pre-training builds them."""
-        model = MaskedLanguageModel(self.config, rngs=nnx.Rngs(0))
         tx = adamw(self.recipe.learning_rate, self.recipe.steps, self.recipe.warmup_steps, 0.01)
-        return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+        return _create_model_and_optimizer(self.config, tx, jax.random.key(0))
 
     def step_on(self, step):
         """A zero-argument call of `step(model, optimizer, batch)` on a fresh model."""
@@ -242,7 +249,7 @@ def measure(rounds: int = 7, min_seconds: float = 0.15) -> dict:
     out["embedding"] = _embedding_gradients(setup, timed)
 
     # 6. Batch shapes.
-    shapes = {b: setup if b == setup.batch_size else Setup(b) for b in (32, 64, 128)}
+    shapes = {b: setup.with_batch_size(b) for b in (32, 64, 128)}
     result = timed({f"batch {b}": shape.fused_loop() for b, shape in shapes.items()})
     out["batch_sizes"] = [
         {"batch_size": b, "ms": result.seconds(f"batch {b}") * 1e3, "tokens_per_s": shape.tokens_per_step / result.seconds(f"batch {b}")}

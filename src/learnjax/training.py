@@ -128,7 +128,7 @@ def train_masked_lm(
                     history.loss.append(float(loss))
                     history.accuracy.append(float(accuracy))
                 del pending[: len(ready)]
-                _check_finite(history.loss[-1], step)
+                _check_finite(history.loss[-1], len(history.loss) - 1)  # the step that loss came from
                 bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
             bar.update(1)
     finally:
