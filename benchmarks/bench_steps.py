@@ -48,21 +48,21 @@ class JaxLoop(Runner):
         import optax
         from flax import nnx
 
-        from learnjax.model import (
-            Encoder,
-            EncoderClassifier,
-            EncoderConfig,
-            MaskedLanguageModel,
-        )
-        from learnjax.training import train_classifier, train_masked_lm, warmup_cosine
+        from learnjax.model import Encoder, EncoderClassifier, EncoderConfig
+        from learnjax.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
+        from learnjax.training import adamw, train_classifier, train_masked_lm
 
         self.jax, self.objective, self.size, self.jit = jax, objective, size, jit
         config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
         if objective == "masked":
-            # As learnjax.pretraining.pretrain builds them.
-            self.model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
-            schedule = warmup_cosine(size.learning_rate, 1800, 100)
-            self.optimizer = nnx.Optimizer(self.model, optax.adamw(schedule, weight_decay=0.01), wrt=nnx.Param)
+            # As learnjax.pretraining.pretrain starts: the step compiles on a
+            # background thread while the parameters are computed.
+            tx, key = adamw(size.learning_rate, 1800, 100, 0.01), jax.random.key(0)
+            shapes = model_shapes(config, tx)
+            compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=size.batch_size, mask_rate=size.mask_rate) if jit else None
+            self.model, self.optimizer = create_model_and_optimizer(config, tx, key, shapes)
+            if compiling:
+                compiling.result()
             self.tokens, self.other = data["mlm_tokens"], data["mlm_segments"]
             self.loop = lambda steps: train_masked_lm(self.model, self.optimizer, self.tokens, self.other, steps=steps,
                                                       batch_size=size.batch_size, mask_rate=size.mask_rate)

@@ -50,3 +50,27 @@ def test_fine_tuning_runs_share_one_compiled_step():
     with count_compilations() as again:
         finetune(foundation, texts, labels, settings=settings, seed=1, label_names=messages.LABEL_NAMES)
     assert again.count == 0
+
+
+def test_pretraining_finds_its_programs_compiled_ahead_on_another_thread():
+    import jax
+    import pytest
+
+    from learnjax.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
+    from learnjax.training import adamw, compile_masked_lm_step
+
+    texts = corpus.build_corpus(500)
+    tokenizer = Tokenizer.from_texts(texts)
+    tokens, segments = tokenizer.encode_packed(texts, 32)
+    config, tx, key = EncoderConfig(len(tokenizer), 32, 32, 1, 2, 64), adamw(1e-3, 10, 2, 0.01), jax.random.key(3)
+    with count_compilations() as ahead:
+        compiling = compile_for_pretraining(config, tx, key, batch_size=8, mask_rate=0.2)
+        compiling.result()
+    with count_compilations() as later:
+        model, optimizer = create_model_and_optimizer(config, tx, key)
+        history = train_masked_lm(model, optimizer, tokens, segments, steps=3, batch_size=8, mask_rate=0.2)
+    assert ahead.count == 2  # the initial parameters and the training step
+    assert later.count == 0
+    assert len(history.loss) == 3
+    with pytest.raises(ValueError, match="mask rate"):  # checked before anything is handed to the thread
+        compile_masked_lm_step(model_shapes(config, tx), batch_size=8, max_len=32, mask_rate=1.5)

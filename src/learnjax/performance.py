@@ -27,15 +27,17 @@ from flax import nnx
 
 import learnjax.model as model_code
 from learnjax.masking import mask_tokens, masked_batch, max_predictions_for
-from learnjax.pretraining import _create_model_and_optimizer
+from learnjax.pretraining import _initial_state, compile_for_pretraining, create_model_and_optimizer, model_shapes
 from learnjax.steps import masked_prediction_step, masked_prediction_update
 from learnjax.timing import compare
 from learnjax.training import adamw, fused_masked_lm_step
 
-# XLA CPU flags tried in a fresh process each (flags are read once, at start-up).
-XLA_FLAGS = {
-    "none (default)": "",
-    "--xla_cpu_multi_thread_eigen=false": "--xla_cpu_multi_thread_eigen=false",
+# Each run in a fresh process (XLA reads its flags once, at start-up): name,
+# XLA_FLAGS, and how the process starts training (see `probe`).
+FRESH_PROCESS_RUNS = {
+    "none (default)": ("", "library"),
+    "--xla_cpu_multi_thread_eigen=false": ("--xla_cpu_multi_thread_eigen=false", "library"),
+    "one after another": ("", "sequential"),
 }
 
 
@@ -138,19 +140,21 @@ class Setup:
         other.batch = masked_batch(self.key, other.rows_tokens, other.rows_segments, **self.static)
         return other
 
+    def optimizer(self):
+        return adamw(self.recipe.learning_rate, self.recipe.steps, self.recipe.warmup_steps, 0.01)
+
     def fresh(self):
         """A new model and its optimizer, as pre-training builds them."""
-        tx = adamw(self.recipe.learning_rate, self.recipe.steps, self.recipe.warmup_steps, 0.01)
-        return _create_model_and_optimizer(self.config, tx, jax.random.key(0))
+        return create_model_and_optimizer(self.config, self.optimizer(), jax.random.key(0))
 
     def step_on(self, step):
         """A zero-argument call of `step(model, optimizer, batch)` on a fresh model."""
         model, optimizer = self.fresh()
         return lambda: step(model, optimizer, self.batch)
 
-    def fused_loop(self, step_fn=fused_masked_lm_step):
+    def fused_loop(self, step_fn=fused_masked_lm_step, nodes=None):
         """A zero-argument call of one step of the library's loop: masking fused in, state threaded through."""
-        graphdef, state = nnx.split(self.fresh())
+        graphdef, state = nnx.split(nodes or self.fresh())
         counter = itertools.count()
 
         def call():
@@ -277,33 +281,52 @@ def _embedding_gradients(setup: Setup, timed) -> dict:
 
 
 def _fresh_process_runs(rounds: int = 1) -> list[dict]:
-    """`probe()` in a new process per XLA flag setting, the settings alternating over `rounds`."""
-    runs: dict[str, list[dict]] = {name: [] for name in XLA_FLAGS}
+    """`probe()` in a new process per run of `FRESH_PROCESS_RUNS`, the runs alternating over `rounds`."""
+    runs: dict[str, list[dict]] = {name: [] for name in FRESH_PROCESS_RUNS}
     for _ in range(rounds):
-        for name, flags in XLA_FLAGS.items():
-            env = {**os.environ, "XLA_FLAGS": flags, "LEARNJAX_PROBE_STARTED": repr(time.time())}
+        for name, (flags, startup) in FRESH_PROCESS_RUNS.items():
+            env = {**os.environ, "XLA_FLAGS": flags, "LEARNJAX_PROBE_STARTUP": startup, "LEARNJAX_PROBE_STARTED": repr(time.time())}
             done = subprocess.run([sys.executable, "-m", "learnjax.performance"], env=env, capture_output=True, text=True, check=True)
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
     median = lambda rs, field: float(np.median([r[field] for r in rs]))
     base = median(runs["none (default)"], "tokens_per_s")
     return [
-        {"flags": name, "first_step_s": median(rs, "first_step_s"), "tokens_per_s": median(rs, "tokens_per_s"),
-         "speedup": median(rs, "tokens_per_s") / base}
+        {"flags": name, "startup": FRESH_PROCESS_RUNS[name][1], "first_step_s": median(rs, "first_step_s"),
+         "tokens_per_s": median(rs, "tokens_per_s"), "speedup": median(rs, "tokens_per_s") / base}
         for name, rs in runs.items()
     ]
 
 
-def probe(seconds: float = 1.5) -> dict:
-    """Seconds from the start of this process (as the parent saw it) to a first
-    finished step of the library's loop, then its steady tokens per second."""
-    from learnjax.training import train_masked_lm
+# Start-up as first written: parameters, then the step, each compiled in turn at
+# XLA's default optimisation level.
+_initial_state_default_level = jax.jit(_initial_state.__wrapped__, static_argnums=(0, 1))
+_fused_step_default_level = jax.jit(
+    fused_masked_lm_step.__wrapped__, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"), donate_argnames="state"
+)
 
+
+def probe(seconds: float = 1.5, startup: str = "library") -> dict:
+    """Seconds from the start of this process (as the parent saw it) to a first
+    finished training step, then the step's steady tokens per second.
+
+    `startup="library"` starts as `pretrain` does: both programs compile on a
+    background thread while the rest goes on. `"sequential"` builds the model,
+    then compiles the step, at XLA's default optimisation level.
+    """
     setup = Setup()
-    model, optimizer = setup.fresh()
-    train_masked_lm(model, optimizer, setup.tokens, setup.segments, steps=1, batch_size=setup.batch_size, mask_rate=setup.recipe.mask_rate)
-    first_step_s = time.time() - float(os.environ.get("LEARNJAX_PROBE_STARTED", _IMPORTED))
-    loop = setup.fused_loop()
+    tx, key = setup.optimizer(), jax.random.key(0)
+    shapes = model_shapes(setup.config, tx)
+    if startup == "library":
+        compiling = compile_for_pretraining(setup.config, tx, key, shapes, batch_size=setup.batch_size, mask_rate=setup.recipe.mask_rate)
+        loop = setup.fused_loop(nodes=create_model_and_optimizer(setup.config, tx, key, shapes))
+        compiling.result()
+    elif startup == "sequential":
+        nodes = nnx.merge(nnx.graphdef(shapes), _initial_state_default_level(setup.config, tx, key))
+        loop = setup.fused_loop(_fused_step_default_level, nodes)
+    else:
+        raise ValueError(f"startup must be 'library' or 'sequential', got {startup!r}")
     jax.block_until_ready(loop())
+    first_step_s = time.time() - float(os.environ.get("LEARNJAX_PROBE_STARTED", _IMPORTED))
     from learnjax.timing import seconds_per_call
 
     return {"first_step_s": first_step_s, "tokens_per_s": setup.tokens_per_step / seconds_per_call(loop, seconds)}
@@ -312,4 +335,4 @@ def probe(seconds: float = 1.5) -> dict:
 _IMPORTED = time.time()
 
 if __name__ == "__main__":
-    print(json.dumps(probe()))
+    print(json.dumps(probe(startup=os.environ.get("LEARNJAX_PROBE_STARTUP", "library"))))

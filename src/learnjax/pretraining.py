@@ -11,6 +11,7 @@ import functools
 import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from learnjax import checkpoints, corpus
 from learnjax.masking import mask_tokens
 from learnjax.model import EncoderConfig, MaskedLanguageModel
 from learnjax.tokenizer import MASK, MASK_ID, SPECIAL_TOKENS, Tokenizer
-from learnjax.training import History, adamw, predict, train_masked_lm
+from learnjax.training import History, adamw, compile_in_background, compile_masked_lm_step, predict, train_masked_lm
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,18 @@ def pretrain(
     if next(iter(read()), None) is None:
         raise ValueError("the corpus is empty: pre-training needs at least one line of text")
     tokenizer = tokenizer or Tokenizer.from_texts(read())
+    config = EncoderConfig(len(tokenizer), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
+    tx = adamw(recipe.learning_rate, recipe.steps, recipe.warmup_steps, 0.01)
+    key = jax.random.key(recipe.seed)
+    shapes = model_shapes(config, tx)
+    compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=recipe.batch_size, mask_rate=recipe.mask_rate)
     tokens, segments = tokenizer.encode_packed(read(), recipe.max_len)
     if not (tokens >= len(SPECIAL_TOKENS)).any():
         raise ValueError("the corpus has no usable tokens to mask")
     if recipe.batch_size > len(tokens):
         raise ValueError(f"batch_size={recipe.batch_size} is larger than the corpus ({len(tokens)} packed rows of {recipe.max_len} tokens)")
-    config = EncoderConfig(len(tokenizer), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
-    tx = adamw(recipe.learning_rate, recipe.steps, recipe.warmup_steps, 0.01)
-    model, optimizer = _create_model_and_optimizer(config, tx, jax.random.key(recipe.seed))
+    model, optimizer = create_model_and_optimizer(config, tx, key, shapes)
+    compiling.result()
     history = train_masked_lm(
         model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
         seed=recipe.seed, mask_rate=recipe.mask_rate, progress=progress,
@@ -118,13 +123,46 @@ def pretrain(
     return Foundation(model, tokenizer, history, recipe, time.perf_counter() - started)
 
 
-# One compiled program builds both: run eagerly, each initializer of each new
-# shape would compile a small program of its own. Same config and optimizer,
-# same program (the key is an argument, not a constant).
-@functools.partial(nnx.jit, static_argnums=(0, 1))
-def _create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array):
+def _build_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
     model = MaskedLanguageModel(config, rngs=nnx.Rngs(key))
     return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+
+def model_shapes(config: EncoderConfig, tx) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
+    """The model and optimizer `create_model_and_optimizer` builds, as shapes only (nothing computed)."""
+    return nnx.eval_shape(lambda: _build_model_and_optimizer(config, tx, jax.random.key(0)))
+
+
+# One compiled program computes every initial value: run eagerly, each
+# initializer of each new shape would compile a small program of its own. Same
+# config and optimizer, same program (the key is an argument, not a constant).
+# It runs once, so XLA's optimisations are not worth their compile time.
+@functools.partial(jax.jit, static_argnums=(0, 1), compiler_options={"xla_backend_optimization_level": 0})
+def _initial_state(config: EncoderConfig, tx, key: jax.Array) -> nnx.State:
+    return nnx.state(_build_model_and_optimizer(config, tx, key))
+
+
+# --8<-- [start:compile_for_pretraining]
+def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=None, *, batch_size: int, mask_rate: float) -> Future:
+    """Starts compiling the two programs pre-training runs first, the initial
+    parameters (`create_model_and_optimizer`) and the training step, and returns
+    once both are traced. XLA compiles them on a background thread while this
+    one traces the second or prepares the data; the calls that follow find them
+    compiled. The returned future is the training step's.
+    """
+    shapes = shapes if shapes is not None else model_shapes(config, tx)
+    compile_in_background(_initial_state.lower(config, tx, key))
+    return compile_masked_lm_step(shapes, batch_size=batch_size, max_len=config.max_len, mask_rate=mask_rate)
+# --8<-- [end:compile_for_pretraining]
+
+
+def create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, shapes=None) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
+    """A new masked language model and its AdamW optimizer (`tx`), as `pretrain` builds them.
+
+    `shapes`, from `model_shapes(config, tx)`, saves tracing them again.
+    """
+    shapes = shapes if shapes is not None else model_shapes(config, tx)
+    return nnx.merge(nnx.graphdef(shapes), _initial_state(config, tx, key))
 
 
 @dataclass(frozen=True)
