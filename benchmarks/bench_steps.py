@@ -55,14 +55,13 @@ class JaxLoop(Runner):
         self.jax, self.objective, self.size, self.jit = jax, objective, size, jit
         config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
         if objective == "masked":
-            # As learnjax.pretraining.pretrain starts: the step compiles on a
-            # background thread while the parameters are computed.
+            # As learnjax.pretraining.pretrain starts: both programs traced, then
+            # compiled on a background thread (here nothing else waits to run).
             tx, key = adamw(size.learning_rate, 1800, 100, 0.01), jax.random.key(0)
             shapes = model_shapes(config, tx)
-            compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=size.batch_size, mask_rate=size.mask_rate) if jit else None
+            if jit:
+                compile_for_pretraining(config, tx, key, shapes, batch_size=size.batch_size, mask_rate=size.mask_rate).result()
             self.model, self.optimizer = create_model_and_optimizer(config, tx, key, shapes)
-            if compiling:
-                compiling.result()
             self.tokens, self.other = data["mlm_tokens"], data["mlm_segments"]
             self.loop = lambda steps: train_masked_lm(self.model, self.optimizer, self.tokens, self.other, steps=steps,
                                                       batch_size=size.batch_size, mask_rate=size.mask_rate)

@@ -64,8 +64,7 @@ def test_pretraining_finds_its_programs_compiled_ahead_on_another_thread():
     tokens, segments = tokenizer.encode_packed(texts, 32)
     config, tx, key = EncoderConfig(len(tokenizer), 32, 32, 1, 2, 64), adamw(1e-3, 10, 2, 0.01), jax.random.key(3)
     with count_compilations() as ahead:
-        compiling = compile_for_pretraining(config, tx, key, batch_size=8, mask_rate=0.2)
-        compiling.result()
+        compile_for_pretraining(config, tx, key, batch_size=8, mask_rate=0.2).result()
     with count_compilations() as later:
         model, optimizer = create_model_and_optimizer(config, tx, key)
         history = train_masked_lm(model, optimizer, tokens, segments, steps=3, batch_size=8, mask_rate=0.2)

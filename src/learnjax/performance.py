@@ -317,9 +317,8 @@ def probe(seconds: float = 1.5, startup: str = "library") -> dict:
     tx, key = setup.optimizer(), jax.random.key(0)
     shapes = model_shapes(setup.config, tx)
     if startup == "library":
-        compiling = compile_for_pretraining(setup.config, tx, key, shapes, batch_size=setup.batch_size, mask_rate=setup.recipe.mask_rate)
+        compile_for_pretraining(setup.config, tx, key, shapes, batch_size=setup.batch_size, mask_rate=setup.recipe.mask_rate).result()
         loop = setup.fused_loop(nodes=create_model_and_optimizer(setup.config, tx, key, shapes))
-        compiling.result()
     elif startup == "sequential":
         nodes = nnx.merge(nnx.graphdef(shapes), _initial_state_default_level(setup.config, tx, key))
         loop = setup.fused_loop(_fused_step_default_level, nodes)

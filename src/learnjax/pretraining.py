@@ -114,8 +114,8 @@ def pretrain(
         raise ValueError("the corpus has no usable tokens to mask")
     if recipe.batch_size > len(tokens):
         raise ValueError(f"batch_size={recipe.batch_size} is larger than the corpus ({len(tokens)} packed rows of {recipe.max_len} tokens)")
+    compiling.result()  # both programs compiled: the next calls find them in jit's cache
     model, optimizer = create_model_and_optimizer(config, tx, key, shapes)
-    compiling.result()
     history = train_masked_lm(
         model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
         seed=recipe.seed, mask_rate=recipe.mask_rate, progress=progress,
@@ -147,8 +147,9 @@ def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=No
     """Starts compiling the two programs pre-training runs first, the initial
     parameters (`create_model_and_optimizer`) and the training step, and returns
     once both are traced. XLA compiles them on a background thread while this
-    one traces the second or prepares the data; the calls that follow find them
-    compiled. The returned future is the training step's.
+    one traces the second or prepares the data. The returned future is done
+    when both are compiled; the calls after it find them in jit's cache (a call
+    made earlier would compile its program a second time).
     """
     shapes = shapes if shapes is not None else model_shapes(config, tx)
     compile_in_background(_initial_state.lower(config, tx, key))
