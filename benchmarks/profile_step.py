@@ -139,17 +139,15 @@ def overlap(ops: list[dict]) -> dict[int, float]:
 
 def profile_jax(size: harness.Size, data: dict, steps: int) -> dict:
     import jax
-    import optax
     from flax import nnx
 
     from learnjax.masking import max_predictions_for
-    from learnjax.model import EncoderConfig, MaskedLanguageModel
-    from learnjax.training import fused_masked_lm_step, warmup_cosine
+    from learnjax.model import EncoderConfig
+    from learnjax.pretraining import create_model_and_optimizer
+    from learnjax.training import adamw, fused_masked_lm_step
 
     config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
-    model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, optax.adamw(warmup_cosine(size.learning_rate, 1800, 100), weight_decay=0.01), wrt=nnx.Param)
-    graphdef, state = nnx.split((model, optimizer))
+    graphdef, state = nnx.split(create_model_and_optimizer(config, adamw(size.learning_rate, 1800, 100, 0.01), jax.random.key(0)))
     static = {"vocab_size": size.vocab_size, "rate": size.mask_rate, "max_predictions": max_predictions_for(size.max_len, size.mask_rate)}
     batches = data["mlm_idx"]
     key = jax.random.key(0)

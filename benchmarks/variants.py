@@ -141,7 +141,7 @@ class Variant(Runner):
         from learnjax.masking import masked_batch
         from learnjax.model import EncoderConfig, MaskedLanguageModel
         from learnjax.steps import masked_prediction_step, masked_prediction_update
-        from learnjax.training import fused_masked_lm_step, warmup_cosine
+        from learnjax.training import STEP_COMPILER_OPTIONS, fused_masked_lm_step, warmup_cosine
 
         # Module globals, looked up when the step is traced: each worker process patches its own copy.
         if not opts.flat:
@@ -191,13 +191,14 @@ class Variant(Runner):
             loss, accuracy = masked_prediction_update(model, optimizer, batch)
             return nnx.state((model, optimizer)), loss, accuracy
 
+        # The library's compiler options, so that each variant differs only in what it undoes.
         if opts.scan:
-            compiled = jax.jit(scanned, donate_argnums=0)
+            compiled = jax.jit(scanned, donate_argnums=0, compiler_options=STEP_COMPILER_OPTIONS)
         elif opts.loop == "mask_outside":
-            donated_update = jax.jit(update, donate_argnums=0)
+            donated_update = jax.jit(update, donate_argnums=0, compiler_options=STEP_COMPILER_OPTIONS)
             compiled = lambda state, i, t, s: donated_update(state, mask(i, t, s))
         elif opts.loop == "no_donate":
-            compiled = jax.jit(one)
+            compiled = jax.jit(one, compiler_options=STEP_COMPILER_OPTIONS)
         else:
             compiled = lambda state, i, t, s: fused_masked_lm_step(state, key, i, t, s, graphdef=graphdef, **static)
 

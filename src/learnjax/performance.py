@@ -30,7 +30,7 @@ from learnjax.masking import mask_tokens, masked_batch, max_predictions_for
 from learnjax.pretraining import _initial_state, compile_for_pretraining, create_model_and_optimizer, model_shapes
 from learnjax.steps import masked_prediction_step, masked_prediction_update
 from learnjax.timing import compare
-from learnjax.training import adamw, fused_masked_lm_step
+from learnjax.training import STEP_COMPILER_OPTIONS, adamw, fused_masked_lm_step
 
 # Each run in a fresh process (XLA reads its flags once, at start-up): name,
 # XLA_FLAGS, and how the process starts training (see `probe`).
@@ -103,7 +103,8 @@ first_written_step = nnx.jit(every_position_update)
 
 # The fused step without buffer donation: the same program, new buffers each step.
 fused_step_without_donation = jax.jit(
-    fused_masked_lm_step.__wrapped__, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions")
+    fused_masked_lm_step.__wrapped__, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"),
+    compiler_options=STEP_COMPILER_OPTIONS,
 )
 
 
