@@ -7,7 +7,8 @@ Measures, at the docs' default model size and at a larger one, float32:
   (`fused_masked_lm_step`: masking plus the step, one compiled call with donated
   state, on packed rows with segments);
 - examples/s of the supervised step, through `learnjax.training.train_classifier`
-  (supervised_step on an EncoderClassifier);
+  (`supervised_steps`: twenty `supervised_update` steps per compiled call, on an
+  EncoderClassifier);
 - time to the first finished step in a fresh process (imports, model, compile);
 - FLOP utilisation: matrix-multiply FLOPs per step (counted by hand, see
   `harness.step_flops`; XLA's own count is in the JSON) over the best float32

@@ -50,7 +50,7 @@ def test_snippet_includes_are_expanded_like_the_site():
     page = (ROOT / "docs" / "supervised-learning.md").read_text(encoding="utf-8")
     assert '--8<-- "src/learnjax/steps.py:supervised_step"' in page
     expanded = expand_snippets(page)
-    assert "def supervised_step(" in expanded
+    assert "def supervised_update(" in expanded and "supervised_step = nnx.jit(supervised_update)" in expanded
     assert "--8<--" not in expanded
 
 

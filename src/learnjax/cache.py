@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import fcntl
+import functools
 import hashlib
 import inspect
 import json
@@ -66,12 +67,19 @@ def _code_only(source: str) -> str:
     return ast.dump(tree)
 
 
+@functools.lru_cache(maxsize=256)
+def _module_code(path: Path, modified_ns: int) -> str:
+    """`_code_only` of a source file, parsed once per version of the file."""
+    return _code_only(path.read_text(encoding="utf-8"))
+
+
 def code_version(modules: tuple[str, ...] = FOUNDATION_MODULES, extra_source: str = "") -> str:
     """A hash of the code (not the docstrings) of the named learnjax modules and of `extra_source`."""
     package = Path(__file__).parent
     digest = hashlib.sha256(_code_only(extra_source).encode())
     for name in modules:
-        digest.update(name.encode() + _code_only((package / f"{name}.py").read_text(encoding="utf-8")).encode())
+        path = package / f"{name}.py"
+        digest.update(name.encode() + _module_code(path, path.stat().st_mtime_ns).encode())
     return digest.hexdigest()[:16]
 
 

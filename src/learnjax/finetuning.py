@@ -2,7 +2,7 @@
 
 Three ways to build the spam classifier, all on the same architecture (the
 pre-trained encoder's shape plus a new linear head) and trained with the same
-jit-compiled `supervised_step`:
+step, `supervised_update` (what `supervised_step` compiles):
 
 - `full`: start from the pre-trained encoder and update every parameter;
 - `probe`: start from the pre-trained encoder and freeze it, training only the

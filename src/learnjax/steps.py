@@ -16,8 +16,7 @@ def classification_loss(model, tokens, labels):
     return loss, logits
 
 
-@nnx.jit
-def supervised_step(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.Array, labels: jax.Array):
+def supervised_update(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.Array, labels: jax.Array):
     """One step of supervised learning: predict the labels, then follow the gradient.
 
     Only the parameters the optimizer was built for (its `wrt` filter) are
@@ -28,6 +27,10 @@ def supervised_step(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.Arr
     optimizer.update(model, grads)
     accuracy = (logits.argmax(-1) == labels).mean()
     return loss, accuracy
+
+
+supervised_step = nnx.jit(supervised_update)
+"""`supervised_update` compiled by XLA into one program: forward pass, backward pass and update."""
 # --8<-- [end:supervised_step]
 
 

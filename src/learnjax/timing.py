@@ -8,6 +8,7 @@ ratios, each pair measured moments apart.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -18,16 +19,21 @@ import jax
 
 
 def seconds_per_call(fn: Callable[[], Any], min_seconds: float) -> float:
-    """Calls `fn` until `min_seconds` have passed, waiting for the last result;
-    returns the mean seconds per call."""
-    calls, started = 0, time.perf_counter()
-    while True:
+    """The mean seconds per call of `fn`, over calls made back to back for about
+    `min_seconds`, waiting for the last result.
+
+    Calls are dispatched asynchronously: the time spent dispatching them says
+    little about the time they take to run. So one call, waited for, sizes the
+    run; then the run's calls queue up one after another, as in a training loop.
+    """
+    started = time.perf_counter()
+    jax.block_until_ready(fn())
+    calls = max(1, math.ceil(min_seconds / (time.perf_counter() - started)))
+    started = time.perf_counter()
+    for _ in range(calls):
         result = fn()
-        calls += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= min_seconds:
-            jax.block_until_ready(result)
-            return (time.perf_counter() - started) / calls
+    jax.block_until_ready(result)
+    return (time.perf_counter() - started) / calls
 
 
 @dataclass

@@ -16,7 +16,7 @@ from flax import nnx
 from tqdm import tqdm  # plain text bars: no widget warnings in notebooks
 
 from learnjax.masking import check_mask_rate, masked_batch, max_predictions_for
-from learnjax.steps import masked_prediction_update, predict_logits, supervised_step
+from learnjax.steps import masked_prediction_update, predict_logits, supervised_update
 
 
 class TrainingDiverged(RuntimeError):
@@ -181,6 +181,34 @@ def train_masked_lm(
     return history
 
 
+# Steps per compiled call of `supervised_steps`: a run's steps go to XLA in a
+# few calls instead of one call each, and the progress bar still moves.
+STEPS_PER_CALL = 20
+
+
+@functools.partial(jax.jit, static_argnames="graphdef")
+def supervised_steps(state, tokens, labels, active, *, graphdef):
+    """`supervised_update` on each batch of a stack (S, B, ...), in one compiled
+    program (a `jax.lax.scan`) of the split (model, optimizer) state.
+
+    A step whose `active` is False leaves the state as it is: a run pads its
+    last call with such steps, so every call has the same shapes and the
+    program compiles once. Returns the new state and each step's loss and accuracy.
+    """
+    def one_step(state, batch):
+        tokens, labels, active = batch
+
+        def update(state):
+            model, optimizer = nnx.merge(graphdef, state)
+            loss, accuracy = supervised_update(model, optimizer, tokens, labels)
+            return nnx.state((model, optimizer)), loss, accuracy
+
+        state, loss, accuracy = jax.lax.cond(active, update, lambda state: (state, jnp.nan, jnp.nan), state)
+        return state, (loss, accuracy)
+
+    return jax.lax.scan(one_step, state, (tokens, labels, active))
+
+
 def train_classifier(
     model: nnx.Module,
     optimizer: nnx.Optimizer,
@@ -192,21 +220,33 @@ def train_classifier(
     seed: int = 0,
     progress: bool = False,
 ) -> History:
-    """Runs `steps` supervised steps on (tokens, labels)."""
+    """Runs `steps` supervised steps on (tokens, labels), `STEPS_PER_CALL` per compiled call."""
     tokens, labels = np.asarray(tokens), np.asarray(labels, dtype=np.int32)
     if len(tokens) != len(labels):
         raise ValueError(f"{len(tokens)} token rows but {len(labels)} labels")
     history = History()
+    if steps < 1:
+        return history
+    order = np.stack(list(batch_indices(len(tokens), batch_size, steps, seed)))  # (steps, B)
+    padding = -steps % STEPS_PER_CALL
+    order = np.concatenate([order, np.repeat(order[-1:], padding, axis=0)])
+    active = np.arange(len(order)) < steps
+    graphdef, state = nnx.split((model, optimizer))
     pending = []
-    step_fn = nnx.cached_partial(supervised_step, model, optimizer)  # one graph walk, not one per step
-    batches = batch_indices(len(tokens), batch_size, steps, seed)
-    for idx in tqdm(batches, total=steps, desc="training", unit="step", disable=None if progress else True, leave=False, mininterval=0.5):
-        pending.append(step_fn(tokens[idx], labels[idx]))
-    for loss, accuracy in jax.device_get(pending):
-        history.loss.append(float(loss))
-        history.accuracy.append(float(accuracy))
-    if history.loss:
-        _check_finite(history.loss[-1], steps - 1)
+    bar = tqdm(total=steps, desc="training", unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
+    try:
+        for start in range(0, len(order), STEPS_PER_CALL):
+            calls = slice(start, start + STEPS_PER_CALL)
+            idx = order[calls]
+            state, metrics = supervised_steps(state, tokens[idx], labels[idx], active[calls], graphdef=graphdef)
+            pending.append(metrics)
+            bar.update(int(active[calls].sum()))
+    finally:
+        nnx.update((model, optimizer), state)
+        bar.close()
+    losses, accuracies = (np.concatenate(values)[:steps] for values in zip(*jax.device_get(pending)))
+    history.loss, history.accuracy = losses.tolist(), accuracies.tolist()
+    _check_finite(history.loss[-1], steps - 1)
     return history
 
 
