@@ -7,7 +7,7 @@ Measures, at the docs' default model size and at a larger one, float32:
   (`fused_masked_lm_step`: masking plus the step, one compiled call with donated
   state, on packed rows with segments);
 - examples/s of the supervised step, through `learnjax.training.train_classifier`
-  (`supervised_steps`: twenty `supervised_update` steps per compiled call, on an
+  (`supervised_steps`: up to twenty `supervised_update` steps per compiled call, on an
   EncoderClassifier);
 - time to the first finished step in a fresh process (imports, model, compile);
 - FLOP utilisation: matrix-multiply FLOPs per step (counted by hand, see
@@ -51,7 +51,7 @@ class JaxLoop(Runner):
 
         from learnjax.model import Encoder, EncoderClassifier, EncoderConfig
         from learnjax.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
-        from learnjax.training import adamw, train_classifier, train_masked_lm
+        from learnjax.training import STEPS_PER_CALL, adamw, train_classifier, train_masked_lm
 
         self.jax, self.objective, self.size, self.jit = jax, objective, size, jit
         config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
@@ -74,8 +74,14 @@ class JaxLoop(Runner):
                                                        batch_size=size.batch_size)
         # Several steps per call: a call pays the loop's own set-up (split, batch
         # order, a final read-back that drains the queue) once, as a run of many
-        # steps does; fewer when steps are slow, so that a round stays short.
-        self.steps_per_call = 1 if not jit or size.name != "docs" else 50
+        # steps does; fewer when steps are slow, so that a round stays short, but
+        # never fewer than one compiled call of the supervised loop runs.
+        if not jit:
+            self.steps_per_call = 1
+        elif size.name == "docs":
+            self.steps_per_call = 50
+        else:
+            self.steps_per_call = STEPS_PER_CALL if objective == "supervised" else 1
 
     def first_step(self) -> float:
         return self._run(1)

@@ -49,3 +49,35 @@ def test_labels_must_match_rows():
     optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
     with pytest.raises(ValueError, match="3 token rows but 2 labels"):
         train_classifier(model, optimizer, np.ones((3, 4), np.int32), np.array([0, 1]), steps=1, batch_size=2)
+
+
+def test_the_loop_runs_exactly_the_documented_step_once_per_batch():
+    """`train_classifier` runs up to STEPS_PER_CALL steps per compiled call; a
+    run whose length is not a multiple of it must end where calling
+    `supervised_step` once per batch ends, loss for loss."""
+    import jax
+    import optax
+    from flax import nnx
+
+    from learnjax.model import BagOfWordsClassifier
+    from learnjax.steps import supervised_step
+    from learnjax.training import STEPS_PER_CALL, batch_indices, train_classifier
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(4, 50, size=(40, 12)).astype(np.int32)
+    labels = rng.integers(0, 2, size=40).astype(np.int32)
+    steps = STEPS_PER_CALL + 3
+
+    def fresh():
+        model = BagOfWordsClassifier(50, rngs=nnx.Rngs(0))
+        return model, nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+
+    model, optimizer = fresh()
+    history = train_classifier(model, optimizer, tokens, labels, steps=steps, batch_size=8, seed=3)
+    reference, reference_optimizer = fresh()
+    losses = [float(supervised_step(reference, reference_optimizer, tokens[i], labels[i])[0])
+              for i in batch_indices(len(tokens), 8, steps, 3)]
+    assert len(history.loss) == steps and np.allclose(history.loss, losses, rtol=1e-5)
+    for ours, theirs in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(reference))):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert int(optimizer.step[...]) == steps

@@ -187,26 +187,23 @@ STEPS_PER_CALL = 20
 
 
 @functools.partial(jax.jit, static_argnames="graphdef")
-def supervised_steps(state, tokens, labels, active, *, graphdef):
-    """`supervised_update` on each batch of a stack (S, B, ...), in one compiled
-    program (a `jax.lax.scan`) of the split (model, optimizer) state.
+def supervised_steps(state, tokens, labels, count, *, graphdef):
+    """`supervised_update` on the first `count` batches of a stack (S, B, ...),
+    in one compiled program (a `jax.lax.fori_loop`) of the split (model, optimizer) state.
 
-    A step whose `active` is False leaves the state as it is: a run pads its
-    last call with such steps, so every call has the same shapes and the
-    program compiles once. Returns the new state and each step's loss and accuracy.
+    `count` is a value, not a shape: a run's last, shorter call runs the same
+    program, which compiles once, and the stack's unused batches cost nothing.
+    Returns the new state and the loss and accuracy of each step (S,).
     """
-    def one_step(state, batch):
-        tokens, labels, active = batch
+    def one_step(i, carry):
+        state, losses, accuracies = carry
+        model, optimizer = nnx.merge(graphdef, state)
+        loss, accuracy = supervised_update(model, optimizer, tokens[i], labels[i])
+        return nnx.state((model, optimizer)), losses.at[i].set(loss), accuracies.at[i].set(accuracy)
 
-        def update(state):
-            model, optimizer = nnx.merge(graphdef, state)
-            loss, accuracy = supervised_update(model, optimizer, tokens, labels)
-            return nnx.state((model, optimizer)), loss, accuracy
-
-        state, loss, accuracy = jax.lax.cond(active, update, lambda state: (state, jnp.nan, jnp.nan), state)
-        return state, (loss, accuracy)
-
-    return jax.lax.scan(one_step, state, (tokens, labels, active))
+    unused = jnp.full(tokens.shape[0], jnp.nan, jnp.float32)
+    state, losses, accuracies = jax.lax.fori_loop(0, count, one_step, (state, unused, unused))
+    return state, (losses, accuracies)
 
 
 def train_classifier(
@@ -228,19 +225,18 @@ def train_classifier(
     if steps < 1:
         return history
     order = np.stack(list(batch_indices(len(tokens), batch_size, steps, seed)))  # (steps, B)
-    padding = -steps % STEPS_PER_CALL
-    order = np.concatenate([order, np.repeat(order[-1:], padding, axis=0)])
-    active = np.arange(len(order)) < steps
+    # The last call's stack is filled up with copies of its last batch, which it does not run.
+    order = np.concatenate([order, np.repeat(order[-1:], -steps % STEPS_PER_CALL, axis=0)])
     graphdef, state = nnx.split((model, optimizer))
     pending = []
     bar = tqdm(total=steps, desc="training", unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
     try:
-        for start in range(0, len(order), STEPS_PER_CALL):
-            calls = slice(start, start + STEPS_PER_CALL)
-            idx = order[calls]
-            state, metrics = supervised_steps(state, tokens[idx], labels[idx], active[calls], graphdef=graphdef)
+        for start in range(0, steps, STEPS_PER_CALL):
+            idx = order[start : start + STEPS_PER_CALL]
+            count = min(STEPS_PER_CALL, steps - start)
+            state, metrics = supervised_steps(state, tokens[idx], labels[idx], count, graphdef=graphdef)
             pending.append(metrics)
-            bar.update(int(active[calls].sum()))
+            bar.update(count)
     finally:
         nnx.update((model, optimizer), state)
         bar.close()
