@@ -181,6 +181,7 @@ def train_masked_lm(
     return history
 
 
+# --8<-- [start:supervised_steps]
 # Steps per compiled call of `supervised_steps`: a run's steps go to XLA in a
 # few calls instead of one call each, and the progress bar still moves.
 STEPS_PER_CALL = 20
@@ -204,6 +205,7 @@ def supervised_steps(state, tokens, labels, count, *, graphdef):
     unused = jnp.full(tokens.shape[0], jnp.nan, jnp.float32)
     state, losses, accuracies = jax.lax.fori_loop(0, count, one_step, (state, unused, unused))
     return state, (losses, accuracies)
+# --8<-- [end:supervised_steps]
 
 
 def train_classifier(
