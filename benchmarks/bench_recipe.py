@@ -77,7 +77,7 @@ sys.path.insert(0, str(HERE))
 # Where learnjax's modules are, found without running the package's __init__.
 SRC = Path(importlib.util.find_spec("learnjax").submodule_search_locations[0])
 RESULT = "BENCH-RESULT "  # prefix of a child's one-line JSON report
-LOG_EVERY = 10  # learnjax.training.train_masked_lm reads the loss back every 10 steps
+LOG_EVERY = 10  # the PyTorch loop reads the loss back every 10 steps (learnjax: once per call of 20 steps)
 PHASES = ("import", "data", "model", "train", "save")
 SIDES = {"learnjax": "learnjax (CLI)", "torch": "PyTorch eager"}
 

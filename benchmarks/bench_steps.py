@@ -4,8 +4,8 @@
 
 Measures, at the docs' default model size and at a larger one, float32:
 - tokens/s of the masked-prediction step, run through `learnjax.training.train_masked_lm`
-  (`fused_masked_lm_step`: masking plus the step, one compiled call with donated
-  state, on packed rows with segments);
+  (`masked_lm_steps`: up to twenty fused steps, masking plus the step, per compiled
+  call with donated state, on packed rows with segments);
 - examples/s of the supervised step, through `learnjax.training.train_classifier`
   (`supervised_steps`: up to twenty `supervised_update` steps per compiled call, on an
   EncoderClassifier);
@@ -81,7 +81,7 @@ class JaxLoop(Runner):
         elif size.name == "docs":
             self.steps_per_call = 50
         else:
-            self.steps_per_call = STEPS_PER_CALL if objective == "supervised" else 1
+            self.steps_per_call = STEPS_PER_CALL
 
     def first_step(self) -> float:
         return self._run(1)

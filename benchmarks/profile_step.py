@@ -2,8 +2,8 @@
 
     python benchmarks/profile_step.py [--sizes docs,large] [--steps 3] [--torch] [--json out.json]
 
-Runs the library's step (`learnjax.training.fused_masked_lm_step`, as
-`train_masked_lm` calls it) under `jax.profiler`, reads the trace back and
+Runs the library's step (`learnjax.training.fused_masked_lm_step`, one call
+per step; `train_masked_lm` runs it twenty times per call) under `jax.profiler`, reads the trace back and
 joins each op with the optimised XLA program, so that every matrix product
 gets its shape, its form and its achieved GFLOP/s. Prints, per size:
 

@@ -102,6 +102,47 @@ def fused_masked_lm_step(state, key, step, tokens, segments, *, graphdef, vocab_
 # --8<-- [end:fused_masked_lm_step]
 
 
+# Steps per compiled call of the training loops: a run's steps go to XLA in a
+# few calls instead of one call each, and the progress bar still moves. Inside
+# one call XLA also keeps the step's working memory from one step to the next,
+# where a call per step asks the system for fresh memory every step.
+STEPS_PER_CALL = 20
+
+
+# --8<-- [start:masked_lm_steps]
+@functools.partial(jax.jit, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"), donate_argnames="state",
+                   compiler_options=STEP_COMPILER_OPTIONS)
+def masked_lm_steps(state, key, first_step, tokens, segments, count, *, graphdef, vocab_size, rate, max_predictions):
+    """`fused_masked_lm_step` on the first `count` batches of a stack (S, B, T),
+    in one compiled program (a `jax.lax.fori_loop`); step `first_step + i`
+    masks batch `i`, as one call per step would.
+
+    `count` is a value, not a shape: a run's last, shorter call runs the same
+    program. Returns the new state and each step's loss and accuracy (S,).
+    """
+    def one_step(i, carry):
+        state, losses, accuracies = carry
+        state, loss, accuracy = fused_masked_lm_step.__wrapped__(  # the step's function, traced into this program
+            state, key, first_step + i, tokens[i], segments[i], graphdef=graphdef,
+            vocab_size=vocab_size, rate=rate, max_predictions=max_predictions)
+        return state, losses.at[i].set(loss), accuracies.at[i].set(accuracy)
+
+    unused = jnp.full(tokens.shape[0], jnp.nan, jnp.float32)
+    state, losses, accuracies = jax.lax.fori_loop(0, count, one_step, (state, unused, unused))
+    return state, (losses, accuracies)
+# --8<-- [end:masked_lm_steps]
+
+
+def _call_stacks(n_examples: int, batch_size: int, steps: int, seed: int) -> Iterator[tuple[int, np.ndarray, int]]:
+    """`batch_indices` in stacks of `STEPS_PER_CALL` batches: (first step, indices
+    (STEPS_PER_CALL, B), steps to run). The last stack is filled up with copies
+    of its last batch, which the loops do not run."""
+    order = np.stack(list(batch_indices(n_examples, batch_size, steps, seed)))  # (steps, B)
+    order = np.concatenate([order, np.repeat(order[-1:], -steps % STEPS_PER_CALL, axis=0)])
+    for first in range(0, steps, STEPS_PER_CALL):
+        yield first, order[first : first + STEPS_PER_CALL], min(STEPS_PER_CALL, steps - first)
+
+
 def _masking_args(vocab_size: int, max_len: int, mask_rate: float) -> dict:
     """The static arguments `fused_masked_lm_step` takes besides the graph definition."""
     return {"vocab_size": vocab_size, "rate": mask_rate, "max_predictions": max_predictions_for(max_len, mask_rate)}
@@ -120,7 +161,8 @@ def compile_in_background(lowered: jax.stages.Lowered) -> Future:
 
 
 def compile_masked_lm_step(shapes: tuple[nnx.Module, nnx.Optimizer], *, batch_size: int, max_len: int, mask_rate: float = 0.15) -> Future:
-    """Starts compiling `fused_masked_lm_step` for a model and optimizer of these
+    """Starts compiling `masked_lm_steps`, the program `train_masked_lm` runs,
+    for a model and optimizer of these
     shapes (from `nnx.eval_shape`: no parameter needs to exist yet), and returns
     without waiting for it.
 
@@ -131,9 +173,9 @@ def compile_masked_lm_step(shapes: tuple[nnx.Module, nnx.Optimizer], *, batch_si
     """
     mask_rate = check_mask_rate(mask_rate)
     graphdef, state = nnx.split(shapes)
-    rows = jax.ShapeDtypeStruct((batch_size, max_len), jnp.int32)
-    lowered = fused_masked_lm_step.lower(state, jax.random.key(0), 0, rows, rows, graphdef=graphdef,
-                                         **_masking_args(shapes[0].config.vocab_size, max_len, mask_rate))
+    stack = jax.ShapeDtypeStruct((STEPS_PER_CALL, batch_size, max_len), jnp.int32)
+    lowered = masked_lm_steps.lower(state, jax.random.key(0), 0, stack, stack, 1, graphdef=graphdef,
+                                    **_masking_args(shapes[0].config.vocab_size, max_len, mask_rate))
     return compile_in_background(lowered)
 
 
@@ -148,45 +190,46 @@ def train_masked_lm(
     seed: int = 0,
     mask_rate: float = 0.15,
     progress: bool = False,
-    log_every: int = 10,
 ) -> History:
-    """Runs `steps` masked-prediction steps over packed token rows (N, T)."""
+    """Runs `steps` masked-prediction steps over packed token rows (N, T),
+    `STEPS_PER_CALL` per compiled call (`masked_lm_steps`)."""
     mask_rate = check_mask_rate(mask_rate)
     static = _masking_args(model.config.vocab_size, tokens.shape[1], mask_rate)
     key = jax.random.key(seed)
     history = History()
+    if steps < 1:
+        return history
     pending = []
     bar = tqdm(total=steps, desc="pre-training", unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
     graphdef, state = nnx.split((model, optimizer))
+
+    def read_back(calls):
+        for (losses, accuracies), count in zip(jax.device_get([metrics for metrics, _ in calls]), (count for _, count in calls)):
+            history.loss.extend(losses[:count].tolist())
+            history.accuracy.extend(accuracies[:count].tolist())
+        _check_finite(history.loss[-1], len(history.loss) - 1)  # the step that loss came from
+        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+
     try:
-        for step, idx in enumerate(batch_indices(len(tokens), batch_size, steps, seed)):
-            state, loss, accuracy = fused_masked_lm_step(state, key, step, tokens[idx], segments[idx], graphdef=graphdef, **static)
-            pending.append((loss, accuracy))
-            # Reading a value back waits for its step to finish, and an idle queue
-            # until Python sends the next one. So read every `log_every` steps, and
-            # only steps that are `log_every` behind: long finished, no wait.
-            if len(pending) == 2 * log_every or step == steps - 1:
-                ready = pending[:log_every] if step < steps - 1 else pending
-                for loss, accuracy in jax.device_get(ready):
-                    history.loss.append(float(loss))
-                    history.accuracy.append(float(accuracy))
-                del pending[: len(ready)]
-                _check_finite(history.loss[-1], len(history.loss) - 1)  # the step that loss came from
-                bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
-            bar.update(1)
+        for first, idx, count in _call_stacks(len(tokens), batch_size, steps, seed):
+            state, metrics = masked_lm_steps(state, key, first, tokens[idx], segments[idx], count, graphdef=graphdef, **static)
+            pending.append((metrics, count))
+            # Reading a value back waits for its call to finish, and an idle queue
+            # until Python sends the next one. So read only calls that are one
+            # call behind: the next one is queued by then.
+            if len(pending) == 2:
+                read_back(pending[:1])
+                del pending[:1]
+            bar.update(count)
+        read_back(pending)
     finally:
-        # The step consumed (donated) the buffers the model held: give it the latest ones.
+        # The steps consumed (donated) the buffers the model held: give it the latest ones.
         nnx.update((model, optimizer), state)
         bar.close()
     return history
 
 
 # --8<-- [start:supervised_steps]
-# Steps per compiled call of `supervised_steps`: a run's steps go to XLA in a
-# few calls instead of one call each, and the progress bar still moves.
-STEPS_PER_CALL = 20
-
-
 @functools.partial(jax.jit, static_argnames="graphdef")
 def supervised_steps(state, tokens, labels, count, *, graphdef):
     """`supervised_update` on the first `count` batches of a stack (S, B, ...),
@@ -226,16 +269,11 @@ def train_classifier(
     history = History()
     if steps < 1:
         return history
-    order = np.stack(list(batch_indices(len(tokens), batch_size, steps, seed)))  # (steps, B)
-    # The last call's stack is filled up with copies of its last batch, which it does not run.
-    order = np.concatenate([order, np.repeat(order[-1:], -steps % STEPS_PER_CALL, axis=0)])
     graphdef, state = nnx.split((model, optimizer))
     pending = []
     bar = tqdm(total=steps, desc="training", unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
     try:
-        for start in range(0, steps, STEPS_PER_CALL):
-            idx = order[start : start + STEPS_PER_CALL]
-            count = min(STEPS_PER_CALL, steps - start)
+        for _, idx, count in _call_stacks(len(tokens), batch_size, steps, seed):
             state, metrics = supervised_steps(state, tokens[idx], labels[idx], count, graphdef=graphdef)
             pending.append(metrics)
             bar.update(count)
