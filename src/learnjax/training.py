@@ -162,9 +162,8 @@ def compile_in_background(lowered: jax.stages.Lowered) -> Future:
 
 def compile_masked_lm_step(shapes: tuple[nnx.Module, nnx.Optimizer], *, batch_size: int, max_len: int, mask_rate: float = 0.15) -> Future:
     """Starts compiling `masked_lm_steps`, the program `train_masked_lm` runs,
-    for a model and optimizer of these
-    shapes (from `nnx.eval_shape`: no parameter needs to exist yet), and returns
-    without waiting for it.
+    for a model and optimizer of these shapes (from `nnx.eval_shape`: no
+    parameter needs to exist yet), and returns without waiting for it.
 
     The step is traced here, and XLA compiles it on a background thread while
     this one goes on: encoding the corpus, initialising the parameters. A
