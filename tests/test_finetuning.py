@@ -24,6 +24,12 @@ def test_every_mode_got_the_same_search(result):
         assert len(row["scores"]) == len(result["seeds"]) >= 3
 
 
+def test_the_chosen_rate_is_the_best_on_dev(result):
+    for row in result["rows"]:
+        dev, loss = row["dev_by_learning_rate"], row["dev_loss_by_learning_rate"]
+        assert str(row["learning_rate"]) == max(dev, key=lambda lr: (dev[lr], -loss[lr])), row
+
+
 def test_fine_tuning_beats_scratch_with_32_labels(result):
     assert _mean(result, "full", 32) >= _mean(result, "scratch", 32) + 0.10
 

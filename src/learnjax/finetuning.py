@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import optax
 from flax import nnx
 
 from learnjax import checkpoints, messages
 from learnjax.model import Encoder, EncoderClassifier
 from learnjax.pretraining import Foundation
 from learnjax.tokenizer import Tokenizer
-from learnjax.training import History, accuracy, adamw, predict, train_classifier
+from learnjax.training import History, adamw, predict, train_classifier
 
 MODES = ("full", "probe", "scratch")
 
@@ -177,5 +178,8 @@ def spam_finetune(foundation: Foundation, n_labels: int, mode: str, seed: int, s
     scores = {}
     for split in ("dev", "test"):
         tokens = foundation.tokenizer.encode_batch([m.text for m in splits[split]], SPAM_MAX_LEN, truncate=False)
-        scores[split] = accuracy(classifier.model, tokens, np.array([m.label for m in splits[split]]))
+        labels = np.array([m.label for m in splits[split]])
+        logits = predict(classifier.model, tokens)
+        scores[split] = float((logits.argmax(-1) == labels).mean())
+        scores[f"{split}_loss"] = float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean())
     return scores

@@ -223,7 +223,7 @@ def transposes_in(step, model, optimizer, batch) -> int:
     return text.count(" transpose(")
 
 
-def measure(rounds: int = 7, min_seconds: float = 0.15) -> dict:
+def measure(rounds: int = 5, min_seconds: float = 0.1) -> dict:
     """Every comparison of the Performance page, as plain data."""
     started = time.perf_counter()
     setup = Setup()
@@ -363,7 +363,7 @@ _fused_step_default_level = jax.jit(
 )
 
 
-def probe(seconds: float = 1.5, startup: str = "library") -> dict:
+def probe(seconds: float = 0.75, startup: str = "library") -> dict:
     """Seconds from the start of this process (as the parent saw it) to a first
     finished training step, then the step's steady tokens per second.
 
