@@ -1,6 +1,8 @@
 """The Performance page's alternatives compute what the library's step computes,
 only slower or faster; and the timing helper ranks what it times."""
 
+import subprocess
+import sys
 import time
 
 import jax
@@ -8,10 +10,10 @@ import numpy as np
 import pytest
 
 import learnjax.model
-from learnjax import performance
+from learnjax import performance, timing
 from learnjax.masking import mask_tokens, select_predictions
 from learnjax.steps import masked_prediction_step
-from learnjax.timing import compare
+from learnjax.timing import compare, other_processes_load
 from learnjax.training import fused_masked_lm_step
 
 
@@ -77,3 +79,19 @@ def test_compare_ranks_a_slower_candidate_slower():
     assert result.speedup("6 ms") < 0.7
     assert result.seconds("2 ms") < result.seconds("6 ms")
     assert "| 6 ms |" in result.table()
+
+
+def test_a_busy_process_beside_the_measurement_counts_as_load():
+    busy = "import time\nend = time.time() + 1.0\nwhile time.time() < end: pass"
+    with other_processes_load() as load:
+        child = subprocess.Popen([sys.executable, "-c", busy])
+        time.sleep(1.0)  # this process idles; the child keeps a core busy
+    child.wait()
+    assert load["cores"] >= 0.5, load
+
+
+def test_load_is_unknown_where_the_system_does_not_report_it(monkeypatch):
+    monkeypatch.setattr(timing, "_machine_busy_seconds", lambda: None)
+    with other_processes_load() as load:
+        pass
+    assert load["cores"] is None

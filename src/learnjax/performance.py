@@ -30,7 +30,7 @@ import learnjax.model as model_code
 from learnjax.masking import mask_tokens, masked_batch
 from learnjax.pretraining import _initial_state, compile_for_pretraining, create_model_and_optimizer, model_shapes
 from learnjax.steps import masked_prediction_step, masked_prediction_update, supervised_step
-from learnjax.timing import compare
+from learnjax.timing import compare, other_processes_load
 from learnjax.training import (
     STEP_COMPILER_OPTIONS, STEPS_PER_CALL, _masking_args, adamw, batch_indices, fused_masked_lm_step, masked_lm_steps, train_classifier,
     train_masked_lm,
@@ -225,6 +225,13 @@ def transposes_in(step, model, optimizer, batch) -> int:
 
 def measure(rounds: int = 5, min_seconds: float = 0.1) -> dict:
     """Every comparison of the Performance page, as plain data."""
+    with other_processes_load() as load:
+        out = _measure(rounds, min_seconds)
+    out["other_processes_cores"] = load["cores"]
+    return out
+
+
+def _measure(rounds: int, min_seconds: float) -> dict:
     started = time.perf_counter()
     setup = Setup()
     out: dict = {"tokens_per_step": setup.tokens_per_step, "batch_size": setup.batch_size,

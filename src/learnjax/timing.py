@@ -8,10 +8,13 @@ ratios, each pair measured moments apart.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,3 +87,33 @@ def compare(candidates: dict[str, Callable[[], Any]], *, rounds: int = 5, min_se
         for name, fn in candidates.items():
             measured[name].append(seconds_per_call(fn, min_seconds))
     return Comparison(measured)
+
+
+def _machine_busy_seconds() -> float | None:
+    """CPU seconds all cores have spent busy since boot (Linux), else None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and of the child processes it has waited for."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+@contextlib.contextmanager
+def other_processes_load() -> Iterator[dict]:
+    """Measures how many cores other processes kept busy, on average, while the
+    block ran: `{"cores": ...}`, None where the system does not say (not Linux).
+    Timings taken beside other work are slower than on a quiet machine; this
+    says by how much the machine was shared."""
+    result: dict = {"cores": None}
+    busy, own, started = _machine_busy_seconds(), _own_cpu_seconds(), time.perf_counter()
+    yield result
+    if busy is not None:
+        others = (_machine_busy_seconds() - busy) - (_own_cpu_seconds() - own)
+        result["cores"] = max(0.0, others / (time.perf_counter() - started))
