@@ -1,6 +1,8 @@
-"""The cache key follows the code, not its documentation."""
+"""The cache key follows the code, not its documentation; a first run says what it computes."""
 
-from learnjax.cache import _code_only, cache_key
+import io
+
+from learnjax.cache import _code_only, cache_key, cached_json
 
 
 def test_documentation_does_not_change_the_key():
@@ -19,3 +21,30 @@ def test_code_changes_the_key():
 def test_a_body_of_documentation_only_stays_valid_code():
     tree = _code_only('class A:\n    """Only a docstring."""\n')
     assert "Pass" in tree
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def _double(x):
+    return 2 * x
+
+
+def test_a_first_run_tells_a_terminal_what_it_computes_and_a_cached_one_is_silent(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert cached_json("double", {"x": 21}, _double) == 42
+    said = terminal.getvalue().splitlines()
+    assert len(said) == 2 and "measuring the double experiment" in said[0] and str(tmp_path) in said[0], said
+    assert said[1].startswith("learnjax: measuring the double experiment: done in "), said
+    assert cached_json("double", {"x": 21}, _double) == 42
+    assert len(terminal.getvalue().splitlines()) == 2  # read from the cache: nothing more said
+
+
+def test_a_log_or_pipe_hears_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
+    assert cached_json("double", {"x": 1}, _double) == 2
+    assert capsys.readouterr().err == ""

@@ -16,7 +16,9 @@ import hashlib
 import inspect
 import json
 import os
+import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -100,18 +102,33 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _announced(what: str, path: Path) -> Iterator[None]:
+    """Tells a person at a terminal what a first run is busy with, and for how
+    long it was; silent where stderr is a log or a pipe (tests, CI)."""
+    tell = sys.stderr.isatty()
+    if tell:
+        print(f"learnjax: {what} (once: later runs read it from {path})", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    yield
+    if tell:
+        print(f"learnjax: {what}: done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+
+
 _loaded: dict[str, Foundation] = {}
 
 
-def foundation_model(recipe: PretrainRecipe = PretrainRecipe(), *, progress: bool = False) -> Foundation:
-    """The foundation model of `recipe`: loaded from the cache, or pre-trained once and saved."""
+def foundation_model(recipe: PretrainRecipe = PretrainRecipe(), *, progress: bool = True) -> Foundation:
+    """The foundation model of `recipe`: loaded from the cache, or pre-trained once and saved
+    (with a progress bar when stderr is a terminal and `progress` is on)."""
     key = cache_key("foundation", recipe.to_dict(), code_version())
     if key in _loaded:
         return _loaded[key]
     path = cache_root() / key
     with _locked(path):
         if not (path / MANIFEST).exists():
-            pretrain(recipe, progress=progress).save(path)
+            with _announced("pre-training the foundation model", path):
+                pretrain(recipe, progress=progress).save(path)
         _loaded[key] = Foundation.load(path)
     return _loaded[key]
 
@@ -124,7 +141,8 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
     with _locked(path):
         if path.exists():
             return json.loads(path.read_text(encoding="utf-8"))
-        result = compute(**params)
+        with _announced(f"measuring the {kind} experiment", path):
+            result = compute(**params)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
         os.replace(tmp, path)

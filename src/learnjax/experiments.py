@@ -39,7 +39,7 @@ def _scaling_curve(amounts: tuple[int, ...], steps: int) -> list[dict]:
     rows = []
     for n in amounts:
         texts = largest[:n]
-        foundation = pretrain(PretrainRecipe(n_texts=n, steps=steps), texts, tokenizer=tokenizer)
+        foundation = pretrain(PretrainRecipe(n_texts=n, steps=steps), texts, tokenizer=tokenizer, progress=True)  # a bar on a terminal
         scores = masked_token_scores(foundation, held_out, mask_rate=0.15)
         rows.append({
             "n_texts": n,
@@ -66,13 +66,21 @@ def _label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_r
     import time
 
     import numpy as np
+    from tqdm import tqdm
 
     from learnjax.cache import foundation_model
     from learnjax.finetuning import MODES, FinetuneSettings, spam_finetune
 
     foundation = foundation_model()
     base = FinetuneSettings()
-    with_rate = lambda lr: dataclasses.replace(base, learning_rate=lr)
+    n_runs = len(MODES) * len(sizes) * (len(learning_rates) + len(seeds) - 1)
+    bar = tqdm(total=n_runs, desc="fine-tuning runs", unit="run", disable=None, leave=False)  # on a terminal only
+
+    def run(n: int, mode: str, seed: int, learning_rate: float) -> dict:
+        scores = spam_finetune(foundation, n, mode, seed, dataclasses.replace(base, learning_rate=learning_rate))
+        bar.update()
+        return scores
+
     started = time.perf_counter()
     rows = []
     for mode in MODES:
@@ -82,9 +90,9 @@ def _label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_r
             # other seeds at the chosen rate: half the runs of every rate on every
             # seed. With many labels most rates score 100% on dev, so the dev loss
             # breaks ties: the best-fitting rate, not the first in the list.
-            search = {lr: spam_finetune(foundation, n, mode, seeds[0], with_rate(lr)) for lr in learning_rates}
+            search = {lr: run(n, mode, seeds[0], lr) for lr in learning_rates}
             best = max(learning_rates, key=lambda lr: (search[lr]["dev"], -search[lr]["dev_loss"]))
-            runs = [search[best]] + [spam_finetune(foundation, n, mode, seed, with_rate(best)) for seed in seeds[1:]]
+            runs = [search[best]] + [run(n, mode, seed, best) for seed in seeds[1:]]
             test = [r["test"] for r in runs]
             rows.append({
                 "mode": mode, "n_labels": n, "learning_rate": best,
@@ -92,13 +100,14 @@ def _label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_r
                 "dev_by_learning_rate": {str(lr): search[lr]["dev"] for lr in learning_rates},
                 "dev_loss_by_learning_rate": {str(lr): search[lr]["dev_loss"] for lr in learning_rates},
             })
+    bar.close()
     return {
         "rows": rows,
         "seconds": time.perf_counter() - started,
         "settings": dataclasses.asdict(base),
         "learning_rates": list(learning_rates),
         "seeds": list(seeds),
-        "runs": len(rows) * (len(learning_rates) + len(seeds) - 1),
+        "runs": n_runs,
     }
 
 
