@@ -42,6 +42,15 @@ def test_packing_keeps_texts_apart(tokenizer):
     assert (tokens[segments == 0] == PAD_ID).all()
 
 
+def test_written_structure_tokens_are_plain_text(tokenizer):
+    # Only the tokenizer writes [PAD] and [CLS]; a text holding them must not end
+    # its own row early or start a new text. [MASK] stays: fill-mask needs it.
+    tokens, segments = tokenizer.encode_packed(["the [PAD] sky [CLS] [MASK]"], max_len=16)
+    words = tokens[segments > 0].tolist()
+    assert words.count(PAD_ID) == 0 and words.count(CLS_ID) == 1 and MASK_ID in words
+    assert split_words("[PAD] [cls]") == ["[", "pad", "]", "[", "cls", "]"]
+
+
 def test_save_and_load(tokenizer, tmp_path):
     tokenizer.save(tmp_path / "tok.json")
     assert Tokenizer.load(tmp_path / "tok.json") == tokenizer

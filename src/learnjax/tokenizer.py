@@ -17,10 +17,12 @@ SPECIAL_TOKENS = (PAD, UNK, MASK, CLS)
 PAD_ID, UNK_ID, MASK_ID, CLS_ID = range(len(SPECIAL_TOKENS))
 
 # A word (letters and digits, each possibly followed by combining accents, with
-# inner apostrophes or hyphens), a special token written in brackets, or any
-# single other visible character (punctuation, emoji).
+# inner apostrophes or hyphens), `[MASK]` or `[UNK]` written in brackets, or any
+# single other visible character (punctuation, emoji). `[PAD]` and `[CLS]` mark
+# a row's structure, which only the tokenizer writes: in a text they are plain
+# brackets around a word, or a text could end its own row early.
 _LETTERS = r"(?:[^\W_][\u0300-\u036f]*)+"
-_TOKEN_RE = re.compile(rf"\[(?:pad|unk|mask|cls)\]|{_LETTERS}(?:['’-]{_LETTERS})*|[^\w\s]", re.UNICODE)
+_TOKEN_RE = re.compile(rf"\[(?:unk|mask)\]|{_LETTERS}(?:['’-]{_LETTERS})*|[^\w\s]", re.UNICODE)
 
 TOKENIZER_FORMAT = 1
 
@@ -30,6 +32,8 @@ def split_words(text: str) -> list[str]:
 
     >>> split_words("Today I went to the café and drank [MASK].")
     ['today', 'i', 'went', 'to', 'the', 'café', 'and', 'drank', '[MASK]', '.']
+    >>> split_words("[PAD] is a word here")
+    ['[', 'pad', ']', 'is', 'a', 'word', 'here']
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r}")
