@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -102,6 +101,8 @@ def _machine_busy_seconds() -> float | None:
 
 def _own_cpu_seconds() -> float:
     """CPU seconds of this process and of the child processes it has waited for."""
+    import resource  # Unix only; called only where /proc/stat exists
+
     return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
@@ -112,7 +113,8 @@ def other_processes_load() -> Iterator[dict]:
     Timings taken beside other work are slower than on a quiet machine; this
     says by how much the machine was shared."""
     result: dict = {"cores": None}
-    busy, own, started = _machine_busy_seconds(), _own_cpu_seconds(), time.perf_counter()
+    busy = _machine_busy_seconds()
+    own, started = (_own_cpu_seconds() if busy is not None else 0.0), time.perf_counter()
     yield result
     if busy is not None:
         others = (_machine_busy_seconds() - busy) - (_own_cpu_seconds() - own)
