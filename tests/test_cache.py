@@ -1,6 +1,11 @@
 """The cache key follows the code, not its documentation; a first run says what it computes."""
 
 import io
+import json
+import os
+import subprocess
+import sys
+import threading
 
 from learnjax.cache import _code_only, cache_key, cached_json
 
@@ -48,3 +53,40 @@ def test_a_log_or_pipe_hears_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
     assert cached_json("double", {"x": 1}, _double) == 2
     assert capsys.readouterr().err == ""
+
+
+def _double_plus_one(x):
+    return cached_json("double", {"x": x}, _double) + 1
+
+
+def test_an_experiment_may_compute_another_inside_its_own_computation(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
+    result = []
+    worker = threading.Thread(target=lambda: result.append(cached_json("outer", {"x": 21}, _double_plus_one)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the nested computation waited for its own lock"
+    assert result == [43]
+
+
+_TIMED_COMPUTATION = """
+import json, sys, time
+from learnjax.cache import cached_json
+
+def timed():
+    started = time.time()
+    time.sleep(1.0)
+    return [started, time.time()]
+
+print(json.dumps(cached_json(sys.argv[1], {}, timed)))
+"""
+
+
+def test_processes_sharing_a_cache_compute_one_entry_at_a_time(tmp_path):
+    script = tmp_path / "timed.py"  # a file: the cache key reads the computation's source
+    script.write_text(_TIMED_COMPUTATION, encoding="utf-8")
+    env = {**os.environ, "LEARNJAX_CACHE": str(tmp_path / "cache")}
+    runs = [subprocess.Popen([sys.executable, str(script), name], env=env, stdout=subprocess.PIPE, text=True)
+            for name in ("first", "second")]
+    (a_start, a_end), (b_start, b_end) = sorted(json.loads(run.communicate(timeout=120)[0]) for run in runs)
+    assert b_start >= a_end, "two computations overlapped"
