@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -102,7 +103,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-_computing_depth = 0
+_computing = threading.local()  # .held: this thread holds the computing lock
 
 
 @contextlib.contextmanager
@@ -111,22 +112,17 @@ def _one_computation_at_a_time() -> Iterator[None]:
     the cache (test workers, a site build) compute one entry at a time: each
     experiment then runs at a quiet machine's speed instead of several slowing
     each other, and the Performance page is not measured beside another one.
-    Re-entrant within a process (an experiment may need the foundation model);
+    Re-entrant within a thread (an experiment may need the foundation model);
     always taken before an entry's own lock, so two processes cannot deadlock."""
-    global _computing_depth
-    if _computing_depth:
-        _computing_depth += 1
-        try:
-            yield
-        finally:
-            _computing_depth -= 1
+    if getattr(_computing, "held", False):
+        yield
         return
     with _locked(cache_root() / "computing"):
-        _computing_depth = 1
+        _computing.held = True
         try:
             yield
         finally:
-            _computing_depth = 0
+            _computing.held = False
 
 
 @contextlib.contextmanager
