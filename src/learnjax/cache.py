@@ -138,6 +138,22 @@ def _announced(what: str, path: Path) -> Iterator[None]:
         print(f"learnjax: {what}: done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
 
+def _read_or_compute(path: Path, saved: Path, read: Callable[[], Any], compute_and_save: Callable[[], None], what: str) -> Any:
+    """`read()` of the cache entry at `path`, first made by `compute_and_save()`
+    unless `saved` exists. The first check takes the entry's lock alone, so that
+    reading a cached entry never waits behind another process's computation;
+    computing takes the machine-wide computing lock, then checks again, since
+    another process may have computed the entry meanwhile."""
+    with _locked(path):
+        if saved.exists():
+            return read()
+    with _one_computation_at_a_time(), _locked(path):
+        if not saved.exists():
+            with _announced(what, path):
+                compute_and_save()
+        return read()
+
+
 _loaded: dict[str, Foundation] = {}
 
 
@@ -148,15 +164,10 @@ def foundation_model(recipe: PretrainRecipe = PretrainRecipe(), *, progress: boo
     if key in _loaded:
         return _loaded[key]
     path = cache_root() / key
-    with _locked(path):
-        if (path / MANIFEST).exists():
-            _loaded[key] = Foundation.load(path)
-            return _loaded[key]
-    with _one_computation_at_a_time(), _locked(path):
-        if not (path / MANIFEST).exists():  # another process may have trained it meanwhile
-            with _announced("pre-training the foundation model", path):
-                pretrain(recipe, progress=progress).save(path)
-        _loaded[key] = Foundation.load(path)
+    _loaded[key] = _read_or_compute(
+        path, path / MANIFEST, lambda: Foundation.load(path),
+        lambda: pretrain(recipe, progress=progress).save(path), "pre-training the foundation model",
+    )
     return _loaded[key]
 
 
@@ -165,15 +176,12 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
     the source of `compute`, of the foundation's modules and of `modules`."""
     code = code_version(FOUNDATION_MODULES + modules, inspect.getsource(compute))
     path = cache_root() / f"{cache_key(kind, params, code)}.json"
-    with _locked(path):
-        if path.exists():
-            return json.loads(path.read_text(encoding="utf-8"))
-    with _one_computation_at_a_time(), _locked(path):
-        if path.exists():  # another process may have computed it meanwhile
-            return json.loads(path.read_text(encoding="utf-8"))
-        with _announced(f"measuring the {kind} experiment", path):
-            result = compute(**params)
+
+    def compute_and_save() -> None:
+        result = compute(**params)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
         os.replace(tmp, path)
-    return json.loads(path.read_text(encoding="utf-8"))
+
+    return _read_or_compute(path, path, lambda: json.loads(path.read_text(encoding="utf-8")), compute_and_save,
+                            f"measuring the {kind} experiment")
