@@ -11,7 +11,7 @@ the built-in corpus (40,000 texts), its vocabulary, packed rows of 32 tokens,
 
 - learnjax: the `learnjax pretrain --json --out DIR` command, run as
   `learnjax.cli.main` by this file's `--child learnjax` entry point, which wraps
-  (without changing) `pretrain`, the model constructor, `train_masked_lm` and
+  (without changing) `pretrain`, the model constructor, `train_masked_prediction` and
   `Foundation.save` with timers, to report where the time went.
 - PyTorch: `--child torch`, the same work written in eager PyTorch with
   `torch_impl.py` (model, masking, loss, `MaskedTrainer`): build the corpus,
@@ -151,7 +151,7 @@ def learnjax_child(out: Path) -> dict:
     # `pretrain` and the CLI look these names up when called, so the wrappers are used.
     pt.pretrain = timed("pretrain", pt.pretrain)
     pt.MaskedLanguageModel = timed("model", pt.MaskedLanguageModel)
-    pt.train_masked_lm = timed("train", pt.train_masked_lm, lambda a, kw: seen.update(tokens=a[2], segments=a[3]))
+    pt.train_masked_prediction = timed("train", pt.train_masked_prediction, lambda a, kw: seen.update(tokens=a[2], segments=a[3]))
     pt.Foundation.save = timed("save", pt.Foundation.save, lambda a, kw: seen.update(foundation=a[0]))
     status = learnjax.cli.main(["pretrain", "--json", "--out", str(out)])
     if status:

@@ -3,8 +3,8 @@
     python benchmarks/bench_steps.py [--json out.json] [--quick]
 
 Measures, at the docs' default model size and at a larger one, float32:
-- tokens/s of the masked-prediction step, run through `learnjax.training.train_masked_lm`
-  (`masked_lm_steps`: up to twenty fused steps, masking plus the step, per compiled
+- tokens/s of the masked-prediction step, run through `learnjax.training.train_masked_prediction`
+  (`masked_prediction_steps`: up to twenty fused steps, masking plus the step, per compiled
   call with donated state, on packed rows with segments);
 - examples/s of the supervised step, through `learnjax.training.train_classifier`
   (`supervised_steps`: up to twenty `supervised_update` steps per compiled call, on an
@@ -51,7 +51,7 @@ class JaxLoop(Runner):
 
         from learnjax.model import Encoder, EncoderClassifier, EncoderConfig
         from learnjax.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
-        from learnjax.training import STEPS_PER_CALL, adamw, train_classifier, train_masked_lm
+        from learnjax.training import STEPS_PER_CALL, adamw, train_classifier, train_masked_prediction
 
         self.jax, self.objective, self.size, self.jit = jax, objective, size, jit
         config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
@@ -64,7 +64,7 @@ class JaxLoop(Runner):
                 compile_for_pretraining(config, tx, key, shapes, batch_size=size.batch_size, mask_rate=size.mask_rate).result()
             self.model, self.optimizer = create_model_and_optimizer(config, tx, key, shapes)
             self.tokens, self.other = data["mlm_tokens"], data["mlm_segments"]
-            self.loop = lambda steps: train_masked_lm(self.model, self.optimizer, self.tokens, self.other, steps=steps,
+            self.loop = lambda steps: train_masked_prediction(self.model, self.optimizer, self.tokens, self.other, steps=steps,
                                                       batch_size=size.batch_size, mask_rate=size.mask_rate)
         else:
             self.model = EncoderClassifier(Encoder(config, rngs=nnx.Rngs(0)), 2, rngs=nnx.Rngs(1))

@@ -2,8 +2,8 @@
 
     python benchmarks/profile_step.py [--sizes docs,large] [--steps 3] [--torch] [--json out.json]
 
-Runs the library's step (`learnjax.training.fused_masked_lm_step`, one call
-per step; `train_masked_lm` runs it twenty times per call) under `jax.profiler`, reads the trace back and
+Runs the library's step (`learnjax.training.fused_masked_prediction_step`, one call
+per step; `train_masked_prediction` runs it twenty times per call) under `jax.profiler`, reads the trace back and
 joins each op with the optimised XLA program, so that every matrix product
 gets its shape, its form and its achieved GFLOP/s. Prints, per size:
 
@@ -144,7 +144,7 @@ def profile_jax(size: harness.Size, data: dict, steps: int) -> dict:
     from learnjax.masking import max_predictions_for
     from learnjax.model import EncoderConfig
     from learnjax.pretraining import create_model_and_optimizer
-    from learnjax.training import adamw, fused_masked_lm_step
+    from learnjax.training import adamw, fused_masked_prediction_step
 
     config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
     graphdef, state = nnx.split(create_model_and_optimizer(config, adamw(size.learning_rate, 1800, 100, 0.01), jax.random.key(0)))
@@ -156,11 +156,11 @@ def profile_jax(size: harness.Size, data: dict, steps: int) -> dict:
         nonlocal state
         for i in range(first, first + n):
             idx = batches[i % len(batches)]
-            state, loss, _ = fused_masked_lm_step(state, key, i, data["mlm_tokens"][idx], data["mlm_segments"][idx], graphdef=graphdef, **static)
+            state, loss, _ = fused_masked_prediction_step(state, key, i, data["mlm_tokens"][idx], data["mlm_segments"][idx], graphdef=graphdef, **static)
         return jax.block_until_ready(loss)
 
     idx = batches[0]
-    hlo = fused_masked_lm_step.lower(state, key, 0, data["mlm_tokens"][idx], data["mlm_segments"][idx], graphdef=graphdef, **static).compile().as_text()
+    hlo = fused_masked_prediction_step.lower(state, key, 0, data["mlm_tokens"][idx], data["mlm_segments"][idx], graphdef=graphdef, **static).compile().as_text()
     run(0, 3)  # compiled and warm
     started = time.perf_counter()
     run(3, steps)

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PAD_ID, MASK_ID, N_SPECIAL = 0, 2, 4
+from learnjax.tokenizer import MASK_ID, PAD_ID, SPECIAL_TOKENS  # the same ids as the JAX side
+
+N_SPECIAL = len(SPECIAL_TOKENS)
 LN_EPS = 1e-6  # flax's LayerNorm default
 
 
@@ -147,7 +149,7 @@ def warmup_cosine(learning_rate: float, steps: int, warmup_steps: int):
 
 
 class MaskedTrainer:
-    """One masked-prediction step per call, as `learnjax.training.train_masked_lm` runs it."""
+    """One masked-prediction step per call, as `learnjax.training.train_masked_prediction` runs it."""
 
     def __init__(self, size, *, compile: bool, seed: int = 0):
         torch.manual_seed(seed)

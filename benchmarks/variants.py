@@ -3,10 +3,10 @@ against the library as it is, and what a few further ideas would add.
 
     python benchmarks/variants.py [--json out.json] [--quick] [--groups code,flags,shapes,large,startup] [--cores N]
 
-The library's step (`learnjax.training.train_masked_lm`) has three changes in:
+The library's step (`learnjax.training.train_masked_prediction`) has three changes in:
 every Linear and the tied output head run on a 2-D (tokens, features) array
 (`learnjax.model.per_token`); the accuracy is computed with a max and a gather
-instead of an argmax; and the loop calls `fused_masked_lm_step`, a `jax.jit`
+instead of an argmax; and the loop calls `fused_masked_prediction_step`, a `jax.jit`
 of the split state with the masking fused in and the state donated. Each
 "undo" variant reverts one of them (or one part of the fused step) and "all
 undone" is the library as it was before them; the "+" variants are ideas not
@@ -96,7 +96,7 @@ def one_hot_embed_class():
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    # fused: the library's fused_masked_lm_step; no_donate: the same without donation;
+    # fused: the library's fused_masked_prediction_step; no_donate: the same without donation;
     # mask_outside: a donated step of the split state on a batch masked by a separate call;
     # cached_partial: the loop before, nnx.cached_partial(masked_prediction_step, ...) on a masked batch.
     loop: str = "fused"
@@ -141,7 +141,7 @@ class Variant(Runner):
         from learnjax.masking import masked_batch
         from learnjax.model import EncoderConfig, MaskedLanguageModel
         from learnjax.steps import masked_prediction_step, masked_prediction_update
-        from learnjax.training import STEP_COMPILER_OPTIONS, fused_masked_lm_step, warmup_cosine
+        from learnjax.training import STEP_COMPILER_OPTIONS, fused_masked_prediction_step, warmup_cosine
 
         # Module globals, looked up when the step is traced: each worker process patches its own copy.
         if not opts.flat:
@@ -174,7 +174,7 @@ class Variant(Runner):
             self.step = lambda i, t, s: step(mask(i, t, s))
             return
         graphdef, self.state = nnx.split((self.model, self.optimizer))
-        fused = fused_masked_lm_step.__wrapped__  # the plain function under the library's jax.jit
+        fused = fused_masked_prediction_step.__wrapped__  # the plain function under the library's jax.jit
 
         def one(state, i, t, s):
             return fused(state, key, i, t, s, graphdef=graphdef, **static)
@@ -200,7 +200,7 @@ class Variant(Runner):
         elif opts.loop == "no_donate":
             compiled = jax.jit(one, compiler_options=STEP_COMPILER_OPTIONS)
         else:
-            compiled = lambda state, i, t, s: fused_masked_lm_step(state, key, i, t, s, graphdef=graphdef, **static)
+            compiled = lambda state, i, t, s: fused_masked_prediction_step(state, key, i, t, s, graphdef=graphdef, **static)
 
         def step(i, t, s):
             self.state, loss, accuracy = compiled(self.state, i, t, s)
@@ -237,7 +237,7 @@ FLAGS = {
     "enable_fast_math=true": "--xla_cpu_enable_fast_math=true",
     "opt_preset FAST_COMPILE": "--xla_cpu_opt_preset=FAST_COMPILE",
 }
-LIBRARY = "library: train_masked_lm"
+LIBRARY = "library: train_masked_prediction"
 
 
 def variant_row(name: str, impl: str, size, **kw) -> Row:
@@ -259,7 +259,7 @@ def group_rows(group: str, docs, large, have_torch: bool, quick: bool, only: lis
         names = ["use_xnnpack=false", "multi_thread_eigen=false"] if quick else [n for n in FLAGS if "FAST_COMPILE" not in n]
         rows += [variant_row(f"XLA {n}", "jax-jit", size, env={"XLA_FLAGS": FLAGS[n]}) for n in names]
     elif group == "shapes":
-        # The library's step in one loop at every batch size (train_masked_lm as a
+        # The library's step in one loop at every batch size (train_masked_prediction as a
         # whole is timed 10 steps per call only at the docs batch size).
         rows.append(variant_row(CONTROL, CONTROL, size))
         for b in (32, 128, 256):

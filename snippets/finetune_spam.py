@@ -4,7 +4,7 @@ Run it: python snippets/finetune_spam.py
 """
 
 from learnjax import foundation_model, messages
-from learnjax.finetuning import SPAM_MAX_LEN, finetune
+from learnjax.finetuning import finetune
 from learnjax.training import accuracy
 
 foundation = foundation_model()  # pre-trained on unlabeled text, loaded from the cache
@@ -13,9 +13,9 @@ labeled = messages.balanced_subset(splits["pool"], 32, seed=0)  # only 32 labele
 test = splits["test"]  # 400 held-out messages in words the 32 rarely contain
 
 texts, labels = [m.text for m in labeled], [m.label for m in labeled]
-test_tokens = foundation.tokenizer.encode_batch([m.text for m in test], SPAM_MAX_LEN)
+test_tokens = foundation.tokenizer.encode_batch([m.text for m in test], messages.MESSAGE_MAX_LEN)
 test_labels = [m.label for m in test]
 
 for mode in ("full", "scratch"):
-    classifier = finetune(foundation, texts, labels, mode=mode, label_names=messages.LABEL_NAMES, max_len=SPAM_MAX_LEN)
+    classifier = finetune(foundation, texts, labels, mode=mode, label_names=messages.LABEL_NAMES, max_len=messages.MESSAGE_MAX_LEN)
     print(f"{mode:>8}: held-out accuracy {accuracy(classifier.model, test_tokens, test_labels):.1%}")

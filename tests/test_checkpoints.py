@@ -74,3 +74,43 @@ def test_fine_tuning_is_deterministic():
     assert runs[0].history.loss == runs[1].history.loss
     probe = [m.text for m in messages.labeled_splits()["test"][:16]]
     np.testing.assert_array_equal(runs[0].predict_proba(probe), runs[1].predict_proba(probe))
+
+
+def _as_format_1(directory):
+    """Rewrites a saved masked model as the format-1 layout wrote it: four special
+    tokens, so every word id 3 lower, and no rows for [END], [USER], [ASSISTANT]."""
+    import hashlib
+    import json
+
+    from flax import serialization
+
+    from learnjax.tokenizer import LEGACY_SPECIAL_TOKENS, SPECIAL_TOKENS
+
+    added = len(SPECIAL_TOKENS) - len(LEGACY_SPECIAL_TOKENS)
+    manifest = json.loads((directory / MANIFEST).read_text())
+    vocab = json.loads((directory / manifest["tokenizer"]).read_text())["vocab"]
+    (directory / manifest["tokenizer"]).write_text(json.dumps({"format": 1, "vocab": [*LEGACY_SPECIAL_TOKENS, *vocab[len(SPECIAL_TOKENS):]]}))
+    params = serialization.msgpack_restore((directory / manifest["params"]).read_bytes())
+    drop = lambda a: np.delete(a, range(len(LEGACY_SPECIAL_TOKENS), len(SPECIAL_TOKENS)), axis=0)  # noqa: E731
+    params["encoder"]["token_embed"]["embedding"] = drop(params["encoder"]["token_embed"]["embedding"])
+    params["bias"] = drop(params["bias"])
+    data = serialization.msgpack_serialize(params)
+    (directory / manifest["params"]).write_bytes(data)
+    manifest["params_sha256"] = hashlib.sha256(data).hexdigest()
+    manifest["vocab_size"] -= added
+    manifest["config"]["vocab_size"] -= added
+    (directory / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_a_model_saved_before_the_chat_tokens_still_loads_and_predicts_the_same(tmp_path):
+    from learnjax.pretraining import fill_masks
+
+    foundation = foundation_model()
+    foundation.save(tmp_path / "model")
+    _as_format_1(tmp_path / "model")
+    legacy = Foundation.load(tmp_path / "model")
+    assert legacy.tokenizer == foundation.tokenizer
+    texts = [c.text for c in corpus.cloze_sentences()[:8]]
+    for old, new in zip(fill_masks(legacy, texts), fill_masks(foundation, texts)):
+        assert [p.word for p in old] == [p.word for p in new]
+        np.testing.assert_allclose([p.probability for p in old], [p.probability for p in new], rtol=1e-5)

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from learnjax.cli import main
+from learnjax.tokenizer import SPECIAL_TOKENS
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -28,7 +29,7 @@ def own_model(tmp_path_factory):
 def test_pretrain_on_own_text_reports_json(own_model):
     path, report = own_model
     assert report["out"] == str(path) and report["steps"] == 30
-    assert report["vocabulary"] == 4 + len({"the", "cat", "sat", "on", "mat", ".", "dog", "rug", "a", "bird", "sang", "in", "tree"})
+    assert report["vocabulary"] == len(SPECIAL_TOKENS) + len({"the", "cat", "sat", "on", "mat", ".", "dog", "rug", "a", "bird", "sang", "in", "tree"})
 
 
 def test_fill_mask_json_on_own_model(own_model):

@@ -8,7 +8,7 @@ from learnjax import corpus
 from learnjax.diagnostics import count_compilations
 from learnjax.model import BagOfWordsClassifier, EncoderConfig, MaskedLanguageModel
 from learnjax.tokenizer import Tokenizer
-from learnjax.training import train_classifier, train_masked_lm
+from learnjax.training import train_classifier, train_masked_prediction
 
 
 def test_masked_prediction_loop_compiles_once():
@@ -18,9 +18,9 @@ def test_masked_prediction_loop_compiles_once():
     model = MaskedLanguageModel(EncoderConfig(len(tokenizer), 32, 32, 1, 2, 64), rngs=nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optax.adamw(1e-3), wrt=nnx.Param)
     with count_compilations() as first:
-        train_masked_lm(model, optimizer, tokens, segments, steps=3, batch_size=8)
+        train_masked_prediction(model, optimizer, tokens, segments, steps=3, batch_size=8)
     with count_compilations() as later:
-        history = train_masked_lm(model, optimizer, tokens, segments, steps=40, batch_size=8, seed=1)
+        history = train_masked_prediction(model, optimizer, tokens, segments, steps=40, batch_size=8, seed=1)
     assert first.count >= 1  # the counter does see compilations
     assert later.count == 0
     assert len(history.loss) == 40
@@ -57,7 +57,7 @@ def test_pretraining_finds_its_programs_compiled_ahead_on_another_thread():
     import pytest
 
     from learnjax.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
-    from learnjax.training import adamw, compile_masked_lm_step
+    from learnjax.training import adamw, compile_masked_prediction_steps
 
     texts = corpus.build_corpus(500)
     tokenizer = Tokenizer.from_texts(texts)
@@ -67,9 +67,9 @@ def test_pretraining_finds_its_programs_compiled_ahead_on_another_thread():
         compile_for_pretraining(config, tx, key, batch_size=8, mask_rate=0.2).result()
     with count_compilations() as later:
         model, optimizer = create_model_and_optimizer(config, tx, key)
-        history = train_masked_lm(model, optimizer, tokens, segments, steps=3, batch_size=8, mask_rate=0.2)
+        history = train_masked_prediction(model, optimizer, tokens, segments, steps=3, batch_size=8, mask_rate=0.2)
     assert ahead.count == 2  # the initial parameters and the training step
     assert later.count == 0
     assert len(history.loss) == 3
     with pytest.raises(ValueError, match="mask rate"):  # checked before anything is handed to the thread
-        compile_masked_lm_step(model_shapes(config, tx), batch_size=8, max_len=32, mask_rate=1.5)
+        compile_masked_prediction_steps(model_shapes(config, tx), batch_size=8, max_len=32, mask_rate=1.5)

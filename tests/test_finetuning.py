@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 from learnjax import experiments, foundation_model, messages
-from learnjax.finetuning import FinetuneSettings, SpamClassifier, build_classifier, finetune
+from learnjax.finetuning import FinetuneSettings, TextClassifier, build_classifier, finetune
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_classifier_save_load_round_trip(tmp_path):
     items = messages.labeled_splits()["pool"][:32]
     classifier = finetune(foundation, [m.text for m in items], [messages.LABEL_NAMES[m.label] for m in items], settings=FinetuneSettings(steps=20))
     classifier.save(tmp_path / "clf")
-    loaded = SpamClassifier.load(tmp_path / "clf")
+    loaded = TextClassifier.load(tmp_path / "clf")
     texts = [m.text for m in messages.labeled_splits()["test"][:8]]
     np.testing.assert_array_equal(loaded.predict_proba(texts), classifier.predict_proba(texts))
     assert loaded.labels == ("not spam", "spam")

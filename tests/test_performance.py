@@ -14,7 +14,7 @@ from learnjax import performance, timing
 from learnjax.masking import mask_tokens, select_predictions
 from learnjax.steps import masked_prediction_step
 from learnjax.timing import compare, other_processes_load
-from learnjax.training import fused_masked_lm_step
+from learnjax.training import fused_masked_prediction_step
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_donation_hands_the_old_state_to_the_new_one(setup):
     graphdef, state = nnx.split(setup.fresh())
     _, kept = nnx.split(setup.fresh())
     args = (setup.key, 0, setup.rows_tokens, setup.rows_segments)
-    new_state, loss, _ = fused_masked_lm_step(state, *args, graphdef=graphdef, **setup.static)
+    new_state, loss, _ = fused_masked_prediction_step(state, *args, graphdef=graphdef, **setup.static)
     kept_state, kept_loss, _ = performance.fused_step_without_donation(kept, *args, graphdef=graphdef, **setup.static)
     assert all(leaf.is_deleted() for leaf in jax.tree.leaves(state))
     assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(kept))

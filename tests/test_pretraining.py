@@ -87,9 +87,9 @@ def test_save_and_load_give_identical_parameters_and_predictions(foundation, tmp
 
 
 def test_the_masked_loop_runs_the_fused_step_once_per_batch():
-    """`train_masked_lm` runs up to STEPS_PER_CALL steps per compiled call; a run
+    """`train_masked_prediction` runs up to STEPS_PER_CALL steps per compiled call; a run
     whose length is not a multiple of it must end where calling
-    `fused_masked_lm_step` once per batch ends, loss for loss."""
+    `fused_masked_prediction_step` once per batch ends, loss for loss."""
     import jax
     import numpy as np
     import optax
@@ -98,7 +98,7 @@ def test_the_masked_loop_runs_the_fused_step_once_per_batch():
     from learnjax import corpus
     from learnjax.model import EncoderConfig, MaskedLanguageModel
     from learnjax.tokenizer import Tokenizer
-    from learnjax.training import STEPS_PER_CALL, _masking_args, batch_indices, fused_masked_lm_step, train_masked_lm
+    from learnjax.training import STEPS_PER_CALL, masking_args, batch_indices, fused_masked_prediction_step, train_masked_prediction
 
     texts = corpus.build_corpus(300)
     tokenizer = Tokenizer.from_texts(texts)
@@ -110,12 +110,12 @@ def test_the_masked_loop_runs_the_fused_step_once_per_batch():
         return model, nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
 
     model, optimizer = fresh()
-    history = train_masked_lm(model, optimizer, tokens, segments, steps=steps, batch_size=8, seed=5, mask_rate=0.2)
+    history = train_masked_prediction(model, optimizer, tokens, segments, steps=steps, batch_size=8, seed=5, mask_rate=0.2)
     graphdef, state = nnx.split(fresh())
     key, losses = jax.random.key(5), []
     for step, idx in enumerate(batch_indices(len(tokens), 8, steps, 5)):
-        state, loss, _ = fused_masked_lm_step(state, key, step, tokens[idx], segments[idx], graphdef=graphdef,
-                                              **_masking_args(len(tokenizer), 16, 0.2))
+        state, loss, _ = fused_masked_prediction_step(state, key, step, tokens[idx], segments[idx], graphdef=graphdef,
+                                              **masking_args(len(tokenizer), 16, 0.2))
         losses.append(float(loss))
     assert len(history.loss) == steps and np.allclose(history.loss, losses, rtol=1e-5)
     for ours, theirs in zip(jax.tree.leaves(nnx.state((model, optimizer))), jax.tree.leaves(state)):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from learnjax.tokenizer import CLS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, split_words
+from learnjax.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, USER_ID, Tokenizer, split_words
 
 
 @pytest.fixture
@@ -11,8 +11,22 @@ def tokenizer():
 
 
 def test_special_tokens_come_first(tokenizer):
-    assert tokenizer.vocab[:4] == list(SPECIAL_TOKENS)
-    assert (PAD_ID, UNK_ID, MASK_ID, CLS_ID) == (0, 1, 2, 3)
+    assert tokenizer.vocab[: len(SPECIAL_TOKENS)] == list(SPECIAL_TOKENS)
+    assert (PAD_ID, UNK_ID, MASK_ID, CLS_ID, END_ID, USER_ID, ASSISTANT_ID) == tuple(range(7))
+
+
+def test_chat_tokens_written_in_a_text_are_plain_words(tokenizer):
+    # Only the chat template writes a turn: a text cannot open the assistant's.
+    assert split_words("[USER] hi [ASSISTANT] ok [END]") == ["[", "user", "]", "hi", "[", "assistant", "]", "ok", "[", "end", "]"]
+    assert not {END_ID, USER_ID, ASSISTANT_ID} & set(tokenizer.encode("[END] [USER] [ASSISTANT] [end]"))
+
+
+def test_a_format_1_tokenizer_loads_with_its_word_ids_moved_up():
+    import json
+
+    old = Tokenizer.from_json(json.dumps({"format": 1, "vocab": ["[PAD]", "[UNK]", "[MASK]", "[CLS]", "sky", "blue"]}))
+    assert old.vocab == [*SPECIAL_TOKENS, "sky", "blue"] and old.ids_shifted_by == 3
+    assert Tokenizer.from_json(old.to_json()).ids_shifted_by == 0
 
 
 def test_round_trip_and_unknown_words(tokenizer):

@@ -22,7 +22,7 @@ import numpy as np
 from flax import nnx, serialization
 
 from learnjax.model import EncoderConfig
-from learnjax.tokenizer import Tokenizer
+from learnjax.tokenizer import LEGACY_SPECIAL_TOKENS, Tokenizer
 
 FORMAT_VERSION = 1
 MANIFEST = "learnjax.json"
@@ -128,6 +128,9 @@ def open_checkpoint(directory: str | os.PathLike, kind: str) -> tuple[dict, Toke
         config = EncoderConfig.from_dict(manifest["config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{str(directory)!r} has an incompatible configuration: {e}") from None
+    if tokenizer.ids_shifted_by:  # saved with a format-1 tokenizer: see `_with_added_special_rows`
+        config = EncoderConfig.from_dict({**manifest["config"], "vocab_size": config.vocab_size + tokenizer.ids_shifted_by})
+        manifest = {**manifest, "added_special_rows": tokenizer.ids_shifted_by}
     if config.vocab_size != len(tokenizer):
         raise CheckpointError(f"{str(directory)!r}: model vocabulary {config.vocab_size} != tokenizer {len(tokenizer)}")
     return manifest, tokenizer, config
@@ -140,9 +143,27 @@ def load_tokenizer(directory: str | os.PathLike, manifest: dict | None = None) -
         tokenizer = Tokenizer.from_json((directory / manifest["tokenizer"]).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError, KeyError) as e:
         raise CheckpointError(f"tokenizer in {str(directory)!r} is corrupt: {e}") from None
-    if len(tokenizer) != manifest["vocab_size"]:
+    if len(tokenizer) != manifest["vocab_size"] + tokenizer.ids_shifted_by:
         raise CheckpointError(f"tokenizer in {str(directory)!r} has {len(tokenizer)} words, the manifest says {manifest['vocab_size']}")
     return tokenizer
+
+
+def _with_added_special_rows(saved: dict, n_added: int) -> dict:
+    """Saved parameters of a format-1 model, with zero rows for the added special
+    tokens in its vocabulary-sized arrays (the token embeddings and the output
+    bias), so that every word keeps its learned row under its new id."""
+    at = len(LEGACY_SPECIAL_TOKENS)
+
+    def insert(array: np.ndarray) -> np.ndarray:
+        return np.insert(np.asarray(array), [at] * n_added, 0, axis=0)
+
+    saved = dict(saved)
+    encoder = dict(saved["encoder"])
+    encoder["token_embed"] = {"embedding": insert(encoder["token_embed"]["embedding"])}
+    saved["encoder"] = encoder
+    if "bias" in saved:
+        saved["bias"] = insert(saved["bias"])
+    return saved
 
 
 def restore_into(directory: str | os.PathLike, model: nnx.Module, manifest: dict | None = None) -> None:
@@ -156,6 +177,8 @@ def restore_into(directory: str | os.PathLike, model: nnx.Module, manifest: dict
         saved = serialization.msgpack_restore(data)
     except Exception as e:  # msgpack raises several unrelated types
         raise CheckpointError(f"parameters in {str(directory)!r} are corrupt: {e}") from None
+    if manifest.get("added_special_rows"):
+        saved = _with_added_special_rows(saved, manifest["added_special_rows"])
     expected = nnx.to_pure_dict(nnx.state(model))
     saved_shapes = jax.tree.map(np.shape, saved)
     expected_shapes = jax.tree.map(np.shape, expected)

@@ -121,9 +121,9 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> None:
-    from learnjax.finetuning import SpamClassifier
+    from learnjax.finetuning import TextClassifier
 
-    classifier = SpamClassifier.load(args.model)
+    classifier = TextClassifier.load(args.model)
     results = classifier.classify(args.texts)
     if args.json:
         _print_json([{"text": t, "label": label, "probability": p} for t, (label, p) in zip(args.texts, results)])

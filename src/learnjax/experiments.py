@@ -69,7 +69,7 @@ def _label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_r
     from tqdm import tqdm
 
     from learnjax.cache import foundation_model
-    from learnjax.finetuning import MODES, FinetuneSettings, spam_finetune
+    from learnjax.finetuning import MODES, FinetuneSettings
 
     foundation = foundation_model()
     base = FinetuneSettings()
@@ -111,11 +111,37 @@ def _label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_r
     }
 
 
+def spam_finetune(foundation, n_labels: int, mode: str, seed: int, settings=None) -> dict:
+    """One run of the label-efficiency experiment: fine-tune on `n_labels` pool
+    messages, then score the dev and test sets."""
+    import numpy as np
+    import optax
+
+    from learnjax import messages
+    from learnjax.finetuning import FinetuneSettings, finetune
+    from learnjax.training import predict
+
+    splits = messages.labeled_splits()
+    labeled = messages.balanced_subset(splits["pool"], n_labels, seed)
+    classifier = finetune(
+        foundation, [m.text for m in labeled], [m.label for m in labeled],
+        mode=mode, settings=settings or FinetuneSettings(), seed=seed, label_names=messages.LABEL_NAMES, max_len=messages.MESSAGE_MAX_LEN,
+    )
+    scores = {}
+    for split in ("dev", "test"):
+        tokens = foundation.tokenizer.encode_batch([m.text for m in splits[split]], messages.MESSAGE_MAX_LEN, truncate=False)
+        labels = np.array([m.label for m in splits[split]])
+        logits = predict(classifier.model, tokens)
+        scores[split] = float((logits.argmax(-1) == labels).mean())
+        scores[f"{split}_loss"] = float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean())
+    return scores
+
+
 def label_efficiency(sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[int, ...] = SEEDS, learning_rates: tuple[float, ...] = FINETUNE_LEARNING_RATES) -> dict:
     """Held-out accuracy of full fine-tuning, a linear probe and training from
     scratch, against the number of labels: the fine-tuning page's experiment."""
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "learning_rates": tuple(learning_rates)}
-    return cached_json("label-efficiency", params, _label_efficiency, modules=("finetuning",))
+    return cached_json("label-efficiency", params, _label_efficiency, modules=("finetuning", "experiments"))
 
 
 def label_efficiency_table(result: dict) -> str:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import optax
 from flax import nnx
 
 from learnjax import checkpoints, messages
@@ -62,7 +61,7 @@ class FinetuneSettings:
 
 
 @dataclass
-class SpamClassifier:
+class TextClassifier:
     """A fine-tuned classifier with its tokenizer and label names."""
 
     model: EncoderClassifier
@@ -87,7 +86,7 @@ class SpamClassifier:
         return checkpoints.save(directory, self.model, self.tokenizer, "classifier", metadata)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> SpamClassifier:
+    def load(cls, directory: str | os.PathLike) -> TextClassifier:
         manifest, tokenizer, config = checkpoints.open_checkpoint(directory, "classifier")
         meta = manifest.get("metadata", {})
         labels = tuple(meta.get("labels") or ())
@@ -110,7 +109,7 @@ def finetune(
     label_names: tuple[str, ...] | None = None,
     max_len: int | None = None,
     progress: bool = False,
-) -> SpamClassifier:
+) -> TextClassifier:
     """Fine-tunes a classifier on labeled `texts`.
 
     `labels` are label names (any strings) or class indices into `label_names`.
@@ -131,7 +130,7 @@ def finetune(
     tx = adamw(settings.learning_rate, settings.steps, settings.warmup_steps, settings.weight_decay)
     optimizer = nnx.Optimizer(model, tx, wrt=trainable)
     history = train_classifier(model, optimizer, tokens, label_ids, steps=settings.steps, batch_size=settings.batch_size, seed=seed, progress=progress)
-    return SpamClassifier(model, foundation.tokenizer, tuple(label_names), mode, history)
+    return TextClassifier(model, foundation.tokenizer, tuple(label_names), mode, history)
 
 
 def _label_ids(labels: list[str] | list[int], label_names: tuple[str, ...] | None) -> tuple[tuple[str, ...], np.ndarray]:
@@ -159,27 +158,3 @@ def _check_max_len(foundation: Foundation, max_len: int | None) -> int:
     if not 2 <= max_len <= limit:
         raise ValueError(f"max_len must be between 2 and the model's {limit}, got {max_len}")
     return max_len
-
-
-# Every labeled message fits in 24 tokens ([CLS] included); shorter rows than
-# the foundation's 32 make the experiment's many runs faster.
-SPAM_MAX_LEN = 24
-
-
-def spam_finetune(foundation: Foundation, n_labels: int, mode: str, seed: int, settings: FinetuneSettings = FinetuneSettings()) -> dict:
-    """One run of the label-efficiency experiment: fine-tune on `n_labels` pool
-    messages, then score the dev and test sets."""
-    splits = messages.labeled_splits()
-    labeled = messages.balanced_subset(splits["pool"], n_labels, seed)
-    classifier = finetune(
-        foundation, [m.text for m in labeled], [m.label for m in labeled],
-        mode=mode, settings=settings, seed=seed, label_names=messages.LABEL_NAMES, max_len=SPAM_MAX_LEN,
-    )
-    scores = {}
-    for split in ("dev", "test"):
-        tokens = foundation.tokenizer.encode_batch([m.text for m in splits[split]], SPAM_MAX_LEN, truncate=False)
-        labels = np.array([m.label for m in splits[split]])
-        logits = predict(classifier.model, tokens)
-        scores[split] = float((logits.argmax(-1) == labels).mean())
-        scores[f"{split}_loss"] = float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean())
-    return scores

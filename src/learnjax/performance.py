@@ -28,12 +28,12 @@ from flax import nnx
 
 import learnjax.model as model_code
 from learnjax.masking import mask_tokens, masked_batch
-from learnjax.pretraining import _initial_state, compile_for_pretraining, create_model_and_optimizer, model_shapes
+from learnjax.pretraining import initial_state, compile_for_pretraining, create_model_and_optimizer, model_shapes
 from learnjax.steps import masked_prediction_step, masked_prediction_update, supervised_step
 from learnjax.timing import compare, other_processes_load
 from learnjax.training import (
-    STEP_COMPILER_OPTIONS, STEPS_PER_CALL, _masking_args, adamw, batch_indices, fused_masked_lm_step, masked_lm_steps, train_classifier,
-    train_masked_lm,
+    STEP_COMPILER_OPTIONS, STEPS_PER_CALL, masking_args, adamw, batch_indices, fused_masked_prediction_step, masked_prediction_steps, train_classifier,
+    train_masked_prediction,
 )
 
 # Each run in a fresh process (XLA reads its flags once, at start-up): name,
@@ -107,7 +107,7 @@ first_written_step = nnx.jit(every_position_update)
 
 # The fused step without buffer donation: the same program, new buffers each step.
 fused_step_without_donation = jax.jit(
-    fused_masked_lm_step.__wrapped__, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"),
+    fused_masked_prediction_step.__wrapped__, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"),
     compiler_options=STEP_COMPILER_OPTIONS,
 )
 
@@ -127,7 +127,7 @@ class Setup:
         self.tokens, self.segments = foundation.tokenizer.encode_packed(corpus.build_corpus(4_000), self.config.max_len)
         self.rows_tokens, self.rows_segments = self.tokens[: self.batch_size], self.segments[: self.batch_size]
         self.key = jax.random.key(0)
-        self.static = _masking_args(self.config.vocab_size, self.config.max_len, self.recipe.mask_rate)
+        self.static = masking_args(self.config.vocab_size, self.config.max_len, self.recipe.mask_rate)
         self.batch = masked_batch(self.key, self.rows_tokens, self.rows_segments, **self.static)
 
     @property
@@ -154,8 +154,8 @@ class Setup:
         model, optimizer = self.fresh()
         return lambda: step(model, optimizer, self.batch)
 
-    def fused_loop(self, step_fn=fused_masked_lm_step, nodes=None):
-        """A zero-argument call of one `fused_masked_lm_step`: masking fused in, state threaded through."""
+    def fused_loop(self, step_fn=fused_masked_prediction_step, nodes=None):
+        """A zero-argument call of one `fused_masked_prediction_step`: masking fused in, state threaded through."""
         graphdef, state = nnx.split(nodes or self.fresh())
         counter = itertools.count()
 
@@ -168,7 +168,7 @@ class Setup:
 
     def library_loop(self, nodes=None):
         """A zero-argument call of one call of the library's loop: `STEPS_PER_CALL`
-        steps in one compiled program (`masked_lm_steps`); time it per step."""
+        steps in one compiled program (`masked_prediction_steps`); time it per step."""
         graphdef, state = nnx.split(nodes or self.fresh())
         stacked = lambda rows: np.repeat(rows[None], STEPS_PER_CALL, axis=0)
         tokens, segments = stacked(self.rows_tokens), stacked(self.rows_segments)
@@ -176,7 +176,7 @@ class Setup:
 
         def call():
             nonlocal state
-            state, (losses, _) = masked_lm_steps(state, self.key, next(counter), tokens, segments, STEPS_PER_CALL, graphdef=graphdef, **self.static)
+            state, (losses, _) = masked_prediction_steps(state, self.key, next(counter), tokens, segments, STEPS_PER_CALL, graphdef=graphdef, **self.static)
             return losses
 
         return call
@@ -276,7 +276,7 @@ def _measure(rounds: int, min_seconds: float) -> dict:
     }), setup, {many: STEPS_PER_CALL})
     graphdef, state = nnx.split(setup.fresh())
     first_leaf = jax.tree.leaves(state)[0]
-    fused_masked_lm_step(state, setup.key, 0, setup.rows_tokens, setup.rows_segments, graphdef=graphdef, **setup.static)
+    fused_masked_prediction_step(state, setup.key, 0, setup.rows_tokens, setup.rows_segments, graphdef=graphdef, **setup.static)
     out["donated_input_deleted"] = bool(first_leaf.is_deleted())
 
     # 5. Embedding gradients: a gather's gradient is a scatter-add; a one-hot product's is a matmul.
@@ -319,11 +319,11 @@ def _supervised_loop(timed) -> dict:
     one call of `supervised_step` per batch against `train_classifier`."""
     from learnjax import messages
     from learnjax.cache import foundation_model
-    from learnjax.finetuning import SPAM_MAX_LEN, FinetuneSettings, build_classifier
+    from learnjax.finetuning import FinetuneSettings, build_classifier
 
     foundation, settings = foundation_model(), FinetuneSettings()
     pool = messages.labeled_splits()["pool"][:64]
-    tokens = foundation.tokenizer.encode_batch([m.text for m in pool], SPAM_MAX_LEN)
+    tokens = foundation.tokenizer.encode_batch([m.text for m in pool], messages.MESSAGE_MAX_LEN)
     labels = np.array([m.label for m in pool], np.int32)
 
     def fresh():
@@ -341,7 +341,7 @@ def _supervised_loop(timed) -> dict:
     return {
         "rows": [{"name": n, "ms": result.seconds(n) / settings.steps * 1e3, "examples_per_s": settings.batch_size * settings.steps / result.seconds(n),
                   "speedup": result.speedup(n)} for n in result.rounds],
-        "baseline": result.baseline, "steps": settings.steps, "batch_size": settings.batch_size, "max_len": SPAM_MAX_LEN,
+        "baseline": result.baseline, "steps": settings.steps, "batch_size": settings.batch_size, "max_len": messages.MESSAGE_MAX_LEN,
     }
 
 
@@ -364,9 +364,9 @@ def _fresh_process_runs(rounds: int = 1) -> list[dict]:
 
 # Start-up as first written: parameters, then the step, each compiled in turn at
 # XLA's default optimisation level.
-_initial_state_default_level = jax.jit(_initial_state.__wrapped__, static_argnums=(0, 1))
+_initial_state_default_level = jax.jit(initial_state.__wrapped__, static_argnums=(0, 1))
 _fused_step_default_level = jax.jit(
-    fused_masked_lm_step.__wrapped__, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"), donate_argnames="state"
+    fused_masked_prediction_step.__wrapped__, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"), donate_argnames="state"
 )
 
 
@@ -384,7 +384,7 @@ def probe(seconds: float = 0.75, startup: str = "library") -> dict:
     if startup == "library":
         compile_for_pretraining(setup.config, tx, key, shapes, batch_size=setup.batch_size, mask_rate=setup.recipe.mask_rate).result()
         nodes = create_model_and_optimizer(setup.config, tx, key, shapes)
-        train_masked_lm(*nodes, setup.tokens, setup.segments, steps=1, batch_size=setup.batch_size, mask_rate=setup.recipe.mask_rate)
+        train_masked_prediction(*nodes, setup.tokens, setup.segments, steps=1, batch_size=setup.batch_size, mask_rate=setup.recipe.mask_rate)
         loop, steps_per_call = setup.library_loop(nodes), STEPS_PER_CALL
     elif startup == "sequential":
         nodes = nnx.merge(nnx.graphdef(shapes), _initial_state_default_level(setup.config, tx, key))

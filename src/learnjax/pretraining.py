@@ -23,7 +23,7 @@ from learnjax import checkpoints, corpus
 from learnjax.masking import mask_tokens
 from learnjax.model import EncoderConfig, MaskedLanguageModel
 from learnjax.tokenizer import MASK, MASK_ID, SPECIAL_TOKENS, Tokenizer
-from learnjax.training import History, adamw, compile_in_background, compile_masked_lm_step, predict, train_masked_lm
+from learnjax.training import History, adamw, compile_in_background, compile_masked_prediction_steps, predict, train_masked_prediction
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def pretrain(
         raise ValueError(f"batch_size={recipe.batch_size} is larger than the corpus ({len(tokens)} packed rows of {recipe.max_len} tokens)")
     compiling.result()  # both programs compiled: the next calls find them in jit's cache
     model, optimizer = create_model_and_optimizer(config, tx, key, shapes)
-    history = train_masked_lm(
+    history = train_masked_prediction(
         model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
         seed=recipe.seed, mask_rate=recipe.mask_rate, progress=progress,
     )
@@ -138,7 +138,7 @@ def model_shapes(config: EncoderConfig, tx) -> tuple[MaskedLanguageModel, nnx.Op
 # config and optimizer, same program (the key is an argument, not a constant).
 # It runs once, so XLA's optimisations are not worth their compile time.
 @functools.partial(jax.jit, static_argnums=(0, 1), compiler_options={"xla_backend_optimization_level": 0})
-def _initial_state(config: EncoderConfig, tx, key: jax.Array) -> nnx.State:
+def initial_state(config: EncoderConfig, tx, key: jax.Array) -> nnx.State:
     return nnx.state(_build_model_and_optimizer(config, tx, key))
 
 
@@ -152,8 +152,8 @@ def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=No
     made earlier would compile its program a second time).
     """
     shapes = shapes if shapes is not None else model_shapes(config, tx)
-    compile_in_background(_initial_state.lower(config, tx, key))
-    return compile_masked_lm_step(shapes, batch_size=batch_size, max_len=config.max_len, mask_rate=mask_rate)
+    compile_in_background(initial_state.lower(config, tx, key))
+    return compile_masked_prediction_steps(shapes, batch_size=batch_size, max_len=config.max_len, mask_rate=mask_rate)
 # --8<-- [end:compile_for_pretraining]
 
 
@@ -163,7 +163,7 @@ def create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, shapes
     `shapes`, from `model_shapes(config, tx)`, saves tracing them again.
     """
     shapes = shapes if shapes is not None else model_shapes(config, tx)
-    return nnx.merge(nnx.graphdef(shapes), _initial_state(config, tx, key))
+    return nnx.merge(nnx.graphdef(shapes), initial_state(config, tx, key))
 
 
 @dataclass(frozen=True)

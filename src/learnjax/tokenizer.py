@@ -1,4 +1,5 @@
-"""A word-level tokenizer built from text, with the special tokens BERT uses."""
+"""A word-level tokenizer built from text, with BERT's special tokens and a
+chat model's (the end of a text or answer, and the two turns of a chat)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,22 @@ from pathlib import Path
 import numpy as np
 
 PAD, UNK, MASK, CLS = "[PAD]", "[UNK]", "[MASK]", "[CLS]"
-SPECIAL_TOKENS = (PAD, UNK, MASK, CLS)
-PAD_ID, UNK_ID, MASK_ID, CLS_ID = range(len(SPECIAL_TOKENS))
+END, USER, ASSISTANT = "[END]", "[USER]", "[ASSISTANT]"
+SPECIAL_TOKENS = (PAD, UNK, MASK, CLS, END, USER, ASSISTANT)
+PAD_ID, UNK_ID, MASK_ID, CLS_ID, END_ID, USER_ID, ASSISTANT_ID = range(len(SPECIAL_TOKENS))
+# Format 1 had BERT's four special tokens only; its word ids start 3 lower.
+LEGACY_SPECIAL_TOKENS = SPECIAL_TOKENS[:4]
 
 # A word (letters and digits, each possibly followed by combining accents, with
 # inner apostrophes or hyphens), `[MASK]` or `[UNK]` written in brackets, or any
-# single other visible character (punctuation, emoji). `[PAD]` and `[CLS]` mark
-# a row's structure, which only the tokenizer writes: in a text they are plain
-# brackets around a word, or a text could end its own row early.
+# single other visible character (punctuation, emoji). The other special tokens
+# mark a row's structure, which only the tokenizer and the chat template write:
+# in a text they are plain brackets around a word, or a text could end its own
+# row early, or put words in the assistant's mouth.
 _LETTERS = r"(?:[^\W_][\u0300-\u036f]*)+"
 _TOKEN_RE = re.compile(rf"\[(?:unk|mask)\]|{_LETTERS}(?:['’-]{_LETTERS})*|[^\w\s]", re.UNICODE)
 
-TOKENIZER_FORMAT = 1
+TOKENIZER_FORMAT = 2
 
 
 def split_words(text: str) -> list[str]:
@@ -46,19 +51,21 @@ def split_words(text: str) -> list[str]:
 class Tokenizer:
     """Maps words to integer ids and back.
 
-    Ids 0-3 are the special tokens `[PAD]`, `[UNK]`, `[MASK]` and `[CLS]`; every
-    word outside the vocabulary becomes `[UNK]`, so any Unicode text can be encoded.
+    Ids 0-6 are the special tokens `[PAD]`, `[UNK]`, `[MASK]`, `[CLS]`, `[END]`,
+    `[USER]` and `[ASSISTANT]`; every word outside the vocabulary becomes `[UNK]`,
+    so any Unicode text can be encoded.
     """
 
     def __init__(self, vocab: Iterable[str]):
         words = list(vocab)
         if tuple(words[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-            raise ValueError(f"vocabulary must start with {SPECIAL_TOKENS}, got {words[:4]}")
+            raise ValueError(f"vocabulary must start with {SPECIAL_TOKENS}, got {words[: len(SPECIAL_TOKENS)]}")
         if len(set(words)) != len(words):
             dupes = [w for w, n in collections.Counter(words).items() if n > 1]
             raise ValueError(f"vocabulary has duplicate entries: {dupes[:5]}")
         self.vocab: list[str] = words
         self.ids: dict[str, int] = {w: i for i, w in enumerate(words)}
+        self.ids_shifted_by = 0  # by how much loading an older format moved the word ids
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], min_count: int = 1, max_size: int | None = None) -> Tokenizer:
@@ -158,10 +165,19 @@ class Tokenizer:
 
     @classmethod
     def from_json(cls, text: str) -> Tokenizer:
+        """A saved tokenizer; one of format 1 gains the special tokens added since,
+        which moves its word ids up by 3 (see `checkpoints` for its model)."""
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("format") != TOKENIZER_FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in (1, TOKENIZER_FORMAT):
             raise ValueError(f"not a learnjax tokenizer (format {TOKENIZER_FORMAT}): {text[:60]!r}")
-        return cls(data["vocab"])
+        vocab = data["vocab"]
+        if data["format"] == 1:
+            if tuple(vocab[: len(LEGACY_SPECIAL_TOKENS)]) != LEGACY_SPECIAL_TOKENS:
+                raise ValueError(f"vocabulary must start with {LEGACY_SPECIAL_TOKENS}, got {vocab[:4]}")
+            tokenizer = cls([*SPECIAL_TOKENS, *vocab[len(LEGACY_SPECIAL_TOKENS):]])
+            tokenizer.ids_shifted_by = len(SPECIAL_TOKENS) - len(LEGACY_SPECIAL_TOKENS)
+            return tokenizer
+        return cls(vocab)
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the vocabulary as JSON (atomically: a crash leaves the old file whole)."""

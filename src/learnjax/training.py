@@ -82,10 +82,10 @@ def warmup_cosine(learning_rate: float, steps: int, warmup_steps: int) -> optax.
 STEP_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
-# --8<-- [start:fused_masked_lm_step]
+# --8<-- [start:fused_masked_prediction_step]
 @functools.partial(jax.jit, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"), donate_argnames="state",
                    compiler_options=STEP_COMPILER_OPTIONS)
-def fused_masked_lm_step(state, key, step, tokens, segments, *, graphdef, vocab_size, rate, max_predictions):
+def fused_masked_prediction_step(state, key, step, tokens, segments, *, graphdef, vocab_size, rate, max_predictions):
     """Masking plus `masked_prediction_update` as one compiled function of the
     split (model, optimizer) state.
 
@@ -99,7 +99,7 @@ def fused_masked_lm_step(state, key, step, tokens, segments, *, graphdef, vocab_
     batch = masked_batch(jax.random.fold_in(key, step), tokens, segments, vocab_size, rate, max_predictions)
     loss, accuracy = masked_prediction_update(model, optimizer, batch)
     return nnx.state((model, optimizer)), loss, accuracy
-# --8<-- [end:fused_masked_lm_step]
+# --8<-- [end:fused_masked_prediction_step]
 
 
 # Steps per compiled call of the training loops: a run's steps go to XLA in a
@@ -109,11 +109,11 @@ def fused_masked_lm_step(state, key, step, tokens, segments, *, graphdef, vocab_
 STEPS_PER_CALL = 20
 
 
-# --8<-- [start:masked_lm_steps]
+# --8<-- [start:masked_prediction_steps]
 @functools.partial(jax.jit, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"), donate_argnames="state",
                    compiler_options=STEP_COMPILER_OPTIONS)
-def masked_lm_steps(state, key, first_step, tokens, segments, count, *, graphdef, vocab_size, rate, max_predictions):
-    """`fused_masked_lm_step` on the first `count` batches of a stack (S, B, T),
+def masked_prediction_steps(state, key, first_step, tokens, segments, count, *, graphdef, vocab_size, rate, max_predictions):
+    """`fused_masked_prediction_step` on the first `count` batches of a stack (S, B, T),
     in one compiled program (a `jax.lax.fori_loop`); step `first_step + i`
     masks batch `i`, as one call per step would.
 
@@ -122,7 +122,7 @@ def masked_lm_steps(state, key, first_step, tokens, segments, count, *, graphdef
     """
     def one_step(i, carry):
         state, losses, accuracies = carry
-        state, loss, accuracy = fused_masked_lm_step.__wrapped__(  # the step's function, traced into this program
+        state, loss, accuracy = fused_masked_prediction_step.__wrapped__(  # the step's function, traced into this program
             state, key, first_step + i, tokens[i], segments[i], graphdef=graphdef,
             vocab_size=vocab_size, rate=rate, max_predictions=max_predictions)
         return state, losses.at[i].set(loss), accuracies.at[i].set(accuracy)
@@ -130,7 +130,7 @@ def masked_lm_steps(state, key, first_step, tokens, segments, count, *, graphdef
     unused = jnp.full(tokens.shape[0], jnp.nan, jnp.float32)
     state, losses, accuracies = jax.lax.fori_loop(0, count, one_step, (state, unused, unused))
     return state, (losses, accuracies)
-# --8<-- [end:masked_lm_steps]
+# --8<-- [end:masked_prediction_steps]
 
 
 def _call_stacks(n_examples: int, batch_size: int, steps: int, seed: int) -> Iterator[tuple[int, np.ndarray, int]]:
@@ -143,8 +143,8 @@ def _call_stacks(n_examples: int, batch_size: int, steps: int, seed: int) -> Ite
         yield first, order[first : first + STEPS_PER_CALL], min(STEPS_PER_CALL, steps - first)
 
 
-def _masking_args(vocab_size: int, max_len: int, mask_rate: float) -> dict:
-    """The static arguments `fused_masked_lm_step` takes besides the graph definition."""
+def masking_args(vocab_size: int, max_len: int, mask_rate: float) -> dict:
+    """The static arguments `fused_masked_prediction_step` takes besides the graph definition."""
     return {"vocab_size": vocab_size, "rate": mask_rate, "max_predictions": max_predictions_for(max_len, mask_rate)}
 
 
@@ -160,25 +160,25 @@ def compile_in_background(lowered: jax.stages.Lowered) -> Future:
     return _COMPILER.submit(lowered.compile)
 
 
-def compile_masked_lm_step(shapes: tuple[nnx.Module, nnx.Optimizer], *, batch_size: int, max_len: int, mask_rate: float = 0.15) -> Future:
-    """Starts compiling `masked_lm_steps`, the program `train_masked_lm` runs,
+def compile_masked_prediction_steps(shapes: tuple[nnx.Module, nnx.Optimizer], *, batch_size: int, max_len: int, mask_rate: float = 0.15) -> Future:
+    """Starts compiling `masked_prediction_steps`, the program `train_masked_prediction` runs,
     for a model and optimizer of these shapes (from `nnx.eval_shape`: no
     parameter needs to exist yet), and returns without waiting for it.
 
     The step is traced here, and XLA compiles it on a background thread while
     this one goes on: encoding the corpus, initialising the parameters. A
-    `train_masked_lm` call with those shapes then finds the program in jit's
+    `train_masked_prediction` call with those shapes then finds the program in jit's
     cache, which is keyed by shapes and static arguments, not by values.
     """
     mask_rate = check_mask_rate(mask_rate)
     graphdef, state = nnx.split(shapes)
     stack = jax.ShapeDtypeStruct((STEPS_PER_CALL, batch_size, max_len), jnp.int32)
-    lowered = masked_lm_steps.lower(state, jax.random.key(0), 0, stack, stack, 1, graphdef=graphdef,
-                                    **_masking_args(shapes[0].config.vocab_size, max_len, mask_rate))
+    lowered = masked_prediction_steps.lower(state, jax.random.key(0), 0, stack, stack, 1, graphdef=graphdef,
+                                    **masking_args(shapes[0].config.vocab_size, max_len, mask_rate))
     return compile_in_background(lowered)
 
 
-def train_masked_lm(
+def train_masked_prediction(
     model: nnx.Module,
     optimizer: nnx.Optimizer,
     tokens: np.ndarray,
@@ -191,9 +191,9 @@ def train_masked_lm(
     progress: bool = False,
 ) -> History:
     """Runs `steps` masked-prediction steps over packed token rows (N, T),
-    `STEPS_PER_CALL` per compiled call (`masked_lm_steps`)."""
+    `STEPS_PER_CALL` per compiled call (`masked_prediction_steps`)."""
     mask_rate = check_mask_rate(mask_rate)
-    static = _masking_args(model.config.vocab_size, tokens.shape[1], mask_rate)
+    static = masking_args(model.config.vocab_size, tokens.shape[1], mask_rate)
     key = jax.random.key(seed)
     history = History()
     if steps < 1:
@@ -211,7 +211,7 @@ def train_masked_lm(
 
     try:
         for first, idx, count in _call_stacks(len(tokens), batch_size, steps, seed):
-            state, metrics = masked_lm_steps(state, key, first, tokens[idx], segments[idx], count, graphdef=graphdef, **static)
+            state, metrics = masked_prediction_steps(state, key, first, tokens[idx], segments[idx], count, graphdef=graphdef, **static)
             pending.append((metrics, count))
             # Reading a value back waits for its call to finish, and an idle queue
             # until Python sends the next one. So read only calls that are one
