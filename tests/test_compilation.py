@@ -62,11 +62,11 @@ def test_pretraining_finds_its_programs_compiled_ahead_on_another_thread():
     texts = corpus.build_corpus(500)
     tokenizer = Tokenizer.from_texts(texts)
     tokens, segments = tokenizer.encode_packed(texts, 32)
-    config, tx, key = EncoderConfig(len(tokenizer), 32, 32, 1, 2, 64), adamw(1e-3, 10, 2, 0.01), jax.random.key(3)
+    config, tx, key = EncoderConfig(len(tokenizer), 32, 32, 1, 2, 64), adamw(10, 2, 0.01), jax.random.key(3)
     with count_compilations() as ahead:
         compile_for_pretraining(config, tx, key, batch_size=8, mask_rate=0.2).result()
     with count_compilations() as later:
-        model, optimizer = create_model_and_optimizer(config, tx, key)
+        model, optimizer = create_model_and_optimizer(config, tx, key, 1e-3)
         history = train_masked_prediction(model, optimizer, tokens, segments, steps=3, batch_size=8, mask_rate=0.2)
     assert ahead.count == 2  # the initial parameters and the training step
     assert later.count == 0

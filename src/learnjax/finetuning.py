@@ -21,10 +21,11 @@ import numpy as np
 from flax import nnx
 
 from learnjax import checkpoints, messages
-from learnjax.model import Encoder, EncoderClassifier
+from learnjax.model import EncoderClassifier, Transformer
 from learnjax.pretraining import Foundation
 from learnjax.tokenizer import Tokenizer
-from learnjax.training import History, adamw, predict, train_classifier
+from learnjax.together import train_classifiers_together
+from learnjax.training import History, adamw, new_optimizer, predict, train_classifier
 
 MODES = ("full", "probe", "scratch")
 
@@ -40,7 +41,7 @@ def build_classifier(foundation: Foundation, mode: str, n_classes: int = 2, seed
     """A classifier for `mode`, and the filter of the parameters to train."""
     rngs = nnx.Rngs(seed)
     if mode == "scratch":
-        encoder = Encoder(foundation.model.config, rngs=rngs)  # random weights, same shape
+        encoder = Transformer(foundation.model.config, rngs=rngs)  # random weights, same shape
     else:
         encoder = nnx.clone(foundation.model.encoder)  # a copy: the foundation stays as it is
     model = EncoderClassifier(encoder, n_classes, rngs=rngs)
@@ -92,7 +93,7 @@ class TextClassifier:
         labels = tuple(meta.get("labels") or ())
         if len(labels) < 2:
             raise checkpoints.CheckpointError(f"{str(directory)!r} names {len(labels)} labels; a classifier needs at least 2")
-        model = nnx.eval_shape(lambda: EncoderClassifier(Encoder(config, rngs=nnx.Rngs(0)), len(labels), rngs=nnx.Rngs(0)))
+        model = nnx.eval_shape(lambda: EncoderClassifier(Transformer(config, rngs=nnx.Rngs(0)), len(labels), rngs=nnx.Rngs(0)))
         checkpoints.restore_into(directory, model, manifest)
         history = History(**meta["history"]) if meta.get("history") else History()
         return cls(model, tokenizer, labels, meta.get("mode", "full"), history)
@@ -116,21 +117,67 @@ def finetune(
     `max_len` (at most the foundation's) sets the row length; shorter rows are
     faster, and longer texts are cut to fit.
     """
-    check_mode(mode)
-    if len(texts) != len(labels):
-        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-    if not texts:
-        raise ValueError("no labeled examples to fine-tune on")
-    label_names, label_ids = _label_ids(labels, label_names)
-    if len(set(label_ids.tolist())) < 2:
-        raise ValueError(f"the labels hold a single class ({label_names[int(label_ids[0])]!r}); a classifier needs examples of at least two")
-    max_len = _check_max_len(foundation, max_len)
-    tokens = foundation.tokenizer.encode_batch(texts, max_len)
-    model, trainable = build_classifier(foundation, mode, len(label_names), seed)
-    tx = adamw(settings.learning_rate, settings.steps, settings.warmup_steps, settings.weight_decay)
-    optimizer = nnx.Optimizer(model, tx, wrt=trainable)
+    run = FinetuneRun(texts, labels, mode, seed, settings.learning_rate)
+    model, optimizer, tokens, label_ids, label_names = _prepare(foundation, run, settings, label_names, max_len)
     history = train_classifier(model, optimizer, tokens, label_ids, steps=settings.steps, batch_size=settings.batch_size, seed=seed, progress=progress)
-    return TextClassifier(model, foundation.tokenizer, tuple(label_names), mode, history)
+    return TextClassifier(model, foundation.tokenizer, label_names, mode, history)
+
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    """One run of `finetune_together`: its examples, mode, seed and learning rate."""
+
+    texts: list[str]
+    labels: list[str] | list[int]
+    mode: str = "full"
+    seed: int = 0
+    learning_rate: float = FinetuneSettings.learning_rate
+
+
+def finetune_together(
+    foundation: Foundation,
+    runs: list[FinetuneRun],
+    *,
+    settings: FinetuneSettings = FinetuneSettings(),
+    label_names: tuple[str, ...] | None = None,
+    max_len: int | None = None,
+    progress: bool = False,
+) -> list[TextClassifier]:
+    """`finetune` for many runs at once, each exactly as `finetune` would train it
+    alone (same batches, same steps) but trained together (`learnjax.together`):
+    one compiled program for all the runs that train the same parameters (the
+    probes, and the full and from-scratch runs). Only `settings.learning_rate`
+    is replaced by each run's own."""
+    prepared = [_prepare(foundation, run, settings, label_names, max_len) for run in runs]
+    histories: list[History | None] = [None] * len(runs)
+    for group in ({i for i, run in enumerate(runs) if run.mode == "probe"}, {i for i, run in enumerate(runs) if run.mode != "probe"}):
+        order = sorted(group)
+        if not order:
+            continue
+        trained = train_classifiers_together(
+            [prepared[i][:2] for i in order], [prepared[i][2:4] for i in order],
+            steps=settings.steps, batch_size=settings.batch_size, seeds=[runs[i].seed for i in order], progress=progress,
+        )
+        for i, history in zip(order, trained):
+            histories[i] = history
+    return [TextClassifier(model, foundation.tokenizer, names, run.mode, history)
+            for (model, _, _, _, names), run, history in zip(prepared, runs, histories)]
+
+
+def _prepare(foundation: Foundation, run: FinetuneRun, settings: FinetuneSettings, label_names, max_len):
+    """The model, optimizer, token rows, label ids and label names of one run, each checked."""
+    check_mode(run.mode)
+    if len(run.texts) != len(run.labels):
+        raise ValueError(f"{len(run.texts)} texts but {len(run.labels)} labels")
+    if not run.texts:
+        raise ValueError("no labeled examples to fine-tune on")
+    names, label_ids = _label_ids(run.labels, label_names)
+    if len(set(label_ids.tolist())) < 2:
+        raise ValueError(f"the labels hold a single class ({names[int(label_ids[0])]!r}); a classifier needs examples of at least two")
+    tokens = foundation.tokenizer.encode_batch(run.texts, _check_max_len(foundation, max_len))
+    model, trainable = build_classifier(foundation, run.mode, len(names), run.seed)
+    optimizer = new_optimizer(model, adamw(settings.steps, settings.warmup_steps, settings.weight_decay), run.learning_rate, trainable)
+    return model, optimizer, tokens, label_ids, names
 
 
 def _label_ids(labels: list[str] | list[int], label_names: tuple[str, ...] | None) -> tuple[tuple[str, ...], np.ndarray]:

@@ -1,8 +1,12 @@
-"""The models: a bag-of-words classifier and a small Transformer encoder in flax.nnx.
+"""The models: a bag-of-words classifier and small Transformers in flax.nnx.
 
-The encoder is BERT in miniature: token and position embeddings, pre-LayerNorm
-Transformer blocks, a masked-prediction head that reuses the token embeddings
-(tied weights), and a classification head on the `[CLS]` position.
+One Transformer (token and position embeddings, pre-LayerNorm blocks) serves
+both kinds of language model. Read with every token seeing every other token of
+its text, it is BERT's encoder: `MaskedLanguageModel` adds a head that fills in
+hidden words, `EncoderClassifier` a head on the `[CLS]` position. Read with a
+causal mask, each token seeing only the tokens before it, the same Transformer
+is GPT's decoder: `NextWordModel` scores the next word at every position. Both
+language models reuse the token embeddings as their output layer (tied weights).
 """
 
 from __future__ import annotations
@@ -82,16 +86,22 @@ class SelfAttention(nnx.Module):
         self.qkv = nnx.Linear(d_model, 3 * d_model, rngs=rngs)
         self.proj = nnx.Linear(d_model, d_model, rngs=rngs)
 
-    def __call__(self, x: jax.Array, allowed: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, allowed: jax.Array, cache: KVCache | None = None, at: jax.Array | None = None):
+        """Attention over the text, or with a `cache` (generation) over the keys and
+        values of earlier tokens as well: x's own are written into it at the
+        positions `at` (B, T) first. Returns the output (B, T, D) and the cache."""
         B, T, D = x.shape
         H = self.n_heads
         q, k, v = jnp.split(per_token(self.qkv, x), 3, axis=-1)  # 3 x (B, T, D)
         q, k, v = (t.reshape(B, T, H, D // H) for t in (q, k, v))  # (B, T, H, Dh)
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(D // H)  # (B, H, T, T)
-        # A position attends only to real tokens of its own text (`allowed` is (B, T, T)).
+        if cache is not None:
+            cache = cache.write(k, v, at)
+            k, v = cache.keys, cache.values  # (B, L, H, Dh)
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(D // H)  # (B, H, T, L)
+        # A position attends only to the tokens `allowed` (B, T, L) lets it see.
         scores = jnp.where(allowed[:, None], scores, jnp.finfo(scores.dtype).min)
         attended = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v)  # (B, T, H, Dh)
-        return per_token(self.proj, attended.reshape(B, T, D))  # (B, T, D)
+        return per_token(self.proj, attended.reshape(B, T, D)), cache  # (B, T, D)
 
 
 class Block(nnx.Module):
@@ -104,12 +114,13 @@ class Block(nnx.Module):
         self.ff1 = nnx.Linear(d_model, d_ff, rngs=rngs)
         self.ff2 = nnx.Linear(d_ff, d_model, rngs=rngs)
 
-    def __call__(self, x: jax.Array, allowed: jax.Array) -> jax.Array:
-        x = x + self.attn(self.ln1(x), allowed)
-        return x + per_token(self.ff2, nnx.gelu(per_token(self.ff1, self.ln2(x))))
+    def __call__(self, x: jax.Array, allowed: jax.Array, cache: KVCache | None = None, at: jax.Array | None = None):
+        attended, cache = self.attn(self.ln1(x), allowed, cache, at)
+        x = x + attended
+        return x + per_token(self.ff2, nnx.gelu(per_token(self.ff1, self.ln2(x)))), cache
 
 
-class Encoder(nnx.Module):
+class Transformer(nnx.Module):
     """Token ids (B, T) to contextual vectors (B, T, D)."""
 
     def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
@@ -120,16 +131,19 @@ class Encoder(nnx.Module):
         self.blocks = nnx.List([Block(config.d_model, config.n_heads, config.d_ff, rngs=rngs) for _ in range(config.n_layers)])
         self.ln_final = nnx.LayerNorm(config.d_model, rngs=rngs)
 
-    def __call__(self, tokens: jax.Array, segments: jax.Array | None = None) -> jax.Array:
+    def __call__(self, tokens: jax.Array, segments: jax.Array | None = None, *, causal: bool = False) -> jax.Array:
         """`segments` (B, T) numbers the texts packed into each row (0 = padding);
-        without it each row holds one text."""
+        without it each row holds one text. `causal`: each token sees only itself
+        and the tokens before it (a decoder), not the whole text (an encoder)."""
         if segments is None:
             segments = (tokens != PAD_ID).astype(jnp.int32)  # (B, T)
         allowed = (segments[:, :, None] == segments[:, None, :]) & (segments[:, None, :] > 0)  # (B, T, T)
+        if causal:
+            allowed &= jnp.tril(jnp.ones(allowed.shape[1:], bool))  # key position <= query position
         positions = positions_in_segment(segments)  # (B, T): 0 at each text's [CLS]
         x = self.token_embed(tokens) + self.position_embed(positions)  # (B, T, D)
         for block in self.blocks:
-            x = block(x, allowed)
+            x, _ = block(x, allowed)
         return self.ln_final(x)
 
 
@@ -143,10 +157,11 @@ def positions_in_segment(segments: jax.Array) -> jax.Array:
 
 
 class MaskedLanguageModel(nnx.Module):
-    """Encoder plus a head that scores every vocabulary word at every position."""
+    """BERT in miniature: the Transformer as an encoder, plus a head that scores
+    every vocabulary word at every position."""
 
     def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
-        self.encoder = Encoder(config, rngs=rngs)
+        self.encoder = Transformer(config, rngs=rngs)
         self.transform = nnx.Linear(config.d_model, config.d_model, rngs=rngs)
         self.ln = nnx.LayerNorm(config.d_model, rngs=rngs)
         self.bias = nnx.Param(jnp.zeros((config.vocab_size,)))
@@ -168,11 +183,70 @@ class MaskedLanguageModel(nnx.Module):
 
 
 class EncoderClassifier(nnx.Module):
-    """Encoder plus a new linear head on the `[CLS]` position."""
+    """An encoder (a `Transformer`) plus a new linear head on the `[CLS]` position."""
 
-    def __init__(self, encoder: Encoder, n_classes: int = 2, *, rngs: nnx.Rngs):
+    def __init__(self, encoder: Transformer, n_classes: int = 2, *, rngs: nnx.Rngs):
         self.encoder = encoder
         self.head = nnx.Linear(encoder.config.d_model, n_classes, rngs=rngs)
 
+    @property
+    def config(self) -> EncoderConfig:
+        return self.encoder.config
+
     def __call__(self, tokens: jax.Array) -> jax.Array:
         return self.head(self.encoder(tokens)[:, 0])  # (B, n_classes)
+
+
+# --8<-- [start:next_word_model]
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class KVCache:
+    """One layer's keys and values (B, L, H, Dh) of the tokens read so far."""
+
+    keys: jax.Array
+    values: jax.Array
+
+    @classmethod
+    def empty(cls, config: EncoderConfig, batch: int, dtype=jnp.float32) -> KVCache:
+        shape = (batch, config.max_len, config.n_heads, config.d_model // config.n_heads)
+        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+
+    def write(self, keys: jax.Array, values: jax.Array, at: jax.Array) -> KVCache:
+        """This cache with `keys` and `values` (B, T, H, Dh) stored at positions `at` (B, T)."""
+        rows = jnp.arange(keys.shape[0])[:, None]  # (B, 1)
+        return KVCache(self.keys.at[rows, at].set(keys), self.values.at[rows, at].set(values))
+
+
+class NextWordModel(nnx.Module):
+    """GPT in miniature: the same Transformer read causally (a decoder), whose
+    output at each position scores every word of the vocabulary as the next one."""
+
+    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+        self.decoder = Transformer(config, rngs=rngs)
+
+    @property
+    def config(self) -> EncoderConfig:
+        return self.decoder.config
+
+    def __call__(self, tokens: jax.Array, segments: jax.Array | None = None) -> jax.Array:
+        """Scores (B, T, V): at position t, for the token at t + 1."""
+        h = self.decoder(tokens, segments, causal=True)  # (B, T, D)
+        return per_token(self.decoder.token_embed.attend, h)  # tied weights: (B, T, V)
+
+    def extend(self, tokens: jax.Array, at: jax.Array, caches: list[KVCache]) -> tuple[jax.Array, list[KVCache]]:
+        """Scores (B, T, V) for new `tokens` (B, T) at positions `at` (B, T) of one
+        text per row, reading the keys and values cached for the positions before:
+        the whole prompt at once, then one token per step of generation."""
+        decoder = self.decoder
+        L = caches[0].keys.shape[1]
+        allowed = jnp.arange(L)[None, None, :] <= at[:, :, None]  # (B, T, L): the cache up to each token's position
+        x = decoder.token_embed(tokens) + decoder.position_embed(at)  # (B, T, D)
+        new_caches = []
+        for block, cache in zip(decoder.blocks, caches):
+            x, cache = block(x, allowed, cache, at)
+            new_caches.append(cache)
+        return per_token(decoder.token_embed.attend, decoder.ln_final(x)), new_caches
+
+    def empty_cache(self, batch: int) -> list[KVCache]:
+        return [KVCache.empty(self.config, batch) for _ in range(self.config.n_layers)]
+# --8<-- [end:next_word_model]

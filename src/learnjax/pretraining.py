@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -23,7 +24,9 @@ from learnjax import checkpoints, corpus
 from learnjax.masking import mask_tokens
 from learnjax.model import EncoderConfig, MaskedLanguageModel
 from learnjax.tokenizer import MASK, MASK_ID, SPECIAL_TOKENS, Tokenizer
-from learnjax.training import History, adamw, compile_in_background, compile_masked_prediction_steps, predict, train_masked_prediction
+from learnjax.training import (
+    History, adamw, check_learning_rate, compile_in_background, compile_masked_prediction_steps, predict, train_masked_prediction,
+)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def pretrain(
         raise ValueError("the corpus is empty: pre-training needs at least one line of text")
     tokenizer = tokenizer or Tokenizer.from_texts(read())
     config = EncoderConfig(len(tokenizer), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
-    tx = adamw(recipe.learning_rate, recipe.steps, recipe.warmup_steps, 0.01)
+    tx, learning_rate = adamw(recipe.steps, recipe.warmup_steps), check_learning_rate(recipe.learning_rate)
     key = jax.random.key(recipe.seed)
     shapes = model_shapes(config, tx)
     compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=recipe.batch_size, mask_rate=recipe.mask_rate)
@@ -115,7 +118,7 @@ def pretrain(
     if recipe.batch_size > len(tokens):
         raise ValueError(f"batch_size={recipe.batch_size} is larger than the corpus ({len(tokens)} packed rows of {recipe.max_len} tokens)")
     compiling.result()  # both programs compiled: the next calls find them in jit's cache
-    model, optimizer = create_model_and_optimizer(config, tx, key, shapes)
+    model, optimizer = create_model_and_optimizer(config, tx, key, learning_rate, shapes)
     history = train_masked_prediction(
         model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
         seed=recipe.seed, mask_rate=recipe.mask_rate, progress=progress,
@@ -123,9 +126,12 @@ def pretrain(
     return Foundation(model, tokenizer, history, recipe, time.perf_counter() - started)
 
 
-def _build_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
+def _build_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate=1.0) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
     model = MaskedLanguageModel(config, rngs=nnx.Rngs(key))
-    return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    # A value in the optimizer's state (see `adamw`), traced here: the caller checks it.
+    optimizer.opt_state.hyperparams["learning_rate"][...] = jnp.asarray(learning_rate, jnp.float32)
+    return model, optimizer
 
 
 def model_shapes(config: EncoderConfig, tx) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
@@ -138,8 +144,8 @@ def model_shapes(config: EncoderConfig, tx) -> tuple[MaskedLanguageModel, nnx.Op
 # config and optimizer, same program (the key is an argument, not a constant).
 # It runs once, so XLA's optimisations are not worth their compile time.
 @functools.partial(jax.jit, static_argnums=(0, 1), compiler_options={"xla_backend_optimization_level": 0})
-def initial_state(config: EncoderConfig, tx, key: jax.Array) -> nnx.State:
-    return nnx.state(_build_model_and_optimizer(config, tx, key))
+def initial_state(config: EncoderConfig, tx, key: jax.Array, learning_rate: float) -> nnx.State:
+    return nnx.state(_build_model_and_optimizer(config, tx, key, learning_rate))
 
 
 # --8<-- [start:compile_for_pretraining]
@@ -152,18 +158,19 @@ def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=No
     made earlier would compile its program a second time).
     """
     shapes = shapes if shapes is not None else model_shapes(config, tx)
-    compile_in_background(initial_state.lower(config, tx, key))
+    compile_in_background(initial_state.lower(config, tx, key, 1.0))  # the rate is a value: any one traces the same program
     return compile_masked_prediction_steps(shapes, batch_size=batch_size, max_len=config.max_len, mask_rate=mask_rate)
 # --8<-- [end:compile_for_pretraining]
 
 
-def create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, shapes=None) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
-    """A new masked language model and its AdamW optimizer (`tx`), as `pretrain` builds them.
+def create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate: float, shapes=None) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
+    """A new masked language model and its AdamW optimizer (`tx`, from `adamw`)
+    at `learning_rate`, as `pretrain` builds them.
 
     `shapes`, from `model_shapes(config, tx)`, saves tracing them again.
     """
     shapes = shapes if shapes is not None else model_shapes(config, tx)
-    return nnx.merge(nnx.graphdef(shapes), initial_state(config, tx, key))
+    return nnx.merge(nnx.graphdef(shapes), initial_state(config, tx, key, check_learning_rate(learning_rate)))
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,48 @@ masked_prediction_step = nnx.jit(masked_prediction_update)
 @nnx.jit
 def predict_logits(model: nnx.Module, tokens: jax.Array) -> jax.Array:
     return model(tokens)
+
+
+# --8<-- [start:next_word_step]
+def next_word_targets(tokens: jax.Array, segments: jax.Array, learn: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The text labels itself: the target at each position is the token after it.
+
+    Returns `(targets, weights)`, both (B, T): the tokens shifted left by one,
+    and 1.0 where that next token is in the same text and is one to `learn`
+    (B, T): every real token in pre-training, the answer's tokens only in
+    instruction tuning. A text's last position, and padding, predict nothing.
+    """
+    targets = jnp.pad(tokens[:, 1:], ((0, 0), (0, 1)))  # (B, T)
+    next_segment = jnp.pad(segments[:, 1:], ((0, 0), (0, 1)))  # (B, T)
+    next_learn = jnp.pad(learn[:, 1:], ((0, 0), (0, 1)))  # (B, T)
+    weights = (next_segment == segments) & (segments > 0) & (next_learn > 0)
+    return targets, weights.astype(jnp.float32)
+
+
+def next_word_loss(model, tokens, segments, learn):
+    logits = model(tokens, segments)  # (B, T, V): each position scores the next token
+    targets, weights = next_word_targets(tokens, segments, learn)
+    per_token = optax.softmax_cross_entropy_with_integer_labels(logits, targets)  # (B, T)
+    n_scored = jnp.maximum(weights.sum(), 1.0)
+    loss = (per_token * weights).sum() / n_scored
+    target_score = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]  # (B, T)
+    accuracy = ((target_score >= logits.max(-1)) * weights).sum() / n_scored
+    return loss, accuracy
+
+
+def next_word_update(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.Array, segments: jax.Array, learn: jax.Array):
+    """One step of next-word prediction, the self-supervised objective of GPT:
+    predict every token from the ones before it, then follow the gradient.
+
+    Only the parameters the optimizer was built for (its `wrt` filter: all of
+    them, or LoRA's adapters) are differentiated and updated.
+    """
+    grad_fn = nnx.value_and_grad(next_word_loss, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True)
+    (loss, accuracy), grads = grad_fn(model, tokens, segments, learn)
+    optimizer.update(model, grads)
+    return loss, accuracy
+
+
+next_word_step = nnx.jit(next_word_update)
+"""`next_word_update` compiled by XLA into one program."""
+# --8<-- [end:next_word_step]

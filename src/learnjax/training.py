@@ -16,7 +16,7 @@ from flax import nnx
 from tqdm import tqdm  # plain text bars: no widget warnings in notebooks
 
 from learnjax.masking import check_mask_rate, masked_batch, max_predictions_for
-from learnjax.steps import masked_prediction_update, predict_logits, supervised_update
+from learnjax.steps import masked_prediction_update, next_word_update, predict_logits, supervised_update
 
 
 class TrainingDiverged(RuntimeError):
@@ -48,7 +48,7 @@ def batch_indices(n_examples: int, batch_size: int, steps: int, seed: int) -> It
         order = order[batch_size:]
 
 
-def _check_finite(loss: float, step: int) -> None:
+def check_finite(loss: float, step: int) -> None:
     if not math.isfinite(loss):
         raise TrainingDiverged(
             f"training stopped: the loss became {loss} at step {step}; "
@@ -56,24 +56,52 @@ def _check_finite(loss: float, step: int) -> None:
         )
 
 
-@functools.lru_cache(maxsize=64)
-def adamw(learning_rate: float, steps: int, warmup_steps: int, weight_decay: float) -> optax.GradientTransformation:
-    """AdamW on a warm-up then cosine schedule.
-
-    The optimizer is part of the compiled step's static structure, so runs with
-    the same settings must get the very same object (hence the cache): a fresh
-    but equal transform would compile the step again for every run.
-    """
+def _adamw_on_warmup_cosine(learning_rate, *, steps: int, warmup_steps: int, weight_decay: float) -> optax.GradientTransformation:
     return optax.adamw(warmup_cosine(learning_rate, steps, warmup_steps), weight_decay=weight_decay)
 
 
-def warmup_cosine(learning_rate: float, steps: int, warmup_steps: int) -> optax.Schedule:
-    if learning_rate <= 0 or not math.isfinite(learning_rate):
+@functools.lru_cache(maxsize=64)
+def adamw(steps: int, warmup_steps: int, weight_decay: float = 0.01) -> optax.GradientTransformation:
+    """AdamW on a warm-up then cosine schedule whose peak learning rate is a value
+    in the optimizer's state (`optax.inject_hyperparams`), set by `new_optimizer`.
+
+    The transform is part of a compiled step's static structure, so runs with
+    the same schedule get the very same object (hence the cache), and runs at
+    different learning rates share one compiled program, even trained together
+    under `jax.vmap`.
+    """
+    factory = functools.partial(_adamw_on_warmup_cosine, steps=steps, warmup_steps=warmup_steps, weight_decay=weight_decay)
+    static = ("steps", "warmup_steps", "weight_decay")  # part of the program; only the rate is a value
+    return optax.inject_hyperparams(factory, static_args=static)(learning_rate=1.0)  # the real rate: `new_optimizer`
+
+
+def check_learning_rate(learning_rate: float) -> float:
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not 0 < learning_rate < math.inf:
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    return float(learning_rate)
+
+
+def set_learning_rate(optimizer: nnx.Optimizer, learning_rate: float) -> None:
+    """Sets the peak learning rate of an optimizer built on `adamw`."""
+    optimizer.opt_state.hyperparams["learning_rate"][...] = jnp.float32(check_learning_rate(learning_rate))
+
+
+def new_optimizer(model: nnx.Module, tx: optax.GradientTransformation, learning_rate: float, wrt=nnx.Param) -> nnx.Optimizer:
+    """`nnx.Optimizer(model, tx, wrt=wrt)` for a `tx` from `adamw`, at `learning_rate`."""
+    optimizer = nnx.Optimizer(model, tx, wrt=wrt)
+    set_learning_rate(optimizer, learning_rate)
+    return optimizer
+
+
+def warmup_cosine(learning_rate, steps: int, warmup_steps: int) -> optax.Schedule:
+    """From 0 up to `learning_rate` in `warmup_steps`, then down to a tenth of it
+    along a cosine. `learning_rate` may be an array (a traced value): it scales
+    a schedule whose shape is fixed by the step counts."""
     warmup_steps = max(1, min(warmup_steps, steps - 1)) if steps > 1 else 0
     if warmup_steps == 0:
-        return optax.constant_schedule(learning_rate)
-    return optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup_steps, steps, learning_rate * 0.1)
+        return lambda count: learning_rate * jnp.ones_like(count, jnp.float32)
+    shape = optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps, steps, 0.1)
+    return lambda count: learning_rate * shape(count)
 
 
 # XLA's optimisation level 1 instead of 2: the step compiles about 0.4 s sooner and runs as fast (its
@@ -133,7 +161,7 @@ def masked_prediction_steps(state, key, first_step, tokens, segments, count, *, 
 # --8<-- [end:masked_prediction_steps]
 
 
-def _call_stacks(n_examples: int, batch_size: int, steps: int, seed: int) -> Iterator[tuple[int, np.ndarray, int]]:
+def call_stacks(n_examples: int, batch_size: int, steps: int, seed: int) -> Iterator[tuple[int, np.ndarray, int]]:
     """`batch_indices` in stacks of `STEPS_PER_CALL` batches: (first step, indices
     (STEPS_PER_CALL, B), steps to run). The last stack is filled up with copies
     of its last batch, which the loops do not run."""
@@ -206,11 +234,11 @@ def train_masked_prediction(
         for (losses, accuracies), count in zip(jax.device_get([metrics for metrics, _ in calls]), (count for _, count in calls)):
             history.loss.extend(losses[:count].tolist())
             history.accuracy.extend(accuracies[:count].tolist())
-        _check_finite(history.loss[-1], len(history.loss) - 1)  # the step that loss came from
+        check_finite(history.loss[-1], len(history.loss) - 1)  # the step that loss came from
         bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
 
     try:
-        for first, idx, count in _call_stacks(len(tokens), batch_size, steps, seed):
+        for first, idx, count in call_stacks(len(tokens), batch_size, steps, seed):
             state, metrics = masked_prediction_steps(state, key, first, tokens[idx], segments[idx], count, graphdef=graphdef, **static)
             pending.append((metrics, count))
             # Reading a value back waits for its call to finish, and an idle queue
@@ -272,7 +300,7 @@ def train_classifier(
     pending = []
     bar = tqdm(total=steps, desc="training", unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
     try:
-        for _, idx, count in _call_stacks(len(tokens), batch_size, steps, seed):
+        for _, idx, count in call_stacks(len(tokens), batch_size, steps, seed):
             state, metrics = supervised_steps(state, tokens[idx], labels[idx], count, graphdef=graphdef)
             pending.append(metrics)
             bar.update(count)
@@ -281,7 +309,7 @@ def train_classifier(
         bar.close()
     losses, accuracies = (np.concatenate(values)[:steps] for values in zip(*jax.device_get(pending)))
     history.loss, history.accuracy = losses.tolist(), accuracies.tolist()
-    _check_finite(history.loss[-1], steps - 1)
+    check_finite(history.loss[-1], steps - 1)
     return history
 
 
@@ -300,3 +328,67 @@ def predict(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.
 def accuracy(model: nnx.Module, tokens: np.ndarray, labels: np.ndarray) -> float:
     """Share of rows whose highest-scoring class is the label."""
     return float((predict(model, tokens).argmax(-1) == np.asarray(labels)).mean())
+
+
+# --8<-- [start:next_word_steps]
+@functools.partial(jax.jit, static_argnames="graphdef", donate_argnames="state", compiler_options=STEP_COMPILER_OPTIONS)
+def next_word_steps(state, tokens, segments, learn, count, *, graphdef):
+    """`next_word_update` on the first `count` batches of a stack (S, B, T), in
+    one compiled program of the split (model, optimizer) state. Returns the new
+    state and each step's loss and accuracy (S,)."""
+    def one_step(i, carry):
+        state, losses, accuracies = carry
+        model, optimizer = nnx.merge(graphdef, state)
+        loss, accuracy = next_word_update(model, optimizer, tokens[i], segments[i], learn[i])
+        return nnx.state((model, optimizer)), losses.at[i].set(loss), accuracies.at[i].set(accuracy)
+
+    unused = jnp.full(tokens.shape[0], jnp.nan, jnp.float32)
+    state, losses, accuracies = jax.lax.fori_loop(0, count, one_step, (state, unused, unused))
+    return state, (losses, accuracies)
+# --8<-- [end:next_word_steps]
+
+
+def train_next_word(
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    tokens: np.ndarray,
+    segments: np.ndarray,
+    learn: np.ndarray | None = None,
+    *,
+    steps: int,
+    batch_size: int,
+    seed: int = 0,
+    progress: bool = False,
+    desc: str = "pre-training",
+) -> History:
+    """Runs `steps` next-word steps over packed rows (N, T), `STEPS_PER_CALL` per
+    compiled call. `learn` (N, T) marks the tokens to learn to predict (default:
+    every real token)."""
+    learn = (segments > 0) if learn is None else learn
+    history = History()
+    if steps < 1:
+        return history
+    graphdef, state = nnx.split((model, optimizer))
+    pending = []
+    bar = tqdm(total=steps, desc=desc, unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
+
+    def read_back(calls):
+        for (losses, accuracies), count in zip(jax.device_get([metrics for metrics, _ in calls]), (count for _, count in calls)):
+            history.loss.extend(losses[:count].tolist())
+            history.accuracy.extend(accuracies[:count].tolist())
+        check_finite(history.loss[-1], len(history.loss) - 1)
+        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+
+    try:
+        for _, idx, count in call_stacks(len(tokens), batch_size, steps, seed):
+            state, metrics = next_word_steps(state, tokens[idx], segments[idx], learn[idx].astype(np.int32), count, graphdef=graphdef)
+            pending.append((metrics, count))
+            if len(pending) == 2:  # read one call behind: the next one is queued by then
+                read_back(pending[:1])
+                del pending[:1]
+            bar.update(count)
+        read_back(pending)
+    finally:
+        nnx.update((model, optimizer), state)
+        bar.close()
+    return history
