@@ -96,6 +96,8 @@ def _read_manifest_or_none(directory: Path) -> dict | None:
 def read_manifest(directory: str | os.PathLike) -> dict:
     """The manifest of a model directory, checked for format and completeness."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"{str(directory)!r} is a file, not a model directory")
     if not directory.is_dir():
         raise CheckpointError(f"model directory {str(directory)!r} does not exist")
     path = directory / MANIFEST

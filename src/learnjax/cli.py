@@ -1,7 +1,8 @@
 """The `learnjax` command: pre-train, fill in masks, fine-tune, classify, experiment.
 
-Errors print one line on stderr and exit with status 1 (2 for bad usage);
-`--debug` shows the full traceback instead.
+Errors print one line on stderr (with `--json`, a JSON object) and exit with
+status 1 (2 for bad usage, 130 when interrupted); `--debug` shows the full
+traceback instead.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 EXAMPLES = {
@@ -32,11 +33,45 @@ The file needs a header (CSV/TSV) or keys (JSON Lines) named text and label.""",
     "experiment": """examples:
   learnjax experiment label-efficiency
   learnjax experiment label-efficiency --json""",
+    "cache": """examples:
+  learnjax cache list
+  learnjax cache prune          # entries of older versions of the code
+  learnjax cache prune --all    # everything""",
 }
 
 
 class UsageError(ValueError):
-    """Bad command-line input (exit status 2)."""
+    """Bad command-line input (exit status 2). `command` is the command it was
+    given to, where known."""
+
+    def __init__(self, message: str, command: str | None = None):
+        super().__init__(message)
+        self.command = command
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises bad usage instead of printing it, so that `main` reports it in one
+    line, as text or as JSON."""
+
+    def error(self, message: str):
+        raise UsageError(message, self.prog.partition(" ")[2] or None)
+
+
+def _integer_at_least(minimum: int):
+    """An argparse type: an integer no smaller than `minimum` (argparse names the option)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+_positive = _integer_at_least(1)
+_seed = _integer_at_least(0)  # numpy's generators take no negative seed
 
 
 def _print_json(data) -> None:
@@ -62,15 +97,16 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate))
         if v is not None
     }
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {args.steps}")
     recipe = recipe.replace(**changes)
     texts = None
     if args.corpus:
         files = text_files(args.corpus)  # checks every path before any training starts
         texts = lambda: iter_lines(files)  # noqa: E731 - read twice, streamed each time
     started = time.perf_counter()
-    foundation = pretrain(recipe, texts, progress=not args.json)
+    try:
+        foundation = pretrain(recipe, texts, progress=not args.json)
+    except ValueError as e:  # the library names its parameter: name the option instead
+        raise ValueError(str(e).replace(f"batch_size={recipe.batch_size}", f"--batch-size {recipe.batch_size}")) from None
     out = foundation.save(args.out)
     result = {
         "out": str(out), "steps": recipe.steps, "vocabulary": len(foundation.tokenizer),
@@ -85,8 +121,6 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 def cmd_fill_mask(args: argparse.Namespace) -> None:
     from learnjax.pretraining import fill_mask
 
-    if args.top_k < 1:
-        raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
     foundation = _load_foundation(args.model, args.json)
     predictions = fill_mask(foundation, args.text, top_k=args.top_k)
     if args.json:
@@ -101,8 +135,6 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from learnjax.labeled_files import read_labeled
 
     check_mode(args.mode)
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {args.steps}")
     texts, labels = read_labeled(args.train)  # checked before any model is loaded
     foundation = _load_foundation(args.model, args.json)
     changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
@@ -126,7 +158,8 @@ def cmd_classify(args: argparse.Namespace) -> None:
     classifier = TextClassifier.load(args.model)
     results = classifier.classify(args.texts)
     if args.json:
-        _print_json([{"text": t, "label": label, "probability": p} for t, (label, p) in zip(args.texts, results)])
+        _print_json({"model": str(args.model),
+                     "results": [{"text": t, "label": label, "probability": p} for t, (label, p) in zip(args.texts, results)]})
     else:
         for text, (label, p) in zip(args.texts, results):
             print(f"{label} ({p:.1%})  {text}")
@@ -134,56 +167,113 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
 def cmd_experiment(args: argparse.Namespace) -> None:
     from learnjax import experiments
+    from learnjax.cache import entries_used
 
-    result = experiments.label_efficiency()
+    with entries_used() as used:
+        result = dict(experiments.label_efficiency())
+    cached = used[-1]["cached"]  # the experiment's own entry: the last one finished
+    # The time it took when it was computed, which a cached run did not spend now.
+    result = {"cached": cached, "seconds_when_computed": result.pop("seconds"), **result}
     if args.json:
         _print_json(result)
         return
+    took = f"experiment took {result['seconds_when_computed']:.0f} s" + (" when first run (read from the cache now)" if cached else "")
     print(experiments.label_efficiency_table(result))
     print(f"\n{len(result['seeds'])} seeds per cell; learning rate chosen per cell on the dev set from {result['learning_rates']}; "
-          f"{result['settings']['steps']} steps of batch {result['settings']['batch_size']} for every mode; experiment took {result['seconds']:.0f} s.")
+          f"{result['settings']['steps']} steps of batch {result['settings']['batch_size']} for every mode; {took}.")
+
+
+def _megabytes(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB"
+
+
+def cmd_cache_list(args: argparse.Namespace) -> None:
+    from learnjax.cache import cache_root, list_entries
+
+    entries = list_entries()
+    total = sum(e.bytes for e in entries)
+    if args.json:
+        _print_json({"cache": str(cache_root()), "entries": [e.to_dict() for e in entries], "total_bytes": total})
+        return
+    for e in entries:
+        print(f"{e.name:<40} {_megabytes(e.bytes):>10}  {e.status}")
+    stale = sum(e.status in ("stale", "incomplete") for e in entries)
+    print(f"{_megabytes(total)} in {len(entries)} entries in {cache_root()}"
+          + (f"; `learnjax cache prune` removes the {stale} stale or incomplete" if stale else ""))
+
+
+def cmd_cache_prune(args: argparse.Namespace) -> None:
+    from learnjax.cache import cache_root, prune
+
+    removed, kept = prune(everything=args.all)
+    freed = sum(e.bytes for e in removed)
+    if args.json:
+        _print_json({"cache": str(cache_root()), "removed": [e.to_dict() for e in removed], "freed_bytes": freed,
+                     "kept": [e.to_dict() for e in kept]})
+        return
+    print(f"removed {len(removed)} entries ({_megabytes(freed)}) from {cache_root()}; kept {len(kept)}"
+          + (f" ({', '.join(sorted({e.status for e in kept}))})" if kept else ""))
+
+
+class _Version(argparse.Action):
+    """`--version`, looked up only when asked: finding the installed package's
+    metadata takes about a tenth of a second, a large part of `--help`'s time."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import version
+
+        print(f"learnjax {version('learnjax')}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="learnjax", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('learnjax')}")
+    parser = _Parser(prog="learnjax", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help: str, func) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help, epilog=EXAMPLES.get(name), formatter_class=argparse.RawDescriptionHelpFormatter)
-        sub.set_defaults(func=func)
-        sub.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    def command(group, name: str, help: str, func, runs_models: bool = True) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, help=help, description=help, epilog=EXAMPLES.get(name), formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(func=func, runs_models=runs_models)
+        sub.add_argument("--json", action="store_true", help="print machine-readable JSON (errors too, on stderr)")
         return sub
 
-    p = command("pretrain", "Pre-train a foundation model by masked prediction (self-supervised).", cmd_pretrain)
+    p = command(commands, "pretrain", "Pre-train a foundation model by masked prediction (self-supervised).", cmd_pretrain)
     p.add_argument("--corpus", nargs="+", metavar="PATH", help="text files or folders, one text per line (default: the built-in corpus)")
-    p.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
-    p.add_argument("--seed", type=int, help="random seed (default: 0)")
-    p.add_argument("--batch-size", type=int, help="rows per batch (default: the recipe's)")
+    p.add_argument("--steps", type=_positive, help="training steps (default: the recipe's)")
+    p.add_argument("--seed", type=_seed, help="random seed (default: 0)")
+    p.add_argument("--batch-size", type=_positive, help="rows per batch (default: the recipe's)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the recipe's)")
     p.add_argument("--out", required=True, type=Path, help="directory to save the model to")
 
-    p = command("fill-mask", "Predict the word hidden behind [MASK].", cmd_fill_mask)
+    p = command(commands, "fill-mask", "Predict the word hidden behind [MASK].", cmd_fill_mask)
     p.add_argument("text", help='text with exactly one [MASK], e.g. "I drank [MASK]."')
     p.add_argument("--model", type=Path, help="a pre-trained model directory (default: the built-in foundation model)")
-    p.add_argument("--top-k", type=int, default=5, help="how many predictions to show (default: 5)")
+    p.add_argument("--top-k", type=_positive, default=5, help="how many predictions to show (default: 5)")
 
-    p = command("finetune", "Fine-tune a classifier on labeled examples (CSV, TSV or JSON Lines).", cmd_finetune)
+    p = command(commands, "finetune", "Fine-tune a classifier on labeled examples (CSV, TSV or JSON Lines).", cmd_finetune)
     p.add_argument("--model", type=Path, help="a pre-trained model directory (default: the built-in foundation model)")
     p.add_argument("--train", required=True, type=Path, help="labeled examples with 'text' and 'label' columns")
     p.add_argument("--out", required=True, type=Path, help="directory to save the classifier to")
     p.add_argument("--mode", default="full", help="full (update everything), probe (frozen encoder) or scratch (no pre-training)")
-    p.add_argument("--steps", type=int, help="training steps (default: 80)")
+    p.add_argument("--steps", type=_positive, help="training steps (default: 80)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.001)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
 
-    p = command("classify", "Label texts with a fine-tuned classifier.", cmd_classify)
+    p = command(commands, "classify", "Label texts with a fine-tuned classifier.", cmd_classify)
     p.add_argument("texts", nargs="+", metavar="TEXT", help="one or more texts to label")
     p.add_argument("--model", required=True, type=Path, help="a fine-tuned classifier directory")
 
-    p = command("experiment", "Run a measured experiment of the site and print its table.", cmd_experiment)
+    p = command(commands, "experiment", "Run a measured experiment of the site and print its table.", cmd_experiment)
     p.add_argument("name", choices=["label-efficiency"], help="label-efficiency: fine-tuning vs. probe vs. scratch against the number of labels")
+
+    p = commands.add_parser("cache", help="List or prune the cache of models and measurements ($LEARNJAX_CACHE).",
+                            description="List or prune the cache of models and measurements ($LEARNJAX_CACHE, else ~/.cache/learnjax).",
+                            epilog=EXAMPLES["cache"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    command(actions, "list", "List the entries: size, and whether this version of the code reads them.", cmd_cache_list, runs_models=False)
+    p = command(actions, "prune", "Remove the entries that this version of the code never reads.", cmd_cache_prune, runs_models=False)
+    p.add_argument("--all", action="store_true", help="remove every entry (they are computed again when needed)")
     return parser
 
 
@@ -204,22 +294,69 @@ def run(argv: list[str]) -> str:
     return out.getvalue()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        from learnjax.cache import use_compilation_cache
+def _report(command: str | None, message: str, json_output: bool, *, error: bool = True) -> None:
+    """One line on stderr: `learnjax COMMAND: error: MESSAGE`, or a JSON object."""
+    if json_output:
+        print(json.dumps({"error": message, "command": command}, ensure_ascii=False), file=sys.stderr)
+    else:
+        print(f"learnjax{' ' + command if command else ''}: {'error: ' if error else ''}{message}", file=sys.stderr)
 
-        use_compilation_cache()  # a second run of a command loads its compiled steps
+
+def _manifest_bytes(directory: Path | None) -> bytes | None:
+    from learnjax.checkpoints import MANIFEST
+
+    try:
+        return (directory / MANIFEST).read_bytes() if directory else None
+    except OSError:
+        return None
+
+
+def _interrupted(directory: Path | None, before: bytes | None) -> str:
+    """What an interrupted command left in its output directory, said truthfully:
+    a save replaces the manifest last, so comparing it tells."""
+    if directory is None:
+        return "interrupted"
+    after = _manifest_bytes(directory)
+    if after == before:
+        return f"interrupted; the model in {directory} is unchanged" if before else f"interrupted; nothing was saved to {directory}"
+    return f"interrupted after the new model was saved to {directory}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as e:
+        _report(e.command, str(e), "--json" in argv)
+        return 2
+    out = getattr(args, "out", None)  # the directory a command saves to
+    before = _manifest_bytes(out) if out else None
+    try:
+        if args.runs_models:
+            from learnjax.cache import use_compilation_cache
+
+            use_compilation_cache()  # a second run of a command loads its compiled steps
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not after main returns
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        _report(args.command, _interrupted(out, before), args.json, error=False)
+        return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): stop quietly, as Unix tools do.
+        # Python's own last flush of stdout would fail again: send it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped this way
     except UsageError as e:
         if args.debug:
             raise
-        parser.exit(2, f"learnjax {args.command}: error: {e}\n")
+        _report(args.command, str(e), args.json)
+        return 2
     except (ValueError, OSError, RuntimeError) as e:
         if args.debug:
             raise
-        print(f"learnjax {args.command}: error: {e}", file=sys.stderr)
+        _report(args.command, str(e), args.json)
         return 1
     return 0
 

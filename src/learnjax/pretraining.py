@@ -190,21 +190,22 @@ def fill_mask(foundation: Foundation, text: str, top_k: int = 5) -> list[Predict
 
 
 def fill_masks(foundation: Foundation, texts: list[str], top_k: int = 5) -> list[list[Prediction]]:
-    """`fill_mask` for many texts at once (one batched forward pass)."""
+    """`fill_mask` for many texts at once (one batched forward pass): one list
+    of predictions per text, in order. `top_k` beyond the vocabulary's words
+    gives every word (a special token is never an answer)."""
     if not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
     tokenizer, max_len = foundation.tokenizer, foundation.model.config.max_len
-    for text in texts:
-        count = text.count(MASK) if isinstance(text, str) else 0
+    tokens = tokenizer.encode_batch(texts, max_len, truncate=False)
+    # Masks counted as the model sees them: the tokenizer reads `[mask]` as `[MASK]` too.
+    for text, count in zip(texts, (tokens == MASK_ID).sum(axis=1)):
         if count != 1:
             raise ValueError(f"text must contain exactly one {MASK}, found {count}: {text!r}")
-    tokens = tokenizer.encode_batch(texts, max_len, truncate=False)
     logits = predict(foundation.model, tokens)  # (N, T, V)
-    rows, cols = np.nonzero(tokens == MASK_ID)
-    scores = logits[rows, cols]  # (N, V)
-    scores[:, : len(SPECIAL_TOKENS)] = -np.inf  # a special token is never an answer
+    scores = logits[np.arange(len(tokens)), (tokens == MASK_ID).argmax(axis=1)]  # (N, V): each text's mask
+    scores[:, : len(SPECIAL_TOKENS)] = -np.inf
     probs = np.asarray(jax.nn.softmax(scores, axis=-1))
-    top = np.argsort(-probs, axis=-1)[:, :top_k]
+    top = np.argsort(-probs, axis=-1)[:, : min(top_k, len(tokenizer) - len(SPECIAL_TOKENS))]
     return [[Prediction(tokenizer.vocab[j], float(p[j])) for j in row] for p, row in zip(probs, top)]
 
 

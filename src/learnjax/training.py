@@ -303,6 +303,12 @@ def train_classifier(
         for _, idx, count in call_stacks(len(tokens), batch_size, steps, seed):
             state, metrics = supervised_steps(state, tokens[idx], labels[idx], count, graphdef=graphdef)
             pending.append(metrics)
+            if len(pending) > 1 and not bar.disable:
+                # The loss of the call before this one, a full call: reading it
+                # waits for that call only, with this one queued behind it (as
+                # in `train_masked_prediction`), so the device never idles.
+                losses, _ = jax.device_get(pending[-2])  # a transfer, not a new program queued behind this call
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
             bar.update(count)
     finally:
         nnx.update((model, optimizer), state)
