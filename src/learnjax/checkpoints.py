@@ -80,10 +80,10 @@ def save(directory: str | os.PathLike, model: nnx.Module, tokenizer: Tokenizer, 
 
 
 def model_config(model: nnx.Module) -> EncoderConfig:
-    encoder = getattr(model, "encoder", None)
-    if encoder is None:
-        raise CheckpointError(f"{type(model).__name__} has no encoder to describe; only encoder models are saved")
-    return encoder.config
+    config = getattr(model, "config", None)
+    if not isinstance(config, EncoderConfig):
+        raise CheckpointError(f"{type(model).__name__} has no Transformer configuration; only Transformer models are saved")
+    return config
 
 
 def _read_manifest_or_none(directory: Path) -> dict | None:
@@ -119,12 +119,15 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     return manifest
 
 
-def open_checkpoint(directory: str | os.PathLike, kind: str) -> tuple[dict, Tokenizer, EncoderConfig]:
-    """The manifest, tokenizer and encoder configuration of a saved `kind` model,
-    each checked; the parameters are then loaded with `restore_into`."""
+def open_checkpoint(directory: str | os.PathLike, kind: str | tuple[str, ...]) -> tuple[dict, Tokenizer, EncoderConfig]:
+    """The manifest, tokenizer and encoder configuration of a saved model of
+    `kind` (or of one of several kinds), each checked; the parameters are then
+    loaded with `restore_into`."""
     manifest = read_manifest(directory)
-    if manifest["kind"] != kind:
-        raise CheckpointError(f"{str(directory)!r} holds a {manifest['kind']!r} model, not a {kind!r} model")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if manifest["kind"] not in kinds:
+        wanted = " or ".join(repr(k) for k in kinds)
+        raise CheckpointError(f"{str(directory)!r} holds a {manifest['kind']!r} model, not a {wanted} model")
     tokenizer = load_tokenizer(directory, manifest)
     try:
         config = EncoderConfig.from_dict(manifest["config"])

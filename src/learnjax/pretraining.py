@@ -1,7 +1,10 @@
-"""Pre-training: self-supervised masked prediction on the unlabeled corpus.
+"""Pre-training: self-supervised learning on the unlabeled corpus.
 
-`pretrain` turns texts into a foundation model; `fill_mask` asks it to fill in a
-hidden word; the evaluations check what it learned on sentences it never saw.
+`pretrain` turns texts into a foundation model by one of two objectives: masked
+prediction (BERT: fill in hidden words, a model that reads) or next-word
+prediction (GPT: continue the text, a model that writes). `fill_mask` and
+`generate_text` ask them; the evaluations check what they learned on sentences
+they never saw.
 """
 
 from __future__ import annotations
@@ -22,17 +25,24 @@ from flax import nnx
 
 from learnjax import checkpoints, corpus
 from learnjax.masking import mask_tokens
-from learnjax.model import EncoderConfig, MaskedLanguageModel
+from learnjax.generation import Generation, Sampling, generate
+from learnjax.model import EncoderConfig, MaskedLanguageModel, NextWordModel
 from learnjax.tokenizer import MASK, MASK_ID, SPECIAL_TOKENS, Tokenizer
 from learnjax.training import (
-    History, adamw, check_learning_rate, compile_in_background, compile_masked_prediction_steps, predict, train_masked_prediction,
+    History, adamw, check_learning_rate, compile_in_background, compile_masked_prediction_steps, compile_next_word_steps, predict,
+    train_masked_prediction, train_next_word,
 )
+
+
+# Each objective, the model it trains, and the kind its saved directory records.
+OBJECTIVES = {"masked": (MaskedLanguageModel, "masked_lm"), "next-word": (NextWordModel, "next_word_lm")}
 
 
 @dataclass(frozen=True)
 class PretrainRecipe:
     """Everything that decides the foundation model; its hash keys the cache."""
 
+    objective: str = "masked"  # or "next-word"
     n_texts: int = 40_000
     corpus_seed: int = 0
     max_len: int = 32
@@ -46,8 +56,12 @@ class PretrainRecipe:
     warmup_steps: int = 100
     # Above BERT's 15%: more predictions per step, and a small model on short
     # texts still has enough context left to learn from.
-    mask_rate: float = 0.25
+    mask_rate: float = 0.25  # masked prediction only
     seed: int = 0
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {self.objective!r}")
 
     def replace(self, **changes) -> PretrainRecipe:
         return dataclasses.replace(self, **changes)
@@ -58,13 +72,17 @@ class PretrainRecipe:
 
 @dataclass
 class Foundation:
-    """A pre-trained masked language model with its tokenizer and training history."""
+    """A pre-trained language model (masked or next-word) with its tokenizer and training history."""
 
-    model: MaskedLanguageModel
+    model: MaskedLanguageModel | NextWordModel
     tokenizer: Tokenizer
     history: History
     recipe: PretrainRecipe | None = None
     seconds: float | None = None  # wall time of pre-training, corpus to trained model
+
+    @property
+    def objective(self) -> str:
+        return next(name for name, (model_class, _) in OBJECTIVES.items() if isinstance(self.model, model_class))
 
     def save(self, directory: str | os.PathLike) -> Path:
         metadata = {
@@ -72,12 +90,14 @@ class Foundation:
             "recipe": self.recipe.to_dict() if self.recipe else None,
             "seconds": self.seconds,
         }
-        return checkpoints.save(directory, self.model, self.tokenizer, "masked_lm", metadata)
+        return checkpoints.save(directory, self.model, self.tokenizer, OBJECTIVES[self.objective][1], metadata)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Foundation:
-        manifest, tokenizer, config = checkpoints.open_checkpoint(directory, "masked_lm")
-        model = nnx.eval_shape(lambda: MaskedLanguageModel(config, rngs=nnx.Rngs(0)))  # shapes only: no initialisation
+        kinds = {kind: model_class for model_class, kind in OBJECTIVES.values()}
+        manifest, tokenizer, config = checkpoints.open_checkpoint(directory, tuple(kinds))
+        model_class = kinds[manifest["kind"]]
+        model = nnx.eval_shape(lambda: model_class(config, rngs=nnx.Rngs(0)))  # shapes only: no initialisation
         checkpoints.restore_into(directory, model, manifest)
         meta = manifest.get("metadata", {})
         history = History(**meta["history"]) if meta.get("history") else History()
@@ -92,7 +112,8 @@ def pretrain(
     tokenizer: Tokenizer | None = None,
     progress: bool = False,
 ) -> Foundation:
-    """Builds a tokenizer from the texts, then trains a masked language model on them.
+    """Builds a tokenizer from the texts, then trains a language model on them by
+    the recipe's objective: masked prediction or next-word prediction.
 
     `texts` defaults to the built-in corpus described by the recipe. It may be a
     list, or a function that returns a fresh iterator each call (for text
@@ -109,68 +130,73 @@ def pretrain(
     tokenizer = tokenizer or Tokenizer.from_texts(read())
     config = EncoderConfig(len(tokenizer), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
     tx, learning_rate = adamw(recipe.steps, recipe.warmup_steps), check_learning_rate(recipe.learning_rate)
-    key = jax.random.key(recipe.seed)
-    shapes = model_shapes(config, tx)
-    compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=recipe.batch_size, mask_rate=recipe.mask_rate)
-    tokens, segments = tokenizer.encode_packed(read(), recipe.max_len)
+    key, objective = jax.random.key(recipe.seed), recipe.objective
+    shapes = model_shapes(config, tx, objective)
+    compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=recipe.batch_size, objective=objective, mask_rate=recipe.mask_rate)
+    tokens, segments = tokenizer.encode_packed(read(), recipe.max_len, end=objective == "next-word")
     if not (tokens >= len(SPECIAL_TOKENS)).any():
-        raise ValueError("the corpus has no usable tokens to mask")
+        raise ValueError("the corpus has no usable tokens to learn from")
     if recipe.batch_size > len(tokens):
         raise ValueError(f"batch_size={recipe.batch_size} is larger than the corpus ({len(tokens)} packed rows of {recipe.max_len} tokens)")
     compiling.result()  # both programs compiled: the next calls find them in jit's cache
-    model, optimizer = create_model_and_optimizer(config, tx, key, learning_rate, shapes)
-    history = train_masked_prediction(
-        model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
-        seed=recipe.seed, mask_rate=recipe.mask_rate, progress=progress,
-    )
+    model, optimizer = create_model_and_optimizer(config, tx, key, learning_rate, shapes, objective)
+    train = train_masked_prediction if objective == "masked" else train_next_word
+    options = {"mask_rate": recipe.mask_rate} if objective == "masked" else {}
+    history = train(model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
+                    seed=recipe.seed, progress=progress, **options)
     return Foundation(model, tokenizer, history, recipe, time.perf_counter() - started)
 
 
-def _build_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate=1.0) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
-    model = MaskedLanguageModel(config, rngs=nnx.Rngs(key))
+def _build_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate=1.0, objective: str = "masked"):
+    model = OBJECTIVES[objective][0](config, rngs=nnx.Rngs(key))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     # A value in the optimizer's state (see `adamw`), traced here: the caller checks it.
     optimizer.opt_state.hyperparams["learning_rate"][...] = jnp.asarray(learning_rate, jnp.float32)
     return model, optimizer
 
 
-def model_shapes(config: EncoderConfig, tx) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
+def model_shapes(config: EncoderConfig, tx, objective: str = "masked") -> tuple[nnx.Module, nnx.Optimizer]:
     """The model and optimizer `create_model_and_optimizer` builds, as shapes only (nothing computed)."""
-    return nnx.eval_shape(lambda: _build_model_and_optimizer(config, tx, jax.random.key(0)))
+    return nnx.eval_shape(lambda: _build_model_and_optimizer(config, tx, jax.random.key(0), 1.0, objective))
 
 
 # One compiled program computes every initial value: run eagerly, each
 # initializer of each new shape would compile a small program of its own. Same
 # config and optimizer, same program (the key is an argument, not a constant).
 # It runs once, so XLA's optimisations are not worth their compile time.
-@functools.partial(jax.jit, static_argnums=(0, 1), compiler_options={"xla_backend_optimization_level": 0})
-def initial_state(config: EncoderConfig, tx, key: jax.Array, learning_rate: float) -> nnx.State:
-    return nnx.state(_build_model_and_optimizer(config, tx, key, learning_rate))
+@functools.partial(jax.jit, static_argnames=("config", "tx", "objective"), compiler_options={"xla_backend_optimization_level": 0})
+def initial_state(config: EncoderConfig, tx, key: jax.Array, learning_rate: float, objective: str = "masked") -> nnx.State:
+    return nnx.state(_build_model_and_optimizer(config, tx, key, learning_rate, objective))
 
 
 # --8<-- [start:compile_for_pretraining]
-def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=None, *, batch_size: int, mask_rate: float) -> Future:
+def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=None, *, batch_size: int,
+                            objective: str = "masked", mask_rate: float = 0.15) -> Future:
     """Starts compiling the two programs pre-training runs first, the initial
-    parameters (`create_model_and_optimizer`) and the training step, and returns
+    parameters (`create_model_and_optimizer`) and the training steps, and returns
     once both are traced. XLA compiles them on a background thread while this
     one traces the second or prepares the data. The returned future is done
     when both are compiled; the calls after it find them in jit's cache (a call
     made earlier would compile its program a second time).
     """
-    shapes = shapes if shapes is not None else model_shapes(config, tx)
-    compile_in_background(initial_state.lower(config, tx, key, 1.0))  # the rate is a value: any one traces the same program
+    shapes = shapes if shapes is not None else model_shapes(config, tx, objective)
+    # The rate is a value: any one traces the same program.
+    compile_in_background(initial_state.lower(config, tx, key, 1.0, objective))
+    if objective == "next-word":
+        return compile_next_word_steps(shapes, batch_size=batch_size, max_len=config.max_len)
     return compile_masked_prediction_steps(shapes, batch_size=batch_size, max_len=config.max_len, mask_rate=mask_rate)
 # --8<-- [end:compile_for_pretraining]
 
 
-def create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate: float, shapes=None) -> tuple[MaskedLanguageModel, nnx.Optimizer]:
-    """A new masked language model and its AdamW optimizer (`tx`, from `adamw`)
-    at `learning_rate`, as `pretrain` builds them.
+def create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate: float, shapes=None,
+                               objective: str = "masked") -> tuple[nnx.Module, nnx.Optimizer]:
+    """A new language model for `objective` and its AdamW optimizer (`tx`, from
+    `adamw`) at `learning_rate`, as `pretrain` builds them.
 
-    `shapes`, from `model_shapes(config, tx)`, saves tracing them again.
+    `shapes`, from `model_shapes(config, tx, objective)`, saves tracing them again.
     """
-    shapes = shapes if shapes is not None else model_shapes(config, tx)
-    return nnx.merge(nnx.graphdef(shapes), initial_state(config, tx, key, check_learning_rate(learning_rate)))
+    shapes = shapes if shapes is not None else model_shapes(config, tx, objective)
+    return nnx.merge(nnx.graphdef(shapes), initial_state(config, tx, key, check_learning_rate(learning_rate), objective))
 
 
 @dataclass(frozen=True)

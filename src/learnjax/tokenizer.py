@@ -131,8 +131,10 @@ class Tokenizer:
             rows.append(ids + [PAD_ID] * (max_len - len(ids)))
         return np.asarray(rows, dtype=np.int32).reshape(-1, max_len)
 
-    def encode_packed(self, texts: Iterable[str], max_len: int) -> tuple[np.ndarray, np.ndarray]:
-        """Packs texts, each `[CLS]`-prefixed, into rows of `max_len` tokens.
+    def encode_packed(self, texts: Iterable[str], max_len: int, *, end: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Packs texts, each `[CLS]`-prefixed (and `[END]`-terminated with `end`,
+        so that a model that writes learns where a text stops), into rows of
+        `max_len` tokens.
 
         Returns `(tokens, segments)`, both (N, max_len) int32: `segments` numbers the
         texts within a row (1, 2, ...; 0 is padding), so attention can stay inside
@@ -143,7 +145,7 @@ class Tokenizer:
         row: list[int] = []
         seg: list[int] = []
         for text in texts:
-            ids = [CLS_ID, *self.encode(text)][:max_len]
+            ids = [CLS_ID, *self.encode(text), *([END_ID] if end else [])][:max_len]
             if len(row) + len(ids) > max_len:
                 rows.append(row)
                 segs.append(seg)

@@ -206,6 +206,13 @@ def compile_masked_prediction_steps(shapes: tuple[nnx.Module, nnx.Optimizer], *,
     return compile_in_background(lowered)
 
 
+def compile_next_word_steps(shapes: tuple[nnx.Module, nnx.Optimizer], *, batch_size: int, max_len: int) -> Future:
+    """`compile_masked_prediction_steps` for `next_word_steps`, the program `train_next_word` runs."""
+    graphdef, state = nnx.split(shapes)
+    stack = jax.ShapeDtypeStruct((STEPS_PER_CALL, batch_size, max_len), jnp.int32)
+    return compile_in_background(next_word_steps.lower(state, stack, stack, stack, 1, graphdef=graphdef))
+
+
 def train_masked_prediction(
     model: nnx.Module,
     optimizer: nnx.Optimizer,
