@@ -1,14 +1,22 @@
 """The user's files arrive unchanged: labeled CSV/TSV/JSON Lines come back as
-written."""
+written, text files lose only their byte order marks and hidden folders, and
+packing a corpus into token rows streams it without changing a single id."""
 
 import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from learnjax import PretrainRecipe, corpus, pretrain
+from learnjax.cli import main
 from learnjax.labeled_files import read_labeled
+from learnjax.textfiles import iter_lines, text_files
+from learnjax.tokenizer import CLS_ID, Tokenizer
 
+# Texts that a line-by-line reader changes: a quoted delimiter, line breaks of
+# every kind (a blank line too), Unicode line separators, quotes, a tab.
 AWKWARD_ROWS = [
     ("Win cash, now", "spam"),
     ("two\nlines", "ham"),
@@ -116,3 +124,95 @@ def test_json_label_that_is_not_a_string_or_number_is_refused(tmp_path, value):
     path.write_text(f'{{"text": "a", "label": "x"}}\n{{"text": "b", "label": {value}}}\n', encoding="utf-8")
     message = _error(path)
     assert f"line 2: the 'label' is {json.dumps(json.loads(value))}" in message and "\n" not in message
+
+
+def test_byte_order_marks_never_reach_the_vocabulary(tmp_path):
+    (tmp_path / "a.txt").write_bytes("\ufeffhello world\n".encode())
+    (tmp_path / "b.txt").write_bytes("\ufeffsecond file\n\ufeffjoined after it\n".encode())  # as `cat` joins files
+    lines = list(iter_lines([tmp_path]))
+    assert lines == ["hello world", "second file", "joined after it"]
+    assert "\ufeff" not in Tokenizer.from_texts(lines).vocab
+
+
+def test_hidden_folders_and_files_inside_a_folder_are_skipped(tmp_path):
+    for name in ("notes.txt", "sub/more.md", ".venv/lib/site.txt", ".hidden.txt", "sub/.cache/x.txt", "image.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("words\n", encoding="utf-8")
+    assert text_files([tmp_path]) == [tmp_path / "notes.txt", tmp_path / "sub" / "more.md"]
+    assert text_files([tmp_path / ".hidden.txt"]) == [tmp_path / ".hidden.txt"]  # named: read
+    assert text_files([tmp_path / ".venv"]) == [tmp_path / ".venv" / "lib" / "site.txt"]  # a hidden folder named: read
+
+
+def _packed_as_lists(tokenizer: Tokenizer, texts, max_len: int):
+    """The packing as first written, with Python lists: the reference the streamed version must equal."""
+    rows, segs, row, seg = [], [], [], []
+    for text in texts:
+        ids = [CLS_ID, *tokenizer.encode(text)][:max_len]
+        if len(row) + len(ids) > max_len:
+            rows.append(row)
+            segs.append(seg)
+            row, seg = [], []
+        seg += [(seg[-1] + 1) if seg else 1] * len(ids)
+        row += ids
+    if row:
+        rows.append(row)
+        segs.append(seg)
+    tokens = np.zeros((len(rows), max_len), dtype=np.int32)
+    segments = np.zeros((len(rows), max_len), dtype=np.int32)
+    for i, (r, g) in enumerate(zip(rows, segs)):
+        tokens[i, : len(r)] = r
+        segments[i, : len(g)] = g
+    return tokens, segments
+
+
+EDGE_CASES = [
+    ["one two three four five six seven eight nine ten eleven twelve"],  # longer than a row
+    ["", "one", "", ""],  # empty texts still take their [CLS]
+    ["one two three", "four five six", "seven", "eight nine ten eleven"],  # rows filled exactly (max_len 4)
+    ["one [MASK] two [UNK] three", "unseen words here"],
+    [],
+]
+
+
+@pytest.mark.parametrize("max_len", [1, 4, 32])
+@pytest.mark.parametrize("texts", [corpus.build_corpus(3000), *EDGE_CASES], ids=["corpus", "long", "empty", "full", "specials", "none"])
+def test_packing_is_unchanged(texts, max_len):
+    tokenizer = Tokenizer.from_texts([*texts, "one two three four"])
+    expected = _packed_as_lists(tokenizer, texts, max_len)
+    for got in (tokenizer.encode_packed(texts, max_len), tokenizer.encode_packed(iter(texts), max_len)):
+        assert [a.dtype for a in got] == [np.int32, np.int32]
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
+@pytest.mark.parametrize("max_len", [4, 32])
+@pytest.mark.parametrize("texts", [corpus.build_corpus(3000), *EDGE_CASES[:4]], ids=["corpus", "long", "empty", "full", "specials"])
+def test_vocabulary_built_while_packing_equals_building_it_first(texts, max_len):
+    built_first = Tokenizer.from_texts(texts)
+    tokenizer, *got = Tokenizer.from_texts_packed(iter(texts), max_len)
+    assert tokenizer == built_first
+    assert all(np.array_equal(a, b) for a, b in zip(got, _packed_as_lists(built_first, texts, max_len)))
+
+
+def test_pretrain_reads_a_stream_once():
+    texts = corpus.build_corpus(300)
+    foundation = pretrain(PretrainRecipe(steps=1, batch_size=8, d_model=16, n_layers=1, d_ff=16), (t for t in texts))
+    assert foundation.tokenizer == Tokenizer.from_texts(texts)
+
+
+def _corpus_folder(root: Path) -> Path:
+    (root / "corpus" / ".venv").mkdir(parents=True)
+    (root / "corpus" / "a.txt").write_bytes("\ufeffthe cat sat on the mat.\n\nthe dog sat on the rug.\n".encode() * 20)
+    (root / "corpus" / "b.md").write_text("a bird sang in the tree.\n" * 20, encoding="utf-8")
+    (root / "corpus" / ".venv" / "pip.txt").write_text("installed packages\n", encoding="utf-8")
+    return root / "corpus"
+
+
+def test_cli_pretrain_reports_files_and_texts_read(tmp_path, capsys):
+    folder = _corpus_folder(tmp_path)
+    args = ["pretrain", "--corpus", str(folder), "--steps", "1", "--batch-size", "8"]
+    assert main([*args, "--json", "--out", str(tmp_path / "json")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["files"], report["texts"]) == (2, 60)
+    assert report["vocabulary"] == 7 + len({"the", "cat", "sat", "on", "mat", ".", "dog", "rug", "a", "bird", "sang", "in", "tree"})
+    assert main([*args, "--out", str(tmp_path / "human")]) == 0
+    assert "read 60 texts from 2 files" in capsys.readouterr().err
