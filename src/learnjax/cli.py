@@ -90,7 +90,7 @@ def _load_foundation(path: Path | None, json_output: bool):
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from learnjax.pretraining import PretrainRecipe, pretrain
-    from learnjax.textfiles import iter_lines, text_files
+    from learnjax.textfiles import TextLines
 
     recipe = PretrainRecipe()
     changes = {
@@ -98,10 +98,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         if v is not None
     }
     recipe = recipe.replace(**changes)
-    texts = None
-    if args.corpus:
-        files = text_files(args.corpus)  # checks every path before any training starts
-        texts = lambda: iter_lines(files)  # noqa: E731 - read twice, streamed each time
+    texts = TextLines(args.corpus) if args.corpus else None  # checks every path before any training starts
     started = time.perf_counter()
     try:
         foundation = pretrain(recipe, texts, progress=not args.json)
@@ -112,6 +109,10 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         "out": str(out), "steps": recipe.steps, "vocabulary": len(foundation.tokenizer),
         "final_loss": foundation.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
     }
+    if texts is not None:
+        result.update(files=len(texts.files), texts=texts.count)
+        if not args.json:
+            print(f"read {texts.count} texts from {len(texts.files)} files", file=sys.stderr)
     if args.json:
         _print_json(result)
     else:

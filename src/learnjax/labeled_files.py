@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -13,9 +16,27 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 def read_labeled(path: str | os.PathLike, text_column: str = "text", label_column: str = "label") -> tuple[list[str], list[str]]:
     """Texts and labels from a .csv, .tsv or .jsonl file.
 
-    Every problem raises a ValueError that names the file, and the line where
-    there is one: a missing column, an empty text or label, a file that is not
-    UTF-8, a blank line inside a CSV/TSV table, or fewer than two classes.
+    CSV is read exactly as Python's `csv` module reads it: a field in double
+    quotes may hold commas, quotes (doubled), line breaks and blank lines, and
+    comes back as written. TSV is read the same way with tabs, so whatever
+    `csv.writer(f, delimiter="\\t")` or a spreadsheet writes comes back as
+    written; but a record that is not valid under those quoting rules, such as
+    a hand-written `"Free" money` (a quote that opens a field and closes before
+    its end), is read with quotes as plain characters, one record per line, so
+    that text keeps its quotes.
+
+    JSON Lines holds one object per line; records are separated by "\\n" only,
+    so a U+2028 inside a string is part of the text. A label may be a string or
+    a number; a number becomes the string a CSV file would hold, the same for
+    `1` and `1.0` (`"1"`), `0.5` stays `"0.5"`. Any other label, such as `true`,
+    `null`, `NaN` or a list, and a text that is not a string, are refused.
+
+    Texts come back as written; labels without surrounding whitespace. Every
+    problem raises a ValueError that names the file, and the line where there
+    is one (a record's first line): a missing column, an empty text or label,
+    a file that is not UTF-8, more fields than the header has columns, a blank
+    line between CSV/TSV records (blank lines at the end are ignored; inside a
+    quoted field they are text), or fewer than two classes.
     """
     path = Path(path)
     kind = FORMATS.get(path.suffix.lower())
@@ -23,18 +44,23 @@ def read_labeled(path: str | os.PathLike, text_column: str = "text", label_colum
         raise ValueError(f"{str(path)!r}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
     if not path.is_file():
         raise FileNotFoundError(f"labeled file {str(path)!r} does not exist")
+    data = path.read_bytes()
     try:
-        raw = path.read_text(encoding="utf-8-sig")
+        raw = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{str(path)!r} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
-    rows = _jsonl_rows(path, raw) if kind == "jsonl" else _table_rows(path, raw, "\t" if kind == "tsv" else ",")
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(f"{str(path)!r} line {line} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+    rows = _jsonl_rows(path, raw, label_column) if kind == "jsonl" else _table_rows(path, raw, "\t" if kind == "tsv" else ",")
     texts, labels = [], []
     for line, row in rows:
         for column in (text_column, label_column):
             if column not in row:
                 raise ValueError(f"{str(path)!r} line {line}: no {column!r} column (found {sorted(row)})")
-        text, label = str(row[text_column] or "").strip(), str(row[label_column] if row[label_column] is not None else "").strip()
-        if not text:
+        text = "" if row[text_column] is None else row[text_column]  # None: a table row too short
+        label = (row[label_column] or "").strip()
+        if not isinstance(text, str):
+            raise ValueError(f"{str(path)!r} line {line}: the {text_column!r} must be a string, got {json.dumps(text)[:60]}")
+        if not text.strip():
             raise ValueError(f"{str(path)!r} line {line}: the {text_column!r} is empty")
         if not label:
             raise ValueError(f"{str(path)!r} line {line}: the {label_column!r} is empty")
@@ -48,25 +74,82 @@ def read_labeled(path: str | os.PathLike, text_column: str = "text", label_colum
     return texts, labels
 
 
-def _table_rows(path: Path, raw: str, delimiter: str):
-    lines = raw.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()  # blank lines at the end are harmless
-    if not lines or not lines[0].strip():
+def _table_rows(path: Path, raw: str, delimiter: str) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """(first line, {column: field}) of each record after the header; a missing
+    field is None."""
+    records = _records(path, raw, delimiter)
+    header = next(records, None)
+    if header is None or _blank(header[1]):
         raise ValueError(f"{str(path)!r} has no header line (expected column names such as 'text' and 'label')")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise ValueError(f"{str(path)!r} line {number}: blank line inside the table")
-    reader = csv.DictReader(lines, delimiter=delimiter)
-    for row in reader:
-        if None in row:  # more fields than the header names
-            raise ValueError(f"{str(path)!r} line {reader.line_num}: more fields than the header has columns")
-        yield reader.line_num, row
+    columns = header[1]
+    blank_line = None  # a blank record is an error only if a record follows it
+    for line, fields in records:
+        if _blank(fields):
+            blank_line = blank_line or line
+            continue
+        if blank_line is not None:
+            raise ValueError(
+                f"{str(path)!r} line {blank_line}: blank line inside the table "
+                "(a text with blank lines must be in double quotes)"
+            )
+        if len(fields) > len(columns):
+            raise ValueError(f"{str(path)!r} line {line}: more fields than the header has columns")
+        yield line, dict(zip(columns, fields + [None] * (len(columns) - len(fields))))
 
 
-def _jsonl_rows(path: Path, raw: str):
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
+def _blank(fields: list[str]) -> bool:
+    return all(not field.strip() for field in fields)
+
+
+def _records(path: Path, raw: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each record, as the `csv` module reads the text of a
+    file opened with newline="" (for TSV, see `read_labeled`)."""
+    lines = _LineSource(io.StringIO(raw, newline=""))
+    tsv = delimiter == "\t"
+    reader = csv.reader(lines, delimiter=delimiter, strict=tsv)
+    while True:
+        first_line = lines.count + 1
+        lines.taken.clear()
+        try:
+            try:
+                records = [(first_line, next(reader))]
+            except csv.Error:
+                if not tsv:
+                    raise
+                # Not valid with quotes: the record's lines again, quotes as plain characters.
+                plain = csv.reader(lines.taken, delimiter=delimiter, quoting=csv.QUOTE_NONE)
+                records = list(enumerate(plain, start=first_line))
+        except StopIteration:
+            return
+        except csv.Error as e:  # e.g. a field longer than csv.field_size_limit()
+            raise ValueError(f"{str(path)!r} line {first_line}: {e}") from None
+        yield from records
+
+
+class _LineSource:
+    """The lines of a text stream for a `csv.reader`, counted, with the lines of the
+    record being read kept in `taken`."""
+
+    def __init__(self, stream: io.StringIO):
+        self.stream = stream
+        self.count = 0
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _LineSource:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.stream)
+        self.count += 1
+        self.taken.append(line)
+        return line
+
+
+def _jsonl_rows(path: Path, raw: str, label_column: str) -> Iterator[tuple[int, dict]]:
+    # Only "\n" ends a record: str.splitlines would also split at a U+2028 or NEL
+    # inside a string, which JSON allows unescaped.
+    for number, line in enumerate(raw.split("\n"), start=1):
+        if not line.strip(" \t\r"):
             continue  # blank lines between JSON records are harmless
         try:
             row = json.loads(line)
@@ -74,4 +157,18 @@ def _jsonl_rows(path: Path, raw: str):
             raise ValueError(f"{str(path)!r} line {number}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict):
             raise ValueError(f"{str(path)!r} line {number}: expected a JSON object, got {type(row).__name__}")
+        if label_column in row:
+            row[label_column] = _label_text(path, number, label_column, row[label_column])
         yield number, row
+
+
+def _label_text(path: Path, line: int, column: str, label) -> str:
+    """A JSON label as the string a CSV file would hold (see `read_labeled`)."""
+    if isinstance(label, float) and math.isfinite(label):
+        return str(int(label)) if label.is_integer() else str(label)
+    if isinstance(label, str) or (isinstance(label, int) and not isinstance(label, bool)):
+        return str(label)
+    raise ValueError(
+        f"{str(path)!r} line {line}: the {column!r} is {json.dumps(label)[:60]}; "
+        "a label must be a string or a number (write it in quotes)"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -107,7 +108,7 @@ class Foundation:
 
 def pretrain(
     recipe: PretrainRecipe = PretrainRecipe(),
-    texts: list[str] | Callable[[], Iterable[str]] | None = None,
+    texts: Iterable[str] | Callable[[], Iterable[str]] | None = None,
     *,
     tokenizer: Tokenizer | None = None,
     progress: bool = False,
@@ -115,26 +116,31 @@ def pretrain(
     """Builds a tokenizer from the texts, then trains a language model on them by
     the recipe's objective: masked prediction or next-word prediction.
 
-    `texts` defaults to the built-in corpus described by the recipe. It may be a
-    list, or a function that returns a fresh iterator each call (for text
-    streamed from files: it is read twice, once for the vocabulary and once to
-    encode it, and never held whole). A given `tokenizer` is used as it is
-    instead of building one from the texts.
+    `texts` defaults to the built-in corpus described by the recipe. It may be
+    any iterable of texts, or a function that returns one. It is read once, as
+    a stream (text from files is never held whole): the vocabulary is built
+    while the texts are packed into token rows (`Tokenizer.from_texts_packed`).
+    A given `tokenizer` is used as it is instead of building one from the texts.
+    `progress` shows bars while reading and training, on a terminal.
     """
     started = time.perf_counter()
     if texts is None:
         texts = corpus.build_corpus(recipe.n_texts, recipe.corpus_seed)
-    read = texts if callable(texts) else lambda: iter(texts)
-    if next(iter(read()), None) is None:
+    stream = iter(texts() if callable(texts) else texts)
+    first = next(stream, None)
+    if first is None:
         raise ValueError("the corpus is empty: pre-training needs at least one line of text")
-    tokenizer = tokenizer or Tokenizer.from_texts(read())
+    stream = itertools.chain([first], stream)
+    if tokenizer is None:
+        tokenizer, tokens, segments = Tokenizer.from_texts_packed(stream, recipe.max_len, end=recipe.objective == "next-word", progress=progress)
+    else:
+        tokens, segments = tokenizer.encode_packed(stream, recipe.max_len, end=recipe.objective == "next-word", progress=progress)
     config = EncoderConfig(len(tokenizer), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
     tx, learning_rate = adamw(recipe.steps, recipe.warmup_steps), check_learning_rate(recipe.learning_rate)
     key, objective = jax.random.key(recipe.seed), recipe.objective
     shapes = model_shapes(config, tx, objective)
     compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=recipe.batch_size, objective=objective, mask_rate=recipe.mask_rate)
-    tokens, segments = tokenizer.encode_packed(read(), recipe.max_len, end=objective == "next-word")
-    if not (tokens >= len(SPECIAL_TOKENS)).any():
+    if tokens.max() < len(SPECIAL_TOKENS):  # max, not a comparison: no temporary the size of the corpus
         raise ValueError("the corpus has no usable tokens to learn from")
     if recipe.batch_size > len(tokens):
         raise ValueError(f"batch_size={recipe.batch_size} is larger than the corpus ({len(tokens)} packed rows of {recipe.max_len} tokens)")

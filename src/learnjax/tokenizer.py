@@ -45,7 +45,10 @@ def split_words(text: str) -> list[str]:
     # Lower-case first, then split: a token then splits into itself again, even
     # where lower-casing changes a character (İ becomes i plus a combining dot).
     normalized = unicodedata.normalize("NFC", text.lower())
-    return [t.upper() if t.startswith("[") and t.upper() in SPECIAL_TOKENS else t for t in _TOKEN_RE.findall(normalized)]
+    tokens = _TOKEN_RE.findall(normalized)
+    if "[" not in normalized:  # no bracket, no special token: skip the check of every token
+        return tokens
+    return [t.upper() if t.startswith("[") and t.upper() in SPECIAL_TOKENS else t for t in tokens]
 
 
 class Tokenizer:
@@ -74,11 +77,13 @@ class Tokenizer:
         Words are ordered by frequency (ties alphabetically), so the same texts
         always give the same ids.
         """
-        if min_count < 1:
-            raise ValueError(f"min_count must be >= 1, got {min_count}")
-        counts = collections.Counter(w for text in texts for w in split_words(text))
-        for special in SPECIAL_TOKENS:
-            counts.pop(special, None)
+        _check_min_count(min_count)
+        return cls._from_counts(collections.Counter(w for text in texts for w in split_words(text)), min_count, max_size)
+
+    @classmethod
+    def _from_counts(cls, counts: collections.Counter, min_count: int, max_size: int | None) -> Tokenizer:
+        """`from_texts` for words already counted (`split_words` of every text)."""
+        counts = collections.Counter({w: n for w, n in counts.items() if w not in SPECIAL_TOKENS})
         words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
         if max_size is not None:
             words = words[: max(0, max_size - len(SPECIAL_TOKENS))]
@@ -88,6 +93,35 @@ class Tokenizer:
                 f"at least min_count={min_count} times"
             )
         return cls([*SPECIAL_TOKENS, *words])
+
+    @classmethod
+    def from_texts_packed(
+        cls, texts: Iterable[str], max_len: int, min_count: int = 1, max_size: int | None = None, *, end: bool = False,
+        progress: bool = False,
+    ) -> tuple[Tokenizer, np.ndarray, np.ndarray]:
+        """`from_texts(texts)` and its `encode_packed(texts, max_len, end=end)`, reading the
+        texts once: each text is split into words only once, and `texts` may be a
+        stream that cannot be read twice.
+
+        Words are numbered as they first appear and packed under those numbers
+        (the packing depends only on how many tokens each text has), then
+        renumbered once the counts, and so the vocabulary, are known.
+        """
+        _check_min_count(min_count)
+        counts: collections.Counter = collections.Counter()
+        first_seen = _Numbering({token: i for i, token in enumerate(SPECIAL_TOKENS)})
+        packer = _RowPacker(max_len)
+        for text in _reading(texts, progress):
+            words = split_words(text)
+            counts.update(words)
+            packer.add([CLS_ID, *map(first_seen.__getitem__, words), *([END_ID] if end else [])])
+        tokenizer = cls._from_counts(counts, min_count, max_size)
+        renumber = np.array([tokenizer.ids.get(w, UNK_ID) for w in first_seen], dtype=np.int32)
+        tokens, segments = packer.finish()
+        for start in range(0, len(tokens), _RENUMBER_ROWS):  # in place, a block at a time: no second copy
+            block = tokens[start : start + _RENUMBER_ROWS]
+            block[...] = renumber[block]
+        return tokenizer, tokens, segments
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -131,7 +165,7 @@ class Tokenizer:
             rows.append(ids + [PAD_ID] * (max_len - len(ids)))
         return np.asarray(rows, dtype=np.int32).reshape(-1, max_len)
 
-    def encode_packed(self, texts: Iterable[str], max_len: int, *, end: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def encode_packed(self, texts: Iterable[str], max_len: int, *, end: bool = False, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Packs texts, each `[CLS]`-prefixed (and `[END]`-terminated with `end`,
         so that a model that writes learns where a text stops), into rows of
         `max_len` tokens.
@@ -139,28 +173,14 @@ class Tokenizer:
         Returns `(tokens, segments)`, both (N, max_len) int32: `segments` numbers the
         texts within a row (1, 2, ...; 0 is padding), so attention can stay inside
         each text. Packing fills rows that single short texts would leave mostly
-        padding. Texts longer than a row are truncated.
+        padding. Texts longer than a row are truncated. The texts are streamed
+        straight into the arrays, so a large corpus is never held as Python lists;
+        `progress` shows a bar counting them on a terminal.
         """
-        rows, segs = [], []
-        row: list[int] = []
-        seg: list[int] = []
-        for text in texts:
-            ids = [CLS_ID, *self.encode(text), *([END_ID] if end else [])][:max_len]
-            if len(row) + len(ids) > max_len:
-                rows.append(row)
-                segs.append(seg)
-                row, seg = [], []
-            seg += [(seg[-1] + 1) if seg else 1] * len(ids)
-            row += ids
-        if row:
-            rows.append(row)
-            segs.append(seg)
-        tokens = np.zeros((len(rows), max_len), dtype=np.int32)
-        segments = np.zeros((len(rows), max_len), dtype=np.int32)
-        for i, (r, g) in enumerate(zip(rows, segs)):
-            tokens[i, : len(r)] = r
-            segments[i, : len(g)] = g
-        return tokens, segments
+        packer = _RowPacker(max_len)
+        for text in _reading(texts, progress):
+            packer.add([CLS_ID, *self.encode(text), *([END_ID] if end else [])])
+        return packer.finish()
 
     def to_json(self) -> str:
         return json.dumps({"format": TOKENIZER_FORMAT, "vocab": self.vocab}, ensure_ascii=False)
@@ -191,3 +211,82 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+_RENUMBER_ROWS = 1 << 16
+
+
+def _check_min_count(min_count: int) -> None:
+    if min_count < 1:
+        raise ValueError(f"min_count must be >= 1, got {min_count}")
+
+
+def _reading(texts: Iterable[str], progress: bool) -> Iterable[str]:
+    """`texts`, with a bar on stderr counting them as they are read when `progress` is
+    asked for and stderr is a terminal."""
+    from tqdm import tqdm  # plain text bars, as training's
+
+    return tqdm(texts, desc="reading", unit=" texts", disable=None if progress else True, leave=False, mininterval=0.5)
+
+
+class _Numbering(dict):
+    """Numbers each new key as it is first looked up: 0, 1, 2, ..."""
+
+    def __missing__(self, key: str) -> int:
+        self[key] = number = len(self)
+        return number
+
+
+class _RowPacker:
+    """Packs token-id lists into rows of `max_len` (see `Tokenizer.encode_packed`),
+    writing finished rows, a block at a time, into two int32 arrays that grow in place."""
+
+    BLOCK_ROWS = 4096
+
+    def __init__(self, max_len: int):
+        self.max_len = max_len
+        self.tokens = np.zeros((0, max_len), dtype=np.int32)
+        self.segments = np.zeros((0, max_len), dtype=np.int32)
+        self.rows = 0  # rows written to the arrays
+        self.row: list[int] = []  # the row being filled
+        self.segment: list[int] = []
+        self.block_tokens: list[int] = []  # finished rows, padded, not yet written
+        self.block_segments: list[int] = []
+
+    def add(self, ids: list[int]) -> None:
+        ids = ids[: self.max_len]
+        if len(self.row) + len(ids) > self.max_len:
+            self._end_row()
+        self.segment += [(self.segment[-1] + 1) if self.segment else 1] * len(ids)
+        self.row += ids
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.row:
+            self._end_row()
+        self._write_block()
+        self._resize(self.rows)
+        return self.tokens, self.segments
+
+    def _end_row(self) -> None:
+        padding = [PAD_ID] * (self.max_len - len(self.row))
+        self.block_tokens += self.row + padding
+        self.block_segments += self.segment + padding
+        self.row, self.segment = [], []
+        if len(self.block_tokens) >= self.BLOCK_ROWS * self.max_len:
+            self._write_block()
+
+    def _write_block(self) -> None:
+        count = len(self.block_tokens) // self.max_len if self.max_len else 0
+        if self.rows + count > len(self.tokens):
+            self._resize(self.rows + max(count, self.rows // 8))
+        for array, block in ((self.tokens, self.block_tokens), (self.segments, self.block_segments)):
+            array[self.rows : self.rows + count] = np.array(block, dtype=np.int32).reshape(count, self.max_len)
+            block.clear()
+        self.rows += count
+
+    def _resize(self, rows: int) -> None:
+        # ndarray.resize reallocates in place (a large block is remapped, not
+        # copied), so growing never holds an old and a new copy at once, as
+        # np.concatenate or a list of rows would; the new rows are zeros.
+        for array in (self.tokens, self.segments):
+            array.resize((rows, self.max_len), refcheck=False)
