@@ -200,18 +200,25 @@ def _mask_word(sentence: str, word: str) -> str:
 def cloze_sentences() -> list[Cloze]:
     """Held-out cloze sentences: one per place and one per job, in the (frame,
     fact) combinations that the corpus never contains."""
-    rng = random.Random(1234)
+    return _held_out_clozes(random.Random(1234))
+
+
+def _held_out_clozes(rng: random.Random, per_fact: int = 1, frames: dict[str, tuple[str, ...]] | None = None) -> list[Cloze]:
+    """`per_fact` clozes for each held-out (frame, fact) combination, of the
+    `frames` given per kind ("activity", "job"; default: all)."""
     items = []
     for frame_name, place in sorted(HELD_OUT_ACTIVITIES):
-        activity = next(a for a in world.ACTIVITIES if a.place == place)
-        subject = _named_subject(rng)
-        text = _sentence(ACTIVITY_FRAMES[frame_name](rng, subject, activity))
-        items.append(Cloze(_mask_word(text, activity.thing), activity.thing, f"what people do at the {place}"))
+        if frames is None or frame_name in frames["activity"]:
+            activity = next(a for a in world.ACTIVITIES if a.place == place)
+            for _ in range(per_fact):
+                text = _sentence(ACTIVITY_FRAMES[frame_name](rng, _named_subject(rng), activity))
+                items.append(Cloze(_mask_word(text, activity.thing), activity.thing, f"what people do at the {place}"))
     for frame_name, job in sorted(HELD_OUT_JOBS):
-        place = dict(world.JOBS)[job]
-        subject = _named_subject(rng)
-        text = _sentence(JOB_FRAMES[frame_name](rng, subject, job, place))
-        items.append(Cloze(_mask_word(text, place), place, f"where a {job} works"))
+        if frames is None or frame_name in frames["job"]:
+            place = dict(world.JOBS)[job]
+            for _ in range(per_fact):
+                text = _sentence(JOB_FRAMES[frame_name](rng, _named_subject(rng), job, place))
+                items.append(Cloze(_mask_word(text, place), place, f"where a {job} works"))
     return items
 
 
@@ -260,3 +267,31 @@ def corpus_statistics(texts: list[str]) -> dict[str, int]:
     """Counts of texts, word tokens and distinct words."""
     words = [w for t in texts for w in split_words(t)]
     return {"texts": len(texts), "tokens": len(words), "vocabulary": len(set(words))}
+
+
+# Frames that name the place (or the job) before the word that states the fact:
+# a model reading left to right can know the answer when it gets there.
+FACT_BEFORE_ANSWER = {
+    "activity": ("went_and", "met_at", "goes_to", "at_the", "likes_because", "question"),
+    "job": ("is_a", "the_job", "every_day"),
+}
+
+
+@dataclass(frozen=True)
+class NextWordProbe:
+    """The start of a held-out sentence, and the word that comes next."""
+
+    prompt: str
+    answer: str
+    probes: str
+
+
+def next_word_probes(per_fact: int = 3) -> list[NextWordProbe]:
+    """Held-out prompts for a next-word model: the (frame, fact) combinations the
+    corpus leaves out, in the frames that name the place or job before the word
+    that states the fact, cut just before that word; `per_fact` subjects each."""
+    probes = {}  # by prompt: frames without a subject repeat themselves
+    for item in _held_out_clozes(random.Random(4321), per_fact, FACT_BEFORE_ANSWER):
+        prompt = item.text.split(MASK)[0].rstrip()
+        probes.setdefault(prompt, NextWordProbe(prompt, item.answer, item.probes))
+    return list(probes.values())

@@ -157,3 +157,73 @@ def performance() -> dict:
     from learnjax.performance import measure
 
     return cached_json("performance", {}, measure, modules=("performance", "timing"))
+
+
+GENERATION_TEMPERATURES = (0.0, 0.7, 1.0, 1.5, 2.0)
+OPEN_PROMPTS = ("Today my aunt", "Yesterday we", "My friends", "Every morning I", "At the weekend my cousins", "Last night Tom")
+
+
+def held_out_texts(n: int = 1000, seed: int = 12345) -> list[str]:
+    """Texts of the corpus's kind that the default corpus does not contain."""
+    from learnjax import corpus
+
+    seen = set(corpus.build_corpus())
+    return [t for t in corpus.build_corpus(4 * n, seed=seed) if t not in seen][:n]
+
+
+def _generation(temperatures: tuple[float, ...], per_kind: int, samples: int) -> dict:
+    import collections
+    import time
+
+    from learnjax import corpus, facts
+    from learnjax.cache import foundation_model
+    from learnjax.generation import Sampling
+    from learnjax.ngram import KneserNeyTrigram
+    from learnjax.pretraining import NEXT_WORD_RECIPE, generate_text, next_word_accuracy, perplexity
+
+    started = time.perf_counter()
+    foundation = foundation_model(NEXT_WORD_RECIPE)
+    probes = corpus.next_word_probes()
+    accuracy = next_word_accuracy(foundation, probes)
+    by_kind = collections.defaultdict(list)
+    for probe, answer in zip(probes, accuracy["answers"]):
+        by_kind["place" if probe.probes.startswith("where") else "activity"].append(answer == probe.answer)
+
+    held_out = held_out_texts()
+    trigram = KneserNeyTrigram.fit(foundation.tokenizer, corpus.build_corpus(NEXT_WORD_RECIPE.n_texts, NEXT_WORD_RECIPE.corpus_seed))
+    prompts = facts.fact_prompts(per_kind)
+    shares, examples = {}, {}
+    for temperature in temperatures:
+        generated = generate_text(foundation, [p.prompt for p in prompts], max_new_tokens=6, sampling=Sampling(temperature), seed=1)
+        verdicts = [facts.judge(p, g.tokens) for p, g in zip(prompts, generated)]
+        shares[str(temperature)] = {v: verdicts.count(v) / len(verdicts) for v in ("true", "false", "no fact")}
+        examples[str(temperature)] = [{"prompt": p.prompt, "text": g.text, "verdict": v}
+                                      for p, g, v in list(zip(prompts, generated, verdicts))[::per_kind][:6]]
+    variety = {}
+    for temperature in temperatures:
+        generated = generate_text(foundation, [p for p in OPEN_PROMPTS for _ in range(samples)], max_new_tokens=10,
+                                  sampling=Sampling(temperature), seed=2)
+        texts = [g.text for g in generated]
+        variety[str(temperature)] = {
+            "distinct": sum(len(set(texts[i : i + samples])) for i in range(0, len(texts), samples)) / len(texts),
+            "samples": {prompt: texts[i * samples : i * samples + 3] for i, prompt in enumerate(OPEN_PROMPTS)},
+        }
+    return {
+        "next_word": {"accuracy": accuracy["accuracy"], "n": accuracy["n"],
+                      "by_kind": {k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in by_kind.items()},
+                      "examples": [{"prompt": p.prompt, "answer": p.answer, "predicted": a} for p, a in zip(probes, accuracy["answers"])]},
+        "perplexity": {"transformer": perplexity(foundation, held_out), "trigram": trigram.perplexity(foundation.tokenizer, held_out),
+                       "held_out_texts": len(held_out)},
+        "facts": {"shares": shares, "examples": examples, "continuations": len(prompts)},
+        "variety": variety,
+        "cafe": generate_text(foundation, ["Today I went to the café and drank"])[0].text,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def generation(temperatures: tuple[float, ...] = GENERATION_TEMPERATURES, per_kind: int = 40, samples: int = 16) -> dict:
+    """What the generative foundation model learned: held-out next words, perplexity
+    against a Kneser-Ney trigram, facts checked against the world by temperature,
+    and how varied its continuations are."""
+    params = {"temperatures": tuple(temperatures), "per_kind": per_kind, "samples": samples}
+    return cached_json("generation", params, _generation, modules=("generation", "facts", "ngram", "experiments"))

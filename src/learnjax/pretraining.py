@@ -26,6 +26,7 @@ from flax import nnx
 
 from learnjax import checkpoints, corpus
 from learnjax.masking import mask_tokens
+from learnjax.steps import next_word_loss, next_word_targets
 from learnjax.generation import Generation, Sampling, generate
 from learnjax.model import EncoderConfig, MaskedLanguageModel, NextWordModel
 from learnjax.tokenizer import MASK, MASK_ID, SPECIAL_TOKENS, Tokenizer
@@ -69,6 +70,10 @@ class PretrainRecipe:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+NEXT_WORD_RECIPE = PretrainRecipe(objective="next-word")
+"""The generative foundation model: the same corpus, model size and budget, the next-word objective."""
 
 
 @dataclass
@@ -205,6 +210,52 @@ def create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learni
     return nnx.merge(nnx.graphdef(shapes), initial_state(config, tx, key, check_learning_rate(learning_rate), objective))
 
 
+def _require(foundation: Foundation, objective: str, why: str) -> None:
+    if foundation.objective != objective:
+        raise ValueError(f"this is a {foundation.objective} model, not a {objective} model: only a {objective} model {why}")
+
+
+def generate_text(foundation: Foundation, prompts: list[str], *, max_new_tokens: int = 16, sampling: Sampling = Sampling(),
+                  seed: int = 0) -> list[Generation]:
+    """Continues each prompt with a next-word foundation model (`learnjax.generation.generate`).
+
+    >>> from learnjax import foundation_model
+    >>> generate_text(foundation_model(NEXT_WORD_RECIPE), ["Today I went to the café and drank"])[0].text
+    'coffee.'
+    """
+    _require(foundation, "next-word", "writes text; a masked model fills in a [MASK] (fill_mask)")
+    return generate(foundation.model, foundation.tokenizer, prompts, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed)
+
+
+def next_word_accuracy(foundation: Foundation, probes: list[corpus.NextWordProbe] | None = None) -> dict:
+    """Share of held-out prompts whose greedy next word is the answer."""
+    probes = corpus.next_word_probes() if probes is None else probes
+    generated = generate_text(foundation, [p.prompt for p in probes], max_new_tokens=1)
+    right = [g.tokens[:1] == [p.answer] for g, p in zip(generated, probes)]
+    return {"accuracy": float(np.mean(right)), "n": len(probes), "answers": [g.tokens[0] for g in generated]}
+
+
+@nnx.jit
+def _next_word_nll(model: NextWordModel, tokens: jax.Array, segments: jax.Array) -> tuple[jax.Array, jax.Array]:
+    loss, _ = next_word_loss(model, tokens, segments, segments > 0)
+    _, weights = next_word_targets(tokens, segments, segments > 0)
+    return loss * weights.sum(), weights.sum()
+
+
+def perplexity(foundation: Foundation, texts: list[str], batch_size: int = 256) -> float:
+    """Per-token perplexity of a next-word model on `texts`: exp of the mean
+    negative log-probability of each word and of each text's `[END]`, the
+    tokens `ngram.KneserNeyTrigram.perplexity` scores too."""
+    _require(foundation, "next-word", "scores continuations")
+    tokens, segments = foundation.tokenizer.encode_packed(texts, foundation.model.config.max_len, end=True)
+    n = len(tokens)
+    pad = -n % batch_size if n > batch_size else 0
+    tokens, segments = (np.concatenate([a, np.zeros((pad, a.shape[1]), a.dtype)]) for a in (tokens, segments))
+    size = min(batch_size, len(tokens))
+    sums = jax.device_get([_next_word_nll(foundation.model, tokens[i : i + size], segments[i : i + size]) for i in range(0, len(tokens), size)])
+    return float(np.exp(sum(total for total, _ in sums) / sum(count for _, count in sums)))
+
+
 @dataclass(frozen=True)
 class Prediction:
     word: str
@@ -227,6 +278,7 @@ def fill_masks(foundation: Foundation, texts: list[str], top_k: int = 5) -> list
     gives every word (a special token is never an answer)."""
     if not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    _require(foundation, "masked", "fills in a [MASK]; a next-word model continues a text (generate_text)")
     tokenizer, max_len = foundation.tokenizer, foundation.model.config.max_len
     tokens = tokenizer.encode_batch(texts, max_len, truncate=False)
     # Masks counted as the model sees them: the tokenizer reads `[mask]` as `[MASK]` too.
