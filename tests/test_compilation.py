@@ -73,3 +73,34 @@ def test_pretraining_finds_its_programs_compiled_ahead_on_another_thread():
     assert len(history.loss) == 3
     with pytest.raises(ValueError, match="mask rate"):  # checked before anything is handed to the thread
         compile_masked_prediction_steps(model_shapes(config, tx), batch_size=8, max_len=32, mask_rate=1.5)
+
+
+def test_next_word_loop_compiles_once():
+    from learnjax.model import NextWordModel
+    from learnjax.training import train_next_word
+
+    texts = corpus.build_corpus(500)
+    tokenizer = Tokenizer.from_texts(texts)
+    tokens, segments = tokenizer.encode_packed(texts, 32, end=True)
+    model = NextWordModel(EncoderConfig(len(tokenizer), 32, 32, 1, 2, 64), rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.adamw(1e-3), wrt=nnx.Param)
+    train_next_word(model, optimizer, tokens, segments, steps=3, batch_size=8)
+    with count_compilations() as later:
+        history = train_next_word(model, optimizer, tokens, segments, steps=45, batch_size=8, seed=1)
+    assert later.count == 0
+    assert len(history.loss) == 45
+
+
+def test_runs_at_different_learning_rates_share_one_compiled_step():
+    # The peak learning rate is a value in the optimizer's state, not part of the program.
+    from learnjax import foundation_model, messages
+    from learnjax.finetuning import FinetuneSettings, finetune
+
+    foundation = foundation_model()
+    items = messages.labeled_splits()["pool"][:16]
+    texts, labels = [m.text for m in items], [m.label for m in items]
+    finetune(foundation, texts, labels, settings=FinetuneSettings(steps=4), label_names=messages.LABEL_NAMES)
+    with count_compilations() as again:
+        for rate in (3e-4, 3e-3, 1e-2):
+            finetune(foundation, texts, labels, settings=FinetuneSettings(steps=4, learning_rate=rate), label_names=messages.LABEL_NAMES)
+    assert again.count == 0

@@ -1,4 +1,4 @@
-"""The `learnjax` command: pre-train, fill in masks, fine-tune, classify, experiment.
+"""The `learnjax` command: pre-train, fill in masks, generate, fine-tune, classify, experiment.
 
 Errors print one line on stderr (with `--json`, a JSON object) and exit with
 status 1 (2 for bad usage, 130 when interrupted); `--debug` shows the full
@@ -18,10 +18,15 @@ from pathlib import Path
 EXAMPLES = {
     "pretrain": """examples:
   learnjax pretrain --out foundation/
-  learnjax pretrain --corpus notes.txt books/ --steps 3000 --seed 1 --out mine/""",
+  learnjax pretrain --corpus notes.txt books/ --steps 3000 --seed 1 --out mine/
+  learnjax pretrain --objective next-word --out writer/""",
     "fill-mask": """examples:
   learnjax fill-mask "Today I went to the café and drank [MASK]."
   learnjax fill-mask --model mine/ --top-k 3 --json "The [MASK] is blue." """,
+    "generate": """examples:
+  learnjax generate "Today I went to the café and drank"
+  learnjax generate --temperature 1.0 --seed 3 --max-new-tokens 12 "My friends" "Last night Tom"
+  learnjax generate --model writer/ --json "Every day the pilot drives to the" """,
     "finetune": """examples:
   learnjax finetune --model foundation/ --train labeled.csv --out spam-filter/
   learnjax finetune --model foundation/ --train labeled.jsonl --mode probe --steps 200 --out probe/
@@ -32,7 +37,8 @@ The file needs a header (CSV/TSV) or keys (JSON Lines) named text and label.""",
   learnjax classify --model spam-filter/ --json "See you at dinner" "Free voucher inside" """,
     "experiment": """examples:
   learnjax experiment label-efficiency
-  learnjax experiment label-efficiency --json""",
+  learnjax experiment label-efficiency --json
+  learnjax experiment generation""",
     "cache": """examples:
   learnjax cache list
   learnjax cache prune          # entries of older versions of the code
@@ -72,27 +78,46 @@ def _integer_at_least(minimum: int):
 
 _positive = _integer_at_least(1)
 _seed = _integer_at_least(0)  # numpy's generators take no negative seed
+_top_k = _integer_at_least(0)  # 0: no limit
+
+
+def _number_in(low: float, high: float, *, low_open: bool = False, what: str):
+    """An argparse type: a finite number in [low, high] ((low, high] with `low_open`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (low < value if low_open else low <= value) or not value <= high:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+    return parse
+
+
+_temperature = _number_in(0.0, 1e6, what="0 (greedy) or positive")
+_top_p = _number_in(0.0, 1.0, low_open=True, what="in (0, 1]")
 
 
 def _print_json(data) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _load_foundation(path: Path | None, json_output: bool):
+def _load_foundation(path: Path | None, json_output: bool, recipe=None):
+    """The model in `path`, else the cached foundation model of `recipe` (default: the masked one)."""
     from learnjax.pretraining import Foundation
 
     if path is not None:
         return Foundation.load(path)
     from learnjax.cache import foundation_model
 
-    return foundation_model(progress=not json_output)
+    return foundation_model(recipe, progress=not json_output)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from learnjax.pretraining import PretrainRecipe, pretrain
     from learnjax.textfiles import TextLines
 
-    recipe = PretrainRecipe()
+    recipe = PretrainRecipe(objective=args.objective)
     changes = {
         k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate))
         if v is not None
@@ -106,7 +131,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         raise ValueError(str(e).replace(f"batch_size={recipe.batch_size}", f"--batch-size {recipe.batch_size}")) from None
     out = foundation.save(args.out)
     result = {
-        "out": str(out), "steps": recipe.steps, "vocabulary": len(foundation.tokenizer),
+        "out": str(out), "objective": recipe.objective, "steps": recipe.steps, "vocabulary": len(foundation.tokenizer),
         "final_loss": foundation.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
     }
     if texts is not None:
@@ -116,7 +141,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     if args.json:
         _print_json(result)
     else:
-        print(f"saved to {out}: {result['vocabulary']} words, final loss {result['final_loss']:.3f}, {result['seconds']} s")
+        print(f"saved to {out}: a {recipe.objective} model, {result['vocabulary']} words, final loss {result['final_loss']:.3f}, {result['seconds']} s")
 
 
 def cmd_fill_mask(args: argparse.Namespace) -> None:
@@ -129,6 +154,21 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
     else:
         for p in predictions:
             print(f"{p.word:>15}  {p.probability:6.1%}")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from learnjax.generation import Sampling
+    from learnjax.pretraining import NEXT_WORD_RECIPE, generate_text
+
+    sampling = Sampling(args.temperature, args.top_k, args.top_p)
+    foundation = _load_foundation(args.model, args.json, NEXT_WORD_RECIPE)
+    generated = generate_text(foundation, args.prompts, max_new_tokens=args.max_new_tokens, sampling=sampling, seed=args.seed)
+    if args.json:
+        _print_json({"model": str(args.model) if args.model else "built-in", "sampling": dataclasses.asdict(sampling), "seed": args.seed,
+                     "results": [{"prompt": g.prompt, "text": g.text, "tokens": g.tokens, "ended": g.ended} for g in generated]})
+    else:
+        for g in generated:
+            print(f"{g.prompt} {g.text}" if g.text else g.prompt)
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
@@ -166,12 +206,18 @@ def cmd_classify(args: argparse.Namespace) -> None:
             print(f"{label} ({p:.1%})  {text}")
 
 
+EXPERIMENTS = {
+    "label-efficiency": "fine-tuning vs. probe vs. scratch against the number of labels",
+    "generation": "what the generative foundation model learned: next words, perplexity, facts by temperature",
+}
+
+
 def cmd_experiment(args: argparse.Namespace) -> None:
     from learnjax import experiments
     from learnjax.cache import entries_used
 
     with entries_used() as used:
-        result = dict(experiments.label_efficiency())
+        result = dict(getattr(experiments, args.name.replace("-", "_"))())
     cached = used[-1]["cached"]  # the experiment's own entry: the last one finished
     # The time it took when it was computed, which a cached run did not spend now.
     result = {"cached": cached, "seconds_when_computed": result.pop("seconds"), **result}
@@ -179,9 +225,13 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         _print_json(result)
         return
     took = f"experiment took {result['seconds_when_computed']:.0f} s" + (" when first run (read from the cache now)" if cached else "")
-    print(experiments.label_efficiency_table(result))
-    print(f"\n{len(result['seeds'])} seeds per cell; learning rate chosen per cell on the dev set from {result['learning_rates']}; "
-          f"{result['settings']['steps']} steps of batch {result['settings']['batch_size']} for every mode; {took}.")
+    if args.name == "label-efficiency":
+        print(experiments.label_efficiency_table(result))
+        print(f"\n{len(result['seeds'])} seeds per cell; learning rate chosen per cell on the dev set from {result['learning_rates']}; "
+              f"{result['settings']['steps']} steps of batch {result['settings']['batch_size']} for every mode; {took}.")
+    else:
+        print(experiments.generation_summary(result))
+        print(f"\n{took}.")
 
 
 def _megabytes(n_bytes: int) -> str:
@@ -239,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print machine-readable JSON (errors too, on stderr)")
         return sub
 
-    p = command(commands, "pretrain", "Pre-train a foundation model by masked prediction (self-supervised).", cmd_pretrain)
+    p = command(commands, "pretrain", "Pre-train a foundation model by masked or next-word prediction (self-supervised).", cmd_pretrain)
+    p.add_argument("--objective", choices=["masked", "next-word"], default="masked",
+                   help="masked: fill in hidden words (a model that reads, BERT); next-word: continue the text (a model that writes, GPT)")
     p.add_argument("--corpus", nargs="+", metavar="PATH", help="text files or folders, one text per line (default: the built-in corpus)")
     p.add_argument("--steps", type=_positive, help="training steps (default: the recipe's)")
     p.add_argument("--seed", type=_seed, help="random seed (default: 0)")
@@ -251,6 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", help='text with exactly one [MASK], e.g. "I drank [MASK]."')
     p.add_argument("--model", type=Path, help="a pre-trained model directory (default: the built-in foundation model)")
     p.add_argument("--top-k", type=_positive, default=5, help="how many predictions to show (default: 5)")
+
+    p = command(commands, "generate", "Continue prompts with a next-word model.", cmd_generate)
+    p.add_argument("prompts", nargs="+", metavar="PROMPT", help="one or more texts to continue")
+    p.add_argument("--model", type=Path, help="a next-word model directory (default: the built-in generative foundation model)")
+    p.add_argument("--max-new-tokens", type=_positive, default=16, help="the most tokens to add to each prompt (default: 16)")
+    p.add_argument("--temperature", type=_temperature, default=0.0, help="0 for greedy decoding (the default), higher for more varied text")
+    p.add_argument("--top-k", type=_top_k, default=0, help="sample only from the k most likely tokens (default: 0, no limit)")
+    p.add_argument("--top-p", type=_top_p, default=1.0, help="sample only from the most likely tokens that make up p of the probability (default: 1)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed of the sampling (default: 0)")
 
     p = command(commands, "finetune", "Fine-tune a classifier on labeled examples (CSV, TSV or JSON Lines).", cmd_finetune)
     p.add_argument("--model", type=Path, help="a pre-trained model directory (default: the built-in foundation model)")
@@ -266,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, type=Path, help="a fine-tuned classifier directory")
 
     p = command(commands, "experiment", "Run a measured experiment of the site and print its table.", cmd_experiment)
-    p.add_argument("name", choices=["label-efficiency"], help="label-efficiency: fine-tuning vs. probe vs. scratch against the number of labels")
+    p.add_argument("name", choices=list(EXPERIMENTS), help="; ".join(f"{name}: {what}" for name, what in EXPERIMENTS.items()))
 
     p = commands.add_parser("cache", help="List or prune the cache of models and measurements ($LEARNJAX_CACHE).",
                             description="List or prune the cache of models and measurements ($LEARNJAX_CACHE, else ~/.cache/learnjax).",

@@ -227,3 +227,18 @@ def generation(temperatures: tuple[float, ...] = GENERATION_TEMPERATURES, per_ki
     and how varied its continuations are."""
     params = {"temperatures": tuple(temperatures), "per_kind": per_kind, "samples": samples}
     return cached_json("generation", params, _generation, modules=("generation", "facts", "ngram", "experiments"))
+
+
+def generation_summary(result: dict) -> str:
+    """The generation experiment in a few lines of plain text."""
+    next_word, ppl = result["next_word"], result["perplexity"]
+    lines = [
+        f"café: Today I went to the café and drank {result['cafe']}",
+        f"held-out next words: {next_word['accuracy']:.1%} of {next_word['n']} prompts right (greedy)",
+        f"held-out perplexity: Transformer {ppl['transformer']:.2f}, Kneser-Ney trigram {ppl['trigram']:.2f}",
+        f"facts in {result['facts']['continuations']} continuations, by temperature (true / false / no fact):",
+    ]
+    for temperature, shares in result["facts"]["shares"].items():
+        lines.append(f"  {float(temperature):.1f}: {shares['true']:.0%} / {shares['false']:.0%} / {shares['no fact']:.0%}"
+                     f"   distinct continuations of one prompt: {result['variety'][temperature]['distinct']:.0%}")
+    return "\n".join(lines)

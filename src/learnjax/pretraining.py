@@ -223,7 +223,7 @@ def generate_text(foundation: Foundation, prompts: list[str], *, max_new_tokens:
     >>> generate_text(foundation_model(NEXT_WORD_RECIPE), ["Today I went to the café and drank"])[0].text
     'coffee.'
     """
-    _require(foundation, "next-word", "writes text; a masked model fills in a [MASK] (fill_mask)")
+    _require(foundation, "next-word", "writes text; a masked model fills in a [MASK] (fill-mask)")
     return generate(foundation.model, foundation.tokenizer, prompts, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed)
 
 
@@ -278,7 +278,7 @@ def fill_masks(foundation: Foundation, texts: list[str], top_k: int = 5) -> list
     gives every word (a special token is never an answer)."""
     if not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
-    _require(foundation, "masked", "fills in a [MASK]; a next-word model continues a text (generate_text)")
+    _require(foundation, "masked", "fills in a [MASK]; a next-word model continues a text (generate)")
     tokenizer, max_len = foundation.tokenizer, foundation.model.config.max_len
     tokens = tokenizer.encode_batch(texts, max_len, truncate=False)
     # Masks counted as the model sees them: the tokenizer reads `[mask]` as `[MASK]` too.
