@@ -9,7 +9,7 @@ from flax import nnx
 
 from learnjax import corpus, experiments
 from learnjax.diagnostics import count_compilations
-from learnjax.generation import Sampling, encode_prompts, generate, sample_next
+from learnjax.generation import Sampling, encode_prompts, generate, prompt_rows, sample_next
 from learnjax.model import EncoderConfig, NextWordModel
 from learnjax.steps import next_word_targets
 from learnjax.tokenizer import CLS_ID, END_ID, PAD_ID, Tokenizer
@@ -103,7 +103,7 @@ def test_no_recompilation_across_prompt_lengths_settings_and_calls(small):
     (["   "], 4, "is empty"),
     (["word " * 30], 4, "exceeds the model's 32-token context"),
     (["the sky"], 0, "max_new_tokens must be between 1"),
-    (["the sky"], 32, "max_new_tokens must be between 1"),
+    (["the sky"], 31, "max_new_tokens must be between 1"),
     (["the sky is blue"], 29, "exceeds the model's 32-token context"),
 ])
 def test_bad_prompts_are_named(small, prompts, new, message):
@@ -125,7 +125,7 @@ def test_bad_sampling_settings_are_named(settings, message):
 
 def test_prompts_fill_rows_of_the_context():
     tokenizer = Tokenizer.from_texts(["the sky is blue"])
-    rows, lengths = encode_prompts(tokenizer, ["the sky", "blue"], 8, 3)
+    rows, lengths = prompt_rows(encode_prompts(tokenizer, ["the sky", "blue"]), 8, 3)
     assert rows.shape == (2, 8) and lengths.tolist() == [3, 2] and rows[0, 0] == CLS_ID and rows[1, 2] == PAD_ID
 
 

@@ -40,8 +40,8 @@ PACKAGE = Path(__file__).parent
 
 # The modules whose source decides what pre-training produces.
 FOUNDATION_MODULES = (
-    "world", "messages", "corpus", "tokenizer", "masking", "model", "steps",
-    "training", "pretraining", "checkpoints",
+    "world", "messages", "corpus", "facts", "instructions", "tokenizer", "masking", "model", "steps",
+    "training", "pretraining", "checkpoints", "generation",
 )
 
 

@@ -173,9 +173,37 @@ def iter_corpus(n_texts: int, seed: int = 0, message_share: float = 0.2) -> Iter
         yield text
 
 
-def build_corpus(n_texts: int = 40_000, seed: int = 0) -> list[str]:
-    """The default unlabeled corpus (a list of texts)."""
-    return list(iter_corpus(n_texts, seed))
+def build_corpus(n_texts: int = 40_000, seed: int = 0, faq_share: float = 0.0) -> list[str]:
+    """The default unlabeled corpus (a list of texts). With `faq_share`, that
+    share of its texts is replaced by question-and-answer text (`with_faq`)."""
+    texts = list(iter_corpus(n_texts, seed))
+    return with_faq(texts, faq_share, seed) if faq_share else texts
+
+
+def with_faq(texts: list[str], share: float, seed: int = 0) -> list[str]:
+    """`texts` with `share` of them replaced by FAQ-style questions and answers
+    about the world, as web text holds them ("Question: ... Answer: ..."),
+    about the entities that instruction tuning trains on only
+    (`learnjax.instructions`). Each replaced text has exactly as many tokens as
+    the FAQ text that replaces it: the same number of texts and of tokens."""
+    from learnjax import instructions  # it builds on this module
+
+    if not 0 <= share < 1:
+        raise ValueError(f"faq_share must be in [0, 1), got {share}")
+    rng = random.Random(seed + 1)
+    by_length: dict[int, list[int]] = {}
+    for i, text in enumerate(texts):
+        by_length.setdefault(len(split_words(text)), []).append(i)
+    for indices in by_length.values():
+        rng.shuffle(indices)
+    texts, facts = list(texts), instructions.facts_of("train")
+    for _ in range(round(share * len(texts))):
+        while True:  # a length that some text of the corpus still has
+            faq = instructions.faq_text(rng.choice(facts), rng)
+            if by_length.get(len(split_words(faq))):
+                break
+        texts[by_length[len(split_words(faq))].pop()] = faq
+    return texts
 
 
 @dataclass(frozen=True)

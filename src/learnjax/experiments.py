@@ -195,7 +195,7 @@ def _generation(temperatures: tuple[float, ...], per_kind: int, samples: int) ->
     shares, examples = {}, {}
     for temperature in temperatures:
         generated = generate_text(foundation, [p.prompt for p in prompts], max_new_tokens=6, sampling=Sampling(temperature), seed=1)
-        verdicts = [facts.judge(p, g.tokens) for p, g in zip(prompts, generated)]
+        verdicts = [facts.judge(p.fact, g.tokens) for p, g in zip(prompts, generated)]
         shares[str(temperature)] = {v: verdicts.count(v) / len(verdicts) for v in ("true", "false", "no fact")}
         examples[str(temperature)] = [{"prompt": p.prompt, "text": g.text, "verdict": v}
                                       for p, g, v in list(zip(prompts, generated, verdicts))[::per_kind][:6]]

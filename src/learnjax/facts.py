@@ -1,10 +1,10 @@
-"""Checking generated text against the world it was learned from.
+"""The facts of the world, and checking text against them.
 
 The corpus is written from `learnjax.world`, so a sentence a model writes about
 that world can be checked: "Every day the pilot drives to the airport" is true,
-"... to the bakery" is false, "... to the weekend" states no place at all.
-Each fact prompt names a subject whose fact the world fixes (a place, a job, a
-day, a thing, the weather, a time of day) and the kind of word that states it.
+"... to the bakery" is false, "... to the weekend" states no place at all. Each
+fact is about one entity (a place, a job, a day, a thing, a kind of weather, a
+time of day) and is stated by one word.
 """
 
 from __future__ import annotations
@@ -17,72 +17,83 @@ from learnjax.corpus import HOW_OFTEN, _sentence
 
 
 @dataclass(frozen=True)
+class Fact:
+    kind: str  # "activity", "job", "day", "colour", "weather", "meal"
+    entity: str  # what the fact is about
+    answer: str  # the word that states it
+    verb: str = ""  # activities and weather: the verb that goes with the answer ("drink", "wear")
+
+
+def world_facts() -> list[Fact]:
+    """One fact per entity of the world."""
+    days = world.DAYS
+    return [
+        *(Fact("activity", a.place, a.thing, a.verb.base) for a in world.ACTIVITIES),
+        *(Fact("job", job, place) for job, place in world.JOBS),
+        *(Fact("day", day, days[(i + 1) % len(days)]) for i, day in enumerate(days)),
+        *(Fact("colour", thing, colour) for thing, colour in world.COLOURS),
+        *(Fact("weather", condition, item, verb.base) for condition, verb, item in world.WEATHER),
+        *(Fact("meal", time, meal) for time, meal in world.MEALS),
+    ]
+
+
+KINDS = ("activity", "job", "day", "colour", "weather", "meal")
+# The words that would state a fact of each kind, true or false.
+CANDIDATES = {
+    kind: frozenset(f.answer for f in world_facts() if f.kind == kind) | (
+        frozenset(a.place for a in world.ACTIVITIES) if kind == "job" else frozenset())
+    for kind in KINDS
+}
+RELATIVES = ("my aunt", "my uncle", "my sister", "my brother")
+_THIRD = {v.base: v.third for v in [a.verb for a in world.ACTIVITIES] + [verb for _, verb, _ in world.WEATHER]}
+
+
+def article(word: str) -> str:
+    """"a ", "an " or nothing (a plural) before `word`."""
+    return "" if word.endswith("s") else "an " if word[0] in "aeiou" else "a "
+
+
+def statement_prompt(fact: Fact, rng: random.Random) -> str:
+    """The start of a sentence in one of the corpus's frames that the fact's
+    answer word would finish: "At the teahouse, my aunt usually drinks"."""
+    subject = rng.choice(RELATIVES)
+    text = {
+        "activity": lambda: f"at the {fact.entity}, {subject} {rng.choice(HOW_OFTEN)} {_THIRD[fact.verb]}",
+        "job": lambda: f"every day the {fact.entity} drives to the",
+        "day": lambda: f"after {fact.entity} comes",
+        "colour": lambda: f"the {fact.entity} is",
+        "weather": lambda: f"when it is {fact.entity}, {subject} {_THIRD[fact.verb]} {article(fact.answer)}".rstrip(),
+        "meal": lambda: f"in the {fact.entity}, {subject} eats",
+    }[fact.kind]()
+    return _sentence(text)
+
+
+@dataclass(frozen=True)
 class FactPrompt:
     prompt: str
-    kind: str  # which fact: "activity", "job", "day", "colour", "weather", "meal"
-    answer: str  # the word that states it truly
-    candidates: frozenset[str]  # every word that would state a fact of this kind
+    fact: Fact
 
 
-THINGS = frozenset(a.thing for a in world.ACTIVITIES)
-PLACES = frozenset(place for _, place in world.JOBS) | frozenset(a.place for a in world.ACTIVITIES)
-RELATIVES = ("my aunt", "my uncle", "my sister", "my brother")
-
-
-def _article(item: str) -> str:
-    return "" if item.endswith("s") else " an" if item[0] in "aeiou" else " a"
-
-
-def _activity(rng: random.Random) -> tuple[str, str, frozenset[str]]:
-    a = rng.choice(world.ACTIVITIES)
-    return f"at the {a.place}, {rng.choice(RELATIVES)} {rng.choice(HOW_OFTEN)} {a.verb.third}", a.thing, THINGS
-
-
-def _job(rng: random.Random) -> tuple[str, str, frozenset[str]]:
-    job, place = rng.choice(world.JOBS)
-    return f"every day the {job} drives to the", place, PLACES
-
-
-def _day(rng: random.Random) -> tuple[str, str, frozenset[str]]:
-    i = rng.randrange(len(world.DAYS))
-    return f"after {world.DAYS[i]} comes", world.DAYS[(i + 1) % len(world.DAYS)], frozenset(world.DAYS)
-
-
-def _colour(rng: random.Random) -> tuple[str, str, frozenset[str]]:
-    thing, colour = rng.choice(world.COLOURS)
-    return f"the {thing} is", colour, frozenset(c for _, c in world.COLOURS)
-
-
-def _weather(rng: random.Random) -> tuple[str, str, frozenset[str]]:
-    condition, verb, item = rng.choice(world.WEATHER)
-    return f"when it is {condition}, {rng.choice(RELATIVES)} {verb.third}{_article(item)}", item, frozenset(i for *_, i in world.WEATHER)
-
-
-def _meal(rng: random.Random) -> tuple[str, str, frozenset[str]]:
-    time, meal = rng.choice(world.MEALS)
-    return f"in the {time}, {rng.choice(RELATIVES)} eats", meal, frozenset(m for _, m in world.MEALS)
-
-
-KINDS = {"activity": _activity, "job": _job, "day": _day, "colour": _colour, "weather": _weather, "meal": _meal}
-
-
-def fact_prompts(per_kind: int = 10, seed: int = 0) -> list[FactPrompt]:
-    """`per_kind` prompts of each kind of fact, in sentence frames of the corpus."""
+def fact_prompts(per_kind: int = 10, seed: int = 0, facts: list[Fact] | None = None) -> list[FactPrompt]:
+    """`per_kind` prompts of each kind of fact, about facts drawn from `facts`
+    (default: the whole world)."""
     rng = random.Random(seed)
+    facts = world_facts() if facts is None else facts
     prompts = []
-    for kind, make in KINDS.items():
-        for _ in range(per_kind):
-            text, answer, candidates = make(rng)
-            prompts.append(FactPrompt(_sentence(text), kind, answer, candidates))
+    for kind in KINDS:
+        of_kind = [f for f in facts if f.kind == kind]
+        for _ in range(per_kind if of_kind else 0):
+            fact = rng.choice(of_kind)
+            prompts.append(FactPrompt(statement_prompt(fact, rng), fact))
     return prompts
 
 
-def judge(prompt: FactPrompt, words: list[str]) -> str:
-    """"true", "false" or "no fact": whether the continuation's first word of the
-    prompt's kind (within its first sentence) states the fact truly."""
+def judge(fact: Fact, words: list[str]) -> str:
+    """"true", "false" or "no fact": whether the first word of the fact's kind in
+    `words` (within their first sentence) states the fact truly."""
     for word in words:
         if word in (".", "?", "!", "[END]"):
             break
-        if word in prompt.candidates:
-            return "true" if word == prompt.answer else "false"
+        if word in CANDIDATES[fact.kind]:
+            return "true" if word == fact.answer else "false"
     return "no fact"

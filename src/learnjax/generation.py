@@ -124,24 +124,33 @@ def join_words(words: list[str]) -> str:
     return re.sub(r" ([.,!?;:])", r"\1", " ".join(words))
 
 
-def encode_prompts(tokenizer: Tokenizer, prompts: list[str], max_len: int, max_new_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """Prompts as rows of `max_len` tokens (`[CLS]` first, no `[END]`) and their
-    lengths, each checked: not empty, and room left for `max_new_tokens`."""
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens < max_len:
-        raise ValueError(f"max_new_tokens must be between 1 and {max_len - 2} (the model reads {max_len} tokens), got {max_new_tokens!r}")
-    if not prompts:
-        raise ValueError("no prompts to continue")
-    rows = np.full((len(prompts), max_len), PAD_ID, np.int32)
-    lengths = np.zeros(len(prompts), np.int32)
-    for i, prompt in enumerate(prompts):
-        ids = tokenizer.encode(prompt)
-        if not ids:
+def encode_prompts(tokenizer: Tokenizer, prompts: list[str]) -> list[list[int]]:
+    """Each prompt's tokens as a text's start: `[CLS]` first, no `[END]`."""
+    ids = []
+    for prompt in prompts:
+        words = tokenizer.encode(prompt)
+        if not words:
             raise ValueError(f"prompt {prompt!r} is empty: give the model some words to continue")
-        if 1 + len(ids) + max_new_tokens > max_len:
-            raise ValueError(f"prompt {prompt[:60]!r} has {len(ids)} tokens; with {max_new_tokens} new ones it "
+        ids.append([CLS_ID, *words])
+    return ids
+
+
+def prompt_rows(prompt_ids: list[list[int]], max_len: int, max_new_tokens: int, names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Prompts as rows of `max_len` tokens and their lengths, each checked: room
+    left for `max_new_tokens`. `names` are the prompts as errors quote them."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens < max_len - 1:
+        raise ValueError(f"max_new_tokens must be between 1 and {max_len - 2} (the model reads {max_len} tokens), got {max_new_tokens!r}")
+    if not prompt_ids:
+        raise ValueError("no prompts to continue")
+    rows = np.full((len(prompt_ids), max_len), PAD_ID, np.int32)
+    lengths = np.zeros(len(prompt_ids), np.int32)
+    for i, ids in enumerate(prompt_ids):
+        if len(ids) + max_new_tokens > max_len:
+            name = (names[i] if names else f"prompt {i + 1}")[:60]
+            raise ValueError(f"prompt {name!r} has {len(ids) - 1} tokens; with {max_new_tokens} new ones it "
                              f"exceeds the model's {max_len}-token context (at most {max_len - 1 - max_new_tokens} tokens)")
-        rows[i, : 1 + len(ids)] = [CLS_ID, *ids]
-        lengths[i] = 1 + len(ids)
+        rows[i, : len(ids)] = ids
+        lengths[i] = len(ids)
     return rows, lengths
 
 
@@ -164,9 +173,29 @@ def generate(
     sampled with `sampling`; the same `seed` gives the same text."""
     if isinstance(prompts, str):
         raise TypeError("prompts must be a list of strings; wrap a single prompt in a list")
-    max_len = model.config.max_len
-    rows, lengths = encode_prompts(tokenizer, prompts, max_len, max_new_tokens)
-    n = len(prompts)
+    continuations = continue_ids(model, encode_prompts(tokenizer, prompts), max_new_tokens=max_new_tokens, sampling=sampling,
+                                 seed=seed, use_cache=use_cache, names=prompts)
+    results = []
+    for prompt, ids in zip(prompts, continuations):
+        text_ids = ids[: ids.index(END_ID)] if END_ID in ids else ids
+        results.append(Generation(prompt, join_words([tokenizer.vocab[i] for i in text_ids]), [tokenizer.vocab[i] for i in ids], END_ID in ids))
+    return results
+
+
+def continue_ids(
+    model: nnx.Module,
+    prompt_ids: list[list[int]],
+    *,
+    max_new_tokens: int = 16,
+    sampling: Sampling = Sampling(),
+    seed: int = 0,
+    use_cache: bool = True,
+    names: list[str] | None = None,
+) -> list[list[int]]:
+    """`generate` for prompts given as token ids (a chat template's, say): the
+    new token ids of each, up to and with `[END]` if the model wrote it."""
+    rows, lengths = prompt_rows(prompt_ids, model.config.max_len, max_new_tokens, names)
+    n = len(prompt_ids)
     size = _batch_bucket(n)
     rows = np.concatenate([rows, np.repeat(rows[:1], size - n, axis=0)])
     lengths = np.concatenate([lengths, np.repeat(lengths[:1], size - n)])
@@ -174,10 +203,4 @@ def generate(
     # Arrays of fixed dtypes: any prompt length, number of new tokens or setting runs one program.
     new = generate_tokens(state, rows, lengths, jax.random.key(seed), np.int32(max_new_tokens), np.float32(sampling.temperature),
                           np.int32(sampling.top_k), np.float32(sampling.top_p), graphdef=graphdef, use_cache=use_cache)
-    results = []
-    for prompt, row in zip(prompts, np.asarray(new)[:n]):
-        ids = [int(t) for t in row if t != PAD_ID]
-        words = [tokenizer.vocab[i] for i in ids]
-        text_ids = ids[: ids.index(END_ID)] if END_ID in ids else ids
-        results.append(Generation(prompt, join_words([tokenizer.vocab[i] for i in text_ids]), words, END_ID in ids))
-    return results
+    return [[int(t) for t in row if t != PAD_ID] for row in np.asarray(new)[:n]]

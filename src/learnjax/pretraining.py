@@ -60,6 +60,7 @@ class PretrainRecipe:
     # texts still has enough context left to learn from.
     mask_rate: float = 0.25  # masked prediction only
     seed: int = 0
+    faq_share: float = 0.0  # share of the corpus replaced by question-and-answer text (`corpus.with_faq`)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -74,6 +75,11 @@ class PretrainRecipe:
 
 NEXT_WORD_RECIPE = PretrainRecipe(objective="next-word")
 """The generative foundation model: the same corpus, model size and budget, the next-word objective."""
+
+MIXED_RECIPE = NEXT_WORD_RECIPE.replace(faq_share=0.1)
+"""The generative foundation model of a corpus in which a tenth of the texts are
+questions and answers about the world (not about the entities held out from
+instruction tuning)."""
 
 
 @dataclass
@@ -130,7 +136,7 @@ def pretrain(
     """
     started = time.perf_counter()
     if texts is None:
-        texts = corpus.build_corpus(recipe.n_texts, recipe.corpus_seed)
+        texts = corpus.build_corpus(recipe.n_texts, recipe.corpus_seed, recipe.faq_share)
     stream = iter(texts() if callable(texts) else texts)
     first = next(stream, None)
     if first is None:

@@ -75,6 +75,15 @@ def adamw(steps: int, warmup_steps: int, weight_decay: float = 0.01) -> optax.Gr
     return optax.inject_hyperparams(factory, static_args=static)(learning_rate=1.0)  # the real rate: `new_optimizer`
 
 
+def owned_copy(module: nnx.Module) -> nnx.Module:
+    """A copy of `module` with arrays of its own. `nnx.clone` copies the module
+    but shares its arrays, and a loop that donates its state (its buffers are
+    reused for the new state) would delete them from the original too."""
+    copy = nnx.clone(module)
+    nnx.update(copy, jax.tree.map(jnp.copy, nnx.state(copy)))
+    return copy
+
+
 def check_learning_rate(learning_rate: float) -> float:
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not 0 < learning_rate < math.inf:
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
