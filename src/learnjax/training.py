@@ -222,6 +222,60 @@ def compile_next_word_steps(shapes: tuple[nnx.Module, nnx.Optimizer], *, batch_s
     return compile_in_background(next_word_steps.lower(state, stack, stack, stack, 1, graphdef=graphdef))
 
 
+def run_calls(
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    arrays: tuple[np.ndarray, ...],
+    call,
+    *,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    progress: bool,
+    desc: str,
+) -> History:
+    """The loop every training function shares: batches of the `arrays` (N, ...)
+    in shuffled order (`call_stacks`), `STEPS_PER_CALL` per compiled call of
+    `call(state, graphdef, first_step, count, *stacks)`, which returns the new
+    state and each step's loss and accuracy; a progress bar; the history.
+
+    Losses are read back one call behind: reading a value waits for its call to
+    finish, and an idle queue until Python sends the next one, so reading only
+    calls that are one behind keeps the next one queued meanwhile.
+    """
+    history = History()
+    if steps < 1:
+        return history
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"the arrays to train on have different lengths: {[len(a) for a in arrays]}")
+    graphdef, state = nnx.split((model, optimizer))
+    bar = tqdm(total=steps, desc=desc, unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
+    pending = []
+
+    def read_back(calls):
+        for (losses, accuracies), count in zip(jax.device_get([metrics for metrics, _ in calls]), (count for _, count in calls)):
+            history.loss.extend(losses[:count].tolist())
+            history.accuracy.extend(accuracies[:count].tolist())
+        check_finite(history.loss[-1], len(history.loss) - 1)  # the step that loss came from
+        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+
+    try:
+        for first, idx, count in call_stacks(n, batch_size, steps, seed):
+            state, metrics = call(state, graphdef, first, count, *(a[idx] for a in arrays))
+            pending.append((metrics, count))
+            if len(pending) == 2:
+                read_back(pending[:1])
+                del pending[:1]
+            bar.update(count)
+        read_back(pending)
+    finally:
+        # A call may consume (donate) the buffers the model held: give it the latest ones.
+        nnx.update((model, optimizer), state)
+        bar.close()
+    return history
+
+
 def train_masked_prediction(
     model: nnx.Module,
     optimizer: nnx.Optimizer,
@@ -236,61 +290,41 @@ def train_masked_prediction(
 ) -> History:
     """Runs `steps` masked-prediction steps over packed token rows (N, T),
     `STEPS_PER_CALL` per compiled call (`masked_prediction_steps`)."""
-    mask_rate = check_mask_rate(mask_rate)
-    static = masking_args(model.config.vocab_size, tokens.shape[1], mask_rate)
+    static = masking_args(model.config.vocab_size, tokens.shape[1], check_mask_rate(mask_rate))
     key = jax.random.key(seed)
-    history = History()
-    if steps < 1:
-        return history
-    pending = []
-    bar = tqdm(total=steps, desc="pre-training", unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
-    graphdef, state = nnx.split((model, optimizer))
 
-    def read_back(calls):
-        for (losses, accuracies), count in zip(jax.device_get([metrics for metrics, _ in calls]), (count for _, count in calls)):
-            history.loss.extend(losses[:count].tolist())
-            history.accuracy.extend(accuracies[:count].tolist())
-        check_finite(history.loss[-1], len(history.loss) - 1)  # the step that loss came from
-        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+    def call(state, graphdef, first, count, tokens, segments):
+        return masked_prediction_steps(state, key, first, tokens, segments, count, graphdef=graphdef, **static)
 
-    try:
-        for first, idx, count in call_stacks(len(tokens), batch_size, steps, seed):
-            state, metrics = masked_prediction_steps(state, key, first, tokens[idx], segments[idx], count, graphdef=graphdef, **static)
-            pending.append((metrics, count))
-            # Reading a value back waits for its call to finish, and an idle queue
-            # until Python sends the next one. So read only calls that are one
-            # call behind: the next one is queued by then.
-            if len(pending) == 2:
-                read_back(pending[:1])
-                del pending[:1]
-            bar.update(count)
-        read_back(pending)
-    finally:
-        # The steps consumed (donated) the buffers the model held: give it the latest ones.
-        nnx.update((model, optimizer), state)
-        bar.close()
-    return history
+    return run_calls(model, optimizer, (tokens, segments), call, steps=steps, batch_size=batch_size, seed=seed,
+                     progress=progress, desc="pre-training")
+
+
+# --8<-- [start:loop_over_batches]
+def loop_over_batches(update, graphdef, state, count, batches):
+    """`update(model, optimizer, *batch)` on the first `count` batches of stacked
+    arrays (S, B, ...), as a `jax.lax.fori_loop` of the split (model, optimizer)
+    state. `count` is a value, not a shape: a run's last, shorter call runs the
+    same program, and the stack's unused batches cost nothing. Returns the new
+    state and each step's loss and accuracy (S,)."""
+    def one_step(i, carry):
+        state, losses, accuracies = carry
+        model, optimizer = nnx.merge(graphdef, state)
+        loss, accuracy = update(model, optimizer, *(b[i] for b in batches))
+        return nnx.state((model, optimizer)), losses.at[i].set(loss), accuracies.at[i].set(accuracy)
+
+    unused = jnp.full(batches[0].shape[0], jnp.nan, jnp.float32)
+    state, losses, accuracies = jax.lax.fori_loop(0, count, one_step, (state, unused, unused))
+    return state, (losses, accuracies)
+# --8<-- [end:loop_over_batches]
 
 
 # --8<-- [start:supervised_steps]
 @functools.partial(jax.jit, static_argnames="graphdef")
 def supervised_steps(state, tokens, labels, count, *, graphdef):
     """`supervised_update` on the first `count` batches of a stack (S, B, ...),
-    in one compiled program (a `jax.lax.fori_loop`) of the split (model, optimizer) state.
-
-    `count` is a value, not a shape: a run's last, shorter call runs the same
-    program, which compiles once, and the stack's unused batches cost nothing.
-    Returns the new state and the loss and accuracy of each step (S,).
-    """
-    def one_step(i, carry):
-        state, losses, accuracies = carry
-        model, optimizer = nnx.merge(graphdef, state)
-        loss, accuracy = supervised_update(model, optimizer, tokens[i], labels[i])
-        return nnx.state((model, optimizer)), losses.at[i].set(loss), accuracies.at[i].set(accuracy)
-
-    unused = jnp.full(tokens.shape[0], jnp.nan, jnp.float32)
-    state, losses, accuracies = jax.lax.fori_loop(0, count, one_step, (state, unused, unused))
-    return state, (losses, accuracies)
+    in one compiled program (`loop_over_batches`)."""
+    return loop_over_batches(supervised_update, graphdef, state, count, (tokens, labels))
 # --8<-- [end:supervised_steps]
 
 
@@ -309,30 +343,12 @@ def train_classifier(
     tokens, labels = np.asarray(tokens), np.asarray(labels, dtype=np.int32)
     if len(tokens) != len(labels):
         raise ValueError(f"{len(tokens)} token rows but {len(labels)} labels")
-    history = History()
-    if steps < 1:
-        return history
-    graphdef, state = nnx.split((model, optimizer))
-    pending = []
-    bar = tqdm(total=steps, desc="training", unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
-    try:
-        for _, idx, count in call_stacks(len(tokens), batch_size, steps, seed):
-            state, metrics = supervised_steps(state, tokens[idx], labels[idx], count, graphdef=graphdef)
-            pending.append(metrics)
-            if len(pending) > 1 and not bar.disable:
-                # The loss of the call before this one, a full call: reading it
-                # waits for that call only, with this one queued behind it (as
-                # in `train_masked_prediction`), so the device never idles.
-                losses, _ = jax.device_get(pending[-2])  # a transfer, not a new program queued behind this call
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            bar.update(count)
-    finally:
-        nnx.update((model, optimizer), state)
-        bar.close()
-    losses, accuracies = (np.concatenate(values)[:steps] for values in zip(*jax.device_get(pending)))
-    history.loss, history.accuracy = losses.tolist(), accuracies.tolist()
-    check_finite(history.loss[-1], steps - 1)
-    return history
+
+    def call(state, graphdef, first, count, tokens, labels):
+        return supervised_steps(state, tokens, labels, count, graphdef=graphdef)
+
+    return run_calls(model, optimizer, (tokens, labels), call, steps=steps, batch_size=batch_size, seed=seed,
+                     progress=progress, desc="training")
 
 
 def predict(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -356,17 +372,8 @@ def accuracy(model: nnx.Module, tokens: np.ndarray, labels: np.ndarray) -> float
 @functools.partial(jax.jit, static_argnames="graphdef", donate_argnames="state", compiler_options=STEP_COMPILER_OPTIONS)
 def next_word_steps(state, tokens, segments, learn, count, *, graphdef):
     """`next_word_update` on the first `count` batches of a stack (S, B, T), in
-    one compiled program of the split (model, optimizer) state. Returns the new
-    state and each step's loss and accuracy (S,)."""
-    def one_step(i, carry):
-        state, losses, accuracies = carry
-        model, optimizer = nnx.merge(graphdef, state)
-        loss, accuracy = next_word_update(model, optimizer, tokens[i], segments[i], learn[i])
-        return nnx.state((model, optimizer)), losses.at[i].set(loss), accuracies.at[i].set(accuracy)
-
-    unused = jnp.full(tokens.shape[0], jnp.nan, jnp.float32)
-    state, losses, accuracies = jax.lax.fori_loop(0, count, one_step, (state, unused, unused))
-    return state, (losses, accuracies)
+    one compiled program (`loop_over_batches`)."""
+    return loop_over_batches(next_word_update, graphdef, state, count, (tokens, segments, learn))
 # --8<-- [end:next_word_steps]
 
 
@@ -385,32 +392,12 @@ def train_next_word(
 ) -> History:
     """Runs `steps` next-word steps over packed rows (N, T), `STEPS_PER_CALL` per
     compiled call. `learn` (N, T) marks the tokens to learn to predict (default:
-    every real token)."""
+    every real token). The model must own its arrays (`owned_copy`): the steps
+    reuse their buffers."""
     learn = (segments > 0) if learn is None else learn
-    history = History()
-    if steps < 1:
-        return history
-    graphdef, state = nnx.split((model, optimizer))
-    pending = []
-    bar = tqdm(total=steps, desc=desc, unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
 
-    def read_back(calls):
-        for (losses, accuracies), count in zip(jax.device_get([metrics for metrics, _ in calls]), (count for _, count in calls)):
-            history.loss.extend(losses[:count].tolist())
-            history.accuracy.extend(accuracies[:count].tolist())
-        check_finite(history.loss[-1], len(history.loss) - 1)
-        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+    def call(state, graphdef, first, count, tokens, segments, learn):
+        return next_word_steps(state, tokens, segments, learn, count, graphdef=graphdef)
 
-    try:
-        for _, idx, count in call_stacks(len(tokens), batch_size, steps, seed):
-            state, metrics = next_word_steps(state, tokens[idx], segments[idx], learn[idx].astype(np.int32), count, graphdef=graphdef)
-            pending.append((metrics, count))
-            if len(pending) == 2:  # read one call behind: the next one is queued by then
-                read_back(pending[:1])
-                del pending[:1]
-            bar.update(count)
-        read_back(pending)
-    finally:
-        nnx.update((model, optimizer), state)
-        bar.close()
-    return history
+    return run_calls(model, optimizer, (tokens, segments, np.asarray(learn, np.int32)), call, steps=steps,
+                     batch_size=batch_size, seed=seed, progress=progress, desc=desc)
