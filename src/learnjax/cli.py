@@ -54,6 +54,7 @@ def _load_foundation(path: Path | None, json_output: bool):
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
+    from learnjax.checkpoints import check_writable_model_dir
     from learnjax.pretraining import PretrainRecipe, pretrain
     from learnjax.textfiles import iter_lines, text_files
 
@@ -64,6 +65,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     }
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    check_writable_model_dir(args.out, overwrite=args.overwrite)  # before any training
     recipe = recipe.replace(**changes)
     texts = None
     if args.corpus:
@@ -97,12 +99,14 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
+    from learnjax.checkpoints import check_writable_model_dir
     from learnjax.finetuning import FinetuneSettings, check_mode, finetune
     from learnjax.labeled_files import read_labeled
 
     check_mode(args.mode)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    check_writable_model_dir(args.out, overwrite=args.overwrite, reading_from=args.model)  # before any training
     texts, labels = read_labeled(args.train)  # checked before any model is loaded
     foundation = _load_foundation(args.model, args.json)
     changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
@@ -163,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="rows per batch (default: the recipe's)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the recipe's)")
     p.add_argument("--out", required=True, type=Path, help="directory to save the model to")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
 
     p = command("fill-mask", "Predict the word hidden behind [MASK].", cmd_fill_mask)
     p.add_argument("text", help='text with exactly one [MASK], e.g. "I drank [MASK]."')
@@ -172,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("finetune", "Fine-tune a classifier on labeled examples (CSV, TSV or JSON Lines).", cmd_finetune)
     p.add_argument("--model", type=Path, help="a pre-trained model directory (default: the built-in foundation model)")
     p.add_argument("--train", required=True, type=Path, help="labeled examples with 'text' and 'label' columns")
-    p.add_argument("--out", required=True, type=Path, help="directory to save the classifier to")
+    p.add_argument("--out", required=True, type=Path, help="directory to save the classifier to (not the --model directory)")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
     p.add_argument("--mode", default="full", help="full (update everything), probe (frozen encoder) or scratch (no pre-training)")
     p.add_argument("--steps", type=int, help="training steps (default: 80)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.001)")
