@@ -139,7 +139,7 @@ def test_diverging_training_stops_and_keeps_the_saved_model(tmp_path):
     pretrain(PretrainRecipe(steps=5, batch_size=8), corpus_texts).save(tmp_path / "model")  # the model to keep
     before = (tmp_path / "model" / "learnjax.json").read_bytes()
     bad = _cli("pretrain", "--corpus", str(tmp_path / "corpus.txt"), "--steps", "60", "--batch-size", "8",
-               "--learning-rate", "1e30", "--out", str(tmp_path / "model"))
+               "--learning-rate", "1e30", "--overwrite", "--out", str(tmp_path / "model"))
     assert bad.returncode == 1
     assert "the loss became" in bad.stderr and "learning rate ten times smaller" in bad.stderr
     assert (tmp_path / "model" / "learnjax.json").read_bytes() == before

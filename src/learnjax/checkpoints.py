@@ -6,6 +6,12 @@ bit-exact and has no background threads. Atomicity comes from the layout: the
 data files carry their content hash in their names and the manifest
 (`learnjax.json`) is replaced last with `os.replace`, so a save that is cut off
 at any point leaves the previous manifest, and the files it names, intact.
+A save holds a lock on the directory (`.learnjax.lock`, left in place as lock
+files must be), so that two processes saving at once cannot delete each other's
+files; loading takes no lock, so a read-only model directory loads.
+
+A model directory is untrusted input: the file names its manifest gives are
+checked before anything is read or deleted.
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from filelock import FileLock
 from flax import nnx, serialization
 
 from learnjax.model import EncoderConfig
@@ -26,6 +35,10 @@ from learnjax.tokenizer import LEGACY_SPECIAL_TOKENS, Tokenizer
 
 FORMAT_VERSION = 1
 MANIFEST = "learnjax.json"
+LOCK = ".learnjax.lock"
+# The data files, by manifest entry: (stem, suffix) of their names, `stem-<16 hex digits of sha256>suffix`.
+DATA_FILES = {"params": ("params", ".msgpack"), "tokenizer": ("tokenizer", ".json")}
+_DATA_FILE_NAMES = {key: re.compile(rf"{re.escape(stem)}-[0-9a-f]{{16}}{re.escape(suffix)}") for key, (stem, suffix) in DATA_FILES.items()}
 
 
 class CheckpointError(ValueError):
@@ -33,20 +46,51 @@ class CheckpointError(ValueError):
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # A new temporary file of an unpredictable name (O_EXCL): a link planted at a
+    # predictable one would have the write land outside the directory.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with open(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def _write_blob(directory: Path, stem: str, suffix: str, data: bytes) -> str:
-    digest = hashlib.sha256(data).hexdigest()
-    name = f"{stem}-{digest[:16]}{suffix}"
+def _write_blob(directory: Path, key: str, data: bytes) -> str:
+    stem, suffix = DATA_FILES[key]
+    name = f"{stem}-{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
     if not (directory / name).exists():
         _write_atomic(directory / name, data)
     return name
+
+
+def _data_file(directory: str | os.PathLike, manifest: dict, key: str) -> Path:
+    """The path of the data file that `manifest` names under `key` ("params" or
+    "tokenizer"): a plain file name of the form `save` writes, in `directory`.
+
+    A manifest is untrusted: a name such as '../notes.txt' would have loading
+    read, and the next save delete, a file outside the model directory.
+    """
+    directory = Path(directory)
+    name = manifest.get(key)
+    if not (isinstance(name, str) and _DATA_FILE_NAMES[key].fullmatch(name)):
+        stem, suffix = DATA_FILES[key]
+        raise CheckpointError(f"{str(directory / MANIFEST)!r} names {key} file {name!r}, not a file name of the form {stem}-<16 hex digits>{suffix}")
+    path = directory / name
+    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(directory):
+        raise CheckpointError(f"{str(path)!r} links to {os.path.realpath(path)!r}, outside the model directory")
+    return path
+
+
+def _files_named_by(directory: Path, manifest: dict | None) -> set[Path]:
+    """The data files that `manifest` (None: unreadable) names, each checked (`_data_file`)."""
+    if not isinstance(manifest, dict):
+        return set()
+    return {_data_file(directory, manifest, key) for key in DATA_FILES if key in manifest}
 
 
 def save(directory: str | os.PathLike, model: nnx.Module, tokenizer: Tokenizer, kind: str, metadata: dict[str, Any] | None = None) -> Path:
@@ -56,26 +100,59 @@ def save(directory: str | os.PathLike, model: nnx.Module, tokenizer: Tokenizer, 
     stored as it is (JSON) for the caller, e.g. label names or the recipe.
     """
     directory = Path(directory)
+    config = model_config(model).to_dict()
+    params = serialization.msgpack_serialize(jax.device_get(nnx.to_pure_dict(nnx.state(model))))
     directory.mkdir(parents=True, exist_ok=True)
-    state = jax.device_get(nnx.to_pure_dict(nnx.state(model)))
-    params_name = _write_blob(directory, "params", ".msgpack", serialization.msgpack_serialize(state))
-    tokenizer_name = _write_blob(directory, "tokenizer", ".json", tokenizer.to_json().encode("utf-8"))
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "config": model_config(model).to_dict(),
-        "params": params_name,
-        "params_sha256": hashlib.sha256((directory / params_name).read_bytes()).hexdigest(),
-        "tokenizer": tokenizer_name,
-        "vocab_size": len(tokenizer),
-        "metadata": metadata or {},
-    }
-    old = _read_manifest_or_none(directory)
-    _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
-    if old:  # the old files are unreferenced only now that the new manifest is in place
-        for name in (old.get("params"), old.get("tokenizer")):
-            if name and name not in (params_name, tokenizer_name):
-                (directory / name).unlink(missing_ok=True)
+    # Locked from reading the old manifest to deleting its files: two saves at once
+    # would otherwise each delete files that the other's manifest names.
+    with FileLock(directory / LOCK):
+        old_files = _files_named_by(directory, _read_manifest_or_none(directory))  # checked before anything is written
+        params_name = _write_blob(directory, "params", params)
+        tokenizer_name = _write_blob(directory, "tokenizer", tokenizer.to_json().encode("utf-8"))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "kind": kind,
+            "config": config,
+            "params": params_name,
+            "params_sha256": hashlib.sha256(params).hexdigest(),
+            "tokenizer": tokenizer_name,
+            "vocab_size": len(tokenizer),
+            "metadata": metadata or {},
+        }
+        _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
+        # The old files are unreferenced only now that the new manifest is in place.
+        for path in old_files - {directory / params_name, directory / tokenizer_name}:
+            path.unlink(missing_ok=True)
+    return directory
+
+
+def check_writable_model_dir(directory: str | os.PathLike, *, overwrite: bool = False, reading_from: str | os.PathLike | None = None) -> Path:
+    """Checks, before any training, that a model can be saved to `directory`.
+
+    It must be a directory, or creatable (it is not created here), and
+    writable; not the model being read (`reading_from`); and it may hold a saved
+    model only with `overwrite`. Raises a CheckpointError saying which.
+    """
+    directory = Path(directory)
+    if reading_from is not None and directory.exists() and Path(reading_from).exists() and os.path.samefile(directory, reading_from):
+        raise CheckpointError(f"{str(directory)!r} is the model being read; save to another directory")
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CheckpointError(f"cannot save to {str(directory)!r}: {str(existing)!r} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise CheckpointError(f"cannot save to {str(directory)!r}: {str(existing)!r} is not writable ({e.strerror})") from None
+    if (directory / MANIFEST).exists():
+        manifest = _read_manifest_or_none(directory)
+        _files_named_by(directory, manifest)  # a bad name would stop the save after training
+        if not overwrite:
+            kind = manifest.get("kind") if isinstance(manifest, dict) else None
+            what = f"a {kind!r} model" if isinstance(kind, str) else f"a model ({MANIFEST} unreadable)"
+            raise CheckpointError(f"{str(directory)!r} already holds {what}; replace it with --overwrite (overwrite=True), or choose another directory")
     return directory
 
 
@@ -87,6 +164,8 @@ def model_config(model: nnx.Module) -> EncoderConfig:
 
 
 def _read_manifest_or_none(directory: Path) -> dict | None:
+    if not (directory / MANIFEST).is_file():  # absent, or a pipe that would hang
+        return None
     try:
         return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -103,6 +182,8 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     path = directory / MANIFEST
     if not path.exists():
         raise CheckpointError(f"{str(directory)!r} is not a learnjax model directory: {MANIFEST} is missing")
+    if not path.is_file():  # a pipe or a device would hang or fill memory
+        raise CheckpointError(f"{str(path)!r} is not a regular file")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -110,12 +191,19 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise CheckpointError(f"{str(path)!r} has format version {version!r}; this learnjax reads version {FORMAT_VERSION}")
-    for key in ("kind", "config", "params", "params_sha256", "tokenizer", "vocab_size"):
+    for key, expected in (("kind", str), ("config", dict), ("params", str), ("params_sha256", str), ("tokenizer", str), ("vocab_size", int)):
         if key not in manifest:
             raise CheckpointError(f"{str(path)!r} is incomplete: no {key!r} entry")
-    for key in ("params", "tokenizer"):
-        if not (directory / manifest[key]).exists():
+        if not isinstance(manifest[key], expected):
+            raise CheckpointError(f"{str(path)!r} has {key} {manifest[key]!r} (expected {expected.__name__})")
+    if not isinstance(manifest.get("metadata", {}), dict):
+        raise CheckpointError(f"{str(path)!r} has metadata {manifest['metadata']!r} (expected dict)")
+    for key in DATA_FILES:
+        file = _data_file(directory, manifest, key)
+        if not file.exists():
             raise CheckpointError(f"{str(directory)!r} is partial: {manifest[key]!r} is missing")
+        if not file.is_file():
+            raise CheckpointError(f"{str(file)!r} is not a regular file")
     return manifest
 
 
@@ -144,9 +232,12 @@ def open_checkpoint(directory: str | os.PathLike, kind: str | tuple[str, ...]) -
 def load_tokenizer(directory: str | os.PathLike, manifest: dict | None = None) -> Tokenizer:
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
+    path = _data_file(directory, manifest, "tokenizer")
     try:
-        tokenizer = Tokenizer.from_json((directory / manifest["tokenizer"]).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError, KeyError) as e:
+        tokenizer = Tokenizer.from_json(path.read_text(encoding="utf-8"))
+        if not all(isinstance(word, str) for word in tokenizer.vocab):
+            raise ValueError("its vocabulary holds entries that are not strings")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:  # TypeError: e.g. a vocabulary that is a number
         raise CheckpointError(f"tokenizer in {str(directory)!r} is corrupt: {e}") from None
     if len(tokenizer) != manifest["vocab_size"] + tokenizer.ids_shifted_by:
         raise CheckpointError(f"tokenizer in {str(directory)!r} has {len(tokenizer)} words, the manifest says {manifest['vocab_size']}")
@@ -175,7 +266,7 @@ def restore_into(directory: str | os.PathLike, model: nnx.Module, manifest: dict
     """Loads the saved parameters into `model`, which must have the same structure."""
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
-    data = (directory / manifest["params"]).read_bytes()
+    data = _data_file(directory, manifest, "params").read_bytes()
     if hashlib.sha256(data).hexdigest() != manifest["params_sha256"]:
         raise CheckpointError(f"parameters in {str(directory)!r} are corrupt (checksum mismatch)")
     try:

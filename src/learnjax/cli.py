@@ -114,6 +114,7 @@ def _load_foundation(path: Path | None, json_output: bool, recipe=None):
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
+    from learnjax.checkpoints import check_writable_model_dir
     from learnjax.pretraining import PretrainRecipe, pretrain
     from learnjax.textfiles import TextLines
 
@@ -122,6 +123,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate))
         if v is not None
     }
+    check_writable_model_dir(args.out, overwrite=args.overwrite)  # before any training
     recipe = recipe.replace(**changes)
     texts = TextLines(args.corpus) if args.corpus else None  # checks every path before any training starts
     started = time.perf_counter()
@@ -172,10 +174,12 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
+    from learnjax.checkpoints import check_writable_model_dir
     from learnjax.finetuning import FinetuneSettings, check_mode, finetune
     from learnjax.labeled_files import read_labeled
 
     check_mode(args.mode)
+    check_writable_model_dir(args.out, overwrite=args.overwrite, reading_from=args.model)  # before any training
     texts, labels = read_labeled(args.train)  # checked before any model is loaded
     foundation = _load_foundation(args.model, args.json)
     changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
@@ -298,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, help="rows per batch (default: the recipe's)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the recipe's)")
     p.add_argument("--out", required=True, type=Path, help="directory to save the model to")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
 
     p = command(commands, "fill-mask", "Predict the word hidden behind [MASK].", cmd_fill_mask)
     p.add_argument("text", help='text with exactly one [MASK], e.g. "I drank [MASK]."')
@@ -316,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(commands, "finetune", "Fine-tune a classifier on labeled examples (CSV, TSV or JSON Lines).", cmd_finetune)
     p.add_argument("--model", type=Path, help="a pre-trained model directory (default: the built-in foundation model)")
     p.add_argument("--train", required=True, type=Path, help="labeled examples with 'text' and 'label' columns")
-    p.add_argument("--out", required=True, type=Path, help="directory to save the classifier to")
+    p.add_argument("--out", required=True, type=Path, help="directory to save the classifier to (not the --model directory)")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
     p.add_argument("--mode", default="full", help="full (update everything), probe (frozen encoder) or scratch (no pre-training)")
     p.add_argument("--steps", type=_positive, help="training steps (default: 80)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.001)")
