@@ -85,9 +85,10 @@ class _LinksAndIds(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        for name in ("id", "name" if tag == "a" else None):
-            if attrs.get(name):
-                self.ids.add(attrs[name])
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("name"):  # the older spelling of an anchor
+            self.ids.add(attrs["name"])
         if tag in ("a", "link") and attrs.get("href") and attrs.get("rel") not in ("canonical", "alternate"):
             self.targets.append(attrs["href"])
         if attrs.get("src"):
@@ -109,13 +110,13 @@ def _site_base(site: Path) -> str:
     return path if path.endswith("/") else path + "/"
 
 
-def _resolve(site: Path, page: Path, target: str) -> Path | None:
-    """The file inside `site` that `target`, a link on `page`, leads to; None
-    for links that leave the site (another host, mailto:, data:, ...)."""
+def _resolve(site: Path, base: str, page: Path, target: str) -> Path | None:
+    """The file inside `site` (published under the path `base`) that `target`, a
+    link on `page`, leads to; None for links that leave the site (another host,
+    mailto:, data:, ...)."""
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return None
-    base = _site_base(site)
     page_url = base + page.relative_to(site).as_posix()
     path = unquote(urlsplit(urljoin(page_url, target)).path)
     if not path.startswith(base):
@@ -127,11 +128,12 @@ def _resolve(site: Path, page: Path, target: str) -> Path | None:
 def broken_links(site: Path) -> list[str]:
     """Every link between the built site's files, and every `#anchor`, that
     leads nowhere: `page: target (why)`."""
+    base = _site_base(site)
     parsed = {page: _parse_links(page) for page in _pages(site)}
     problems = []
     for page, links in parsed.items():
         for target in links.targets:
-            file = _resolve(site, page, target)
+            file = _resolve(site, base, page, target)
             if file is None:
                 continue
             where = f"{page.relative_to(site).as_posix()}: {target}"
@@ -260,3 +262,17 @@ def test_numbered_list_items_end_their_sentences():
         text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
         for item in NUMBERED_ITEM.findall(text):
             assert item.rstrip().endswith((".", ":", "?", "!")), f"{page.name}: {item!r}"
+
+
+def test_reused_outputs_are_dropped_when_an_experiment_is_measured_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
+    hook = _build_cache_hook()
+    (tmp_path / "performance-1.json").write_text("{}", encoding="utf-8")
+    folder = hook.build_cache_folder("key")
+    (folder / "pages").mkdir(parents=True)
+    hook.remember_cache_entries(folder)  # a build ended
+    assert (hook.build_cache_folder("key") / "pages").exists()
+    (tmp_path / "performance-1.json").unlink()  # deleted, to be measured again by the next build
+    assert not (hook.build_cache_folder("key") / "pages").exists()
+    (hook.build_cache_folder("key") / "pages").mkdir(parents=True)
+    assert not (hook.build_cache_folder("other-code") / "pages").exists() and not folder.exists()

@@ -13,7 +13,9 @@ experiments are) and of the versions of the packages that draw the output:
 - the executed notebook's page (mkdocs-jupyter's own cache, in a folder of
   this key).
 
-Both live in `<cache>/site/<key>/`; folders of other keys are removed. The
+Both live in `<cache>/site/<key>/`, emptied when an entry of the learnjax
+cache changed since the last build (an experiment deleted to measure it
+again); folders of other keys are removed. The
 notebook's kernel talks to the build over Unix sockets (IPC) where the system
 has them, instead of unencrypted TCP on the loopback.
 """
@@ -36,6 +38,7 @@ from learnjax.cache import cache_root, code_version
 
 PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec", "mkdocs-jupyter", "nbconvert")
 JUPYTER_CONFIG = Path(__file__).parent / "jupyter"  # KernelManager.transport = "ipc"
+ENTRIES = "cache-entries.json"  # the cache's entries when the last build ended
 
 
 def build_key() -> str:
@@ -44,13 +47,29 @@ def build_key() -> str:
     return hashlib.sha256(json.dumps([code_version(modules), *versions]).encode()).hexdigest()[:16]
 
 
+def cache_entries() -> list[list]:
+    """What the pages read from the learnjax cache (experiments, the foundation model): each entry's name and time."""
+    return sorted([p.name, p.stat().st_mtime_ns] for p in cache_root().glob("*")
+                  if p.name not in ("site", "xla") and not p.name.endswith((".lock", ".tmp")))
+
+
 def build_cache_folder(key: str) -> Path:
-    """`<cache>/site/<key>/`, with the folders of other keys removed: they are never read again."""
+    """`<cache>/site/<key>/`, emptied when the cache's entries changed since the last build (an
+    experiment deleted to measure it again); the folders of other keys, never read again, removed."""
     site = cache_root() / "site"
     for stale in site.glob("*"):
         if stale.name != key:
             shutil.rmtree(stale, ignore_errors=True)
-    return site / key
+    folder = site / key
+    entries = folder / ENTRIES
+    if entries.exists() and json.loads(entries.read_text(encoding="utf-8")) != cache_entries():
+        shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def remember_cache_entries(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ENTRIES).write_text(json.dumps(cache_entries()), encoding="utf-8")
 
 
 class BlockOutputs:
@@ -132,3 +151,7 @@ def on_page_markdown(markdown, page, config, files):
 def on_page_content(html, page, config, files):
     outputs.end_page()
     return html
+
+
+def on_post_build(config):
+    remember_cache_entries(outputs.folder)
