@@ -20,9 +20,10 @@ pytest_collect_file = (pages + docstrings).pytest()
 
 
 # Under pytest-xdist (`-n`, set in pyproject.toml) tests run in parallel workers.
-# A page's blocks share one namespace, so each page stays on one worker; the
-# site tests share one strict build, so they stay together too. Both groups are
-# the longest, so they start first.
+# A page's blocks share one namespace, and so do the docstring examples of a
+# module, so each page and each module stays on one worker; the site tests
+# share one strict build, so they stay together too. These groups are the
+# longest, so they start first.
 SITE_TESTS = ("tests/test_site.py", "tests/test_browser.py")
 
 
@@ -30,7 +31,7 @@ def _group(item) -> str | None:
     path = Path(item.path).relative_to(Path(__file__).parent).as_posix()
     if path in SITE_TESTS:
         return "site"
-    if path.startswith("docs/"):
+    if path.startswith(("docs/", "src/")):
         return path
     return None
 
