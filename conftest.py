@@ -1,5 +1,6 @@
 """Sybil over every documentation page: each Python block runs, top to bottom,
-in one namespace per page, with snippet includes expanded as the site shows them."""
+in one namespace per page, with snippet includes expanded as the site shows them;
+and over the library's docstrings, whose examples run as doctests."""
 
 import sys
 from pathlib import Path
@@ -9,21 +10,20 @@ sys.path.insert(0, str(Path(__file__).parent / "tests"))
 from docs_harness import PythonFenceParser, SnippetDocument  # noqa: E402
 import pytest  # noqa: E402
 from sybil import Sybil  # noqa: E402
+from sybil.parsers.rest import DocTestParser  # noqa: E402
 
 pytest_plugins = ["pytester"]
 
-pytest_collect_file = Sybil(
-    parsers=[PythonFenceParser()],
-    patterns=["*.md"],
-    path="docs",
-    document_types={".md": SnippetDocument},
-).pytest()
+pages = Sybil(parsers=[PythonFenceParser()], patterns=["*.md"], path="docs", document_types={".md": SnippetDocument})
+docstrings = Sybil(parsers=[DocTestParser()], patterns=["*.py"], path="src")
+pytest_collect_file = (pages + docstrings).pytest()
 
 
 # Under pytest-xdist (`-n`, set in pyproject.toml) tests run in parallel workers.
-# A page's blocks share one namespace, so each page stays on one worker; the
-# site tests share one strict build, so they stay together too. Both groups are
-# the longest, so they start first.
+# A page's blocks share one namespace, and so do the docstring examples of a
+# module, so each page and each module stays on one worker; the site tests
+# share one strict build, so they stay together too. These groups are the
+# longest, so they start first.
 SITE_TESTS = ("tests/test_site.py", "tests/test_browser.py")
 
 
@@ -31,7 +31,7 @@ def _group(item) -> str | None:
     path = Path(item.path).relative_to(Path(__file__).parent).as_posix()
     if path in SITE_TESTS:
         return "site"
-    if path.startswith("docs/"):
+    if path.startswith(("docs/", "src/")):
         return path
     return None
 

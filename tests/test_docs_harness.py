@@ -110,3 +110,40 @@ def test_missing_snippet_file_fails(pytester):
     result = _project(pytester, PAGE_WITH_INCLUDE)
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*snippet.py*"])
+
+
+def test_a_shown_block_that_needs_a_hidden_one_fails(pytester):
+    page = '''\
+        ```python exec="on"
+        history = [3, 2, 1]
+        ```
+        ```python exec="on" source="above"
+        print(history[-1])
+        ```
+        '''
+    result = _project(pytester, page)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*NameError*history*"])
+
+
+def test_hidden_blocks_see_what_the_shown_ones_made(pytester):
+    page = '''\
+        ```python
+        x = 1
+        ```
+        ```python exec="on"
+        assert x == 1
+        x, y = 2, 3
+        ```
+        ```python exec="on"
+        assert (x, y) == (2, 3)  # its own names, not undone by the shown block's older x
+        ```
+        ```python exec="on" source="below"
+        x = 5
+        ```
+        ```python exec="on"
+        assert (x, y) == (5, 3)
+        ```
+        '''
+    result = _project(pytester, page)
+    result.assert_outcomes(passed=5)

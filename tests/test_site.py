@@ -1,8 +1,18 @@
 """The strict site build passes and the built site is self-contained."""
 
+import importlib.util
+import os
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import markdown
+import markdown_exec
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # `built_site` (one strict build per session) lives in tests/conftest.py.
 
@@ -63,3 +73,206 @@ def test_build_shows_computed_results(built_site):
     html = (built_site / "supervised-learning" / "index.html").read_text(encoding="utf-8")
     assert "accuracy on held-out messages:" in html  # the snippet's output, from the build's run
     assert "data:image/svg+xml;base64," in html  # the learning-curve figure
+
+
+class _LinksAndIds(HTMLParser):
+    """Every link target of a page (`href` and `src`), and every id a `#fragment` can reach."""
+
+    def __init__(self):
+        super().__init__()
+        self.targets: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("name"):  # the older spelling of an anchor
+            self.ids.add(attrs["name"])
+        if tag in ("a", "link") and attrs.get("href") and attrs.get("rel") not in ("canonical", "alternate"):
+            self.targets.append(attrs["href"])
+        if attrs.get("src"):
+            self.targets.append(attrs["src"])
+
+
+def _parse_links(page: Path) -> _LinksAndIds:
+    parser = _LinksAndIds()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def _site_base(site: Path) -> str:
+    """The path the site is published under (site_url's, e.g. /learnjax/): the
+    404 page, which cannot know where it is served from, links absolutely."""
+    sitemap = site / "sitemap.xml"
+    loc = re.search(r"<loc>\s*([^<\s]+)", sitemap.read_text(encoding="utf-8")) if sitemap.exists() else None
+    path = urlsplit(loc.group(1)).path if loc else "/"
+    return path if path.endswith("/") else path + "/"
+
+
+def _resolve(site: Path, base: str, page: Path, target: str) -> Path | None:
+    """The file inside `site` (published under the path `base`) that `target`, a
+    link on `page`, leads to; None for links that leave the site (another host,
+    mailto:, data:, ...)."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    page_url = base + page.relative_to(site).as_posix()
+    path = unquote(urlsplit(urljoin(page_url, target)).path)
+    if not path.startswith(base):
+        return site / "outside-the-site" / path.lstrip("/")
+    file = site / path[len(base):]
+    return file / "index.html" if path.endswith("/") or file.is_dir() else file
+
+
+def broken_links(site: Path) -> list[str]:
+    """Every link between the built site's files, and every `#anchor`, that
+    leads nowhere: `page: target (why)`."""
+    base = _site_base(site)
+    parsed = {page: _parse_links(page) for page in _pages(site)}
+    problems = []
+    for page, links in parsed.items():
+        for target in links.targets:
+            file = _resolve(site, base, page, target)
+            if file is None:
+                continue
+            where = f"{page.relative_to(site).as_posix()}: {target}"
+            if not file.is_file():
+                problems.append(f"{where} (no such file)")
+                continue
+            fragment = unquote(urlsplit(target).fragment)
+            if fragment and file.suffix == ".html" and fragment not in parsed[file].ids:
+                problems.append(f"{where} (no id {fragment!r} in {file.relative_to(site).as_posix()})")
+    return problems
+
+
+def test_every_internal_link_and_anchor_resolves(built_site):
+    problems = broken_links(built_site)
+    assert not problems, f"{len(problems)} broken links:\n" + "\n".join(problems)
+
+
+def test_the_link_check_finds_broken_links_and_anchors(tmp_path):
+    (tmp_path / "page").mkdir()
+    (tmp_path / "index.html").write_text(
+        '<a href="page/">ok</a><a href="page/#here">ok</a><a href="#top" id="top">ok</a>'
+        '<a href="https://example.org/x">external</a><a href="mailto:a@b.c">mail</a>'
+        '<a href="page.md">unrewritten</a><a href="page/#gone">no anchor</a><a href="missing/">no page</a>',
+        encoding="utf-8",
+    )
+    (tmp_path / "page" / "index.html").write_text('<h2 id="here">Here</h2><img src="../index.html" alt="x">', encoding="utf-8")
+    assert broken_links(tmp_path) == [
+        "index.html: page.md (no such file)",
+        "index.html: page/#gone (no id 'gone' in page/index.html)",
+        "index.html: missing/ (no such file)",
+    ]
+
+
+def _nav(mkdocs_yml: Path = ROOT / "mkdocs.yml") -> list:
+    from mkdocs.config import load_config
+
+    return load_config(str(mkdocs_yml))["nav"]
+
+
+def test_navigation_is_in_diataxis_order():
+    nav = _nav()
+    assert [next(iter(entry)) for entry in nav] == ["Home", "Learn", "Under the hood", "Notebooks", "How-to", "Reference"]
+    learn = next(entry["Learn"] for entry in nav if "Learn" in entry)
+    assert [next(iter(page.values())) for page in learn] == [
+        "supervised-learning.md", "self-supervised-learning.md", "pre-training.md", "fine-tuning.md", "summary.md",
+    ]
+
+
+def test_the_build_leaves_no_temporary_files(site_build):
+    assert sorted(p.name for p in site_build.temp.iterdir()) == []
+
+
+# ------------------------------------------------ docs/overrides/hooks/build_cache.py
+
+BUILD_CACHE_HOOK = ROOT / "docs" / "overrides" / "hooks" / "build_cache.py"
+
+
+def _build_cache_hook():
+    spec = importlib.util.spec_from_file_location("build_cache", BUILD_CACHE_HOOK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _render(outputs, text: str) -> str:
+    """`text` converted as the site converts a page, with the hook's store of block outputs."""
+    fence = {"name": "python", "class": "python", "validator": markdown_exec.validator, "format": markdown_exec.formatter}
+    md = markdown.Markdown(extensions=["pymdownx.superfences"], extension_configs={"pymdownx.superfences": {"custom_fences": [fence]}})
+    outputs.start_page("page.md")
+    try:
+        return md.convert(text)
+    finally:
+        outputs.end_page()
+
+
+def test_executed_blocks_are_reused_until_their_code_changes(tmp_path, monkeypatch):
+    outputs = _build_cache_hook().BlockOutputs(tmp_path / "cache")
+    monkeypatch.setitem(markdown_exec.formatters, "python", outputs.format_python)
+    runs = tmp_path / "runs.txt"
+    session = f"reuse-{id(outputs)}"  # markdown-exec keeps sessions for the whole process
+
+    def page(second: str) -> str:
+        block = '```python exec="on" session="{}"\nopen({!r}, "a").write("{}")\n{}\n```\n'
+        return block.format(session, str(runs), "a", "x = 6\nprint(x)") + "\n" + block.format(session, str(runs), "b", second)
+
+    assert "42" in _render(outputs, page("print(x * 7)")) and runs.read_text() == "ab"
+    assert "42" in _render(outputs, page("print(x * 7)")) and runs.read_text() == "ab"  # reused: nothing ran
+    # The second block changed: the first runs again, quietly, for the name x.
+    assert "42 changed" in _render(outputs, page("print(x * 7, 'changed')")) and runs.read_text() == "abab"
+    # A failing block is never stored: it runs (and fails) every time.
+    for attempt in (1, 2):
+        assert "NameError" in _render(outputs, page("print(y)"))
+    assert runs.read_text() == "ab" * 4  # each time: the first block again for x, then the failing one
+
+
+# Builds the site's configuration with the hook, then runs a one-cell notebook as the build does.
+NOTEBOOK_RUN = """
+import importlib.util, sys
+from mkdocs.config import load_config
+from mkdocs_jupyter.convert import nb2html
+hook, mkdocs_yml, notebook = sys.argv[1:]
+spec = importlib.util.spec_from_file_location("build_cache", hook)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module.on_config(load_config(mkdocs_yml))
+print(nb2html(notebook, execute=True, allow_errors=False))
+"""
+
+
+def test_the_notebook_kernel_does_not_use_tcp(tmp_path):
+    notebook = tmp_path / "tiny.py"
+    notebook.write_text("# %%\nprint(6 * 7)\n", encoding="utf-8")
+    env = {**os.environ, "LEARNJAX_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", NOTEBOOK_RUN, str(BUILD_CACHE_HOOK), str(ROOT / "mkdocs.yml"), str(notebook)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and "42" in result.stdout, result.stderr
+    assert "without encryption" not in result.stderr
+
+
+NUMBERED_ITEM = re.compile(r"^\d+\. (.*(?:\n {3,}\S.*)*)", re.MULTILINE)
+
+
+def test_numbered_list_items_end_their_sentences():
+    """An item that runs on into the next one reads as a broken list."""
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+        for item in NUMBERED_ITEM.findall(text):
+            assert item.rstrip().endswith((".", ":", "?", "!")), f"{page.name}: {item!r}"
+
+
+def test_reused_outputs_are_dropped_when_an_experiment_is_measured_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
+    hook = _build_cache_hook()
+    (tmp_path / "performance-1.json").write_text("{}", encoding="utf-8")
+    folder = hook.build_cache_folder("key")
+    (folder / "pages").mkdir(parents=True)
+    hook.remember_cache_entries(folder)  # a build ended
+    assert (hook.build_cache_folder("key") / "pages").exists()
+    (tmp_path / "performance-1.json").unlink()  # deleted, to be measured again by the next build
+    assert not (hook.build_cache_folder("key") / "pages").exists()
+    (hook.build_cache_folder("key") / "pages").mkdir(parents=True)
+    assert not (hook.build_cache_folder("other-code") / "pages").exists() and not folder.exists()

@@ -13,8 +13,8 @@
 # %% [markdown]
 # # Notebook: self-supervised pre-training
 #
-# Every figure of the [self-supervised learning](../self-supervised-learning.md) and
-# [pre-training](../pre-training.md) pages, in one notebook that ran when this site was
+# Every figure of the [self-supervised learning](../../self-supervised-learning/) and
+# [pre-training](../../pre-training/) pages, in one notebook that ran when this site was
 # built. Download it with the button at the top of the page and run it with
 # `pip install learnjax[docs]` (or from a clone: `pip install -e ".[docs]"`).
 
