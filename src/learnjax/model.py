@@ -86,7 +86,7 @@ class SelfAttention(nnx.Module):
         self.qkv = nnx.Linear(d_model, 3 * d_model, rngs=rngs)
         self.proj = nnx.Linear(d_model, d_model, rngs=rngs)
 
-    def __call__(self, x: jax.Array, allowed: jax.Array, cache: KVCache | None = None, at: jax.Array | None = None):
+    def __call__(self, x: jax.Array, allowed: jax.Array, cache=None, at=None):
         """Attention over the text, or with a `cache` (generation) over the keys and
         values of earlier tokens as well: x's own are written into it at the
         positions `at` (B, T) first. Returns the output (B, T, D) and the cache."""
@@ -114,7 +114,7 @@ class Block(nnx.Module):
         self.ff1 = nnx.Linear(d_model, d_ff, rngs=rngs)
         self.ff2 = nnx.Linear(d_ff, d_model, rngs=rngs)
 
-    def __call__(self, x: jax.Array, allowed: jax.Array, cache: KVCache | None = None, at: jax.Array | None = None):
+    def __call__(self, x: jax.Array, allowed: jax.Array, cache=None, at=None):
         attended, cache = self.attn(self.ln1(x), allowed, cache, at)
         x = x + attended
         return x + per_token(self.ff2, nnx.gelu(per_token(self.ff1, self.ln2(x)))), cache
