@@ -15,6 +15,7 @@ import optax
 from flax import nnx
 from tqdm import tqdm  # plain text bars: no widget warnings in notebooks
 
+from learnjax import sharding
 from learnjax.masking import check_mask_rate, masked_batch, max_predictions_for
 from learnjax.steps import masked_prediction_update, next_word_update, predict_logits, supervised_update
 
@@ -233,11 +234,17 @@ def run_calls(
     seed: int,
     progress: bool,
     desc: str,
+    mesh=None,
+    fsdp: bool = False,
 ) -> History:
     """The loop every training function shares: batches of the `arrays` (N, ...)
     in shuffled order (`call_stacks`), `STEPS_PER_CALL` per compiled call of
     `call(state, graphdef, first_step, count, *stacks)`, which returns the new
     state and each step's loss and accuracy; a progress bar; the history.
+
+    With a device `mesh` (`learnjax.sharding.data_mesh`) each batch is split
+    over its devices and the state is replicated on them, or, with `fsdp`,
+    split over them too: the same compiled step runs on all of them at once.
 
     Losses are read back one call behind: reading a value waits for its call to
     finish, and an idle queue until Python sends the next one, so reading only
@@ -250,19 +257,28 @@ def run_calls(
     if any(len(a) != n for a in arrays):
         raise ValueError(f"the arrays to train on have different lengths: {[len(a) for a in arrays]}")
     graphdef, state = nnx.split((model, optimizer))
+    if mesh is not None:
+        sharding.check_batch(batch_size, mesh)
+        layout = sharding.state_shardings(state, mesh, fsdp)
+        state = sharding.place(state, layout)
     bar = tqdm(total=steps, desc=desc, unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
     pending = []
 
     def read_back(calls):
-        for (losses, accuracies), count in zip(jax.device_get([metrics for metrics, _ in calls]), (count for _, count in calls)):
-            history.loss.extend(losses[:count].tolist())
-            history.accuracy.extend(accuracies[:count].tolist())
+        for (losses, accuracies), count in calls:
+            history.loss.extend(sharding.fetch(losses)[:count].tolist())
+            history.accuracy.extend(sharding.fetch(accuracies)[:count].tolist())
         check_finite(history.loss[-1], len(history.loss) - 1)  # the step that loss came from
         bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
 
     try:
         for first, idx, count in call_stacks(n, batch_size, steps, seed):
-            state, metrics = call(state, graphdef, first, count, *(a[idx] for a in arrays))
+            batches = tuple(a[idx] for a in arrays)
+            if mesh is not None:
+                batches = tuple(sharding.place_batches(b, mesh) for b in batches)
+            state, metrics = call(state, graphdef, first, count, *batches)
+            if mesh is not None:  # the layout it had: the next call runs the same program
+                state = jax.device_put(state, layout)
             pending.append((metrics, count))
             if len(pending) == 2:
                 read_back(pending[:1])
@@ -287,9 +303,12 @@ def train_masked_prediction(
     seed: int = 0,
     mask_rate: float = 0.15,
     progress: bool = False,
+    mesh=None,
+    fsdp: bool = False,
 ) -> History:
     """Runs `steps` masked-prediction steps over packed token rows (N, T),
-    `STEPS_PER_CALL` per compiled call (`masked_prediction_steps`)."""
+    `STEPS_PER_CALL` per compiled call (`masked_prediction_steps`); over the
+    devices of `mesh`, if given (see `run_calls`)."""
     static = masking_args(model.config.vocab_size, tokens.shape[1], check_mask_rate(mask_rate))
     key = jax.random.key(seed)
 
@@ -297,7 +316,7 @@ def train_masked_prediction(
         return masked_prediction_steps(state, key, first, tokens, segments, count, graphdef=graphdef, **static)
 
     return run_calls(model, optimizer, (tokens, segments), call, steps=steps, batch_size=batch_size, seed=seed,
-                     progress=progress, desc="pre-training")
+                     progress=progress, desc="pre-training", mesh=mesh, fsdp=fsdp)
 
 
 # --8<-- [start:loop_over_batches]
@@ -338,8 +357,11 @@ def train_classifier(
     batch_size: int,
     seed: int = 0,
     progress: bool = False,
+    mesh=None,
+    fsdp: bool = False,
 ) -> History:
-    """Runs `steps` supervised steps on (tokens, labels), `STEPS_PER_CALL` per compiled call."""
+    """Runs `steps` supervised steps on (tokens, labels), `STEPS_PER_CALL` per
+    compiled call; over the devices of `mesh`, if given (see `run_calls`)."""
     tokens, labels = np.asarray(tokens), np.asarray(labels, dtype=np.int32)
     if len(tokens) != len(labels):
         raise ValueError(f"{len(tokens)} token rows but {len(labels)} labels")
@@ -348,7 +370,7 @@ def train_classifier(
         return supervised_steps(state, tokens, labels, count, graphdef=graphdef)
 
     return run_calls(model, optimizer, (tokens, labels), call, steps=steps, batch_size=batch_size, seed=seed,
-                     progress=progress, desc="training")
+                     progress=progress, desc="training", mesh=mesh, fsdp=fsdp)
 
 
 def predict(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -389,6 +411,8 @@ def train_next_word(
     seed: int = 0,
     progress: bool = False,
     desc: str = "pre-training",
+    mesh=None,
+    fsdp: bool = False,
 ) -> History:
     """Runs `steps` next-word steps over packed rows (N, T), `STEPS_PER_CALL` per
     compiled call. `learn` (N, T) marks the tokens to learn to predict (default:
@@ -400,4 +424,4 @@ def train_next_word(
         return next_word_steps(state, tokens, segments, learn, count, graphdef=graphdef)
 
     return run_calls(model, optimizer, (tokens, segments, np.asarray(learn, np.int32)), call, steps=steps,
-                     batch_size=batch_size, seed=seed, progress=progress, desc=desc)
+                     batch_size=batch_size, seed=seed, progress=progress, desc=desc, mesh=mesh, fsdp=fsdp)
