@@ -1,6 +1,6 @@
 """Training-step throughput of learnjax against plain PyTorch, on this machine's CPU.
 
-    python benchmarks/bench_steps.py [--json out.json] [--quick]
+    python -m benchmarks.bench_steps [--json out.json] [--quick]
 
 Measures, at the docs' default model size and at a larger one, float32:
 - tokens/s of the masked-prediction step, run through `learnjax.training.train_masked_prediction`
@@ -31,10 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import harness  # noqa: E402
-from harness import Row, Runner  # noqa: E402
+from benchmarks import harness
+from benchmarks.harness import Row, Runner
 
 TORCH_PIN = "torch==2.13.0"
 
@@ -133,7 +131,8 @@ def xla_step_flops(r: JaxLoop) -> float | None:
 class TorchSteps(Runner):
     def __init__(self, objective: str, size, data, *, compile: bool):
         import torch
-        import torch_impl
+
+        from benchmarks import torch_impl
 
         self.torch = torch
         self.objective = objective

@@ -171,10 +171,12 @@ def foundation_model(recipe: PretrainRecipe = PretrainRecipe(), *, progress: boo
     return _loaded[key]
 
 
-def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], *, modules: tuple[str, ...] = ()) -> Any:
+def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], *, modules: tuple[str, ...] = (),
+                extra_sources: tuple[str, ...] = ()) -> Any:
     """`compute(**params)`, stored as JSON under a key of `kind`, `params` and the code:
-    the source of `compute`, of the foundation's modules and of `modules`."""
-    code = code_version(FOUNDATION_MODULES + modules, inspect.getsource(compute))
+    the source of `compute`, of the foundation's modules, of `modules` and the
+    Python source texts `extra_sources` (code outside the library that `compute` runs)."""
+    code = code_version(FOUNDATION_MODULES + modules, "\n".join((textwrap.dedent(inspect.getsource(compute)), *extra_sources)))
     path = cache_root() / f"{cache_key(kind, params, code)}.json"
 
     def compute_and_save() -> None:

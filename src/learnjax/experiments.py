@@ -155,11 +155,3 @@ def label_efficiency_table(result: dict) -> str:
     for n in sizes:
         lines.append(f"| {n} | " + " | ".join(f"{cell[m, n]['mean']:.1%} ± {cell[m, n]['std']:.1%}" for m in MODES) + " |")
     return "\n".join(lines)
-
-
-def performance() -> dict:
-    """The Performance page's measurements of the training step (`learnjax.performance.measure`),
-    taken once per version of the code on this machine."""
-    from learnjax.performance import measure
-
-    return cached_json("performance", {}, measure, modules=("performance", "timing"))
