@@ -42,7 +42,8 @@ def test_scoring_hidden_positions_only_gives_the_same_loss(setup):
 def test_3d_products_compute_the_same_step_and_the_switch_is_undone(setup):
     flat = learnjax.model.per_token
     model, optimizer = setup.fresh()
-    step_3d = performance.compiled_as(performance.products_on_3d_arrays(), performance.step_with_3d_products, model, optimizer, setup.batch)
+    step_3d = performance.compile_ahead(performance.step_with_3d_products, model, optimizer, setup.batch,
+                                        switch=performance.products_on_3d_arrays()).result()
     assert learnjax.model.per_token is flat
     loss_3d, accuracy_3d = step_3d(model, optimizer, setup.batch)
     loss_2d, accuracy_2d = masked_prediction_step(*setup.fresh(), setup.batch)
@@ -73,7 +74,9 @@ def test_the_library_loop_called_for_one_step_donates_the_state(setup):
 
 
 def test_the_first_written_loop_trains_the_same_objective(setup):
-    first = setup.first_written_loop()
+    nodes = setup.fresh()
+    step = performance.compile_ahead(performance.first_written_step, *nodes, *setup.masked_rows(), switch=performance.products_on_3d_arrays())
+    first = setup.first_written_loop(nodes, step.result())
     losses = [float(first()) for _ in range(3)]
     assert all(np.isfinite(losses)) and losses[0] > 1.0  # a fresh model: about log(vocabulary)
 
