@@ -20,7 +20,6 @@ model sizes.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import functools
 import inspect
@@ -145,24 +144,12 @@ class Setup:
         """One masked batch of the rows, as `masked_batch` makes it."""
         return masked_batch(self.key, self.rows_tokens, self.rows_segments, **self.static)
 
-    def with_batch_size(self, batch_size: int) -> Setup:
-        """The same model and data, with batches of `batch_size` rows."""
-        other = copy.copy(self)
-        other.__dict__.pop("batch", None)
-        other.batch_size = batch_size
-        return other
-
     def optimizer(self):
         return adamw(self.recipe.learning_rate, self.recipe.steps, self.recipe.warmup_steps, 0.01)
 
     def fresh(self):
         """A new model and its optimizer, as pre-training builds them."""
         return create_model_and_optimizer(self.config, self.optimizer(), jax.random.key(0))
-
-    def step_on(self, step, nodes=None):
-        """A zero-argument call of `step(model, optimizer, batch)`, on a fresh model unless `nodes` are given."""
-        model, optimizer = nodes or self.fresh()
-        return lambda: step(model, optimizer, self.batch)
 
     def library_loop(self, nodes=None, steps: int = STEPS_PER_CALL):
         """A zero-argument call of the library's loop, the program `train_masked_prediction`
@@ -296,7 +283,11 @@ def _accuracies(setup: Setup, timed) -> dict:
     # A "model" that returns the scores; they are an argument, not a constant XLA would fold in.
     on_scores = lambda loss: jax.jit(lambda logits, batch: loss(lambda *_: logits, batch))
     library, argmax = on_scores(learnjax.steps.masked_prediction_loss), on_scores(argmax_masked_prediction_loss)
-    result = timed({"argmax": lambda: argmax(logits, batch), "max and gather": lambda: library(logits, batch)})
+    return _per_call(timed({"argmax": lambda: argmax(logits, batch), "max and gather": lambda: library(logits, batch)}))
+
+
+def _per_call(result: timing.Comparison) -> dict:
+    """Each candidate's microseconds per call and speed-up over the first."""
     return {"rows": [{"name": n, "us": result.seconds(n) * 1e6, "speedup": result.speedup(n)} for n in result.rounds],
             "baseline": result.baseline}
 
@@ -309,10 +300,8 @@ def _embedding_gradients(setup: Setup, timed) -> dict:
     gather = jax.jit(jax.grad(lambda t, ids, cotangent: (jnp.take(t, ids, axis=0) * cotangent).sum()))
     one_hot = jax.jit(jax.grad(lambda t, ids, cotangent: ((jax.nn.one_hot(ids, t.shape[0]) @ t) * cotangent).sum()))
     assert np.allclose(gather(table, ids, cotangent), one_hot(table, ids, cotangent), atol=1e-4)  # the same gradient
-    result = timed({"gather (scatter-add gradient)": lambda: gather(table, ids, cotangent),
-                    "one-hot matmul": lambda: one_hot(table, ids, cotangent)})
-    return {"rows": [{"name": n, "us": result.seconds(n) * 1e6, "speedup": result.speedup(n)} for n in result.rounds],
-            "baseline": result.baseline}
+    return _per_call(timed({"gather (scatter-add gradient)": lambda: gather(table, ids, cotangent),
+                            "one-hot matmul": lambda: one_hot(table, ids, cotangent)}))
 # --8<-- [end:embedding_gradients]
 
 
