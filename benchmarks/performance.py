@@ -267,14 +267,14 @@ def _measure() -> dict:
     out["step_ms"] = steps.seconds("hidden positions only, 2-D products (the library)") * 1e3
 
     # 3. The accuracy: the loss and accuracy of the same scores, either way.
-    out["accuracy"] = _accuracies(setup, timed)
+    out["accuracy"] = _per_call(_accuracies(setup, timed))
 
     # 5. Embedding gradients: a gather's gradient is a scatter-add; a one-hot product's is a matmul.
-    out["embedding"] = _embedding_gradients(setup, timed)
+    out["embedding"] = _per_call(embedding_gradients(setup, timed))
     return out
 
 
-def _accuracies(setup: Setup, timed) -> dict:
+def _accuracies(setup: Setup, timed) -> timing.Comparison:
     """`masked_prediction_loss` against `argmax_masked_prediction_loss`, on the same
     scores (B, P, V): the programs differ in the accuracy alone."""
     batch = setup.batch
@@ -283,7 +283,7 @@ def _accuracies(setup: Setup, timed) -> dict:
     # A "model" that returns the scores; they are an argument, not a constant XLA would fold in.
     on_scores = lambda loss: jax.jit(lambda logits, batch: loss(lambda *_: logits, batch))
     library, argmax = on_scores(learnjax.steps.masked_prediction_loss), on_scores(argmax_masked_prediction_loss)
-    return _per_call(timed({"argmax": lambda: argmax(logits, batch), "max and gather": lambda: library(logits, batch)}))
+    return timed({"argmax": lambda: argmax(logits, batch), "max and gather": lambda: library(logits, batch)})
 
 
 def _per_call(result: timing.Comparison) -> dict:
@@ -293,15 +293,17 @@ def _per_call(result: timing.Comparison) -> dict:
 
 
 # --8<-- [start:embedding_gradients]
-def _embedding_gradients(setup: Setup, timed) -> dict:
+def embedding_gradients(setup: Setup, timed):
+    """The embedding table's gradient taken through a lookup and through a one-hot
+    product: the same values (checked), timed side by side by `timed`."""
     table = setup.fresh()[0].encoder.token_embed.embedding[...]  # (V, D)
     ids = jnp.asarray(setup.rows_tokens)  # (B, T)
     cotangent = jnp.asarray(np.random.default_rng(1).standard_normal((*ids.shape, table.shape[1]), dtype=np.float32))  # (B, T, D)
     gather = jax.jit(jax.grad(lambda t, ids, cotangent: (jnp.take(t, ids, axis=0) * cotangent).sum()))
     one_hot = jax.jit(jax.grad(lambda t, ids, cotangent: ((jax.nn.one_hot(ids, t.shape[0]) @ t) * cotangent).sum()))
     assert np.allclose(gather(table, ids, cotangent), one_hot(table, ids, cotangent), atol=1e-4)  # the same gradient
-    return _per_call(timed({"gather (scatter-add gradient)": lambda: gather(table, ids, cotangent),
-                            "one-hot matmul": lambda: one_hot(table, ids, cotangent)}))
+    return timed({"gather (scatter-add gradient)": lambda: gather(table, ids, cotangent),
+                  "one-hot matmul": lambda: one_hot(table, ids, cotangent)})
 # --8<-- [end:embedding_gradients]
 
 

@@ -3,6 +3,7 @@ computes, only slower or faster; the timing helpers rank what they time and
 measure the machine's load; and the page's cached figures change with the code
 that measures them."""
 
+import doctest
 import inspect
 import subprocess
 import sys
@@ -87,6 +88,11 @@ def test_compare_ranks_a_slower_candidate_slower():
     assert result.speedup("6 ms") < 0.7
     assert result.speedup("2 ms", over="6 ms") > 1.4
     assert result.seconds("2 ms") < result.seconds("6 ms")
+
+
+def test_the_timing_module_s_example_runs():
+    result = doctest.testmod(timing)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_a_busy_process_beside_the_measurement_counts_as_load():
