@@ -1,7 +1,7 @@
 """The default pre-training recipe end to end, learnjax against plain PyTorch eager.
 
-    python benchmarks/bench_recipe.py [--repeats 3] [--json out.json] [--cores N]
-    python benchmarks/bench_recipe.py --check   # only: does the PyTorch side train on the same rows?
+    python -m benchmarks.bench_recipe [--repeats 3] [--json out.json] [--cores N]
+    python -m benchmarks.bench_recipe --check   # only: does the PyTorch side train on the same rows?
 
 Each run is a fresh process, timed by the wall clock from just before it is
 spawned until it has exited after saving the model; nothing is cached between
@@ -33,10 +33,12 @@ own process, with learnjax's own pure-Python corpus and tokenizer code. The
 PyTorch process loads those modules (`corpus`, `world`, `messages`,
 `tokenizer`) from their files under a bare `learnjax` package that skips the
 package's `__init__`, which would import jax and charge JAX's import time to
-PyTorch. This was preferred over writing the corpus to a shared text file:
-that would send learnjax through `--corpus` (texts streamed from files, read
-twice), a path users of the default recipe never take, and would move the
-corpus generation out of the measured work of both sides.
+PyTorch; it draws its batches with `learnjax.training.batch_indices`, compiled
+from that module's source for the same reason (`harness.library_function`).
+This was preferred over writing the corpus to a shared text file: that would
+send learnjax through `--corpus` (texts streamed from files, read twice), a
+path users of the default recipe never take, and would move the corpus
+generation out of the measured work of both sides.
 
 Every run reports a fingerprint of its vocabulary, token rows, segment ids and
 batch order; the table is only printed if all runs agree. `--check` compares the
@@ -72,10 +74,9 @@ import types  # noqa: E402
 from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-# Where learnjax's modules are, found without running the package's __init__.
-SRC = Path(importlib.util.find_spec("learnjax").submodule_search_locations[0])
+from benchmarks import harness, timing  # noqa: E402
+from benchmarks.harness import LEARNJAX_SRC as SRC  # noqa: E402
+
 RESULT = "BENCH-RESULT "  # prefix of a child's one-line JSON report
 LOG_EVERY = 10  # the PyTorch loop reads the loss back every 10 steps (learnjax: once per call of 20 steps)
 PHASES = ("import", "data", "model", "train", "save")
@@ -101,16 +102,10 @@ def data_modules():
 
 
 def batch_indices(n_examples: int, batch_size: int, steps: int, seed: int):
-    """`learnjax.training.batch_indices` (that module imports jax): shuffled epochs, drawn again once used up."""
+    """`learnjax.training.batch_indices`, without importing that module (it imports jax)."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    order = np.empty(0, dtype=np.int64)
-    for _ in range(steps):
-        while len(order) < batch_size:
-            order = np.concatenate([order, rng.permutation(n_examples)])
-        yield order[:batch_size]
-        order = order[batch_size:]
+    return harness.library_function("training", "batch_indices", np=np)(n_examples, batch_size, steps, seed)
 
 
 def fingerprint(vocab: list[str], tokens, segments, batches) -> dict:
@@ -181,9 +176,9 @@ def torch_data(recipe: dict):
 def torch_child(out: Path) -> dict:
     import torch
 
-    import harness
-    import torch_impl
-    data_modules()
+    data_modules()  # before torch_impl, which imports learnjax.tokenizer: not the package's __init__ (and jax)
+    from benchmarks import torch_impl
+
     marks = {"import": time.perf_counter()}
 
     r = recipe_defaults()
@@ -237,24 +232,20 @@ def torch_data_child(path: Path) -> None:
 # ---------------------------------------------------------------- parent
 
 def child_env(folder: Path) -> dict[str, str]:
-    import harness
-
     cache = folder / "learnjax-cache"
     cache.mkdir(exist_ok=True)  # empty: no cached foundation model can be reused
     return harness.fresh_env({"LEARNJAX_CACHE": str(cache)}, folder)
 
 
 def run_child(side: str, out: Path, env: dict[str, str], cores: set[int] | None) -> dict:
-    import harness
-
     pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
-    before, busy, started = resource.getrusage(resource.RUSAGE_CHILDREN), harness._busy_ticks(), time.perf_counter()
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", side, str(out)],
-                          env=env, cwd=str(HERE.parent), capture_output=True, text=True, preexec_fn=pin)
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    with timing.other_processes_load() as load:  # everything but this process and the child
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_recipe", "--child", side, str(out)],
+                              env=env, cwd=str(harness.ROOT), capture_output=True, text=True, preexec_fn=pin)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    other = (harness._busy_ticks() - busy) / os.sysconf("SC_CLK_TCK") - cpu  # CPU seconds of everything else
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT)]
     if proc.returncode or not lines:
         raise RuntimeError(f"{side} run failed (status {proc.returncode}):\n{proc.stderr[-2000:]}{proc.stdout[-500:]}")
@@ -262,7 +253,7 @@ def run_child(side: str, out: Path, env: dict[str, str], cores: set[int] | None)
     saved = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     shutil.rmtree(out, ignore_errors=True)
     report["phases"]["other"] = wall - sum(report["phases"].values())  # interpreter start, exit, fingerprint
-    return {"side": side, "wall_s": wall, "cpu_s": cpu, "background_cores": max(0.0, other / wall), "saved_bytes": saved,
+    return {"side": side, "wall_s": wall, "cpu_s": cpu, "background_cores": load["cores"] or 0.0, "saved_bytes": saved,
             "final_loss": statistics.fmean(report.pop("loss")[-50:]), **report}
 
 
@@ -276,8 +267,8 @@ def check(folder: Path) -> bool:
     from learnjax.training import batch_indices as library_batches
 
     path = folder / "torch-data.npz"
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "torch-data", str(path)],
-                   env=child_env(folder), cwd=str(HERE.parent), check=True)
+    subprocess.run([sys.executable, "-m", "benchmarks.bench_recipe", "--child", "torch-data", str(path)],
+                   env=child_env(folder), cwd=str(harness.ROOT), check=True)
     theirs = np.load(path)
     r = PretrainRecipe()
     texts = corpus.build_corpus(r.n_texts, r.corpus_seed)
@@ -352,8 +343,6 @@ def main(argv=None) -> int:
             print("torch is not installed: only learnjax runs (pip install torch==2.13.0, or pip install -e '.[bench]')")
         else:
             sides.append("torch")
-        import harness
-
         available = sorted(os.sched_getaffinity(0))
         r = recipe_defaults()
         print(f"PretrainRecipe(): {r['n_texts']} texts, {r['steps']} steps of {r['batch_size']} x {r['max_len']} tokens, "

@@ -1,6 +1,6 @@
 """Training-step throughput of learnjax against plain PyTorch, on this machine's CPU.
 
-    python benchmarks/bench_steps.py [--json out.json] [--quick]
+    python -m benchmarks.bench_steps [--json out.json] [--quick]
 
 Measures, at the docs' default model size and at a larger one, float32:
 - tokens/s of the masked-prediction step, run through `learnjax.training.train_masked_prediction`
@@ -31,10 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import harness  # noqa: E402
-from harness import Row, Runner  # noqa: E402
+from benchmarks import harness
+from benchmarks.harness import Row, Runner
 
 TORCH_PIN = "torch==2.13.0"
 
@@ -49,7 +47,7 @@ class JaxLoop(Runner):
         import optax
         from flax import nnx
 
-        from learnjax.model import Encoder, EncoderClassifier, EncoderConfig
+        from learnjax.model import EncoderClassifier, EncoderConfig, Transformer
         from learnjax.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
         from learnjax.training import STEPS_PER_CALL, adamw, train_classifier, train_masked_prediction
 
@@ -58,16 +56,16 @@ class JaxLoop(Runner):
         if objective == "masked":
             # As learnjax.pretraining.pretrain starts: both programs traced, then
             # compiled on a background thread (here nothing else waits to run).
-            tx, key = adamw(size.learning_rate, 1800, 100, 0.01), jax.random.key(0)
+            tx, key = adamw(1800, 100, 0.01), jax.random.key(0)
             shapes = model_shapes(config, tx)
             if jit:
                 compile_for_pretraining(config, tx, key, shapes, batch_size=size.batch_size, mask_rate=size.mask_rate).result()
-            self.model, self.optimizer = create_model_and_optimizer(config, tx, key, shapes)
+            self.model, self.optimizer = create_model_and_optimizer(config, tx, key, size.learning_rate, shapes)
             self.tokens, self.other = data["mlm_tokens"], data["mlm_segments"]
             self.loop = lambda steps: train_masked_prediction(self.model, self.optimizer, self.tokens, self.other, steps=steps,
                                                       batch_size=size.batch_size, mask_rate=size.mask_rate)
         else:
-            self.model = EncoderClassifier(Encoder(config, rngs=nnx.Rngs(0)), 2, rngs=nnx.Rngs(1))
+            self.model = EncoderClassifier(Transformer(config, rngs=nnx.Rngs(0)), 2, rngs=nnx.Rngs(1))
             self.optimizer = nnx.Optimizer(self.model, optax.adamw(1e-3, weight_decay=0.01), wrt=nnx.Param)
             self.tokens, self.other = data["sup_tokens"], data["sup_labels"]
             self.loop = lambda steps: train_classifier(self.model, self.optimizer, self.tokens, self.other, steps=steps,
@@ -133,7 +131,8 @@ def xla_step_flops(r: JaxLoop) -> float | None:
 class TorchSteps(Runner):
     def __init__(self, objective: str, size, data, *, compile: bool):
         import torch
-        import torch_impl
+
+        from benchmarks import torch_impl
 
         self.torch = torch
         self.objective = objective

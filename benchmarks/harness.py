@@ -10,7 +10,12 @@ the median over rounds discards the bursts.
 
 from __future__ import annotations
 
+import __future__
+import ast
 import dataclasses
+import functools
+import importlib
+import importlib.util
 import json
 import math
 import os
@@ -25,7 +30,26 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+from benchmarks import timing
+
+ROOT = Path(__file__).resolve().parents[1]
+# Where learnjax's modules are, found without running the package's __init__ (which imports jax).
+LEARNJAX_SRC = Path(importlib.util.find_spec("learnjax").submodule_search_locations[0])
+
+
+@functools.lru_cache(maxsize=None)
+def library_function(module: str, name: str, **names):
+    """The function `name` of `learnjax.<module>`, compiled from that module's
+    source without importing it: learnjax's modules import jax, which the PyTorch
+    processes of the benchmarks must not pay for. `names` are its globals (the
+    modules it uses)."""
+    path = LEARNJAX_SRC / f"{module}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    namespace = dict(names)
+    code = compile(ast.Module([node], type_ignores=[]), str(path), "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
+    exec(code, namespace)
+    return namespace[name]
 
 
 @dataclass(frozen=True)
@@ -43,8 +67,7 @@ class Size:
 
     @property
     def max_predictions(self) -> int:
-        # learnjax.masking.max_predictions_for, without importing jax here
-        return min(self.max_len, math.ceil(self.max_len * self.mask_rate) + 5)
+        return library_function("masking", "max_predictions_for", math=math)(self.max_len, self.mask_rate)
 
     @property
     def tokens_per_step(self) -> int:
@@ -142,10 +165,9 @@ def serve(spec: dict) -> None:
     """Worker loop: one JSON command per line on stdin, one JSON reply per line."""
     reply_to = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # library chatter on stdout would corrupt the replies
-    sys.path.insert(0, str(HERE))
     data = dict(np.load(spec["data"]))
     size = Size(**spec["size"])
-    module = __import__(spec["module"])
+    module = importlib.import_module(f"benchmarks.{spec['module']}")
     runners: dict[str, Runner] = {}
     counters: dict[str, int] = {}
 
@@ -197,9 +219,9 @@ class Worker:
         # OpenBLAS) sizes itself to these cores.
         pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "harness.py"), "--serve", json.dumps(spec)],
+            [sys.executable, "-m", "benchmarks.harness", "--serve", json.dumps(spec)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log.open("w"),
-            text=True, env=env, cwd=str(HERE.parent), preexec_fn=pin,
+            text=True, env=env, cwd=str(ROOT), preexec_fn=pin,
         )
         self.ask_raw()  # waits for "ready": data loaded, nothing compiled yet
 
@@ -274,7 +296,8 @@ def fresh_env(extra: dict[str, str], cache_root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("XLA_FLAGS", None)
     env.update({
-        "PYTHONPATH": str(HERE),
+        # The benchmarks package, and whatever learnjax this process imports.
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
         # No compile cache may carry over from an earlier process or run.
         "JAX_ENABLE_COMPILATION_CACHE": "false",
         "TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp(prefix="inductor-", dir=cache_root),
@@ -286,27 +309,11 @@ def fresh_env(extra: dict[str, str], cache_root: Path) -> dict[str, str]:
     return env
 
 
-def _busy_ticks() -> int:
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return user + nice + system + irq + softirq + steal
-
-
-def _process_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        after_name = f.read().rsplit(")", 1)[1].split()
-    return int(after_name[11]) + int(after_name[12])  # utime + stime, all threads
-
-
 def background_cores(seconds: float = 2.0) -> float | None:
     """How many cores other processes keep busy, sampled over `seconds`."""
-    try:
-        b0, t0 = _busy_ticks(), time.perf_counter()
+    with timing.other_processes_load() as load:
         time.sleep(seconds)
-        return (_busy_ticks() - b0) / os.sysconf("SC_CLK_TCK") / (time.perf_counter() - t0)
-    except OSError:
-        return None
+    return load["cores"]
 
 
 def choose_cores(arg: str, log=print) -> set[int] | None:
@@ -329,15 +336,11 @@ def choose_cores(arg: str, log=print) -> set[int] | None:
 
 
 def timed_ask(w: Worker, **cmd) -> tuple[dict, float | None]:
-    """Runs a command and also returns how many cores other processes kept busy meanwhile."""
-    try:
-        busy0, own0, t0 = _busy_ticks(), _process_ticks(w.proc.pid), time.perf_counter()
-    except OSError:  # no /proc: no load figure
-        return w.ask(**cmd), None
-    reply = w.ask(**cmd)
-    wall = time.perf_counter() - t0
-    other = (_busy_ticks() - busy0) - (_process_ticks(w.proc.pid) - own0)
-    return reply, max(0.0, other / os.sysconf("SC_CLK_TCK") / wall)
+    """Runs a command and also returns how many cores other processes (all but
+    the worker) kept busy meanwhile."""
+    with timing.other_processes_load(own=lambda: timing.process_cpu_seconds(w.proc.pid)) as load:
+        reply = w.ask(**cmd)
+    return reply, load["cores"]
 
 
 def measure(rows: list[Row], data_paths: dict[str, str], *, rounds: int, round_s: float,
@@ -447,11 +450,6 @@ class MatmulRunner(Runner):
         return 0.0
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--serve"]:
-        serve(json.loads(sys.argv[2]))
-
-
 def cpu_name() -> str:
     """The CPU's model name, as the benchmark tables print it."""
     try:
@@ -461,3 +459,10 @@ def cpu_name() -> str:
         import platform
 
         return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        from benchmarks.harness import serve as serve_here  # the package's copy, which the workers' modules import
+
+        serve_here(json.loads(sys.argv[2]))

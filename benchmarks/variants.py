@@ -1,7 +1,7 @@
 """What each optimisation of the masked-prediction training step gains, measured
 against the library as it is, and what a few further ideas would add.
 
-    python benchmarks/variants.py [--json out.json] [--quick] [--groups code,flags,shapes,large,startup] [--cores N]
+    python -m benchmarks.variants [--json out.json] [--quick] [--groups code,flags,shapes,large,startup] [--cores N]
 
 The library's step (`learnjax.training.train_masked_prediction`) has three changes in:
 every Linear and the tied output head run on a 2-D (tokens, features) array
@@ -29,6 +29,7 @@ change is read as a ratio measured at the same time as its baseline.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -38,31 +39,19 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks import harness
+from benchmarks.harness import Row, Runner
 
-import harness  # noqa: E402
-from harness import Row, Runner  # noqa: E402
-
-# ---------------------------------------------------------------- the library before, and ideas not adopted
-
-
-def argmax_masked_loss(model, batch):
-    """`learnjax.steps.masked_prediction_loss` as it was: accuracy from an argmax,
-    which XLA CPU lowers to a slow variadic (value, index) reduction over the vocabulary."""
-    import jax.numpy as jnp
-    import optax
-
-    logits = model(batch["inputs"], batch["segments"], batch["positions"])
-    targets, weights = batch["targets"], batch["weights"]
-    n_scored = jnp.maximum(weights.sum(), 1.0)
-    loss = (optax.softmax_cross_entropy_with_integer_labels(logits, targets) * weights).sum() / n_scored
-    return loss, ((logits.argmax(-1) == targets) * weights).sum() / n_scored
+# ---------------------------------------------------------------- ideas not adopted
+# (The library as it was before, the 3-D products and the argmax accuracy, is
+# the Performance page's: `benchmarks.performance`.)
 
 
-def heads_first_attention(self, x, allowed):
-    """`learnjax.model.SelfAttention.__call__` with q, k, v moved to (B, H, T, Dh) by
-    one transpose, so that both attention products batch over leading axes and
-    XLA's backward pass needs fewer layout copies. Same parameters, same arithmetic."""
+def heads_first_attention(self, x, allowed, cache=None, at=None):
+    """`learnjax.model.SelfAttention.__call__` (training: no cache) with q, k, v
+    moved to (B, H, T, Dh) by one transpose, so that both attention products batch
+    over leading axes and XLA's backward pass needs fewer layout copies. Same
+    parameters, same arithmetic."""
     import jax
     import jax.numpy as jnp
 
@@ -74,7 +63,7 @@ def heads_first_attention(self, x, allowed):
     scores = jnp.einsum("bhqe,bhke->bhqk", q, k) / jnp.sqrt(D // H)
     scores = jnp.where(allowed[:, None], scores, jnp.finfo(scores.dtype).min)
     attended = jnp.einsum("bhqk,bhke->bhqe", jax.nn.softmax(scores, axis=-1), v)
-    return per_token(self.proj, attended.transpose(0, 2, 1, 3).reshape(B, T, D))
+    return per_token(self.proj, attended.transpose(0, 2, 1, 3).reshape(B, T, D)), cache
 
 
 def one_hot_embed_class():
@@ -137,19 +126,21 @@ class Variant(Runner):
         from flax import nnx
 
         import learnjax.model
-        import learnjax.steps
+        from benchmarks.performance import accuracy_from_argmax, products_on_3d_arrays, swapped
         from learnjax.masking import masked_batch
         from learnjax.model import EncoderConfig, MaskedLanguageModel
         from learnjax.steps import masked_prediction_step, masked_prediction_update
         from learnjax.training import STEP_COMPILER_OPTIONS, fused_masked_prediction_step, warmup_cosine
 
-        # Module globals, looked up when the step is traced: each worker process patches its own copy.
+        # Module globals, looked up when the step is traced (at its first call):
+        # switched for the life of this worker process, which runs only this variant.
+        self.switches = contextlib.ExitStack()
         if not opts.flat:
-            learnjax.model.per_token = lambda layer, x: layer(x)
+            self.switches.enter_context(products_on_3d_arrays())
         if opts.argmax:
-            learnjax.steps.masked_prediction_loss = argmax_masked_loss
+            self.switches.enter_context(accuracy_from_argmax())
         if opts.heads_first:
-            learnjax.model.SelfAttention.__call__ = heads_first_attention
+            self.switches.enter_context(swapped(learnjax.model.SelfAttention, "__call__", heads_first_attention))
         self.jax, self.np, self.opts = jax, np, opts
         config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
         tx = optax.adamw(warmup_cosine(size.learning_rate, 1800, 100), weight_decay=0.01)
@@ -217,7 +208,7 @@ class Variant(Runner):
 
 
 def build(impl: str, objective: str, size, data) -> Runner:
-    import bench_steps
+    from benchmarks import bench_steps
 
     if impl in VARIANTS:
         return Variant(VARIANTS[impl], size, data)

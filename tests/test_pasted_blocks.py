@@ -23,10 +23,6 @@ import pytest
 from docs_harness import ROOT, page_blocks
 
 PAGES = sorted((ROOT / "docs").rglob("*.md"))
-# The Performance page still prints its tables and imports in a block of their own;
-# it is being rewritten (its code moves to benchmarks/). Strict: when it passes, drop this.
-REWRITE_PENDING = pytest.mark.xfail(strict=True, reason="docs/performance.md is being rewritten")
-PAGES_SHOWING_THE_LESSON = [pytest.param(p, marks=REWRITE_PENDING) if p.name == "performance.md" else p for p in PAGES]
 WALKTHROUGHS = [ROOT / "README.md", *PAGES]
 
 
@@ -127,7 +123,7 @@ def markdown_in_strings(source: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("page", PAGES_SHOWING_THE_LESSON, ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_shown_code_prints_no_markdown_syntax(page):
     """The code a reader is shown is the lesson; tables and notes come from learnjax.render."""
     problems = [f"{text!r}" for source in shown_blocks(page) for text in markdown_in_strings(source)]
@@ -175,7 +171,7 @@ def only_imports(source: str) -> bool:
     return bool(body) and all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in body)
 
 
-@pytest.mark.parametrize("page", PAGES_SHOWING_THE_LESSON, ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_imports_come_with_the_code_that_needs_them(page):
     """No shown block is imports alone: each import sits in the block that first needs it."""
     assert [source for source in shown_blocks(page) if only_imports(source)] == []

@@ -185,10 +185,17 @@ def _source_of(compute: Callable) -> dict | None:
             "function": function.__qualname__}
 
 
-def _write_record(key: str, kind: str, params: dict, code: str, modules: tuple[str, ...], source: dict | None) -> None:
+def _extra_source(function_source: str, extra_files: tuple[str, ...]) -> str:
+    """The source text besides the modules that keys an entry: its function's,
+    and that of the files it runs from outside the library."""
+    return "\n".join((function_source, *(Path(f).read_text(encoding="utf-8") for f in extra_files)))
+
+
+def _write_record(key: str, kind: str, params: dict, code: str, modules: tuple[str, ...], source: dict | None,
+                  extra_files: tuple[str, ...] = ()) -> None:
     """Writes the entry's record; best effort, since an entry is read without one
     (in a cache that cannot be written, or one made before records existed)."""
-    record = {"kind": kind, "params": params, "code": code, "modules": list(modules), "source": source}
+    record = {"kind": kind, "params": params, "code": code, "modules": list(modules), "source": source, "extra_files": list(extra_files)}
     path = _record_path(key)
     with contextlib.suppress(OSError):
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
@@ -226,7 +233,7 @@ def _current_code(record: dict) -> str | None:
         if extra is None:
             return None
     try:
-        return code_version(FOUNDATION_MODULES + modules, extra)
+        return code_version(FOUNDATION_MODULES + modules, _extra_source(textwrap.dedent(extra), tuple(record.get("extra_files", ()))))
     except OSError:
         return None
 
@@ -323,10 +330,13 @@ def foundation_model(recipe: PretrainRecipe | None = None, *, progress: bool = T
     return _loaded[key]
 
 
-def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], *, modules: tuple[str, ...] = ()) -> Any:
+def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], *, modules: tuple[str, ...] = (),
+                extra_files: tuple[str | os.PathLike, ...] = ()) -> Any:
     """`compute(**params)`, stored as JSON under a key of `kind`, `params` and the code:
-    the source of `compute`, of the foundation's modules and of `modules`."""
-    code = code_version(FOUNDATION_MODULES + modules, inspect.getsource(compute))
+    the source of `compute`, of the foundation's modules, of `modules` and of the
+    Python files `extra_files` (code outside the library that `compute` runs)."""
+    extra_files = tuple(str(Path(f).resolve()) for f in extra_files)
+    code = code_version(FOUNDATION_MODULES + modules, _extra_source(textwrap.dedent(inspect.getsource(compute)), extra_files))
     key = cache_key(kind, params, code)
     path = _entry_path(key, kind)
 
@@ -338,7 +348,7 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
 
     return _read_or_compute(path, path, lambda: json.loads(path.read_text(encoding="utf-8")), compute_and_save,
                             f"measuring the {kind} experiment",
-                            lambda: _write_record(key, kind, json.loads(json.dumps(params)), code, modules, _source_of(compute)))
+                            lambda: _write_record(key, kind, json.loads(json.dumps(params)), code, modules, _source_of(compute), extra_files))
 
 
 # --- Listing and pruning ------------------------------------------------------

@@ -151,14 +151,6 @@ def label_efficiency_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def performance() -> dict:
-    """The Performance page's measurements of the training step (`learnjax.performance.measure`),
-    taken once per version of the code on this machine."""
-    from learnjax.performance import measure
-
-    return cached_json("performance", {}, measure, modules=("performance", "timing"))
-
-
 GENERATION_TEMPERATURES = (0.0, 0.7, 1.0, 1.5, 2.0)
 OPEN_PROMPTS = ("Today my aunt", "Yesterday we", "My friends", "Every morning I", "At the weekend my cousins", "Last night Tom")
 

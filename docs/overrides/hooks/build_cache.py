@@ -38,13 +38,16 @@ from learnjax.cache import cache_root, code_version
 
 PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec", "mkdocs-jupyter", "nbconvert")
 JUPYTER_CONFIG = Path(__file__).parent / "jupyter"  # KernelManager.transport = "ipc"
+ROOT = Path(__file__).resolve().parents[3]  # the repository: docs/overrides/hooks/ is three levels down
 ENTRIES = "cache-entries.json"  # the cache's entries when the last build ended
 
 
 def build_key() -> str:
+    """The library's code, the measuring code the Performance page runs, and the packages' versions."""
     modules = tuple(sorted(path.stem for path in Path(learnjax.__file__).parent.glob("*.py")))
+    benchmarks = "".join(path.read_text(encoding="utf-8") for path in sorted((ROOT / "benchmarks").glob("*.py")))
     versions = [f"{name}=={version(name)}" for name in PACKAGES]
-    return hashlib.sha256(json.dumps([code_version(modules), *versions]).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([code_version(modules, benchmarks), *versions]).encode()).hexdigest()[:16]
 
 
 def cache_entries() -> list[list]:

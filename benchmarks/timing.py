@@ -1,9 +1,13 @@
-"""Side-by-side timing of compiled functions on a shared, noisy machine.
+"""Timing on a shared, noisy machine: compiled functions side by side, and how
+many cores other processes kept busy meanwhile.
 
 Each candidate is called once first (that call compiles, and is not timed).
 Then the timed rounds alternate between the candidates, so a burst of
 background load slows all of them alike; each ratio is the median of per-round
 ratios, each pair measured moments apart.
+
+Imports jax only when it times something: the PyTorch processes of the
+benchmarks read the machine's load through this module without paying for jax.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import jax
-
 
 def seconds_per_call(fn: Callable[[], Any], min_seconds: float) -> float:
     """The mean seconds per call of `fn`, over calls made back to back for about
@@ -29,6 +31,8 @@ def seconds_per_call(fn: Callable[[], Any], min_seconds: float) -> float:
     run; then the run's calls queue up one after another, as in a training loop.
     A call that alone takes `min_seconds` is the run.
     """
+    import jax
+
     started = time.perf_counter()
     jax.block_until_ready(fn())
     once = time.perf_counter() - started
@@ -55,19 +59,10 @@ class Comparison:
     def seconds(self, name: str) -> float:
         return statistics.median(self.rounds[name])
 
-    def speedup(self, name: str) -> float:
-        """How many times faster `name` ran than the baseline (median of per-round ratios)."""
-        return statistics.median(b / t for b, t in zip(self.rounds[self.baseline], self.rounds[name]))
-
-    def table(self, unit: str = "ms per call", scale: float = 1e3, per_second: tuple[str, float] | None = None) -> str:
-        """A Markdown table: time per call, optionally a rate (`per_second=("tokens/s", tokens per call)`),
-        and the speed-up over the baseline."""
-        columns = [unit] + ([per_second[0]] if per_second else []) + [f"× {self.baseline}"]
-        lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-        for name in self.rounds:
-            rate = f" {per_second[1] / self.seconds(name):,.0f} |" if per_second else ""
-            lines.append(f"| {name} | {self.seconds(name) * scale:.2f} |{rate} {self.speedup(name):.2f} |")
-        return "\n".join(lines)
+    def speedup(self, name: str, over: str | None = None) -> float:
+        """How many times faster `name` ran than `over` (default: the baseline),
+        the median of per-round ratios."""
+        return statistics.median(b / t for b, t in zip(self.rounds[over or self.baseline], self.rounds[name]))
 
 
 def compare(candidates: dict[str, Callable[[], Any]], *, rounds: int = 5, min_seconds: float = 0.1) -> Comparison:
@@ -79,6 +74,8 @@ def compare(candidates: dict[str, Callable[[], Any]], *, rounds: int = 5, min_se
     >>> sorted(result.rounds) == ["one product", "two products"] and result.speedup("one product") == 1.0
     True
     """
+    import jax
+
     for fn in candidates.values():
         jax.block_until_ready(fn())  # compile outside the timed rounds
     measured: dict[str, list[float]] = {name: [] for name in candidates}
@@ -88,7 +85,7 @@ def compare(candidates: dict[str, Callable[[], Any]], *, rounds: int = 5, min_se
     return Comparison(measured)
 
 
-def _machine_busy_seconds() -> float | None:
+def busy_cpu_seconds() -> float | None:
     """CPU seconds all cores have spent busy since boot (Linux), else None."""
     try:
         with open("/proc/stat") as f:
@@ -99,23 +96,31 @@ def _machine_busy_seconds() -> float | None:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def _own_cpu_seconds() -> float:
+def own_cpu_seconds() -> float:
     """CPU seconds of this process and of the child processes it has waited for."""
     import resource  # Unix only; called only where /proc/stat exists
 
     return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds of process `pid` so far, all its threads (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        after_name = f.read().rsplit(")", 1)[1].split()
+    return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 @contextlib.contextmanager
-def other_processes_load() -> Iterator[dict]:
+def other_processes_load(own: Callable[[], float] = own_cpu_seconds) -> Iterator[dict]:
     """Measures how many cores other processes kept busy, on average, while the
     block ran: `{"cores": ...}`, None where the system does not say (not Linux).
-    Timings taken beside other work are slower than on a quiet machine; this
-    says by how much the machine was shared."""
+    `own()` counts the CPU seconds that are not "other" (default: this process
+    and the children it waited for). Timings taken beside other work are slower
+    than on a quiet machine; this says by how much the machine was shared."""
     result: dict = {"cores": None}
-    busy = _machine_busy_seconds()
-    own, started = (_own_cpu_seconds() if busy is not None else 0.0), time.perf_counter()
+    busy = busy_cpu_seconds()
+    mine, started = (own() if busy is not None else 0.0), time.perf_counter()
     yield result
     if busy is not None:
-        others = (_machine_busy_seconds() - busy) - (_own_cpu_seconds() - own)
+        others = (busy_cpu_seconds() - busy) - (own() - mine)
         result["cores"] = max(0.0, others / (time.perf_counter() - started))
