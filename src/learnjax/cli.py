@@ -113,6 +113,21 @@ def _load_foundation(path: Path | None, json_output: bool, recipe=None):
     return foundation_model(recipe, progress=not json_output)
 
 
+def _mesh(args: argparse.Namespace):
+    """The device mesh `--devices` asks for (default: every visible device), or
+    None for one device, which trains exactly as without a mesh."""
+    import jax
+
+    from learnjax.sharding import data_mesh
+
+    n = args.devices if args.devices is not None else jax.device_count()
+    if n > jax.device_count():
+        raise UsageError(f"--devices {n}: only {jax.device_count()} visible ({jax.devices()[0].platform})", args.command)
+    if n == 1 and args.fsdp:
+        raise UsageError("--fsdp shards the state over several devices; with one device there is nothing to shard", args.command)
+    return data_mesh(n) if n > 1 else None
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from learnjax.checkpoints import check_writable_model_dir
     from learnjax.pretraining import PretrainRecipe, pretrain
@@ -126,14 +141,16 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     check_writable_model_dir(args.out, overwrite=args.overwrite)  # before any training
     recipe = recipe.replace(**changes)
     texts = TextLines(args.corpus) if args.corpus else None  # checks every path before any training starts
+    mesh = _mesh(args)
     started = time.perf_counter()
     try:
-        foundation = pretrain(recipe, texts, progress=not args.json)
+        foundation = pretrain(recipe, texts, progress=not args.json, mesh=mesh, fsdp=args.fsdp)
     except ValueError as e:  # the library names its parameter: name the option instead
         raise ValueError(str(e).replace(f"batch_size={recipe.batch_size}", f"--batch-size {recipe.batch_size}")) from None
     out = foundation.save(args.out)
     result = {
         "out": str(out), "objective": recipe.objective, "steps": recipe.steps, "vocabulary": len(foundation.tokenizer),
+        "devices": mesh.size if mesh is not None else 1, "fsdp": args.fsdp,
         "final_loss": foundation.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
     }
     if texts is not None:
@@ -185,7 +202,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
     settings = dataclasses.replace(FinetuneSettings(), **changes)
     started = time.perf_counter()
-    classifier = finetune(foundation, texts, labels, mode=args.mode, settings=settings, seed=args.seed, progress=not args.json)
+    classifier = finetune(foundation, texts, labels, mode=args.mode, settings=settings, seed=args.seed, progress=not args.json,
+                          mesh=_mesh(args), fsdp=args.fsdp)
     out = classifier.save(args.out)
     result = {
         "out": str(out), "mode": args.mode, "examples": len(texts), "labels": list(classifier.labels),
@@ -287,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def devices(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--devices", type=_positive, help="devices to train on, data parallel (default: every visible one)")
+        sub.add_argument("--fsdp", action="store_true", help="shard the parameters and optimizer state over the devices too (FSDP)")
+
     def command(group, name: str, help: str, func, runs_models: bool = True) -> argparse.ArgumentParser:
         sub = group.add_parser(name, help=help, description=help, epilog=EXAMPLES.get(name), formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(func=func, runs_models=runs_models)
@@ -303,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the recipe's)")
     p.add_argument("--out", required=True, type=Path, help="directory to save the model to")
     p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
+    devices(p)
 
     p = command(commands, "fill-mask", "Predict the word hidden behind [MASK].", cmd_fill_mask)
     p.add_argument("text", help='text with exactly one [MASK], e.g. "I drank [MASK]."')
@@ -323,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, type=Path, help="labeled examples with 'text' and 'label' columns")
     p.add_argument("--out", required=True, type=Path, help="directory to save the classifier to (not the --model directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
+    devices(p)
     p.add_argument("--mode", default="full", help="full (update everything), probe (frozen encoder) or scratch (no pre-training)")
     p.add_argument("--steps", type=_positive, help="training steps (default: 80)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.001)")

@@ -110,8 +110,11 @@ def finetune(
     label_names: tuple[str, ...] | None = None,
     max_len: int | None = None,
     progress: bool = False,
+    mesh=None,
+    fsdp: bool = False,
 ) -> TextClassifier:
-    """Fine-tunes a classifier on labeled `texts`.
+    """Fine-tunes a classifier on labeled `texts` (over the devices of `mesh`,
+    if given: see `learnjax.sharding`).
 
     `labels` are label names (any strings) or class indices into `label_names`.
     `max_len` (at most the foundation's) sets the row length; shorter rows are
@@ -119,7 +122,8 @@ def finetune(
     """
     run = FinetuneRun(texts, labels, mode, seed, settings.learning_rate)
     model, optimizer, tokens, label_ids, label_names = _prepare(foundation, run, settings, label_names, max_len)
-    history = train_classifier(model, optimizer, tokens, label_ids, steps=settings.steps, batch_size=settings.batch_size, seed=seed, progress=progress)
+    history = train_classifier(model, optimizer, tokens, label_ids, steps=settings.steps, batch_size=settings.batch_size, seed=seed,
+                               progress=progress, mesh=mesh, fsdp=fsdp)
     return TextClassifier(model, foundation.tokenizer, label_names, mode, history)
 
 

@@ -123,9 +123,13 @@ def pretrain(
     *,
     tokenizer: Tokenizer | None = None,
     progress: bool = False,
+    mesh=None,
+    fsdp: bool = False,
 ) -> Foundation:
     """Builds a tokenizer from the texts, then trains a language model on them by
-    the recipe's objective: masked prediction or next-word prediction.
+    the recipe's objective: masked prediction or next-word prediction; over the
+    devices of `mesh` if given (`learnjax.sharding`), its state split over them
+    too with `fsdp`.
 
     `texts` defaults to the built-in corpus described by the recipe. It may be
     any iterable of texts, or a function that returns one. It is read once, as
@@ -160,7 +164,7 @@ def pretrain(
     train = train_masked_prediction if objective == "masked" else train_next_word
     options = {"mask_rate": recipe.mask_rate} if objective == "masked" else {}
     history = train(model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
-                    seed=recipe.seed, progress=progress, **options)
+                    seed=recipe.seed, progress=progress, mesh=mesh, fsdp=fsdp, **options)
     return Foundation(model, tokenizer, history, recipe, time.perf_counter() - started)
 
 

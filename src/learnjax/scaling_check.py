@@ -54,6 +54,10 @@ def _runs(devices: int, steps: int) -> dict:
     layouts = {"one device": None, "data parallel": False, "fsdp": True}
     mesh = sharding.data_mesh(devices)
     result = {"devices": devices, "device_kind": jax.devices()[0].platform, "steps": steps, "batch_size": batch, "objectives": {}}
+    try:  # a batch the devices cannot split evenly
+        sharding.check_batch(devices + 1, mesh)
+    except ValueError as e:
+        result["uneven_batch_error"] = str(e)
     for name, (build, train) in objectives.items():
         histories, layout_report = {}, {}
         for layout, fsdp in layouts.items():
@@ -157,7 +161,9 @@ def run_processes(processes: int, devices: int, steps: int, timeout: float = 600
                     child.wait()
         for child, (_, err) in zip(group, outputs):
             if child.returncode:
-                raise RuntimeError(f"a process exited with status {child.returncode}: {err.strip().splitlines()[-1:]}")
+                # The first fatal line, not the stack trace below it.
+                lines = [line for line in err.splitlines() if line.startswith(("F", "E")) or "Error" in line] or err.splitlines()[-1:]
+                raise RuntimeError(f"a process exited with status {child.returncode}: {lines[0][:500] if lines else ''}")
         return [out for out, _ in outputs]
 
     # The joined processes first, the reference after them: on a small machine
