@@ -187,3 +187,69 @@ class SupervisedTrainer:
         loss.backward()
         self.optimizer.step()
         return loss.detach(), accuracy.detach()
+
+
+class NextWordModel(nn.Module):
+    """`learnjax.model.NextWordModel` by hand: the same blocks read causally, the
+    token embeddings as the output layer, and a KV cache written the usual way."""
+
+    def __init__(self, vocab_size: int, max_len: int, d_model: int, n_layers: int, n_heads: int, d_ff: int):
+        super().__init__()
+        self.decoder = Encoder(vocab_size, max_len, d_model, n_layers, n_heads, d_ff)
+        self.n_heads, self.max_len = n_heads, max_len
+
+    def forward(self, tokens):
+        """Scores (B, T, V) of the next token at every position (one text per row)."""
+        T = tokens.shape[1]
+        causal = torch.tril(torch.ones(T, T, dtype=torch.bool, device=tokens.device))
+        allowed = causal[None] & (tokens != PAD_ID)[:, None, :]
+        d = self.decoder
+        x = d.token_embed(tokens) + d.position_embed(torch.arange(T, device=tokens.device))[None]
+        for block in d.blocks:
+            x = block(x, allowed)
+        return d.ln_final(x) @ d.token_embed.weight.T
+
+    def _attend_cached(self, block, x, position, cache):
+        """One block on the new tokens x (B, T, D) at positions [position, position + T),
+        reading and extending this layer's cache (k, v: (B, H, L, Dh))."""
+        B, T, D = x.shape
+        H = self.n_heads
+        attn = block.attn
+        q, k, v = attn.qkv(block.ln1(x)).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
+        keys, values = cache
+        keys[:, :, position : position + T] = k
+        values[:, :, position : position + T] = v
+        end = position + T
+        scores = (q @ keys[:, :, :end].transpose(-1, -2)) / math.sqrt(D // H)  # (B, H, T, end)
+        causal = torch.arange(end, device=x.device)[None, :] <= (position + torch.arange(T, device=x.device))[:, None]
+        scores = scores.masked_fill(~causal[None, None], torch.finfo(scores.dtype).min)
+        attended = scores.softmax(-1) @ values[:, :, :end]
+        x = x + attn.proj(attended.transpose(1, 2).reshape(B, T, D))
+        return x + block.ff2(F.gelu(block.ff1(block.ln2(x)), approximate="tanh"))
+
+    @torch.inference_mode()
+    def generate(self, prompts, max_new_tokens: int, temperature: float = 0.0, generator=None):
+        """Greedy (temperature 0) or sampled continuation of equal-length prompts (B, P):
+        the prompt read once, then one token per step against the cache."""
+        B, P = prompts.shape
+        d = self.decoder
+        D = d.token_embed.weight.shape[1]
+        shape = (B, self.n_heads, self.max_len, D // self.n_heads)
+        caches = [(torch.zeros(shape), torch.zeros(shape)) for _ in d.blocks]
+        tokens, position = prompts, 0
+        new = []
+        for _ in range(max_new_tokens):
+            T = tokens.shape[1]
+            x = d.token_embed(tokens) + d.position_embed(torch.arange(position, position + T))[None]
+            for block, cache in zip(d.blocks, caches):
+                x = self._attend_cached(block, x, position, cache)
+            scores = d.ln_final(x[:, -1]) @ d.token_embed.weight.T  # (B, V)
+            scores[:, :N_SPECIAL] = float("-inf")
+            if temperature > 0:
+                token = torch.multinomial((scores / temperature).softmax(-1), 1, generator=generator)[:, 0]
+            else:
+                token = scores.argmax(-1)
+            new.append(token)
+            position += T
+            tokens = token[:, None]
+        return torch.stack(new, 1)

@@ -89,7 +89,7 @@ def _corrupt(path: Path, what: str) -> None:
         ("format", "format version 99"),
         ("config", "do not fit"),
         ("vocabulary", "words, the manifest says"),
-        ("kind", "not a 'masked_lm' model"),
+        ("kind", "holds a 'classifier' model, not a 'masked_lm' or 'next_word_lm' model"),
     ],
 )
 def test_damaged_model_directories_are_named(tmp_path, what, message):

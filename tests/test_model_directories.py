@@ -17,7 +17,7 @@ from flax import nnx
 from learnjax import EncoderConfig, MaskedLanguageModel, Tokenizer
 from learnjax.checkpoints import LOCK, MANIFEST, CheckpointError, check_writable_model_dir, read_manifest
 from learnjax.finetuning import TextClassifier
-from learnjax.model import Encoder, EncoderClassifier
+from learnjax.model import EncoderClassifier, Transformer
 from learnjax.pretraining import Foundation
 from learnjax.training import History
 
@@ -34,7 +34,7 @@ def tiny_foundation(seed: int = 0) -> Foundation:
 
 def tiny_classifier() -> TextClassifier:
     foundation = tiny_foundation()
-    model = EncoderClassifier(Encoder(foundation.model.config, rngs=nnx.Rngs(1)), 2, rngs=nnx.Rngs(1))
+    model = EncoderClassifier(Transformer(foundation.model.config, rngs=nnx.Rngs(1)), 2, rngs=nnx.Rngs(1))
     return TextClassifier(model, foundation.tokenizer, ("ham", "spam"), "full", History())
 
 

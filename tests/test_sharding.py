@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from learnjax import sharding
+from learnjax import experiments, sharding
 
 # Eight devices add the gradients and losses of their rows in another order than
 # one device does: float32 sums that differ in the last bits, step after step.
@@ -19,11 +19,13 @@ TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def eight_devices():
-    done = subprocess.run([sys.executable, "-m", "learnjax.scaling_check", "--devices", "8", "--steps", "40"],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def scaling_out():
+    return experiments.scaling_out()  # the Scaling out page's run, cached
+
+
+@pytest.fixture(scope="module")
+def eight_devices(scaling_out):
+    return scaling_out["mesh"]
 
 
 @pytest.mark.parametrize("objective", ["masked", "next-word", "supervised"])
@@ -59,11 +61,8 @@ def test_checkpoints_move_between_layouts(eight_devices):
     assert report["resumed_on_mesh_finite"]  # and a one-device model trains on the mesh
 
 
-def test_two_processes_end_with_the_parameters_of_one():
-    done = subprocess.run([sys.executable, "-m", "learnjax.scaling_check", "--processes", "2", "--devices", "2", "--steps", "20"],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+def test_two_processes_end_with_the_parameters_of_one(scaling_out):
+    result = scaling_out["processes"]
     single = result["single"]
     assert [p["process"] for p in result["processes"]] == [0, 1]
     for part in result["processes"]:
@@ -101,3 +100,20 @@ def test_the_command_line_trains_on_every_visible_device(tmp_path):
     assert (json.loads(fsdp.stdout)["devices"], json.loads(fsdp.stdout)["fsdp"]) == (4, True)
     uneven = subprocess.run([*command[:-3], "--batch-size", "12", "--json", "--out", str(tmp_path / "x")], capture_output=True, text=True, env=env, timeout=600)
     assert uneven.returncode == 1 and "does not split evenly over 8 devices" in uneven.stderr
+
+
+def _process_runs_alive() -> list:
+    import psutil
+
+    return [p for p in psutil.process_iter(["cmdline"]) if "--process-run" in (p.info["cmdline"] or [])]
+
+
+def test_the_launcher_ends_every_process_on_a_timeout_or_a_failure():
+    from learnjax.scaling_check import run_processes
+
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_processes(2, 2, steps=20, timeout=1)
+    assert not _process_runs_alive()
+    with pytest.raises(RuntimeError, match="a process exited with status"):
+        run_processes(2, 0, steps=2, timeout=300)  # no devices: JAX refuses to start
+    assert not _process_runs_alive()

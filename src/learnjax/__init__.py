@@ -15,8 +15,10 @@ _HOMES = {
     "foundation_model": "cache",
     "mask_tokens": "masking", "masked_batch": "masking",
     "BagOfWordsClassifier": "model", "EncoderClassifier": "model", "EncoderConfig": "model", "MaskedLanguageModel": "model",
-    "Foundation": "pretraining", "PretrainRecipe": "pretraining", "fill_mask": "pretraining", "pretrain": "pretraining",
-    "masked_prediction_step": "steps", "supervised_step": "steps",
+    "NextWordModel": "model",
+    "Foundation": "pretraining", "PretrainRecipe": "pretraining", "NEXT_WORD_RECIPE": "pretraining", "fill_mask": "pretraining",
+    "generate_text": "pretraining", "pretrain": "pretraining",
+    "masked_prediction_step": "steps", "next_word_step": "steps", "supervised_step": "steps",
     "Tokenizer": "tokenizer",
 }
 
@@ -25,9 +27,9 @@ __all__ = sorted(_HOMES, key=lambda name: (name[0].islower(), name))
 if TYPE_CHECKING:  # what type checkers and editors see
     from learnjax.cache import foundation_model
     from learnjax.masking import mask_tokens, masked_batch
-    from learnjax.model import BagOfWordsClassifier, EncoderClassifier, EncoderConfig, MaskedLanguageModel
-    from learnjax.pretraining import Foundation, PretrainRecipe, fill_mask, pretrain
-    from learnjax.steps import masked_prediction_step, supervised_step
+    from learnjax.model import BagOfWordsClassifier, EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel
+    from learnjax.pretraining import NEXT_WORD_RECIPE, Foundation, PretrainRecipe, fill_mask, generate_text, pretrain
+    from learnjax.steps import masked_prediction_step, next_word_step, supervised_step
     from learnjax.tokenizer import Tokenizer
 
 

@@ -30,11 +30,20 @@ EXAMPLES = {
     "finetune": """examples:
   learnjax finetune --model foundation/ --train labeled.csv --out spam-filter/
   learnjax finetune --model foundation/ --train labeled.jsonl --mode probe --steps 200 --out probe/
+  learnjax finetune --model writer/ --train questions.jsonl --mode lora --out assistant/
 
-The file needs a header (CSV/TSV) or keys (JSON Lines) named text and label.""",
+The file needs a header (CSV/TSV) or keys (JSON Lines) named text and label
+(a classifier, from a masked model) or prompt and response (an assistant, from
+a next-word model; without --model, the built-in one).""",
     "classify": """examples:
   learnjax classify --model spam-filter/ "Claim your jackpot now!"
   learnjax classify --model spam-filter/ --json "See you at dinner" "Free voucher inside" """,
+    "ask": """examples:
+  learnjax ask --model assistant/ "where does a nurse work?" "which day comes after friday?"
+  learnjax ask --model assistant/ --json "what colour is the banana?" """,
+    "chat": """examples:
+  learnjax chat --model assistant/
+  printf 'what do people do at the pub?\\nwhat colour is the sky?\\n' | learnjax chat --model assistant/""",
     "experiment": """examples:
   learnjax experiment label-efficiency
   learnjax experiment label-efficiency --json
@@ -192,13 +201,23 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> None:
     from learnjax.checkpoints import check_writable_model_dir
+    from learnjax.labeled_files import example_kind
+
+    kind = example_kind(args.train)  # text/label: a classifier; prompt/response: an assistant
+    check_writable_model_dir(args.out, overwrite=args.overwrite, reading_from=args.model)  # before any training
+    (_finetune_assistant if kind == "assistant" else _finetune_classifier)(args)
+
+
+def _finetune_classifier(args: argparse.Namespace) -> None:
     from learnjax.finetuning import FinetuneSettings, check_mode, finetune
     from learnjax.labeled_files import read_labeled
 
     check_mode(args.mode)
-    check_writable_model_dir(args.out, overwrite=args.overwrite, reading_from=args.model)  # before any training
     texts, labels = read_labeled(args.train)  # checked before any model is loaded
     foundation = _load_foundation(args.model, args.json)
+    if foundation.objective != "masked":
+        raise ValueError(f"{args.model} is a {foundation.objective} model, which writes text; a classifier is fine-tuned from a masked "
+                         "model (or give prompt and response columns to make an assistant)")
     changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
     settings = dataclasses.replace(FinetuneSettings(), **changes)
     started = time.perf_counter()
@@ -206,13 +225,83 @@ def cmd_finetune(args: argparse.Namespace) -> None:
                           mesh=_mesh(args), fsdp=args.fsdp)
     out = classifier.save(args.out)
     result = {
-        "out": str(out), "mode": args.mode, "examples": len(texts), "labels": list(classifier.labels),
+        "out": str(out), "built": "classifier", "mode": args.mode, "examples": len(texts), "labels": list(classifier.labels),
         "final_loss": classifier.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
     }
     if args.json:
         _print_json(result)
     else:
-        print(f"saved to {out}: {args.mode} fine-tuning on {len(texts)} examples, labels {', '.join(classifier.labels)}, final loss {result['final_loss']:.3f}")
+        print(f"saved a classifier to {out}: {args.mode} fine-tuning on {len(texts)} examples, labels {', '.join(classifier.labels)}, "
+              f"final loss {result['final_loss']:.3f}")
+
+
+def _finetune_assistant(args: argparse.Namespace) -> None:
+    from learnjax.instruction_tuning import ASSISTANT_RECIPE, MODES, SFTSettings, instruction_tune
+    from learnjax.instructions import Example, chat_ids
+    from learnjax.labeled_files import read_instructions
+
+    if args.mode not in MODES:
+        why = " (a probe trains a classification head; an assistant has none)" if args.mode == "probe" else ""
+        raise ValueError(f"an assistant is fine-tuned with --mode {', '.join(MODES)}; got {args.mode!r}{why}")
+    prompts, responses, lines = read_instructions(args.train)  # checked before any model is loaded
+    foundation = _load_foundation(args.model, args.json, ASSISTANT_RECIPE)
+    if foundation.objective != "next-word":
+        raise ValueError(f"{args.model} is a {foundation.objective} model, which does not write; an assistant is fine-tuned from a "
+                         "next-word model (learnjax pretrain --objective next-word)")
+    max_len = foundation.model.config.max_len
+    for prompt, response, line in zip(prompts, responses, lines):
+        n = len(chat_ids(foundation.tokenizer, prompt, response))
+        if n > max_len:
+            raise ValueError(f"{args.train} line {line}: the example has {n} tokens in the chat template; the model reads at most {max_len}")
+    changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
+    settings = dataclasses.replace(SFTSettings(), **changes)
+    started = time.perf_counter()
+    assistant = instruction_tune(foundation, [Example(p, r) for p, r in zip(prompts, responses)], mode=args.mode, settings=settings,
+                                 seed=args.seed, progress=not args.json, mesh=_mesh(args), fsdp=args.fsdp)
+    out = assistant.save(args.out)
+    result = {"out": str(out), "built": "assistant", "mode": args.mode, "examples": len(prompts),
+              "final_loss": assistant.history.loss[-1], "seconds": round(time.perf_counter() - started, 2)}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"saved an assistant to {out}: {args.mode} instruction tuning on {len(prompts)} examples, final loss {result['final_loss']:.3f}")
+
+
+def cmd_ask(args: argparse.Namespace) -> None:
+    from learnjax.instruction_tuning import Assistant
+
+    assistant = Assistant.load(args.model)
+    answers = assistant.answer(args.questions)
+    if args.json:
+        _print_json({"model": str(args.model), "results": [{"question": q, "answer": a} for q, a in zip(args.questions, answers)]})
+    else:
+        for answer in answers:
+            print(answer)
+
+
+def cmd_chat(args: argparse.Namespace) -> None:
+    """A question per line: typed at a terminal (an empty line or end of input stops),
+    or read from stdin when it is not one, an answer per question."""
+    from learnjax.instruction_tuning import Assistant
+
+    assistant = Assistant.load(args.model)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"learnjax chat with {args.model}: ask a question; an empty line or Ctrl-D ends.", file=sys.stderr)
+    while True:
+        try:
+            question = input("you: " if interactive else "")
+        except EOFError:
+            break
+        if not question.strip():
+            if interactive:
+                break
+            continue
+        answer = assistant.answer([question])[0]
+        if args.json:
+            print(json.dumps({"question": question, "answer": answer}, ensure_ascii=False))
+        else:
+            print(f"assistant: {answer}" if interactive else answer, flush=True)
 
 
 def cmd_classify(args: argparse.Namespace) -> None:
@@ -231,6 +320,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
 EXPERIMENTS = {
     "label-efficiency": "fine-tuning vs. probe vs. scratch against the number of labels",
     "generation": "what the generative foundation model learned: next words, perplexity, facts by temperature",
+    "instruction-tuning": "knowing versus saying: held-out questions after instruction tuning, and LoRA",
 }
 
 
@@ -252,7 +342,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         print(f"\n{len(result['seeds'])} seeds per cell; learning rate chosen per cell on the dev set from {result['learning_rates']}; "
               f"{result['settings']['steps']} steps of batch {result['settings']['batch_size']} for every mode; {took}.")
     else:
-        print(experiments.generation_summary(result))
+        print(getattr(experiments, f"{args.name.replace('-', '_')}_summary")(result))
         print(f"\n{took}.")
 
 
@@ -341,16 +431,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=_top_p, default=1.0, help="sample only from the most likely tokens that make up p of the probability (default: 1)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed of the sampling (default: 0)")
 
-    p = command(commands, "finetune", "Fine-tune a classifier on labeled examples (CSV, TSV or JSON Lines).", cmd_finetune)
+    p = command(commands, "finetune", "Fine-tune a classifier (text and label columns) or an assistant (prompt and response columns).", cmd_finetune)
     p.add_argument("--model", type=Path, help="a pre-trained model directory (default: the built-in foundation model)")
-    p.add_argument("--train", required=True, type=Path, help="labeled examples with 'text' and 'label' columns")
+    p.add_argument("--train", required=True, type=Path,
+                   help="CSV, TSV or JSON Lines: 'text' and 'label' columns for a classifier, 'prompt' and 'response' for an assistant")
     p.add_argument("--out", required=True, type=Path, help="directory to save the classifier to (not the --model directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
     devices(p)
-    p.add_argument("--mode", default="full", help="full (update everything), probe (frozen encoder) or scratch (no pre-training)")
+    p.add_argument("--mode", default="full",
+                   help="full (update everything), probe (frozen encoder; classifiers), lora (low-rank adapters) or scratch (no pre-training)")
     p.add_argument("--steps", type=_positive, help="training steps (default: 80)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.001)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+
+    p = command(commands, "ask", "Ask an instruction-tuned assistant questions.", cmd_ask)
+    p.add_argument("questions", nargs="+", metavar="QUESTION", help="one or more questions")
+    p.add_argument("--model", required=True, type=Path, help="an assistant directory (learnjax finetune with prompt and response columns)")
+
+    p = command(commands, "chat", "Talk to an assistant: one question per line, typed or piped in.", cmd_chat)
+    p.add_argument("--model", required=True, type=Path, help="an assistant directory")
 
     p = command(commands, "classify", "Label texts with a fine-tuned classifier.", cmd_classify)
     p.add_argument("texts", nargs="+", metavar="TEXT", help="one or more texts to label")

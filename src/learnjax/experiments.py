@@ -138,17 +138,18 @@ def label_efficiency(sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[int, ...
     return cached_json("label-efficiency", params, _label_efficiency, modules=("finetuning", "together", "experiments"))
 
 
+MODE_NAMES = {"full": "fine-tuned", "probe": "linear probe (frozen)", "lora": "LoRA (adapters)", "scratch": "from scratch"}
+
+
 def label_efficiency_table(result: dict) -> str:
     """The experiment as a Markdown table: one row per number of labels, one column per mode."""
-    from learnjax.finetuning import MODES
+    from learnjax.render import table
 
-    names = {"full": "fine-tuned", "probe": "linear probe (frozen)", "scratch": "from scratch"}
+    modes = list(dict.fromkeys(r["mode"] for r in result["rows"]))
     sizes = sorted({r["n_labels"] for r in result["rows"]})
     cell = {(r["mode"], r["n_labels"]): r for r in result["rows"]}
-    lines = ["| labels | " + " | ".join(names[m] for m in MODES) + " |", "|---" * (len(MODES) + 1) + "|"]
-    for n in sizes:
-        lines.append(f"| {n} | " + " | ".join(f"{cell[m, n]['mean']:.1%} ± {cell[m, n]['std']:.1%}" for m in MODES) + " |")
-    return "\n".join(lines)
+    return table(["labels", *(MODE_NAMES[m] for m in modes)],
+                 [(n, *(f"{cell[m, n]['mean']:.1%} ± {cell[m, n]['std']:.1%}" for m in modes)) for n in sizes])
 
 
 GENERATION_TEMPERATURES = (0.0, 0.7, 1.0, 1.5, 2.0)
@@ -234,3 +235,146 @@ def generation_summary(result: dict) -> str:
         lines.append(f"  {float(temperature):.1f}: {shares['true']:.0%} / {shares['false']:.0%} / {shares['no fact']:.0%}"
                      f"   distinct continuations of one prompt: {result['variety'][temperature]['distinct']:.0%}")
     return "\n".join(lines)
+
+
+SFT_SIZES = (16, 64, 256)
+SFT_LEARNING_RATES = (3e-4, 1e-3, 3e-3)
+SFT_CELLS = (("plain", "full"), ("plain", "lora"), ("mixed", "full"), ("mixed", "lora"), ("plain", "scratch"))
+
+
+def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> dict:
+    import dataclasses
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    from flax import nnx
+
+    from learnjax import instructions
+    from learnjax.cache import foundation_model
+    from learnjax.instruction_tuning import SFTSettings, instruction_tune, knows, score_answers, untuned
+    from learnjax.lora import save_adapter, trainable_share
+    from learnjax.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE
+
+    started = time.perf_counter()
+    foundations = {"plain": foundation_model(NEXT_WORD_RECIPE), "mixed": foundation_model(MIXED_RECIPE)}
+    held_out, dev = instructions.questions("held_out"), instructions.questions("dev")
+    base = SFTSettings()
+
+    def tuned(name: str, mode: str, n: int, seed: int, learning_rate: float):
+        examples = instructions.training_examples(n, seed)
+        return instruction_tune(foundations[name], examples, mode=mode, seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate))
+
+    def asked(assistant, questions):
+        return score_answers(assistant.answer([q.prompt for q in questions]), questions)
+
+    rows, chosen = [], {}
+    for name, mode in SFT_CELLS:
+        for n in sizes:
+            # Each learning rate on the first seed, chosen on the dev entities' questions
+            # (exact match, then contains-the-answer to break ties); the other seeds at it.
+            search = {lr: tuned(name, mode, n, seeds[0], lr) for lr in learning_rates}
+            dev_scores = {lr: asked(a, dev) for lr, a in search.items()}
+            best = max(learning_rates, key=lambda lr: (dev_scores[lr]["exact"], dev_scores[lr]["contains"]))
+            runs = [search[best]] + [tuned(name, mode, n, seed, best) for seed in seeds[1:]]
+            scores = [asked(a, held_out) for a in runs]
+            chosen[name, mode, n] = search[best]
+            rows.append({
+                "foundation": name, "mode": mode, "n_examples": n, "learning_rate": best,
+                "exact": float(np.mean([s["exact"] for s in scores])), "exact_std": float(np.std([s["exact"] for s in scores])),
+                "contains": float(np.mean([s["contains"] for s in scores])),
+                "per_kind": {kind: float(np.mean([s["per_kind"][kind]["exact"] for s in scores])) for kind in scores[0]["per_kind"]},
+                "exact_by_seed": [s["exact"] for s in scores],
+                "dev_exact_by_learning_rate": {str(lr): dev_scores[lr]["exact"] for lr in learning_rates},
+            })
+    knowing = {name: knows(f, instructions.facts_of("held_out")) for name, f in foundations.items()}
+    before = {name: asked(untuned(f), held_out) for name, f in foundations.items()}
+
+    # The same questions, to each kind of model (256 examples, or the largest size).
+    n = 256 if 256 in sizes else sizes[-1]
+    shown = held_out[::max(1, len(held_out) // 8)][:8]
+    speakers = {"untuned (mixed)": untuned(foundations["mixed"]), "scratch": chosen["plain", "scratch", n],
+                "plain, full": chosen["plain", "full", n], "mixed, full": chosen["mixed", "full", n], "mixed, LoRA": chosen["mixed", "lora", n]}
+    answers = {who: a.answer([q.prompt for q in shown]) for who, a in speakers.items()}
+    transcripts = [{"question": q.prompt, "expected": q.response, **{who: answers[who][i] for who in speakers}} for i, q in enumerate(shown)]
+
+    # LoRA against full fine-tuning: what it trains, how fast a step is, what it saves.
+    lora_run, full_run = chosen["mixed", "lora", n], chosen["mixed", "full", n]
+    steps = {}
+    for mode in ("full", "lora"):
+        examples = instructions.training_examples(256, 0)
+        instruction_tune(foundations["mixed"], examples, mode=mode, settings=dataclasses.replace(base, steps=20))  # compiled
+        tick = time.perf_counter()
+        instruction_tune(foundations["mixed"], examples, mode=mode, settings=dataclasses.replace(base, steps=200))
+        steps[mode] = (time.perf_counter() - tick) / 200
+    with tempfile.TemporaryDirectory() as folder:
+        adapter = save_adapter(Path(folder) / "adapter", lora_run.model, base.lora_rank, base.lora_alpha)
+        full_size = lora_run.save(Path(folder) / "merged")
+        adapter_bytes = adapter.stat().st_size
+        model_bytes = sum(f.stat().st_size for f in Path(full_size).glob("params-*"))
+    from learnjax.lora import merge_lora
+
+    merged = merge_lora(nnx.clone(lora_run.model))
+    probe = np.asarray(instructions.chat_rows(lora_run.tokenizer, held_out[:8], lora_run.model.config.max_len)[0])
+    return {
+        "rows": rows, "knows": knowing, "untuned": before, "transcripts": transcripts,
+        "lora": {"share": trainable_share(lora_run.model), "seconds_per_step": steps, "adapter_bytes": adapter_bytes,
+                 "model_bytes": model_bytes, "merged_max_difference": float(np.abs(np.asarray(merged(probe)) - np.asarray(lora_run.model(probe))).max()),
+                 "full_exact": next(r["exact"] for r in rows if (r["foundation"], r["mode"], r["n_examples"]) == ("mixed", "full", n)),
+                 "lora_exact": next(r["exact"] for r in rows if (r["foundation"], r["mode"], r["n_examples"]) == ("mixed", "lora", n))},
+        "settings": dataclasses.asdict(base), "sizes": list(sizes), "seeds": list(seeds), "learning_rates": list(learning_rates),
+        "questions": {"held_out": len(held_out), "dev": len(dev), "train_pool": len(instructions.questions("train"))},
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def instruction_tuning(sizes: tuple[int, ...] = SFT_SIZES, seeds: tuple[int, ...] = SEEDS,
+                       learning_rates: tuple[float, ...] = SFT_LEARNING_RATES) -> dict:
+    """Knowing versus saying: what each generative foundation knows of the held-out
+    facts, and how many of the held-out questions it answers after instruction
+    tuning (full, LoRA), against tuning from scratch; LoRA's figures."""
+    params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "learning_rates": tuple(learning_rates)}
+    return cached_json("instruction-tuning", params, _instruction_tuning,
+                       modules=("instruction_tuning", "instructions", "lora", "generation", "facts", "experiments"))
+
+
+def instruction_tuning_summary(result: dict) -> str:
+    """The instruction-tuning experiment in plain text."""
+    lines = [f"knows (held-out facts, corpus phrasing): " + ", ".join(f"{n} {k['known']:.0%}" for n, k in result["knows"].items()),
+             f"says before tuning (chat template): " + ", ".join(f"{n} {u['exact']:.0%}" for n, u in result["untuned"].items()),
+             f"says after tuning, exact match on {result['questions']['held_out']} held-out questions (mean ± std over seeds):"]
+    for r in result["rows"]:
+        lines.append(f"  {r['foundation']:>6} {r['mode']:>7} {r['n_examples']:>5} examples: {r['exact']:.0%} ± {r['exact_std']:.0%}"
+                     f" (contains the answer: {r['contains']:.0%}; learning rate {r['learning_rate']:g})")
+    lora = result["lora"]
+    lines.append(f"LoRA trains {lora['share']['share']:.1%} of the weights; step {lora['seconds_per_step']['lora'] * 1e3:.1f} ms against "
+                 f"{lora['seconds_per_step']['full'] * 1e3:.1f} ms; adapter {lora['adapter_bytes'] / 1e3:.0f} kB against {lora['model_bytes'] / 1e3:.0f} kB")
+    return "\n".join(lines)
+
+
+def _scaling_out(devices: int, steps: int, processes: int, devices_per_process: int) -> dict:
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from learnjax.scaling_check import run_processes
+
+    started = time.perf_counter()
+    # A process of its own: the number of devices is fixed when JAX starts.
+    done = subprocess.run([sys.executable, "-m", "learnjax.scaling_check", "--devices", str(devices), "--steps", str(steps)],
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode:
+        raise RuntimeError(f"learnjax.scaling_check failed: {done.stderr.strip().splitlines()[-1:]}")
+    devices_run = json.loads(done.stdout.strip().splitlines()[-1])
+    processes_run = run_processes(processes, devices_per_process, steps // 2)
+    return {"mesh": devices_run, "processes": processes_run, "seconds": time.perf_counter() - started}
+
+
+def scaling_out(devices: int = 8, steps: int = 40, processes: int = 2, devices_per_process: int = 2) -> dict:
+    """The training loops on one device against a mesh of `devices` simulated CPU
+    devices (data parallel and FSDP), and `processes` processes joined by
+    `jax.distributed` against one: the Scaling out page's and the tests' run."""
+    params = {"devices": devices, "steps": steps, "processes": processes, "devices_per_process": devices_per_process}
+    return cached_json("scaling-out", params, _scaling_out, modules=("sharding", "scaling_check"))

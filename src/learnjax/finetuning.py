@@ -1,12 +1,14 @@
 """Fine-tuning: adapt the foundation model to one task with a few labeled examples.
 
-Three ways to build the spam classifier, all on the same architecture (the
+Four ways to build the spam classifier, all on the same architecture (the
 pre-trained encoder's shape plus a new linear head) and trained with the same
 step, `supervised_update` (what `supervised_step` compiles):
 
 - `full`: start from the pre-trained encoder and update every parameter;
 - `probe`: start from the pre-trained encoder and freeze it, training only the
   head (the optimizer's `wrt` filter leaves the encoder out);
+- `lora`: freeze the pre-trained encoder and train low-rank adapters in its
+  layers (`learnjax.lora`) with the head;
 - `scratch`: the same architecture from a random initialisation: supervised
   learning alone, no pre-training.
 """
@@ -21,13 +23,15 @@ import numpy as np
 from flax import nnx
 
 from learnjax import checkpoints, messages
+from learnjax.lora import add_lora, merge_lora
 from learnjax.model import EncoderClassifier, Transformer
 from learnjax.pretraining import Foundation
 from learnjax.tokenizer import Tokenizer
 from learnjax.together import train_classifiers_together
 from learnjax.training import History, adamw, new_optimizer, predict, train_classifier
 
-MODES = ("full", "probe", "scratch")
+MODES = ("full", "probe", "lora", "scratch")
+LORA_RANK, LORA_ALPHA = 8, 16.0
 
 
 def check_mode(mode: str) -> str:
@@ -45,8 +49,12 @@ def build_classifier(foundation: Foundation, mode: str, n_classes: int = 2, seed
     else:
         encoder = nnx.clone(foundation.model.encoder)  # a copy: the foundation stays as it is
     model = EncoderClassifier(encoder, n_classes, rngs=rngs)
-    trainable = nnx.All(nnx.Param, nnx.PathContains("head")) if mode == "probe" else nnx.Param
-    return model, trainable
+    head = nnx.All(nnx.Param, nnx.PathContains("head"))
+    if mode == "probe":
+        return model, head
+    if mode == "lora":
+        return add_lora(model, LORA_RANK, LORA_ALPHA, seed), nnx.Any(nnx.LoRAParam, head)
+    return model, nnx.Param
 # --8<-- [end:build_classifier]
 
 
@@ -84,7 +92,8 @@ class TextClassifier:
 
     def save(self, directory: str | os.PathLike) -> Path:
         metadata = {"labels": list(self.labels), "mode": self.mode, "history": {"loss": self.history.loss, "accuracy": self.history.accuracy}}
-        return checkpoints.save(directory, self.model, self.tokenizer, "classifier", metadata)
+        model = merge_lora(nnx.clone(self.model)) if self.mode == "lora" else self.model  # saved as plain weights
+        return checkpoints.save(directory, model, self.tokenizer, "classifier", metadata)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> TextClassifier:
@@ -150,14 +159,15 @@ def finetune_together(
     """`finetune` for many runs at once, each exactly as `finetune` would train it
     alone (same batches, same steps) but trained together (`learnjax.together`):
     one compiled program for all the runs that train the same parameters (the
-    probes, and the full and from-scratch runs). Only `settings.learning_rate`
-    is replaced by each run's own."""
+    probes; the LoRA runs; the full and from-scratch runs). Only
+    `settings.learning_rate` is replaced by each run's own."""
     prepared = [_prepare(foundation, run, settings, label_names, max_len) for run in runs]
     histories: list[History | None] = [None] * len(runs)
-    for group in ({i for i, run in enumerate(runs) if run.mode == "probe"}, {i for i, run in enumerate(runs) if run.mode != "probe"}):
-        order = sorted(group)
-        if not order:
-            continue
+    # Runs that train the same parameters share one program: full and scratch runs
+    # train all of them; probes the head; LoRA runs the adapters and the head.
+    same_structure = {"full": "all", "scratch": "all", "probe": "probe", "lora": "lora"}
+    for structure in dict.fromkeys(same_structure[run.mode] for run in runs):
+        order = [i for i, run in enumerate(runs) if same_structure[run.mode] == structure]
         trained = train_classifiers_together(
             [prepared[i][:2] for i in order], [prepared[i][2:4] for i in order],
             steps=settings.steps, batch_size=settings.batch_size, seeds=[runs[i].seed for i in order], progress=progress,

@@ -69,13 +69,15 @@ def sample_next(key: jax.Array, logits: jax.Array, temperature, top_k, top_p) ->
 
 
 # --8<-- [start:generate_tokens]
-@functools.partial(jax.jit, static_argnames=("graphdef", "use_cache"))
-def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, top_k, top_p, *, graphdef, use_cache=True):
+@functools.partial(jax.jit, static_argnames=("graphdef", "use_cache", "stop_at_end"))
+def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, top_k, top_p, *, graphdef, use_cache=True,
+                    stop_at_end=True):
     """Continues each prompt, a row of `prompts` (B, L) whose first `lengths[b]`
     tokens are real, by up to `max_new_tokens` tokens, stopping a row at `[END]`.
 
     Returns the new tokens (B, L), `[PAD]` after each row's end. With
-    `use_cache=False` every step reads the whole text again (for comparison).
+    `use_cache=False` every step reads the whole text again, and with
+    `stop_at_end=False` every row gets all its tokens (both for comparisons).
     """
     model = nnx.merge(graphdef, state)
     B, L = prompts.shape
@@ -92,7 +94,7 @@ def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, t
         token = jnp.where(done, PAD_ID, sample_next(draw, scores, temperature, top_k, top_p))  # (B,)
         new = new.at[:, i].set(token)
         text = text.at[rows, lengths + i].set(jnp.where(done, PAD_ID, token))
-        done = done | (token == END_ID)
+        done = done | ((token == END_ID) & stop_at_end)
         at = jnp.minimum(lengths + i, L - 1)[:, None]  # (B, 1): where the token goes
         if use_cache:  # read only the new token
             logits, caches = model.extend(token[:, None], at, caches)

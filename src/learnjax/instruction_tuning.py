@@ -24,11 +24,16 @@ from learnjax.generation import continue_ids, join_words
 from learnjax.instructions import Example, chat_ids, chat_rows
 from learnjax.lora import add_lora
 from learnjax.model import NextWordModel
-from learnjax.pretraining import Foundation
+from learnjax.pretraining import MIXED_RECIPE, Foundation
 from learnjax.tokenizer import END_ID, Tokenizer
 from learnjax.training import History, adamw, new_optimizer, owned_copy, train_next_word
 
 MODES = ("full", "lora", "scratch")
+
+# The foundation an assistant starts from by default: the corpus with question-
+# and-answer text in it (`corpus.with_faq`), from which fine-tuning can surface
+# what pre-training stored (measured by `experiments.instruction_tuning`).
+ASSISTANT_RECIPE = MIXED_RECIPE
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,11 @@ def instruction_tune(
     settings: SFTSettings = SFTSettings(),
     seed: int = 0,
     progress: bool = False,
+    mesh=None,
+    fsdp: bool = False,
 ) -> Assistant:
-    """Fine-tunes `foundation` (a next-word model) on prompt/response examples."""
+    """Fine-tunes `foundation` (a next-word model) on prompt/response examples
+    (over the devices of `mesh`, if given: see `learnjax.sharding`)."""
     if foundation.objective != "next-word":
         raise ValueError(f"this is a {foundation.objective} model: instruction tuning needs a next-word model, which writes answers")
     if not examples:
@@ -113,7 +121,7 @@ def instruction_tune(
     model, trainable = build_assistant(foundation, mode, settings, seed)
     optimizer = new_optimizer(model, adamw(settings.steps, settings.warmup_steps, settings.weight_decay), settings.learning_rate, trainable)
     history = train_next_word(model, optimizer, tokens, segments, learn, steps=settings.steps, batch_size=settings.batch_size,
-                              seed=seed, progress=progress, desc="instruction tuning")
+                              seed=seed, progress=progress, desc="instruction tuning", mesh=mesh, fsdp=fsdp)
     return Assistant(model, foundation.tokenizer, mode, history)
 
 

@@ -1,4 +1,5 @@
-"""Reading the user's labeled examples: CSV, TSV or JSON Lines with text and label columns."""
+"""Reading the user's examples: CSV, TSV or JSON Lines, with text and label columns
+(for a classifier) or prompt and response columns (for an assistant)."""
 
 from __future__ import annotations
 
@@ -39,18 +40,7 @@ def read_labeled(path: str | os.PathLike, text_column: str = "text", label_colum
     quoted field they are text), or fewer than two classes.
     """
     path = Path(path)
-    kind = FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise ValueError(f"{str(path)!r}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
-    if not path.is_file():
-        raise FileNotFoundError(f"labeled file {str(path)!r} does not exist")
-    data = path.read_bytes()
-    try:
-        raw = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ValueError(f"{str(path)!r} line {line} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
-    rows = _jsonl_rows(path, raw, label_column) if kind == "jsonl" else _table_rows(path, raw, "\t" if kind == "tsv" else ",")
+    rows = _rows(path, label_column)
     texts, labels = [], []
     for line, row in rows:
         for column in (text_column, label_column):
@@ -72,6 +62,62 @@ def read_labeled(path: str | os.PathLike, text_column: str = "text", label_colum
     if len(classes) < 2:
         raise ValueError(f"{str(path)!r}: every example has the label {classes[0]!r}; a classifier needs at least two classes")
     return texts, labels
+
+
+def _rows(path: Path, label_column: str | None = None) -> Iterator[tuple[int, dict]]:
+    """(first line, {column: value}) of each record of a .csv, .tsv or .jsonl
+    file, checked for its format and encoding; JSON values of `label_column` as
+    a CSV would hold them."""
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{str(path)!r}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"labeled file {str(path)!r} does not exist")
+    data = path.read_bytes()
+    try:
+        raw = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(f"{str(path)!r} line {line} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+    return _jsonl_rows(path, raw, label_column) if kind == "jsonl" else _table_rows(path, raw, "\t" if kind == "tsv" else ",")
+
+
+def example_kind(path: str | os.PathLike) -> str:
+    """"classifier" for a file of texts and labels, "assistant" for one of prompts
+    and responses (judged by its first record's columns)."""
+    path = Path(path)
+    line, first = next(iter(_rows(path)), (None, None))
+    if first is None:
+        raise ValueError(f"{str(path)!r} holds no examples")
+    if {"text", "label"} <= set(first):
+        return "classifier"
+    if {"prompt", "response"} <= set(first):
+        return "assistant"
+    raise ValueError(f"{str(path)!r} line {line}: expected columns 'text' and 'label' (to train a classifier) or "
+                     f"'prompt' and 'response' (to train an assistant); found {sorted(first)}")
+
+
+def read_instructions(path: str | os.PathLike) -> tuple[list[str], list[str], list[int]]:
+    """Prompts, responses and their lines from a .csv, .tsv or .jsonl file with
+    `prompt` and `response` columns, read as `read_labeled` reads its files;
+    an empty prompt or response, or one that is not a string, is refused."""
+    path = Path(path)
+    prompts, responses, lines = [], [], []
+    for line, row in _rows(path):
+        for column in ("prompt", "response"):
+            if column not in row:
+                raise ValueError(f"{str(path)!r} line {line}: no {column!r} column (found {sorted(row)})")
+            value = row[column]
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{str(path)!r} line {line}: the {column!r} must be a string, got {json.dumps(value)[:60]}")
+            if not (value or "").strip():
+                raise ValueError(f"{str(path)!r} line {line}: the {column!r} is empty")
+        prompts.append(row["prompt"])
+        responses.append(row["response"])
+        lines.append(line)
+    if not prompts:
+        raise ValueError(f"{str(path)!r} holds no examples")
+    return prompts, responses, lines
 
 
 def _table_rows(path: Path, raw: str, delimiter: str) -> Iterator[tuple[int, dict[str, str | None]]]:
@@ -145,7 +191,7 @@ class _LineSource:
         return line
 
 
-def _jsonl_rows(path: Path, raw: str, label_column: str) -> Iterator[tuple[int, dict]]:
+def _jsonl_rows(path: Path, raw: str, label_column: str | None) -> Iterator[tuple[int, dict]]:
     # Only "\n" ends a record: str.splitlines would also split at a U+2028 or NEL
     # inside a string, which JSON allows unescaped.
     for number, line in enumerate(raw.split("\n"), start=1):
@@ -157,7 +203,7 @@ def _jsonl_rows(path: Path, raw: str, label_column: str) -> Iterator[tuple[int, 
             raise ValueError(f"{str(path)!r} line {number}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict):
             raise ValueError(f"{str(path)!r} line {number}: expected a JSON object, got {type(row).__name__}")
-        if label_column in row:
+        if label_column is not None and label_column in row:
             row[label_column] = _label_text(path, number, label_column, row[label_column])
         yield number, row
 

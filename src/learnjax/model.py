@@ -207,11 +207,11 @@ class KVCache:
     values: jax.Array
 
     @classmethod
-    def empty(cls, config: EncoderConfig, batch: int, dtype=jnp.float32) -> KVCache:
+    def empty(cls, config: EncoderConfig, batch: int, dtype=jnp.float32) -> "KVCache":
         shape = (batch, config.max_len, config.n_heads, config.d_model // config.n_heads)
         return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 
-    def write(self, keys: jax.Array, values: jax.Array, at: jax.Array) -> KVCache:
+    def write(self, keys: jax.Array, values: jax.Array, at: jax.Array) -> "KVCache":
         """This cache with `keys` and `values` (B, T, H, Dh) stored at positions `at` (B, T)."""
         rows = jnp.arange(keys.shape[0])[:, None]  # (B, 1)
         return KVCache(self.keys.at[rows, at].set(keys), self.values.at[rows, at].set(values))

@@ -1,4 +1,4 @@
-"""Figures for the site: matplotlib drawn to an <img> with the image inline.
+"""Figures for the site: matplotlib drawn to an `<img>` with the image inline.
 
 An inline data URI keeps every page self-contained (nothing fetched, offline
 viewing works) and gives every figure its alt text. Needs the `docs` extra.
@@ -29,7 +29,7 @@ def figure(width: float = 6.4, height: float = 3.6):
 
 
 def to_html(fig, alt: str, caption: str | None = None) -> str:
-    """The figure as an <img> (SVG data URI) with `alt` text, in a <figure>."""
+    """The figure as an `<img>` (SVG data URI) with `alt` text, in a `<figure>`."""
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
     _pyplot().close(fig)
@@ -114,4 +114,24 @@ def speedup_bars(speedups: dict[str, float], *, xlabel: str = "times faster than
         ax.text(speedups[name], y, f" {speedups[name]:.2f}×", va="center")
     ax.set_xlabel(xlabel)
     ax.set_xlim(0, max(speedups.values()) * 1.2)
+    return fig, ax
+
+
+def fact_shares(shares: dict[str, dict[str, float]], variety: dict[str, float]):
+    """Per sampling temperature: stacked bars of the share of continuations that
+    state a true fact, a false one or none, and a line of how varied they are."""
+    fig, ax = figure(height=3.4)
+    temperatures = list(shares)
+    xs = range(len(temperatures))
+    bottom = [0.0] * len(temperatures)
+    for verdict, colour in (("true", "#43a047"), ("false", "#e53935"), ("no fact", "#bdbdbd")):
+        values = [shares[t][verdict] for t in temperatures]
+        ax.bar(xs, values, bottom=bottom, color=colour, width=0.6, label=f"states a {verdict} fact" if verdict != "no fact" else "states no fact")
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.plot(xs, [variety[t] for t in temperatures], color="black", marker="o", label="distinct continuations of one prompt")
+    ax.set_xticks(list(xs), [f"{float(t):g}" for t in temperatures])
+    ax.set_xlabel("sampling temperature (0 = greedy)")
+    ax.set_ylabel("share")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8, loc="lower left")
     return fig, ax

@@ -30,6 +30,7 @@ P = jax.P
 DATA = "data"
 
 
+# --8<-- [start:mesh]
 def data_mesh(devices: int | None = None) -> Mesh:
     """A one-axis mesh (`data`) over the first `devices` devices (default: all),
     across processes too when `jax.distributed` is initialised."""
@@ -38,8 +39,10 @@ def data_mesh(devices: int | None = None) -> Mesh:
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(available):
         raise ValueError(f"devices must be between 1 and the {len(available)} visible, got {devices!r}")
     return jax.make_mesh((n,), (DATA,), axis_types=(AxisType.Auto,), devices=available[:n])
+# --8<-- [end:mesh]
 
 
+# --8<-- [start:layouts]
 def fsdp_spec(shape: tuple[int, ...], n_devices: int) -> jax.sharding.PartitionSpec:
     """Split an array along its largest axis that the devices divide evenly;
     replicate it when none does (scalars, small biases)."""
@@ -54,6 +57,7 @@ def state_shardings(state, mesh: Mesh, fsdp: bool = False):
     """The layout of a (model, optimizer) state on the mesh: replicated, or FSDP."""
     n = mesh.shape[DATA]
     return jax.tree.map(lambda x: NamedSharding(mesh, fsdp_spec(np.shape(x), n) if fsdp else P()), state)
+# --8<-- [end:layouts]
 
 
 def check_batch(batch_size: int, mesh: Mesh) -> None:
@@ -79,6 +83,7 @@ def place(tree, shardings):
     return jax.tree.map(put, tree, shardings)
 
 
+# --8<-- [start:place_batches]
 def place_batches(stack: np.ndarray, mesh: Mesh) -> jax.Array:
     """A stack of batches (S, B, ...) split over the mesh's `data` axis. Across
     several processes, each passes only its own rows: the block of the batch
@@ -90,6 +95,7 @@ def place_batches(stack: np.ndarray, mesh: Mesh) -> jax.Array:
     n, index = jax.process_count(), jax.process_index()
     rows = stack.shape[1] // n
     return jax.make_array_from_process_local_data(sharding, stack[:, index * rows : (index + 1) * rows], stack.shape)
+# --8<-- [end:place_batches]
 
 
 def fetch(x) -> np.ndarray:

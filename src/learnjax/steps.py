@@ -72,6 +72,7 @@ def predict_logits(model: nnx.Module, tokens: jax.Array) -> jax.Array:
 
 
 # --8<-- [start:next_word_step]
+# --8<-- [start:next_word_targets]
 def next_word_targets(tokens: jax.Array, segments: jax.Array, learn: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The text labels itself: the target at each position is the token after it.
 
@@ -85,6 +86,7 @@ def next_word_targets(tokens: jax.Array, segments: jax.Array, learn: jax.Array) 
     next_learn = jnp.pad(learn[:, 1:], ((0, 0), (0, 1)))  # (B, T)
     weights = (next_segment == segments) & (segments > 0) & (next_learn > 0)
     return targets, weights.astype(jnp.float32)
+# --8<-- [end:next_word_targets]
 
 
 def next_word_loss(model, tokens, segments, learn):

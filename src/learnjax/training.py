@@ -223,6 +223,7 @@ def compile_next_word_steps(shapes: tuple[nnx.Module, nnx.Optimizer], *, batch_s
     return compile_in_background(next_word_steps.lower(state, stack, stack, stack, 1, graphdef=graphdef))
 
 
+# --8<-- [start:run_calls]
 def run_calls(
     model: nnx.Module,
     optimizer: nnx.Optimizer,
@@ -290,6 +291,7 @@ def run_calls(
         nnx.update((model, optimizer), state)
         bar.close()
     return history
+# --8<-- [end:run_calls]
 
 
 def train_masked_prediction(
