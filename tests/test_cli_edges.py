@@ -4,12 +4,10 @@ and a progress bar that shows the loss."""
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 

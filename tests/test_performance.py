@@ -4,7 +4,6 @@ measure the machine's load; and the page's cached figures change with the code
 that measures them."""
 
 import doctest
-import inspect
 from pathlib import Path
 import subprocess
 import sys

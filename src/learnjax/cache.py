@@ -192,10 +192,12 @@ def _extra_source(function_source: str, extra_files: tuple[str, ...]) -> str:
 
 
 def _write_record(key: str, kind: str, params: dict, code: str, modules: tuple[str, ...], source: dict | None,
-                  extra_files: tuple[str, ...] = ()) -> None:
+                  extra_files: tuple[str, ...] = (), seconds: float | None = None) -> None:
     """Writes the entry's record; best effort, since an entry is read without one
-    (in a cache that cannot be written, or one made before records existed)."""
-    record = {"kind": kind, "params": params, "code": code, "modules": list(modules), "source": source, "extra_files": list(extra_files)}
+    (in a cache that cannot be written, or one made before records existed).
+    `seconds`: how long computing the entry took (`benchmarks/cold_build.py` reads it)."""
+    record = {"kind": kind, "params": params, "code": code, "modules": list(modules), "source": source,
+              "extra_files": list(extra_files), "seconds": seconds}
     path = _record_path(key)
     with contextlib.suppress(OSError):
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
@@ -299,9 +301,10 @@ def _read_or_compute(path: Path, saved: Path, read: Callable[[], Any], compute_a
             raise cannot_write(e) from None
         cached = saved.exists()
         if not cached:
+            started = time.perf_counter()
             with _announced(what, path):
                 compute_and_save()
-            record()
+            record(seconds=time.perf_counter() - started)
         _note_use(key, cached)
         return read()
 
@@ -325,7 +328,7 @@ def foundation_model(recipe: PretrainRecipe | None = None, *, progress: bool = T
     _loaded[key] = _read_or_compute(
         path, path / MANIFEST, lambda: Foundation.load(path),
         lambda: pretrain(recipe, progress=progress).save(path), "pre-training the foundation model",
-        lambda: _write_record(key, "foundation", recipe.to_dict(), code, (), None),
+        lambda seconds=None: _write_record(key, "foundation", recipe.to_dict(), code, (), None, seconds=seconds),
     )
     return _loaded[key]
 
@@ -348,7 +351,8 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
 
     return _read_or_compute(path, path, lambda: json.loads(path.read_text(encoding="utf-8")), compute_and_save,
                             f"measuring the {kind} experiment",
-                            lambda: _write_record(key, kind, json.loads(json.dumps(params)), code, modules, _source_of(compute), extra_files))
+                            lambda seconds=None: _write_record(key, kind, json.loads(json.dumps(params)), code, modules, _source_of(compute),
+                                                               extra_files, seconds=seconds))
 
 
 # --- Listing and pruning ------------------------------------------------------

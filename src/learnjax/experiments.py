@@ -61,25 +61,34 @@ def scaling_curve(amounts: tuple[int, ...] = SCALING_AMOUNTS, steps: int = SCALI
 FINETUNE_LEARNING_RATES = (3e-4, 1e-3, 3e-3, 1e-2)
 
 
-def _spam_scores(foundation, runs: list, settings) -> list[dict]:
-    """Fine-tunes every run together, then scores each on the dev and test messages."""
+def _spam_scores(foundation, runs: list[tuple], settings) -> list[dict]:
+    """Fine-tunes each run (mode, number of labels, seed, learning rate), then scores
+    it on the dev and test messages. Every run of a mode shares one compiled step:
+    the learning rate is a value in the optimizer's state (`training.adamw`)."""
+    import dataclasses
+
     import numpy as np
     import optax
 
     from learnjax import messages
-    from learnjax.finetuning import finetune_together
-    from learnjax.together import predict_together
+    from learnjax.finetuning import finetune
+    from learnjax.training import predict
 
-    classifiers = finetune_together(foundation, runs, settings=settings, label_names=messages.LABEL_NAMES,
-                                    max_len=messages.MESSAGE_MAX_LEN, progress=True)  # a bar on a terminal
-    scores = [{} for _ in runs]
-    for split in ("dev", "test"):
-        items = messages.labeled_splits()[split]
-        tokens = foundation.tokenizer.encode_batch([m.text for m in items], messages.MESSAGE_MAX_LEN, truncate=False)
-        labels = np.array([m.label for m in items])
-        for score, logits in zip(scores, predict_together([c.model for c in classifiers], tokens)):  # logits (N, 2) per run
+    splits = messages.labeled_splits()
+    evaluation = {split: (foundation.tokenizer.encode_batch([m.text for m in splits[split]], messages.MESSAGE_MAX_LEN, truncate=False),
+                          np.array([m.label for m in splits[split]])) for split in ("dev", "test")}
+    scores = []
+    for mode, n, seed, learning_rate in runs:
+        labeled = messages.balanced_subset(splits["pool"], n, seed)
+        classifier = finetune(foundation, [m.text for m in labeled], [m.label for m in labeled], mode=mode, seed=seed,
+                              settings=dataclasses.replace(settings, learning_rate=learning_rate),
+                              label_names=messages.LABEL_NAMES, max_len=messages.MESSAGE_MAX_LEN)
+        score = {}
+        for split, (tokens, labels) in evaluation.items():
+            logits = predict(classifier.model, tokens)
             score[split] = float((logits.argmax(-1) == labels).mean())
             score[f"{split}_loss"] = float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean())
+        scores.append(score)
     return scores
 
 
@@ -89,29 +98,21 @@ def _label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_r
 
     import numpy as np
 
-    from learnjax import messages
     from learnjax.cache import foundation_model
-    from learnjax.finetuning import MODES, FinetuneRun, FinetuneSettings
+    from learnjax.finetuning import MODES, FinetuneSettings
 
     foundation = foundation_model()
     base = FinetuneSettings()
-    pool = messages.labeled_splits()["pool"]
-
-    def run(mode: str, n: int, seed: int, learning_rate: float) -> FinetuneRun:
-        labeled = messages.balanced_subset(pool, n, seed)
-        return FinetuneRun([m.text for m in labeled], [m.label for m in labeled], mode, seed, learning_rate)
-
     started = time.perf_counter()
     cells = [(mode, n) for mode in MODES for n in sizes]
     # The same search for every mode: each learning rate on the first seed,
     # chosen by accuracy on the dev set (never the test set), then the other
     # seeds at the chosen rate. With many labels most rates score 100% on dev,
     # so the dev loss breaks ties: the best-fitting rate, not the first listed.
-    # Each stage is one call: its runs train together (`finetune_together`).
     keys = [(mode, n, lr) for mode, n in cells for lr in learning_rates]
-    search = dict(zip(keys, _spam_scores(foundation, [run(mode, n, seeds[0], lr) for mode, n, lr in keys], base)))
+    search = dict(zip(keys, _spam_scores(foundation, [(mode, n, seeds[0], lr) for mode, n, lr in keys], base)))
     best = {(mode, n): max(learning_rates, key=lambda lr: (search[mode, n, lr]["dev"], -search[mode, n, lr]["dev_loss"])) for mode, n in cells}
-    others = iter(_spam_scores(foundation, [run(mode, n, seed, best[mode, n]) for mode, n in cells for seed in seeds[1:]], base))
+    others = iter(_spam_scores(foundation, [(mode, n, seed, best[mode, n]) for mode, n in cells for seed in seeds[1:]], base))
     rows = []
     for mode, n in cells:
         test = [search[mode, n, best[mode, n]]["test"]] + [next(others)["test"] for _ in seeds[1:]]
@@ -135,7 +136,7 @@ def label_efficiency(sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[int, ...
     """Held-out accuracy of full fine-tuning, a linear probe and training from
     scratch, against the number of labels: the fine-tuning page's experiment."""
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "learning_rates": tuple(learning_rates)}
-    return cached_json("label-efficiency", params, _label_efficiency, modules=("finetuning", "together", "experiments"))
+    return cached_json("label-efficiency", params, _label_efficiency, modules=("finetuning", "lora", "experiments"))
 
 
 MODE_NAMES = {"full": "fine-tuned", "probe": "linear probe (frozen)", "lora": "LoRA (adapters)", "scratch": "from scratch"}
@@ -300,7 +301,7 @@ def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning
     transcripts = [{"question": q.prompt, "expected": q.response, **{who: answers[who][i] for who in speakers}} for i, q in enumerate(shown)]
 
     # LoRA against full fine-tuning: what it trains, how fast a step is, what it saves.
-    lora_run, full_run = chosen["mixed", "lora", n], chosen["mixed", "full", n]
+    lora_run = chosen["mixed", "lora", n]
     steps = {}
     for mode in ("full", "lora"):
         examples = instructions.training_examples(256, 0)
@@ -341,8 +342,8 @@ def instruction_tuning(sizes: tuple[int, ...] = SFT_SIZES, seeds: tuple[int, ...
 
 def instruction_tuning_summary(result: dict) -> str:
     """The instruction-tuning experiment in plain text."""
-    lines = [f"knows (held-out facts, corpus phrasing): " + ", ".join(f"{n} {k['known']:.0%}" for n, k in result["knows"].items()),
-             f"says before tuning (chat template): " + ", ".join(f"{n} {u['exact']:.0%}" for n, u in result["untuned"].items()),
+    lines = ["knows (held-out facts, corpus phrasing): " + ", ".join(f"{n} {k['known']:.0%}" for n, k in result["knows"].items()),
+             "says before tuning (chat template): " + ", ".join(f"{n} {u['exact']:.0%}" for n, u in result["untuned"].items()),
              f"says after tuning, exact match on {result['questions']['held_out']} held-out questions (mean ± std over seeds):"]
     for r in result["rows"]:
         lines.append(f"  {r['foundation']:>6} {r['mode']:>7} {r['n_examples']:>5} examples: {r['exact']:.0%} ± {r['exact_std']:.0%}"

@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
-from learnjax import checkpoints, messages
+from learnjax import checkpoints
 from learnjax.lora import add_lora, merge_lora
 from learnjax.model import EncoderClassifier, Transformer
 from learnjax.pretraining import Foundation
 from learnjax.tokenizer import Tokenizer
-from learnjax.together import train_classifiers_together
 from learnjax.training import History, adamw, new_optimizer, predict, train_classifier
 
 MODES = ("full", "probe", "lora", "scratch")
@@ -129,68 +128,26 @@ def finetune(
     `max_len` (at most the foundation's) sets the row length; shorter rows are
     faster, and longer texts are cut to fit.
     """
-    run = FinetuneRun(texts, labels, mode, seed, settings.learning_rate)
-    model, optimizer, tokens, label_ids, label_names = _prepare(foundation, run, settings, label_names, max_len)
+    model, optimizer, tokens, label_ids, label_names = _prepare(foundation, texts, labels, mode, seed, settings, label_names, max_len)
     history = train_classifier(model, optimizer, tokens, label_ids, steps=settings.steps, batch_size=settings.batch_size, seed=seed,
                                progress=progress, mesh=mesh, fsdp=fsdp)
     return TextClassifier(model, foundation.tokenizer, label_names, mode, history)
 
 
-@dataclass(frozen=True)
-class FinetuneRun:
-    """One run of `finetune_together`: its examples, mode, seed and learning rate."""
-
-    texts: list[str]
-    labels: list[str] | list[int]
-    mode: str = "full"
-    seed: int = 0
-    learning_rate: float = FinetuneSettings.learning_rate
-
-
-def finetune_together(
-    foundation: Foundation,
-    runs: list[FinetuneRun],
-    *,
-    settings: FinetuneSettings = FinetuneSettings(),
-    label_names: tuple[str, ...] | None = None,
-    max_len: int | None = None,
-    progress: bool = False,
-) -> list[TextClassifier]:
-    """`finetune` for many runs at once, each exactly as `finetune` would train it
-    alone (same batches, same steps) but trained together (`learnjax.together`):
-    one compiled program for all the runs that train the same parameters (the
-    probes; the LoRA runs; the full and from-scratch runs). Only
-    `settings.learning_rate` is replaced by each run's own."""
-    prepared = [_prepare(foundation, run, settings, label_names, max_len) for run in runs]
-    histories: list[History | None] = [None] * len(runs)
-    # Runs that train the same parameters share one program: full and scratch runs
-    # train all of them; probes the head; LoRA runs the adapters and the head.
-    same_structure = {"full": "all", "scratch": "all", "probe": "probe", "lora": "lora"}
-    for structure in dict.fromkeys(same_structure[run.mode] for run in runs):
-        order = [i for i, run in enumerate(runs) if same_structure[run.mode] == structure]
-        trained = train_classifiers_together(
-            [prepared[i][:2] for i in order], [prepared[i][2:4] for i in order],
-            steps=settings.steps, batch_size=settings.batch_size, seeds=[runs[i].seed for i in order], progress=progress,
-        )
-        for i, history in zip(order, trained):
-            histories[i] = history
-    return [TextClassifier(model, foundation.tokenizer, names, run.mode, history)
-            for (model, _, _, _, names), run, history in zip(prepared, runs, histories)]
-
-
-def _prepare(foundation: Foundation, run: FinetuneRun, settings: FinetuneSettings, label_names, max_len):
+def _prepare(foundation: Foundation, texts, labels, mode: str, seed: int, settings: FinetuneSettings, label_names, max_len):
     """The model, optimizer, token rows, label ids and label names of one run, each checked."""
-    check_mode(run.mode)
-    if len(run.texts) != len(run.labels):
-        raise ValueError(f"{len(run.texts)} texts but {len(run.labels)} labels")
-    if not run.texts:
+    check_mode(mode)
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    if not texts:
         raise ValueError("no labeled examples to fine-tune on")
-    names, label_ids = _label_ids(run.labels, label_names)
+    names, label_ids = _label_ids(labels, label_names)
     if len(set(label_ids.tolist())) < 2:
         raise ValueError(f"the labels hold a single class ({names[int(label_ids[0])]!r}); a classifier needs examples of at least two")
-    tokens = foundation.tokenizer.encode_batch(run.texts, _check_max_len(foundation, max_len))
-    model, trainable = build_classifier(foundation, run.mode, len(names), run.seed)
-    optimizer = new_optimizer(model, adamw(settings.steps, settings.warmup_steps, settings.weight_decay), run.learning_rate, trainable)
+    tokens = foundation.tokenizer.encode_batch(texts, _check_max_len(foundation, max_len))
+    model, trainable = build_classifier(foundation, mode, len(names), seed)
+    # The same transform for every run of these settings, the rate a value in its state: one compiled program for all.
+    optimizer = new_optimizer(model, adamw(settings.steps, settings.warmup_steps, settings.weight_decay), settings.learning_rate, trainable)
     return model, optimizer, tokens, label_ids, names
 
 

@@ -1,4 +1,5 @@
-"""Training many small models at once: one compiled program for a whole grid of runs.
+"""Training many small models at once under `jax.vmap`, measured against training
+them one after another: an idea the experiments do not use, and why.
 
 An experiment that compares settings (learning rates, seeds, numbers of labels,
 amounts of text) trains dozens of small models of one shape. One after another,
@@ -12,6 +13,15 @@ data, the seed, the learning rate, a value in the optimizer's state since
 
 The runs of one call must have the same structure: the same model shape and the
 same optimizer filter (a frozen encoder and a trained one are two calls).
+
+On this project's 2-core CPU it does not pay at the site's sizes: the batched
+products and scatters XLA's CPU backend compiles for R runs take as much CPU
+time as the R runs one after another, and the batched program takes longer to
+compile. The experiments therefore run one after another, sharing one compiled
+program (the learning rate is a value in the optimizer state, so runs at
+different rates reuse it). On an accelerator the balance differs; measure:
+
+    python -m benchmarks.together          # fine-tuning runs and pre-training runs, both ways
 """
 
 from __future__ import annotations
@@ -160,3 +170,47 @@ def train_masked_prediction_together(
         bar.close()
     return _histories(metrics, len(runs), steps)
 
+
+
+def _fine_tuning_runs(n_runs: int):
+    from learnjax import messages
+    from learnjax.cache import foundation_model
+    from learnjax.finetuning import FinetuneSettings, build_classifier
+    from learnjax.training import adamw, new_optimizer
+
+    foundation, settings = foundation_model(), FinetuneSettings()
+    pool = messages.labeled_splits()["pool"]
+    tx = adamw(settings.steps, settings.warmup_steps, settings.weight_decay)
+    runs, data = [], []
+    for i in range(n_runs):
+        labeled = messages.balanced_subset(pool, 64, i)
+        model, trainable = build_classifier(foundation, "full", 2, i)
+        runs.append((model, new_optimizer(model, tx, (3e-4, 1e-3, 3e-3, 1e-2)[i % 4], trainable)))
+        data.append((foundation.tokenizer.encode_batch([m.text for m in labeled], messages.MESSAGE_MAX_LEN), np.array([m.label for m in labeled])))
+    return runs, data, settings
+
+
+def main() -> int:
+    """Fine-tuning runs of the label-efficiency experiment's shape, together and one
+    after another: CPU seconds, compilation included, in this process."""
+    import time
+
+    from learnjax.training import train_classifier
+
+    n_runs = 28
+    for name in ("one after another", "together (vmap)", "one after another", "together (vmap)"):
+        runs, data, settings = _fine_tuning_runs(n_runs)
+        started = time.process_time()
+        if name.startswith("together"):
+            train_classifiers_together(runs, data, steps=settings.steps, batch_size=settings.batch_size, seeds=list(range(n_runs)))
+        else:
+            for (model, optimizer), (tokens, labels), seed in zip(runs, data, range(n_runs)):
+                train_classifier(model, optimizer, tokens, labels, steps=settings.steps, batch_size=settings.batch_size, seed=seed)
+        print(f"{n_runs} fine-tuning runs, {name:<18}: {time.process_time() - started:6.1f} CPU s (the first of each includes compiling)")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
