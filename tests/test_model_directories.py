@@ -297,3 +297,20 @@ def test_pretrain_replaces_a_saved_model_only_with_overwrite(tmp_path, small_cor
     assert replaced.returncode == 0, replaced.stderr
     assert len(Foundation.load(directory).tokenizer) > 0
     assert len([p for p in directory.iterdir() if not p.name.startswith(".")]) == 3, "the classifier's files are gone"
+
+
+@pytest.mark.parametrize("metadata", [{"recipe": {"evil": 1}}, {"history": {"loss": [1.0], "extra": 2}}, {"recipe": "not a dict"}, []])
+def test_malformed_metadata_is_a_one_line_checkpoint_error(tmp_path, metadata):
+    import json
+
+    from learnjax.checkpoints import CheckpointError
+    from learnjax.pretraining import Foundation
+
+    from learnjax import foundation_model
+
+    path = foundation_model().save(tmp_path / "model")
+    manifest = json.loads((path / "learnjax.json").read_text())
+    manifest["metadata"] = metadata
+    (path / "learnjax.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="metadata"):
+        Foundation.load(path)

@@ -16,11 +16,13 @@ checked before anything is read or deleted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,16 @@ def check_writable_model_dir(directory: str | os.PathLike, *, overwrite: bool = 
             what = f"a {kind!r} model" if isinstance(kind, str) else f"a model ({MANIFEST} unreadable)"
             raise CheckpointError(f"{str(directory)!r} already holds {what}; replace it with --overwrite (overwrite=True), or choose another directory")
     return directory
+
+
+@contextlib.contextmanager
+def reading_metadata(directory: str | os.PathLike) -> Iterator[None]:
+    """Turns a malformed `metadata` entry (of the wrong types or fields) met while
+    reading it into a one-line CheckpointError naming the directory."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{str(directory)!r}: its metadata is not what learnjax saves ({e})") from None
 
 
 def model_config(model: nnx.Module) -> EncoderConfig:

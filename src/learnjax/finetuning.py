@@ -97,13 +97,14 @@ class TextClassifier:
     @classmethod
     def load(cls, directory: str | os.PathLike) -> TextClassifier:
         manifest, tokenizer, config = checkpoints.open_checkpoint(directory, "classifier")
-        meta = manifest.get("metadata", {})
-        labels = tuple(meta.get("labels") or ())
-        if len(labels) < 2:
-            raise checkpoints.CheckpointError(f"{str(directory)!r} names {len(labels)} labels; a classifier needs at least 2")
+        with checkpoints.reading_metadata(directory):
+            meta = manifest.get("metadata", {})
+            labels = tuple(meta.get("labels") or ())
+            history = History(**meta["history"]) if meta.get("history") else History()
+        if len(labels) < 2 or not all(isinstance(label, str) for label in labels):
+            raise checkpoints.CheckpointError(f"{str(directory)!r} names labels {list(labels)[:5]}; a classifier needs at least 2, as strings")
         model = nnx.eval_shape(lambda: EncoderClassifier(Transformer(config, rngs=nnx.Rngs(0)), len(labels), rngs=nnx.Rngs(0)))
         checkpoints.restore_into(directory, model, manifest)
-        history = History(**meta["history"]) if meta.get("history") else History()
         return cls(model, tokenizer, labels, meta.get("mode", "full"), history)
 
 

@@ -93,8 +93,9 @@ class Assistant:
         manifest, tokenizer, config = checkpoints.open_checkpoint(directory, "assistant")
         model = nnx.eval_shape(lambda: NextWordModel(config, rngs=nnx.Rngs(0)))
         checkpoints.restore_into(directory, model, manifest)
-        meta = manifest.get("metadata", {})
-        return cls(model, tokenizer, meta.get("mode", "full"), History(**meta["history"]) if meta.get("history") else History())
+        with checkpoints.reading_metadata(directory):
+            meta = manifest.get("metadata", {})
+            return cls(model, tokenizer, meta.get("mode", "full"), History(**meta["history"]) if meta.get("history") else History())
 
 
 def instruction_tune(

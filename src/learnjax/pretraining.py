@@ -111,10 +111,11 @@ class Foundation:
         model_class = kinds[manifest["kind"]]
         model = nnx.eval_shape(lambda: model_class(config, rngs=nnx.Rngs(0)))  # shapes only: no initialisation
         checkpoints.restore_into(directory, model, manifest)
-        meta = manifest.get("metadata", {})
-        history = History(**meta["history"]) if meta.get("history") else History()
-        recipe = PretrainRecipe(**meta["recipe"]) if meta.get("recipe") else None
-        return cls(model, tokenizer, history, recipe, meta.get("seconds"))
+        with checkpoints.reading_metadata(directory):
+            meta = manifest.get("metadata", {})
+            history = History(**meta["history"]) if meta.get("history") else History()
+            recipe = PretrainRecipe(**meta["recipe"]) if meta.get("recipe") else None
+            return cls(model, tokenizer, history, recipe, meta.get("seconds"))
 
 
 def pretrain(
