@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 
 def _runs(devices: int, steps: int) -> dict:
@@ -109,7 +111,9 @@ def _process_run(steps: int, coordinator: str | None, processes: int, process_id
     import jax
 
     if coordinator:
-        jax.distributed.initialize(coordinator, processes, process_id)
+        # Generous timeouts: on a small, busy machine a process may wait minutes for
+        # the others to start and compile (the defaults end the run after 100 s).
+        jax.distributed.initialize(coordinator, processes, process_id, initialization_timeout=900, heartbeat_timeout_seconds=900)
     import numpy as np
     from flax import nnx
 
@@ -146,31 +150,44 @@ def run_processes(processes: int, devices: int, steps: int, timeout: float = 600
         free.bind(("localhost", 0))
         port = free.getsockname()[1]
 
+    folder = Path(tempfile.mkdtemp(prefix="learnjax-processes-"))
+
     def start(n_devices: int, extra: list[str]) -> subprocess.Popen:
+        # Output to files, not pipes: a process blocked on a full pipe that nobody
+        # reads yet would stall the collectives of the others.
         env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(n_devices), "JAX_PLATFORMS": "cpu"}
-        return subprocess.Popen([sys.executable, "-m", "learnjax.scaling_check", "--process-run", "--steps", str(steps), *extra],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        name = folder / f"process-{len(list(folder.iterdir()))}"
+        with open(f"{name}.out", "w") as out, open(f"{name}.err", "w") as err:
+            child = subprocess.Popen([sys.executable, "-m", "learnjax.scaling_check", "--process-run", "--steps", str(steps), *extra],
+                                     stdout=out, stderr=err, text=True, env=env)
+        child.outputs = (Path(f"{name}.out"), Path(f"{name}.err"))
+        return child
 
     def finish(group: list[subprocess.Popen]) -> list[str]:
         try:
-            outputs = [child.communicate(timeout=timeout) for child in group]
+            for child in group:
+                child.wait(timeout=timeout)
         finally:
             for child in group:
                 if child.poll() is None:
                     child.kill()
                     child.wait()
-        for child, (_, err) in zip(group, outputs):
+        for child in group:
             if child.returncode:
+                err = child.outputs[1].read_text(errors="replace")
                 # The first fatal line, not the stack trace below it.
                 lines = [line for line in err.splitlines() if line.startswith(("F", "E")) or "Error" in line] or err.splitlines()[-1:]
                 raise RuntimeError(f"a process exited with status {child.returncode}: {lines[0][:500] if lines else ''}")
-        return [out for out, _ in outputs]
+        return [child.outputs[0].read_text() for child in group]
 
-    # The joined processes first, the reference after them: on a small machine
-    # they would otherwise compete for its cores.
-    joined = finish([start(devices, ["--coordinator", f"localhost:{port}", "--processes", str(processes), "--process-id", str(i)])
-                     for i in range(processes)])
-    outputs = [*joined, *finish([start(1, [])])]
+    try:
+        # The joined processes first, the reference after them: on a small machine
+        # they would otherwise compete for its cores.
+        joined = finish([start(devices, ["--coordinator", f"localhost:{port}", "--processes", str(processes), "--process-id", str(i)])
+                         for i in range(processes)])
+        outputs = [*joined, *finish([start(1, [])])]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     *parts, single = (json.loads(out.strip().splitlines()[-1]) for out in outputs)
     return {"processes": parts, "single": single}
 
