@@ -84,11 +84,11 @@ FactFrame = Callable[[random.Random, Subject], str]
 
 
 def _meal(r: random.Random, s: Subject) -> str:
-    time, meal = r.choice(world.MEALS)
+    meal = r.choice(world.MEALS)
     return r.choice((
-        f"in the {time}, {s.text} {_agree(world.EAT, s)} {meal}.",
-        f"{s.text} {'has' if s.third_person else 'have'} {meal} every {time}.",
-        f"it was {time}, so {s.text} ate {meal}.",
+        f"{meal.at}, {s.text} {_agree(world.EAT, s)} {meal.food}.",
+        f"{s.text} {'has' if s.third_person else 'have'} {meal.food} every {meal.when}.",
+        f"{s.text} ate {meal.food} {meal.at}.",
     ))
 
 
@@ -115,7 +115,7 @@ def _colour(r: random.Random, s: Subject) -> str:
     return r.choice((
         f"the {thing} is {colour}.",
         f"{s.text} saw a {colour} {thing}.",
-        f"a ripe {thing} looks {colour}." if thing not in ("sky", "snow", "grass", "crow") else f"the {thing} looks {colour} today.",
+        f"a ripe {thing} looks {colour}." if thing in world.RIPENING else f"the {thing} looks {colour} today.",
     ))
 
 

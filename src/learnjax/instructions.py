@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from learnjax.facts import KINDS, Fact, article, world_facts
+from learnjax.facts import KINDS, Fact, article, meal_time, world_facts
 from learnjax.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, USER_ID, Tokenizer
 
 
@@ -30,8 +30,13 @@ QUESTIONS = {
     "colour": ("what colour is the {entity}?", "which colour does the {entity} have?", "what colour is a {entity}?"),
     "weather": ("what do people wear when it is {entity}?", "what should you take when it is {entity}?",
                 "what do you need when it is {entity}?"),
-    "meal": ("what do people eat in the {entity}?", "which meal do people have in the {entity}?", "what is eaten in the {entity}?"),
+    "meal": ("what do people eat {at}?", "what do people have {at}?", "what is eaten {at}?"),
 }
+
+
+def question_text(phrasing: str, fact: Fact) -> str:
+    """A phrasing of `QUESTIONS` asked about `fact`'s entity."""
+    return phrasing.format(entity=fact.entity, at=meal_time(fact.entity) if fact.kind == "meal" else "")
 
 
 def answer_text(fact: Fact) -> str:
@@ -81,7 +86,7 @@ def facts_of(split: str) -> list[Fact]:
 
 def questions(split: str) -> list[Example]:
     """Every phrasing of every question about the split's entities."""
-    return [Example(q.format(entity=f.entity), answer_text(f), f) for f in facts_of(split) for q in QUESTIONS[f.kind]]
+    return [Example(question_text(q, f), answer_text(f), f) for f in facts_of(split) for q in QUESTIONS[f.kind]]
 
 
 def training_examples(n: int, seed: int = 0) -> list[Example]:
@@ -122,5 +127,5 @@ def chat_rows(tokenizer: Tokenizer, examples: list[Example], max_len: int) -> tu
 def faq_text(fact: Fact, rng: random.Random) -> str:
     """A fact as question-and-answer text in a web page's FAQ style: plain words,
     no chat tokens, as real pre-training corpora hold."""
-    question = rng.choice(QUESTIONS[fact.kind]).format(entity=fact.entity)
+    question = question_text(rng.choice(QUESTIONS[fact.kind]), fact)
     return f"Question: {question} Answer: {answer_text(fact)}"
