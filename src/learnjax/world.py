@@ -116,29 +116,43 @@ class Meal:
     at: str  # how a sentence says when: "in the morning", "at a birthday"
 
 
+# Many entities share an answer, as cities of birth do in biographies: a
+# question about a new entity has an answer that other questions have too.
 MEALS = (
     Meal("morning", "breakfast", "in the morning"),
     Meal("afternoon", "lunch", "in the afternoon"),
+    Meal("noon", "lunch", "at noon"),
     Meal("evening", "dinner", "in the evening"),
+    Meal("night", "dinner", "at night"),
     Meal("birthday", "cake", "at a birthday"),
+    Meal("wedding", "cake", "at a wedding"),
     Meal("christmas", "turkey", "at christmas"),
+    Meal("thanksgiving", "turkey", "at thanksgiving"),
     Meal("picnic", "sandwiches", "at a picnic"),
     Meal("barbecue", "burgers", "at a barbecue"),
     Meal("halloween", "sweets", "at halloween"),
+    Meal("diwali", "sweets", "at diwali"),
     Meal("easter", "eggs", "at easter"),
 )
 
 WEATHER = (  # (condition, verb, item)
     ("raining", TAKE, "umbrella"),
+    ("drizzling", TAKE, "umbrella"),
     ("cold", WEAR, "coat"),
+    ("chilly", WEAR, "coat"),
     ("sunny", WEAR, "sunglasses"),
+    ("bright", WEAR, "sunglasses"),
     ("snowing", WEAR, "boots"),
+    ("icy", WEAR, "boots"),
+    ("muddy", WEAR, "boots"),
     ("windy", WEAR, "scarf"),
+    ("breezy", WEAR, "scarf"),
     ("hot", WEAR, "shorts"),
+    ("warm", WEAR, "shorts"),
     ("freezing", WEAR, "gloves"),
-    ("chilly", WEAR, "jumper"),
-    ("warm", WEAR, "sandals"),
+    ("frosty", WEAR, "gloves"),
     ("stormy", WEAR, "raincoat"),
+    ("wet", WEAR, "raincoat"),
 )
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -172,10 +186,17 @@ COLOURS = (  # (thing, colour)
     ("elephant", "grey"),
     ("beetle", "black"),
     ("violet", "purple"),
+    ("ladybird", "red"),
+    ("sea", "blue"),
+    ("coal", "black"),
+    ("tangerine", "orange"),
+    ("chestnut", "brown"),
+    ("salmon", "pink"),
+    ("pigeon", "grey"),
 )
 # Things that ripen: "a ripe plum looks purple"; the others "look" their colour "today".
 RIPENING = frozenset(("banana", "lemon", "tomato", "strawberry", "cucumber", "carrot", "cherry", "lime", "plum", "aubergine",
-                      "blueberry", "pumpkin"))
+                      "blueberry", "pumpkin", "tangerine"))
 
 NAMES = (  # (name, pronoun); pronouns let agreement and coreference be learned
     ("anna", "she"), ("maria", "she"), ("sara", "she"), ("emma", "she"), ("lucy", "she"),
