@@ -40,14 +40,16 @@ def question_text(phrasing: str, fact: Fact) -> str:
 
 
 def answer_text(fact: Fact) -> str:
-    """The whole answer, as the assistant is taught to give it."""
+    """The whole answer, as the assistant is taught to give it. The word that
+    states the fact follows the kind of word it follows in the corpus (a verb,
+    "is", "at the"): where the model learned to recall it."""
     return {
         "activity": lambda: f"they {fact.verb} {fact.answer}.",
         "job": lambda: f"at the {fact.answer}.",
-        "day": lambda: f"{fact.answer}.",
+        "day": lambda: f"it is {fact.answer}.",
         "colour": lambda: f"it is {fact.answer}.",
-        "weather": lambda: f"{article(fact.answer)}{fact.answer}.",
-        "meal": lambda: f"{fact.answer}.",
+        "weather": lambda: f"they {fact.verb} {article(fact.answer)}{fact.answer}.",
+        "meal": lambda: f"they eat {fact.answer}.",
     }[fact.kind]()
 
 
