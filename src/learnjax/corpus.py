@@ -87,7 +87,7 @@ def _meal(r: random.Random, s: Subject) -> str:
     meal = r.choice(world.MEALS)
     return r.choice((
         f"{meal.at}, {s.text} {_agree(world.EAT, s)} {meal.food}.",
-        f"{s.text} {'has' if s.third_person else 'have'} {meal.food} every {meal.when}.",
+        f"every {meal.when}, {s.text} {'has' if s.third_person else 'have'} {meal.food}.",
         f"{s.text} ate {meal.food} {meal.at}.",
     ))
 
