@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--lora-lrs", default="", help="also LoRA at these learning rates")
     parser.add_argument("--only", default="plain,mixed")
     parser.add_argument("--show", type=int, default=0, help="wrong held-out answers to print per foundation")
+    parser.add_argument("--pretrain-seed", type=int, default=NEXT_WORD_RECIPE.seed, help="seed of both foundations' pre-training")
+    parser.add_argument("--faq-share", type=float, default=MIXED_RECIPE.faq_share)
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     lrs = [float(x) for x in args.lrs.split(",")]
@@ -52,7 +54,9 @@ def main() -> None:
           f" questions: held-out {len(held)} dev {len(dev)}")
     results = {}
     scratch_done = False
-    for name, recipe in (("plain", NEXT_WORD_RECIPE), ("mixed", MIXED_RECIPE)):
+    recipes = {"plain": NEXT_WORD_RECIPE.replace(seed=args.pretrain_seed),
+               "mixed": MIXED_RECIPE.replace(seed=args.pretrain_seed, faq_share=args.faq_share)}
+    for name, recipe in recipes.items():
         if name not in args.only.split(","):
             continue
         wall, cpu = time.perf_counter(), time.process_time()
