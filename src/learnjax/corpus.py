@@ -196,13 +196,16 @@ def with_faq(texts: list[str], share: float, seed: int = 0) -> list[str]:
         by_length.setdefault(len(split_words(text)), []).append(i)
     for indices in by_length.values():
         rng.shuffle(indices)
-    texts, facts = list(texts), instructions.facts_of("train")
-    for _ in range(round(share * len(texts))):
-        while True:  # a length that some text of the corpus still has
-            faq = instructions.faq_text(rng.choice(facts), rng)
-            if by_length.get(len(split_words(faq))):
-                break
-        texts[by_length[len(split_words(faq))].pop()] = faq
+    faqs = [(faq, len(split_words(faq))) for faq in instructions.faq_texts(instructions.facts_of("train"))]
+    texts, n = list(texts), round(share * len(texts))
+    fitting = [(faq, length) for faq, length in faqs if by_length.get(length)]
+    for replaced in range(n):
+        if not fitting:  # every text of an FAQ text's length is replaced already
+            raise ValueError(f"faq_share={share} replaces {n} texts, but only {replaced} have the length of an FAQ text")
+        faq, length = rng.choice(fitting)
+        texts[by_length[length].pop()] = faq
+        if not by_length[length]:
+            fitting = [(f, k) for f, k in fitting if k != length]
     return texts
 
 

@@ -126,8 +126,7 @@ def chat_rows(tokenizer: Tokenizer, examples: list[Example], max_len: int) -> tu
 # --8<-- [end:chat_template]
 
 
-def faq_text(fact: Fact, rng: random.Random) -> str:
-    """A fact as question-and-answer text in a web page's FAQ style: plain words,
-    no chat tokens, as real pre-training corpora hold."""
-    question = question_text(rng.choice(QUESTIONS[fact.kind]), fact)
-    return f"Question: {question} Answer: {answer_text(fact)}"
+def faq_texts(facts: list[Fact]) -> list[str]:
+    """Each fact in each phrasing as question-and-answer text in a web page's
+    FAQ style: plain words, no chat tokens, as real pre-training corpora hold."""
+    return [f"Question: {question_text(q, fact)} Answer: {answer_text(fact)}" for fact in facts for q in QUESTIONS[fact.kind]]

@@ -76,7 +76,7 @@ ACTIVITIES = (
     Activity("bookshop", BUY, "novels"),
     Activity("supermarket", BUY, "groceries"),
     Activity("canteen", EAT, "soup"),
-    Activity("theatre", WATCH, "plays"),
+    Activity("theatre", WATCH, "ballet"),
     Activity("aquarium", SEE, "sharks"),
     Activity("garage", FIX, "cars"),
     Activity("forest", PICK, "mushrooms"),
