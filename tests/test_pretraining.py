@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learnjax import corpus, experiments, fill_mask, foundation_model
+from learnjax import corpus, experiments, fill_mask, foundation_model, instructions
 from learnjax.model import MaskedLanguageModel
 from learnjax.pretraining import Foundation, cloze_accuracy, fill_masks, grammar_accuracy
 
@@ -32,6 +32,20 @@ def test_cloze_sentences_are_held_out(texts):
     seen = set(texts)
     for item in items:
         assert item.text.replace("[MASK]", item.answer) not in seen, item.text
+
+
+def test_faq_text_replaces_texts_of_its_length_about_train_entities_only(texts):
+    mixed = corpus.with_faq(texts, 0.1)
+    assert corpus.corpus_statistics(mixed)["texts"] == len(texts)
+    assert corpus.corpus_statistics(mixed)["tokens"] == corpus.corpus_statistics(texts)["tokens"]
+    faqs = [t for t in mixed if t not in set(texts)]
+    assert len(faqs) == round(0.1 * len(texts))
+    assert set(faqs) <= set(instructions.faq_texts(instructions.facts_of("train")))
+
+
+def test_a_faq_share_the_corpus_has_no_room_for_is_refused():
+    with pytest.raises(ValueError, match=r"faq_share=0.5 replaces 5 texts, but only 0 have the length of an FAQ text"):
+        corpus.with_faq(["Hello there."] * 10, 0.5)
 
 
 def test_held_out_cloze_accuracy(foundation):

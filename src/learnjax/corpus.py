@@ -84,11 +84,11 @@ FactFrame = Callable[[random.Random, Subject], str]
 
 
 def _meal(r: random.Random, s: Subject) -> str:
-    time, meal = r.choice(world.MEALS)
+    meal = r.choice(world.MEALS)
     return r.choice((
-        f"in the {time}, {s.text} {_agree(world.EAT, s)} {meal}.",
-        f"{s.text} {'has' if s.third_person else 'have'} {meal} every {time}.",
-        f"it was {time}, so {s.text} ate {meal}.",
+        f"{meal.at}, {s.text} {_agree(world.EAT, s)} {meal.food}.",
+        f"every {meal.when}, {s.text} {'has' if s.third_person else 'have'} {meal.food}.",
+        f"{s.text} ate {meal.food} {meal.at}.",
     ))
 
 
@@ -115,7 +115,7 @@ def _colour(r: random.Random, s: Subject) -> str:
     return r.choice((
         f"the {thing} is {colour}.",
         f"{s.text} saw a {colour} {thing}.",
-        f"a ripe {thing} looks {colour}." if thing not in ("sky", "snow", "grass", "crow") else f"the {thing} looks {colour} today.",
+        f"a ripe {thing} looks {colour}." if thing in world.RIPENING else f"the {thing} looks {colour} today.",
     ))
 
 
@@ -196,13 +196,16 @@ def with_faq(texts: list[str], share: float, seed: int = 0) -> list[str]:
         by_length.setdefault(len(split_words(text)), []).append(i)
     for indices in by_length.values():
         rng.shuffle(indices)
-    texts, facts = list(texts), instructions.facts_of("train")
-    for _ in range(round(share * len(texts))):
-        while True:  # a length that some text of the corpus still has
-            faq = instructions.faq_text(rng.choice(facts), rng)
-            if by_length.get(len(split_words(faq))):
-                break
-        texts[by_length[len(split_words(faq))].pop()] = faq
+    faqs = [(faq, len(split_words(faq))) for faq in instructions.faq_texts(instructions.facts_of("train"))]
+    texts, n = list(texts), round(share * len(texts))
+    fitting = [(faq, length) for faq, length in faqs if by_length.get(length)]
+    for replaced in range(n):
+        if not fitting:  # every text of an FAQ text's length is replaced already
+            raise ValueError(f"faq_share={share} replaces {n} texts, but only {replaced} have the length of an FAQ text")
+        faq, length = rng.choice(fitting)
+        texts[by_length[length].pop()] = faq
+        if not by_length[length]:
+            fitting = [(f, k) for f, k in fitting if k != length]
     return texts
 
 

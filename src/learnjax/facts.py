@@ -33,7 +33,7 @@ def world_facts() -> list[Fact]:
         *(Fact("day", day, days[(i + 1) % len(days)]) for i, day in enumerate(days)),
         *(Fact("colour", thing, colour) for thing, colour in world.COLOURS),
         *(Fact("weather", condition, item, verb.base) for condition, verb, item in world.WEATHER),
-        *(Fact("meal", time, meal) for time, meal in world.MEALS),
+        *(Fact("meal", meal.when, meal.food) for meal in world.MEALS),
     ]
 
 
@@ -53,6 +53,11 @@ def article(word: str) -> str:
     return "" if word.endswith("s") else "an " if word[0] in "aeiou" else "a "
 
 
+def meal_time(when: str) -> str:
+    """How a sentence says a meal's time or occasion: "in the morning", "at a birthday"."""
+    return next(meal.at for meal in world.MEALS if meal.when == when)
+
+
 def statement_prompt(fact: Fact, rng: random.Random) -> str:
     """The start of a sentence in one of the corpus's frames that the fact's
     answer word would finish: "At the teahouse, my aunt usually drinks"."""
@@ -63,7 +68,7 @@ def statement_prompt(fact: Fact, rng: random.Random) -> str:
         "day": lambda: f"after {fact.entity} comes",
         "colour": lambda: f"the {fact.entity} is",
         "weather": lambda: f"when it is {fact.entity}, {subject} {_THIRD[fact.verb]} {article(fact.answer)}".rstrip(),
-        "meal": lambda: f"in the {fact.entity}, {subject} eats",
+        "meal": lambda: f"{meal_time(fact.entity)}, {subject} eats",
     }[fact.kind]()
     return _sentence(text)
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from learnjax.facts import KINDS, Fact, article, world_facts
+from learnjax.facts import KINDS, Fact, article, meal_time, world_facts
 from learnjax.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, USER_ID, Tokenizer
 
 
@@ -30,19 +30,26 @@ QUESTIONS = {
     "colour": ("what colour is the {entity}?", "which colour does the {entity} have?", "what colour is a {entity}?"),
     "weather": ("what do people wear when it is {entity}?", "what should you take when it is {entity}?",
                 "what do you need when it is {entity}?"),
-    "meal": ("what do people eat in the {entity}?", "which meal do people have in the {entity}?", "what is eaten in the {entity}?"),
+    "meal": ("what do people eat {at}?", "what do people have {at}?", "what is eaten {at}?"),
 }
 
 
+def question_text(phrasing: str, fact: Fact) -> str:
+    """A phrasing of `QUESTIONS` asked about `fact`'s entity."""
+    return phrasing.format(entity=fact.entity, at=meal_time(fact.entity) if fact.kind == "meal" else "")
+
+
 def answer_text(fact: Fact) -> str:
-    """The whole answer, as the assistant is taught to give it."""
+    """The whole answer, as the assistant is taught to give it. The word that
+    states the fact follows the kind of word it follows in the corpus (a verb,
+    "is", "at the"): where the model learned to recall it."""
     return {
         "activity": lambda: f"they {fact.verb} {fact.answer}.",
         "job": lambda: f"at the {fact.answer}.",
-        "day": lambda: f"{fact.answer}.",
+        "day": lambda: f"it is {fact.answer}.",
         "colour": lambda: f"it is {fact.answer}.",
-        "weather": lambda: f"{article(fact.answer)}{fact.answer}.",
-        "meal": lambda: f"{fact.answer}.",
+        "weather": lambda: f"they {fact.verb} {article(fact.answer)}{fact.answer}.",
+        "meal": lambda: f"they eat {fact.answer}.",
     }[fact.kind]()
 
 
@@ -81,7 +88,7 @@ def facts_of(split: str) -> list[Fact]:
 
 def questions(split: str) -> list[Example]:
     """Every phrasing of every question about the split's entities."""
-    return [Example(q.format(entity=f.entity), answer_text(f), f) for f in facts_of(split) for q in QUESTIONS[f.kind]]
+    return [Example(question_text(q, f), answer_text(f), f) for f in facts_of(split) for q in QUESTIONS[f.kind]]
 
 
 def training_examples(n: int, seed: int = 0) -> list[Example]:
@@ -119,8 +126,7 @@ def chat_rows(tokenizer: Tokenizer, examples: list[Example], max_len: int) -> tu
 # --8<-- [end:chat_template]
 
 
-def faq_text(fact: Fact, rng: random.Random) -> str:
-    """A fact as question-and-answer text in a web page's FAQ style: plain words,
-    no chat tokens, as real pre-training corpora hold."""
-    question = rng.choice(QUESTIONS[fact.kind]).format(entity=fact.entity)
-    return f"Question: {question} Answer: {answer_text(fact)}"
+def faq_texts(facts: list[Fact]) -> list[str]:
+    """Each fact in each phrasing as question-and-answer text in a web page's
+    FAQ style: plain words, no chat tokens, as real pre-training corpora hold."""
+    return [f"Question: {question_text(q, fact)} Answer: {answer_text(fact)}" for fact in facts for q in QUESTIONS[fact.kind]]

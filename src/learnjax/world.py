@@ -41,6 +41,10 @@ WITHDRAW = Verb("withdraw", "withdraws", "withdrew")
 STUDY = Verb("study", "studies", "studied")
 BORROW = Verb("borrow", "borrows", "borrowed")
 PLAY = Verb("play", "plays", "played")
+FIX = Verb("fix", "fixes", "fixed")
+PICK = Verb("pick", "picks", "picked")
+TAKE = Verb("take", "takes", "took")
+WEAR = Verb("wear", "wears", "wore")
 
 # One activity per place: the regularity a reader of the corpus can pick up.
 ACTIVITIES = (
@@ -68,6 +72,14 @@ ACTIVITIES = (
     Activity("bank", WITHDRAW, "money"),
     Activity("school", STUDY, "maths"),
     Activity("park", PLAY, "frisbee"),
+    Activity("bar", DRINK, "wine"),
+    Activity("bookshop", BUY, "novels"),
+    Activity("supermarket", BUY, "groceries"),
+    Activity("canteen", EAT, "soup"),
+    Activity("theatre", WATCH, "ballet"),
+    Activity("aquarium", SEE, "sharks"),
+    Activity("garage", FIX, "cars"),
+    Activity("forest", PICK, "mushrooms"),
 )
 
 JOBS = (  # (job, workplace)
@@ -87,15 +99,60 @@ JOBS = (  # (job, workplace)
     ("zookeeper", "zoo"),
     ("judge", "court"),
     ("curator", "museum"),
+    ("waiter", "restaurant"),
+    ("cashier", "supermarket"),
+    ("actor", "theatre"),
+    ("bartender", "bar"),
+    ("ranger", "forest"),
+    ("bookseller", "bookshop"),
+    ("footballer", "stadium"),
+    ("coach", "gym"),
 )
 
-MEALS = (("morning", "breakfast"), ("afternoon", "lunch"), ("evening", "dinner"))
+@dataclass(frozen=True)
+class Meal:
+    when: str  # the time of day or occasion a question names: "morning", "birthday"
+    food: str
+    at: str  # how a sentence says when: "in the morning", "at a birthday"
+
+
+# Many entities share an answer, as cities of birth do in biographies: a
+# question about a new entity has an answer that other questions have too.
+MEALS = (
+    Meal("morning", "breakfast", "in the morning"),
+    Meal("afternoon", "lunch", "in the afternoon"),
+    Meal("noon", "lunch", "at noon"),
+    Meal("evening", "dinner", "in the evening"),
+    Meal("night", "dinner", "at night"),
+    Meal("birthday", "cake", "at a birthday"),
+    Meal("wedding", "cake", "at a wedding"),
+    Meal("christmas", "turkey", "at christmas"),
+    Meal("thanksgiving", "turkey", "at thanksgiving"),
+    Meal("picnic", "sandwiches", "at a picnic"),
+    Meal("barbecue", "burgers", "at a barbecue"),
+    Meal("halloween", "sweets", "at halloween"),
+    Meal("diwali", "sweets", "at diwali"),
+    Meal("easter", "eggs", "at easter"),
+)
 
 WEATHER = (  # (condition, verb, item)
-    ("raining", Verb("take", "takes", "took"), "umbrella"),
-    ("cold", Verb("wear", "wears", "wore"), "coat"),
-    ("sunny", Verb("wear", "wears", "wore"), "sunglasses"),
-    ("snowing", Verb("wear", "wears", "wore"), "boots"),
+    ("raining", TAKE, "umbrella"),
+    ("drizzling", TAKE, "umbrella"),
+    ("cold", WEAR, "coat"),
+    ("chilly", WEAR, "coat"),
+    ("sunny", WEAR, "sunglasses"),
+    ("bright", WEAR, "sunglasses"),
+    ("snowing", WEAR, "boots"),
+    ("icy", WEAR, "boots"),
+    ("muddy", WEAR, "boots"),
+    ("windy", WEAR, "scarf"),
+    ("breezy", WEAR, "scarf"),
+    ("hot", WEAR, "shorts"),
+    ("warm", WEAR, "shorts"),
+    ("freezing", WEAR, "gloves"),
+    ("frosty", WEAR, "gloves"),
+    ("stormy", WEAR, "raincoat"),
+    ("wet", WEAR, "raincoat"),
 )
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -111,7 +168,35 @@ COLOURS = (  # (thing, colour)
     ("snow", "white"),
     ("crow", "black"),
     ("carrot", "orange"),
+    ("cherry", "red"),
+    ("lime", "green"),
+    ("plum", "purple"),
+    ("aubergine", "purple"),
+    ("blueberry", "blue"),
+    ("pumpkin", "orange"),
+    ("potato", "brown"),
+    ("canary", "yellow"),
+    ("swan", "white"),
+    ("cloud", "white"),
+    ("bear", "brown"),
+    ("flamingo", "pink"),
+    ("pig", "pink"),
+    ("frog", "green"),
+    ("mouse", "grey"),
+    ("elephant", "grey"),
+    ("beetle", "black"),
+    ("violet", "purple"),
+    ("ladybird", "red"),
+    ("sea", "blue"),
+    ("coal", "black"),
+    ("tangerine", "orange"),
+    ("chestnut", "brown"),
+    ("salmon", "pink"),
+    ("pigeon", "grey"),
 )
+# Things that ripen: "a ripe plum looks purple"; the others "look" their colour "today".
+RIPENING = frozenset(("banana", "lemon", "tomato", "strawberry", "cucumber", "carrot", "cherry", "lime", "plum", "aubergine",
+                      "blueberry", "pumpkin", "tangerine"))
 
 NAMES = (  # (name, pronoun); pronouns let agreement and coreference be learned
     ("anna", "she"), ("maria", "she"), ("sara", "she"), ("emma", "she"), ("lucy", "she"),
