@@ -8,9 +8,12 @@ from learnjax.supervised import train_spam_filter
 
 
 def test_splits_are_balanced_and_disjoint():
+    """No message is in two splits: what the dev set chooses, the test set then measures fresh."""
     splits = messages.labeled_splits()
     texts = {name: {m.text for m in items} for name, items in splits.items()}
     assert not texts["pool"] & texts["test"] and not texts["pool"] & texts["dev"]
+    assert not texts["dev"] & texts["test"]
+    assert {name: len(texts[name]) for name in texts} == {name: len(items) for name, items in splits.items()}  # no repeats within one
     for items in splits.values():
         assert sum(m.label for m in items) * 2 == len(items)
 

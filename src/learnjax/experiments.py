@@ -73,13 +73,18 @@ def _spam_scores(foundation, runs: list, settings) -> list[dict]:
     classifiers = finetune_together(foundation, runs, settings=settings, label_names=messages.LABEL_NAMES,
                                     max_len=messages.MESSAGE_MAX_LEN, progress=True)  # a bar on a terminal
     scores = [{} for _ in runs]
+    # Models predict together only with models of their own structure (a LoRA model has adapters).
+    by_mode = {}
+    for i, classifier in enumerate(classifiers):
+        by_mode.setdefault(classifier.mode, []).append(i)
     for split in ("dev", "test"):
         items = messages.labeled_splits()[split]
         tokens = foundation.tokenizer.encode_batch([m.text for m in items], messages.MESSAGE_MAX_LEN, truncate=False)
         labels = np.array([m.label for m in items])
-        for score, logits in zip(scores, predict_together([c.model for c in classifiers], tokens)):  # logits (N, 2) per run
-            score[split] = float((logits.argmax(-1) == labels).mean())
-            score[f"{split}_loss"] = float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean())
+        for order in by_mode.values():
+            for i, logits in zip(order, predict_together([classifiers[i].model for i in order], tokens)):  # logits (N, 2) per run
+                scores[i][split] = float((logits.argmax(-1) == labels).mean())
+                scores[i][f"{split}_loss"] = float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean())
     return scores
 
 
