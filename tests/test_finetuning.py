@@ -145,6 +145,18 @@ def test_scratch_with_all_labels_reaches_95_percent(result):
     assert _mean(result, "scratch", max(experiments.LABEL_SIZES)) >= 0.95
 
 
+def test_the_corpus_holds_every_rare_topic_word_but_no_test_message():
+    """What pre-training can transfer: the fine-tuned model met every rare word of
+    the test messages in the unlabeled corpus, never a test message itself."""
+    from learnjax import corpus
+    from learnjax.tokenizer import split_words
+
+    texts = corpus.build_corpus()
+    rare = {w for label in messages.TOPICS for w in messages.TOPICS[label][messages.N_COMMON:]}
+    assert rare <= {w for t in texts for w in split_words(t)}
+    assert not set(messages.held_out_texts()) & set(texts)
+
+
 def test_probe_trains_only_the_head():
     foundation = foundation_model()
     model, trainable = build_classifier(foundation, "probe")
@@ -157,6 +169,59 @@ def test_probe_trains_only_the_head():
                           settings=FinetuneSettings(steps=5), label_names=messages.LABEL_NAMES)
     after = nnx.to_pure_dict(nnx.state(classifier.model.encoder, nnx.Param))
     jax.tree.map(np.testing.assert_array_equal, before, after)
+
+
+def _paths(state) -> set[str]:
+    return {"/".join(map(str, path)) for path, _ in nnx.to_flat_state(state)}
+
+
+def test_lora_trains_only_the_adapters_and_the_head():
+    """The frozen encoder stays frozen: its own weights are exactly those it started with."""
+    foundation = foundation_model()
+    model, trainable = build_classifier(foundation, "lora")
+    trained = _paths(nnx.state(model, trainable))
+    assert trained and all(p.startswith("head/") or p.endswith(("lora_a", "lora_b")) for p in trained), trained
+    base = nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam))
+    before = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model.encoder, base)))
+    items = messages.labeled_splits()["pool"][:16]
+    classifier = finetune(foundation, [m.text for m in items], [m.label for m in items], mode="lora",
+                          settings=FinetuneSettings(steps=5), label_names=messages.LABEL_NAMES)
+    jax.tree.map(np.testing.assert_array_equal, before, nnx.to_pure_dict(nnx.state(classifier.model.encoder, base)))
+    adapters = nnx.to_pure_dict(nnx.state(classifier.model, nnx.LoRAParam))
+    grown = [np.abs(np.asarray(b)).max() for b in jax.tree.leaves(jax.tree.map_with_path(
+        lambda path, leaf: leaf if path[-1].key == "lora_b" else None, adapters))]
+    assert grown and max(grown) > 0, "the adapters (B, which starts at zero) did not train"
+
+
+def test_lora_starts_from_the_pre_trained_model_exactly():
+    """B starts at zero: before training, LoRA's classifier scores as the plain one does."""
+    foundation = foundation_model()
+    tokens = foundation.tokenizer.encode_batch([m.text for m in messages.labeled_splits()["dev"][:8]], messages.MESSAGE_MAX_LEN)
+    plain, _ = build_classifier(foundation, "full", seed=3)
+    lora, _ = build_classifier(foundation, "lora", seed=3)
+    np.testing.assert_allclose(np.asarray(lora(tokens)), np.asarray(plain(tokens)), atol=1e-6)
+
+
+def test_lora_scales_its_correction_by_alpha_over_rank():
+    from learnjax.lora import ScaledLoRA
+
+    base = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
+    layer = ScaledLoRA(base, rank=2, alpha=8.0, rngs=nnx.Rngs(1))
+    layer.lora_b[...] = jnp.ones((2, 3))
+    x = jnp.arange(8.0).reshape(2, 4)
+    np.testing.assert_allclose(layer(x) - base(x), 4.0 * (x @ layer.lora_a[...] @ layer.lora_b[...]), rtol=1e-5)
+
+
+def test_a_lora_classifier_saves_as_plain_weights_with_the_same_predictions(tmp_path):
+    foundation = foundation_model()
+    items = messages.labeled_splits()["pool"][:32]
+    classifier = finetune(foundation, [m.text for m in items], [messages.LABEL_NAMES[m.label] for m in items], mode="lora",
+                          settings=FinetuneSettings(steps=20))
+    classifier.save(tmp_path / "clf")
+    loaded = TextClassifier.load(tmp_path / "clf")
+    assert not jax.tree.leaves(nnx.state(loaded.model, nnx.LoRAParam))
+    texts = [m.text for m in messages.labeled_splits()["test"][:8]]
+    np.testing.assert_allclose(loaded.predict_proba(texts), classifier.predict_proba(texts), atol=1e-5)
 
 
 def test_fine_tuning_leaves_the_foundation_unchanged():

@@ -88,6 +88,10 @@ def test_the_first_written_loop_trains_the_same_objective(setup):
     np.testing.assert_allclose(first_written, library, rtol=1e-4)  # then the same updates
 
 
+def test_the_loops_run_the_twenty_steps_per_call_the_pages_name():
+    assert STEPS_PER_CALL == 20, "the Performance and Fine-tuning pages say twenty steps per call"
+
+
 def test_compare_ranks_a_slower_candidate_slower():
     result = compare({"2 ms": lambda: time.sleep(0.002), "6 ms": lambda: time.sleep(0.006)}, rounds=3, min_seconds=0.02)
     assert result.speedup("2 ms") == 1.0

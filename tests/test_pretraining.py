@@ -98,9 +98,32 @@ def test_more_steps_make_use_of_more_text(curve, foundation):
     assert scores["accuracy"] >= largest["held_out_accuracy"] + 0.05, (scores, largest)
 
 
+def test_the_recipes_are_the_pages():
+    """The pages name these settings in words: rows of 32 tokens, a quarter of the
+    words hidden, and a writer that differs from the reader in its objective only."""
+    from learnjax.pretraining import NEXT_WORD_RECIPE, PretrainRecipe
+
+    reader = PretrainRecipe()
+    assert reader.max_len == 32 and reader.mask_rate == 0.25
+    assert NEXT_WORD_RECIPE.replace(objective=reader.objective) == reader
+
+
 def test_pretraining_loss_falls(foundation):
     loss = foundation.history.loss
     assert np.mean(loss[-100:]) < np.mean(loss[:10]) / 5
+
+
+@pytest.mark.parametrize("objective", ["masked", "next-word"])
+def test_the_loss_falls_quickly_then_keeps_decreasing_slowly(objective):
+    """The pre-training page's loss curves, of the model that reads and of the one that writes."""
+    from learnjax.pretraining import PretrainRecipe
+
+    loss = np.array(foundation_model(PretrainRecipe(objective=objective)).history.loss)
+    half = len(loss) // 2
+    start, early, middle, end = loss[:10].mean(), loss[100:200].mean(), loss[half - 100 : half].mean(), loss[-100:].mean()
+    assert early < start / 2, (start, early)  # quickly
+    assert end < middle, (middle, end)  # keeps decreasing
+    assert middle - end < (start - early) / 10, (start, early, middle, end)  # slowly
 
 
 def test_fill_masks_matches_one_by_one(foundation):

@@ -26,6 +26,16 @@ def test_test_set_uses_only_rare_topic_words():
         assert words & rare and not words & common, m.text
 
 
+def test_the_pool_mostly_says_the_common_topic_words():
+    """The supervised page: the pool mostly says "prize" and "dinner", the test set "jackpot" and "barbecue"."""
+    from learnjax.tokenizer import split_words
+
+    common = {w for label in messages.TOPICS for w in messages.TOPICS[label][: messages.N_COMMON]}
+    topic = {w for label in messages.TOPICS for w in messages.TOPICS[label]}
+    words = [w for m in messages.labeled_splits()["pool"] for w in split_words(m.text) if w in topic]
+    assert sum(w in common for w in words) >= 2 / 3 * len(words)
+
+
 def test_filter_trained_on_all_labels_generalises():
     run = train_spam_filter()
     assert run.train_accuracy == 1.0
