@@ -91,10 +91,12 @@ def test_the_learning_rate_is_chosen_on_dev_and_only_test_scores_are_reported(mo
 FEW_LABELS = (8, 16, 32)
 
 
-def _gap(result, mode, n, over="scratch"):
-    return _mean(result, mode, n) - _mean(result, over, n)
+def _gap(result, mode, n):
+    """How far `mode` is ahead of training from scratch with `n` labels."""
+    return _mean(result, mode, n) - _mean(result, "scratch", n)
 
 
+@pytest.mark.slow
 def test_every_mode_got_the_same_search(result):
     assert {r["mode"] for r in result["rows"]} == set(MODES)
     for row in result["rows"]:
@@ -102,12 +104,14 @@ def test_every_mode_got_the_same_search(result):
         assert len(row["scores"]) == len(result["seeds"]) >= 3
 
 
+@pytest.mark.slow
 def test_the_chosen_rate_is_the_best_on_dev(result):
     for row in result["rows"]:
         dev, loss = row["dev_by_learning_rate"], row["dev_loss_by_learning_rate"]
         assert str(row["learning_rate"]) == max(dev, key=lambda lr: (dev[lr], -loss[lr])), row
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode, sizes", [("full", FEW_LABELS), ("probe", FEW_LABELS), ("lora", (16, 32))])
 def test_the_pre_trained_modes_are_far_ahead_of_scratch_with_few_labels(result, mode, sizes):
     """The figure's claim: at least 10 points ahead of training from scratch. LoRA
@@ -116,6 +120,7 @@ def test_the_pre_trained_modes_are_far_ahead_of_scratch_with_few_labels(result, 
         assert _gap(result, mode, n) >= 0.10, (mode, n, _mean(result, mode, n), _mean(result, "scratch", n))
 
 
+@pytest.mark.slow
 def test_the_probe_is_not_full_fine_tuning_under_another_name(result):
     """Trained alike, a probe and a fully fine-tuned model would score alike on dev
     at every learning rate; a frozen encoder scores differently."""
@@ -125,6 +130,7 @@ def test_the_probe_is_not_full_fine_tuning_under_another_name(result):
         assert max(abs(probe[lr] - full[lr]) for lr in probe) > 0.01, (n, probe, full)
 
 
+@pytest.mark.slow
 def test_gap_narrows_as_labels_grow(result):
     """Pre-training pays off most when labels are few: the gap between fine-tuning
     and training from scratch is at least 10 points smaller from 128 labels on
@@ -135,12 +141,14 @@ def test_gap_narrows_as_labels_grow(result):
     assert all(gaps[n] <= gaps[32] - 0.10 for n in sizes if n >= 128), gaps
 
 
+@pytest.mark.slow
 def test_all_modes_meet_with_many_labels(result):
     largest = max(r["n_labels"] for r in result["rows"])
     means = [r["mean"] for r in result["rows"] if r["n_labels"] == largest]
     assert max(means) - min(means) <= 0.03, means
 
 
+@pytest.mark.slow
 def test_scratch_with_all_labels_reaches_95_percent(result):
     assert _mean(result, "scratch", max(experiments.LABEL_SIZES)) >= 0.95
 

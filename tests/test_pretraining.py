@@ -71,6 +71,7 @@ def curve():
     return experiments.scaling_curve()
 
 
+@pytest.mark.slow
 def test_accuracy_rises_steeply_with_the_first_thousand_texts_then_levels_off(curve):
     """The self-supervised learning page: from 200 to 1,000 texts held-out accuracy
     rises by at least 5 points and the held-out loss falls by at least a tenth; from
@@ -84,11 +85,13 @@ def test_accuracy_rises_steeply_with_the_first_thousand_texts_then_levels_off(cu
     assert all(abs(a - accuracy[1]) <= 0.03 for a in accuracy[2:]), accuracy
 
 
+@pytest.mark.slow
 def test_the_smallest_corpus_is_memorised(curve):
     smallest = curve[0]
     assert smallest["final_train_loss"] < smallest["held_out_loss"] / 2, smallest
 
 
+@pytest.mark.slow
 def test_more_steps_make_use_of_more_text(curve, foundation):
     """The foundation model reads the scaling curve's largest corpus for more steps:
     it recovers at least 5 points more of the same held-out words."""

@@ -43,6 +43,7 @@ def test_filter_trained_on_all_labels_generalises():
     assert run.history.loss[-1] < run.history.loss[0] / 10
 
 
+@pytest.mark.slow
 def test_more_labels_give_better_held_out_accuracy():
     curve = experiments.supervised_label_curve()
     means = [row["mean"] for row in curve]
