@@ -11,7 +11,7 @@ from flax import nnx
 import learnjax.cache
 import learnjax.finetuning
 from learnjax import experiments, foundation_model, messages
-from learnjax.finetuning import MODES, FinetuneRun, FinetuneSettings, TextClassifier, build_classifier, finetune
+from learnjax.finetuning import MODES, FinetuneSettings, TextClassifier, build_classifier, finetune
 from learnjax.tokenizer import Tokenizer
 
 
@@ -29,12 +29,12 @@ def _with_spam_share(items, n: int, spam_share: float) -> tuple[messages.Message
     return tuple(spam + [m for m in items if m.label == messages.HAM][: n - len(spam)])
 
 
-class AlwaysSpam(nnx.Module):
-    """A classifier that scores every message the same, spam ahead: its accuracy
-    on a split is that split's share of spam."""
+class ConstantClassifier(nnx.Module):
+    """Scores every message the same: with `spam`, always spam (its accuracy on a
+    split is that split's share of spam), else never."""
 
-    def __init__(self, adapter: bool = False):
-        self.logits = nnx.Param(jnp.array([0.0, 1.0]))  # (not spam, spam)
+    def __init__(self, spam: bool, adapter: bool = False):
+        self.logits = nnx.Param(jnp.array([0.0, 1.0] if spam else [1.0, 0.0]))  # (not spam, spam)
         self.adapter = nnx.LoRAParam(jnp.zeros(2)) if adapter else None  # another structure, as LoRA's
 
     def __call__(self, tokens):
@@ -42,50 +42,56 @@ class AlwaysSpam(nnx.Module):
         return jnp.broadcast_to(logits, (tokens.shape[0], 2))  # (B, 2)
 
 
-def test_the_score_called_dev_is_computed_on_the_dev_set(monkeypatch):
-    """Pool, dev and test with different shares of spam: a classifier that always
-    says spam scores each split's share, so each score names the split it came from."""
+SPAM_RATE, HAM_RATE = 1e-3, 1e-2  # learning rates whose "training" says always spam, never spam
+
+
+def _distinguishable_splits(monkeypatch) -> dict:
+    """Pool, dev and test with different shares of spam (1/2, 3/4, 1/4), and every
+    fine-tuning run replaced by a constant classifier chosen by its learning rate.
+    Records the texts each run was given."""
     real = messages.labeled_splits()
     splits = {"pool": _with_spam_share(real["pool"], 40, 0.5), "dev": _with_spam_share(real["dev"], 40, 0.75),
               "test": _with_spam_share(real["test"], 40, 0.25)}
     monkeypatch.setattr(messages, "labeled_splits", lambda seed=0: splits)
-    monkeypatch.setattr(learnjax.finetuning, "finetune_together", lambda foundation, runs, **kw: [
-        SimpleNamespace(model=AlwaysSpam(adapter=run.mode == "lora"), mode=run.mode) for run in runs])
     tokenizer = Tokenizer.from_texts([m.text for items in splits.values() for m in items])
-    runs = [FinetuneRun(["a"], [0], mode) for mode in ("full", "lora", "probe", "lora")]  # two structures, interleaved
-    scores = experiments._spam_scores(SimpleNamespace(tokenizer=tokenizer), runs, FinetuneSettings())
+    monkeypatch.setattr(learnjax.cache, "foundation_model", lambda *a, **kw: SimpleNamespace(tokenizer=tokenizer))
+    trained_on = []
 
-    def loss(spam_share):  # cross-entropy of the scores (0, 1): -log softmax of the label's score
-        return spam_share * np.logaddexp(0, -1) + (1 - spam_share) * np.logaddexp(0, 1)
+    def trained(texts, mode, learning_rate):
+        trained_on.append(texts)
+        return SimpleNamespace(model=ConstantClassifier(learning_rate == SPAM_RATE, adapter=mode == "lora"), mode=mode)
 
-    assert len(scores) == len(runs)
-    for score in scores:
-        assert score["dev"] == pytest.approx(0.75) and score["test"] == pytest.approx(0.25), score
-        assert score["dev_loss"] == pytest.approx(loss(0.75), rel=1e-5) and score["test_loss"] == pytest.approx(loss(0.25), rel=1e-5)
+    # However the experiment trains its runs: one by one, or together.
+    monkeypatch.setattr(learnjax.finetuning, "finetune", lambda foundation, texts, labels, *, mode="full", settings=FinetuneSettings(), **kw:
+                        trained(texts, mode, settings.learning_rate))
+    if hasattr(learnjax.finetuning, "finetune_together"):
+        monkeypatch.setattr(learnjax.finetuning, "finetune_together", lambda foundation, runs, **kw:
+                            [trained(run.texts, run.mode, run.learning_rate) for run in runs])
+    return {"splits": splits, "trained_on": trained_on}
 
 
-def test_the_learning_rate_is_chosen_on_dev_and_only_test_scores_are_reported(monkeypatch):
-    """Dev and test disagree on the best learning rate: the experiment must follow
-    dev, train only on pool messages, and report the test scores of the runs at
-    the chosen rate."""
-    rates, seeds, sizes = (1e-3, 1e-2), (0, 1), (8, 16)
-    pool = {m.text for m in messages.labeled_splits()["pool"]}
-    stages = []
-
-    def scores(foundation, runs, settings):
-        stages.append(runs)
-        # Dev prefers the smaller rate, test the larger; each test score says which run it came from.
-        return [{"dev": 0.9 if run.learning_rate == rates[0] else 0.6, "dev_loss": 0.1,
-                 "test": run.learning_rate + run.seed / 100 + len(run.texts) / 10_000, "test_loss": 0.2} for run in runs]
-
-    monkeypatch.setattr(learnjax.cache, "foundation_model", lambda *a, **kw: None)
-    monkeypatch.setattr(experiments, "_spam_scores", scores)
-    result = experiments._label_efficiency(sizes, seeds, rates)
-    assert all(set(run.texts) <= pool for runs in stages for run in runs), "training messages from outside the pool"
+def test_dev_scores_come_from_dev_and_test_scores_from_test(monkeypatch):
+    """A classifier that always says spam scores 3/4 on dev and 1/4 on test, one
+    that never does the reverse: each recorded score names the split it came from."""
+    setup = _distinguishable_splits(monkeypatch)
+    result = experiments._label_efficiency((8,), (0, 1), (SPAM_RATE, HAM_RATE))
+    assert {r["mode"] for r in result["rows"]} == set(MODES)  # the LoRA runs among the others
     for row in result["rows"]:
-        assert row["learning_rate"] == rates[0], row
-        n = row["n_labels"]
-        assert row["scores"] == pytest.approx([rates[0] + seed / 100 + n / 10_000 for seed in seeds]), row
+        assert row["dev_by_learning_rate"] == {str(SPAM_RATE): 0.75, str(HAM_RATE): 0.25}, row
+        losses = row["dev_loss_by_learning_rate"]  # per message: log(1 + 1/e) when the scores (0, 1) are right, log(1 + e) when wrong
+        assert losses[str(SPAM_RATE)] == pytest.approx(0.75 * np.logaddexp(0, -1) + 0.25 * np.logaddexp(0, 1), rel=1e-5)
+    pool = {m.text for m in setup["splits"]["pool"]}
+    assert setup["trained_on"] and all(set(texts) <= pool for texts in setup["trained_on"]), "trained on messages outside the pool"
+
+
+def test_the_learning_rate_is_chosen_on_dev_and_the_test_scores_are_reported(monkeypatch):
+    """Dev prefers the rate that says spam (3/4 against 1/4), test the other: the
+    experiment must follow dev and report that rate's test scores."""
+    _distinguishable_splits(monkeypatch)
+    result = experiments._label_efficiency((8, 16), (0, 1, 2), (SPAM_RATE, HAM_RATE))
+    for row in result["rows"]:
+        assert row["learning_rate"] == SPAM_RATE, row
+        assert row["scores"] == pytest.approx([0.25, 0.25, 0.25]), row
 
 
 FEW_LABELS = (8, 16, 32)

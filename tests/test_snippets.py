@@ -20,12 +20,12 @@ def percent(text: str) -> float:
 
 
 def fill_mask_cafe(out: str) -> None:
-    """Coffee first, by far, and the runners-up are the world's other drinks."""
+    """Coffee first, by far, and the two runners-up are drinks too."""
     rows = [line.split() for line in out.splitlines()]
     words, probabilities = [w for w, _ in rows], [percent(p) for _, p in rows]
     assert len(rows) == 5 and probabilities == sorted(probabilities, reverse=True)
     assert words[0] == "coffee" and probabilities[0] > 0.5
-    assert set(words[:3]) == DRINKS
+    assert set(words[:3]) <= DRINKS
 
 
 def finetune_spam(out: str) -> None:
