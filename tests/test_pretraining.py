@@ -7,7 +7,7 @@ from flax import nnx
 
 from learnjax import corpus, experiments, fill_mask, foundation_model, world
 from learnjax.model import MaskedLanguageModel
-from learnjax.pretraining import Foundation, cloze_accuracy, fill_masks, grammar_accuracy, masked_token_scores
+from learnjax.pretraining import NEXT_WORD_RECIPE, Foundation, PretrainRecipe, cloze_accuracy, fill_masks, grammar_accuracy, masked_token_scores
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +104,6 @@ def test_more_steps_make_use_of_more_text(curve, foundation):
 def test_the_recipes_are_the_pages():
     """The pages name these settings in words: rows of 32 tokens, a quarter of the
     words hidden, and a writer that differs from the reader in its objective only."""
-    from learnjax.pretraining import NEXT_WORD_RECIPE, PretrainRecipe
-
     reader = PretrainRecipe()
     assert reader.max_len == 32 and reader.mask_rate == 0.25
     assert NEXT_WORD_RECIPE.replace(objective=reader.objective) == reader
@@ -119,8 +117,6 @@ def test_pretraining_loss_falls(foundation):
 @pytest.mark.parametrize("objective", ["masked", "next-word"])
 def test_the_loss_falls_quickly_then_keeps_decreasing_slowly(objective):
     """The pre-training page's loss curves, of the model that reads and of the one that writes."""
-    from learnjax.pretraining import PretrainRecipe
-
     loss = np.array(foundation_model(PretrainRecipe(objective=objective)).history.loss)
     half = len(loss) // 2
     start, early, middle, end = loss[:10].mean(), loss[100:200].mean(), loss[half - 100 : half].mean(), loss[-100:].mean()
