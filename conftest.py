@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
-from docs_harness import PythonFenceParser, SnippetDocument  # noqa: E402
+from docs_harness import PythonFenceParser, SnippetDocument, fail_skips_in_ci  # noqa: E402
 import pytest  # noqa: E402
 from sybil import Sybil  # noqa: E402
 from sybil.parsers.rest import DocTestParser  # noqa: E402
@@ -17,6 +17,7 @@ pytest_plugins = ["pytester"]
 pages = Sybil(parsers=[PythonFenceParser()], patterns=["*.md"], path="docs", document_types={".md": SnippetDocument})
 docstrings = Sybil(parsers=[DocTestParser()], patterns=["*.py"], path="src")
 pytest_collect_file = (pages + docstrings).pytest()
+pytest_runtest_makereport = fail_skips_in_ci  # in CI, a skipped test of the docs or the site fails
 
 
 # Under pytest-xdist (`-n`, set in pyproject.toml) tests run in parallel workers.

@@ -13,12 +13,14 @@ them, so the shown code must work on its own, as a reader pastes it.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import markdown
+import pytest
 from mkdocs.config import load_config
 from sybil import Document, Example, Region
 from sybil.evaluators.python import PythonEvaluator
@@ -153,3 +155,25 @@ def page_blocks(page: Path) -> list[PythonBlock]:
 
 def python_fence_count(text: str) -> int:
     return len(ANY_PYTHON_FENCE.findall(text))
+
+
+# In CI (LEARNJAX_CI=1, set by .ci/run) a skip among the tests of the pages, the
+# docstrings, the built site and the browser is a failure: a page renamed or a
+# browser missing must not pass as "skipped".
+CI_VARIABLE = "LEARNJAX_CI"
+NO_SKIPS_IN_CI = ("docs/", "src/", "tests/test_browser.py", "tests/test_site.py", "tests/test_docs_harness.py",
+                  "tests/test_pasted_blocks.py", "tests/test_snippets.py", "tests/test_api_reference.py")
+
+
+@pytest.hookimpl(wrapper=True)
+def fail_skips_in_ci(item, call):
+    """A `pytest_runtest_makereport` hook: in CI, a skipped test of the docs or the site fails."""
+    report = yield
+    if os.environ.get(CI_VARIABLE) == "1" and report.skipped and not hasattr(report, "wasxfail"):
+        path = item.path.relative_to(item.config.rootpath).as_posix()
+        if path.startswith(NO_SKIPS_IN_CI):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)  # (file, line, reason)
+            reason = reason.removeprefix("Skipped: ")
+            report.outcome = "failed"
+            report.longrepr = f"{CI_VARIABLE}=1, and in CI a test of the docs or the site may not skip: {reason}"
+    return report

@@ -9,7 +9,8 @@ its findings are shared by the checks below.
 Chromium comes from the system's packages (Debian: `apt-get install chromium`)
 and is driven by Playwright's Python package; nothing here downloads a browser.
 Without Chromium the checks are skipped, unless LEARNJAX_REQUIRE_BROWSER=1 (as
-in CI), which makes a missing browser a failure.
+in CI), which makes a missing browser a failure; in CI (LEARNJAX_CI=1) any skip
+here fails (`docs_harness.fail_skips_in_ci`).
 """
 
 from __future__ import annotations
@@ -426,8 +427,7 @@ def test_each_page_has_a_screenshot(page_reports):
 
 @pytest.mark.parametrize("page_path", NARROW_SHOTS, ids=lambda p: p or "home")
 def test_phone_width_screenshot(built_site, site_url, browser, screenshots, page_path):
-    if not (built_site / page_path / "index.html").exists():
-        pytest.skip(f"{page_path} is not in the built site yet")
+    assert (built_site / page_path / "index.html").exists(), f"{page_path} is not in the built site"
     visit = _open(browser, site_url + page_path, viewport=PHONE)
     try:
         assert visit.status == 200
@@ -460,8 +460,7 @@ def nav_links(site_url, browser) -> dict[str, str]:
 
 @pytest.mark.parametrize("title, page_path", SECTIONS.items(), ids=list(SECTIONS.values()))
 def test_navigation_reaches_section(built_site, site_url, browser, nav_links, title, page_path):
-    if not (built_site / page_path / "index.html").exists():
-        pytest.skip(f"the {title} page ({page_path}) is not in the built site yet")
+    assert (built_site / page_path / "index.html").exists(), f"the {title} page ({page_path}) is not in the built site"
     url = site_url + page_path
     assert url in nav_links, f"{title} ({page_path}) is built but not linked from the navigation; nav has {sorted(nav_links)}"
     visit = _open(browser, site_url)
@@ -481,8 +480,7 @@ def test_navigation_reaches_section(built_site, site_url, browser, nav_links, ti
 
 
 def test_search_finds_pre_training_for_coffee(built_site, site_url, browser):
-    if not (built_site / "pre-training" / "index.html").exists():
-        pytest.skip("the Pre-training page (pre-training/) is not in the built site yet")
+    assert (built_site / "pre-training" / "index.html").exists(), "the Pre-training page (pre-training/) is not in the built site"
     visit = _open(browser, site_url)
     try:
         page = visit.page
@@ -522,8 +520,7 @@ def test_copy_buttons_copy_the_code(page_reports):
             if not expected or copied != expected:
                 problems.append(f"{r.page}: a {copy['kind']}'s copy button put {copied[:80]!r} on the clipboard, expected {expected[:80]!r}")
     assert not problems, "\n".join(problems)
-    if not clicked:
-        pytest.skip("no page has a code block yet")
+    assert clicked, "no copy button was clicked: no page has a code block"
 
 
 def test_palette_toggle_switches_light_and_dark(site_url, browser):
@@ -545,8 +542,7 @@ def test_palette_toggle_switches_light_and_dark(site_url, browser):
 
 def test_notebook_pages_offer_their_download(built_site, site_url, browser):
     notebooks = _notebook_pages(built_site, _site_pages(built_site))
-    if not notebooks:
-        pytest.skip("no notebook pages yet (docs/notebooks/*.py)")
+    assert notebooks, "no notebook pages in the built site (docs/notebooks/*.py)"
     problems = []
     for page_path in notebooks:
         if not (built_site / page_path / "index.html").exists():

@@ -8,6 +8,7 @@ import pytest
 
 from learnjax.cli import main
 from learnjax.tokenizer import SPECIAL_TOKENS
+from one_line import is_one_line
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -59,7 +60,7 @@ def test_errors_are_one_line_on_stderr(args, message):
     result = run_cli(*args)
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert is_one_line(result.stderr) and message in result.stderr, result.stderr
 
 
 def test_version():

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from learnjax.cli import main
+from one_line import is_one_line
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -57,7 +58,7 @@ def test_bad_generate_input_is_one_line(args, status, message):
     result = run_cli(*args)
     assert result.returncode == status, result.stderr
     assert result.stdout == "" and message in result.stderr
-    assert result.stderr.count("\n") == 1
+    assert is_one_line(result.stderr), result.stderr
 
 
 def test_a_model_of_the_wrong_kind_is_named(writer, tmp_path):
@@ -68,4 +69,4 @@ def test_a_model_of_the_wrong_kind_is_named(writer, tmp_path):
     assert masked.returncode == 0, masked.stderr
     result = run_cli("generate", "--model", str(tmp_path / "m"), "the cat")
     assert result.returncode == 1 and "is a masked model, not a next-word model" in result.stderr
-    assert result.stderr.count("\n") == 1
+    assert is_one_line(result.stderr), result.stderr

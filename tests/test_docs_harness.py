@@ -147,3 +147,40 @@ def test_hidden_blocks_see_what_the_shown_ones_made(pytester):
         '''
     result = _project(pytester, page)
     result.assert_outcomes(passed=5)
+
+
+SKIPPING_TESTS = '''
+import pytest
+
+def test_skips():
+    pytest.skip("the page is not in the built site yet")
+
+@pytest.mark.xfail(reason="a known gap", strict=True)
+def test_expected_to_fail():
+    assert False
+'''
+
+
+def _skipping_project(pytester, path: str):
+    """A project whose test file at `path` skips once and fails as expected once."""
+    pytester.makeini("[pytest]\n")  # the project's root: paths are relative to it
+    pytester.makeconftest(f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+                          "from docs_harness import fail_skips_in_ci as pytest_runtest_makereport\n")
+    (pytester.path / path).parent.mkdir(parents=True, exist_ok=True)
+    (pytester.path / path).write_text(SKIPPING_TESTS)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", path)
+
+
+@pytest.mark.parametrize("path", ["docs/test_page.py", "tests/test_browser.py"])
+def test_in_ci_a_skip_among_the_docs_tests_fails(pytester, monkeypatch, path):
+    monkeypatch.setenv("LEARNJAX_CI", "1")
+    result = _skipping_project(pytester, path)
+    result.assert_outcomes(failed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*LEARNJAX_CI=1*may not skip: the page is not in the built site yet*"])
+
+
+def test_outside_ci_or_outside_the_docs_tests_a_skip_stays_a_skip(pytester, monkeypatch):
+    monkeypatch.delenv("LEARNJAX_CI", raising=False)
+    _skipping_project(pytester, "docs/test_page.py").assert_outcomes(skipped=1, xfailed=1)
+    monkeypatch.setenv("LEARNJAX_CI", "1")
+    _skipping_project(pytester, "tests/test_other.py").assert_outcomes(skipped=1, xfailed=1)

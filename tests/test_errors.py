@@ -15,6 +15,7 @@ from learnjax.finetuning import finetune
 from learnjax.labeled_files import read_labeled
 from learnjax.model import EncoderConfig
 from learnjax.pretraining import Foundation
+from one_line import is_one_line
 
 
 def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -124,7 +125,7 @@ def test_cli_errors_are_one_line(tmp_path, args, status, message):
     result = _cli(*[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == status, result.stderr
     assert message in result.stderr
-    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr and is_one_line(result.stderr), result.stderr
     assert not (tmp_path / "o").exists(), "a failed command saves nothing"
 
 

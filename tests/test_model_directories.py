@@ -20,6 +20,7 @@ from learnjax.finetuning import TextClassifier
 from learnjax.model import EncoderClassifier, Transformer
 from learnjax.pretraining import Foundation
 from learnjax.training import History
+from one_line import is_one_line
 
 WORDS = "the cat sat on a mat while dog ran to red barn and bird sang in tall old tree by river".split()
 
@@ -56,7 +57,7 @@ def learnjax(*args) -> subprocess.CompletedProcess:
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert is_one_line(result.stderr) and "Traceback" not in result.stderr, result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, result.stderr
 

@@ -75,11 +75,20 @@ def test_the_library_loop_called_for_one_step_donates_the_state(setup):
 
 
 def test_the_first_written_loop_trains_the_same_objective(setup):
+    """From the same fresh model, the loop as first written and the library's loop
+    mask the same words and compute the same losses, step after step."""
     nodes = setup.fresh()
     step = performance.compile_ahead(performance.first_written_step, *nodes, *setup.masked_rows(), switch=performance.products_on_3d_arrays())
     first = setup.first_written_loop(nodes, step.result())
-    losses = [float(first()) for _ in range(3)]
-    assert all(np.isfinite(losses)) and losses[0] > 1.0  # a fresh model: about log(vocabulary)
+    first_written = [float(first()) for _ in range(3)]
+    library = np.asarray(setup.library_loop(setup.fresh(), steps=3)())[:3]
+    assert first_written[0] > 1.0  # a fresh model: about log(vocabulary)
+    np.testing.assert_allclose(first_written[0], library[0], rtol=1e-5)
+    np.testing.assert_allclose(first_written, library, rtol=1e-4)  # then the same updates
+
+
+def test_the_loops_run_the_twenty_steps_per_call_the_pages_name():
+    assert STEPS_PER_CALL == 20, "the Performance and Fine-tuning pages say twenty steps per call"
 
 
 def test_compare_ranks_a_slower_candidate_slower():

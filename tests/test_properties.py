@@ -2,7 +2,7 @@
 
 import jax
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from learnjax.masking import mask_tokens
@@ -34,8 +34,7 @@ def test_any_unicode_encodes_without_crashing(text):
 @given(st.lists(st.text(max_size=40), max_size=20))
 def test_vocabulary_built_from_any_text_is_valid(texts):
     words = [w for t in texts for w in split_words(t) if w not in SPECIAL_TOKENS]
-    if not words:
-        return
+    assume(words)  # a vocabulary of special tokens alone has nothing to check
     tokenizer = Tokenizer.from_texts(texts)
     assert tokenizer.vocab[: len(SPECIAL_TOKENS)] == list(SPECIAL_TOKENS)
     assert len(set(tokenizer.vocab)) == len(tokenizer.vocab)

@@ -8,9 +8,12 @@ from learnjax.supervised import train_spam_filter
 
 
 def test_splits_are_balanced_and_disjoint():
+    """No message is in two splits: what the dev set chooses, the test set then measures fresh."""
     splits = messages.labeled_splits()
     texts = {name: {m.text for m in items} for name, items in splits.items()}
     assert not texts["pool"] & texts["test"] and not texts["pool"] & texts["dev"]
+    assert not texts["dev"] & texts["test"]
+    assert {name: len(texts[name]) for name in texts} == {name: len(items) for name, items in splits.items()}  # no repeats within one
     for items in splits.values():
         assert sum(m.label for m in items) * 2 == len(items)
 
@@ -23,6 +26,16 @@ def test_test_set_uses_only_rare_topic_words():
         assert words & rare and not words & common, m.text
 
 
+def test_the_pool_mostly_says_the_common_topic_words():
+    """The supervised page: the pool mostly says "prize" and "dinner", the test set "jackpot" and "barbecue"."""
+    from learnjax.tokenizer import split_words
+
+    common = {w for label in messages.TOPICS for w in messages.TOPICS[label][: messages.N_COMMON]}
+    topic = {w for label in messages.TOPICS for w in messages.TOPICS[label]}
+    words = [w for m in messages.labeled_splits()["pool"] for w in split_words(m.text) if w in topic]
+    assert sum(w in common for w in words) >= 2 / 3 * len(words)
+
+
 def test_filter_trained_on_all_labels_generalises():
     run = train_spam_filter()
     assert run.train_accuracy == 1.0
@@ -30,6 +43,7 @@ def test_filter_trained_on_all_labels_generalises():
     assert run.history.loss[-1] < run.history.loss[0] / 10
 
 
+@pytest.mark.slow
 def test_more_labels_give_better_held_out_accuracy():
     curve = experiments.supervised_label_curve()
     means = [row["mean"] for row in curve]
