@@ -156,3 +156,12 @@ def test_ctrl_c_keeps_the_earlier_model_and_the_last_checkpoint_and_says_how_to_
     assert (out / MANIFEST).read_bytes() == before
     Foundation.load(out)
     assert TrainingCheckpoints(out / CHECKPOINT_FOLDER, "").step() == 40
+
+
+def test_the_commands_resume_only_from_a_checkpoint(runs, tmp_path, capsys):
+    from learnjax.cli import main
+
+    root, _ = runs
+    (tmp_path / "labeled.csv").write_text("text,label\nthe cat sat.,cat\na bird sang.,bird\n", encoding="utf-8")
+    assert main(["finetune", "--model", str(root / "through"), "--train", str(tmp_path / "labeled.csv"), "--resume", "--out", str(tmp_path / "c")]) == 1
+    assert capsys.readouterr().err == f"learnjax finetune: error: there is no checkpoint to resume from in {str(tmp_path / 'c' / CHECKPOINT_FOLDER)!r}\n"

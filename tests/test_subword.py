@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learnjax import checkpoints
-from learnjax.pretraining import Foundation, PretrainRecipe, fill_mask, pretrain
+from learnjax.generation import Sampling
+from learnjax.pretraining import Foundation, PretrainRecipe, fill_mask, generate_text, pretrain
 from learnjax.subword import ALPHABET, SubwordTokenizer
-from learnjax.tokenizer import CLS_ID, END_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, tokenizer_from_json
+from learnjax.tokenizer import CLS_ID, END, END_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, tokenizer_from_json
 
 WORDS = ("nurse", "doctor", "patient", "checks", "reads", "the", "chart", "ward", "fever", "café", "grüße", "naïve", "straße", "über")
 
@@ -145,3 +146,11 @@ def test_a_word_level_model_directory_without_a_recorded_kind_still_loads(tmp_pa
     loaded = Foundation.load(tmp_path / "model")
     assert isinstance(loaded.tokenizer, Tokenizer) and loaded.tokenizer == foundation.tokenizer
     assert np.array_equal(loaded.model.encoder.token_embed.embedding[...], foundation.model.encoder.token_embed.embedding[...])
+
+
+def test_a_subword_model_that_writes_joins_its_pieces_into_words():
+    recipe = PretrainRecipe(objective="next-word", tokenizer="subword", vocab_size=200, steps=30, batch_size=8, d_model=16, n_layers=1, d_ff=32)
+    foundation = pretrain(recipe, _texts(300))
+    generated = generate_text(foundation, ["the nurse"], max_new_tokens=6, sampling=Sampling(temperature=1.0), seed=3)[0]
+    ids = [foundation.tokenizer.ids[t] for t in generated.tokens if t != END]
+    assert generated.text == foundation.tokenizer.decode(ids) and "##" not in generated.text

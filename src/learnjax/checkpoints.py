@@ -27,8 +27,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import jax
 import jax.numpy as jnp
@@ -56,19 +57,31 @@ class CheckpointError(ValueError):
     """A model directory that is missing, partial, corrupt or incompatible."""
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    # A new temporary file of an unpredictable name (O_EXCL): a link planted at a
-    # predictable one would have the write land outside the directory.
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, mode: str = "wb", **open_args) -> Iterator[IO]:
+    """A file to write that replaces `path` only when the block ends without an
+    error: until then `path` keeps what it held, and on an error (Ctrl-C
+    included) the partial file is deleted.
+
+    The file is new, of an unpredictable name (O_EXCL), beside `path`: a link
+    planted at a predictable name would have the write land elsewhere.
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with open(fd, "wb") as f:
-            f.write(data)
+        with open(fd, mode, **open_args) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    with replacing(path) as f:
+        f.write(data)
 
 
 def _write_blob(directory: Path, key: str, data: bytes) -> str:

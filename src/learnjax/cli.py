@@ -325,8 +325,7 @@ def _classify_file(args: argparse.Namespace) -> None:
     """`classify --input`: texts streamed from a file, results streamed to --output
     (written to a temporary file beside it, which replaces it only when complete)
     or to standard output."""
-    import tempfile
-
+    from learnjax.checkpoints import replacing
     from learnjax.evaluation import classify_in_batches, write_predictions
     from learnjax.finetuning import TextClassifier
     from learnjax.labeled_files import input_format, iter_texts
@@ -350,14 +349,8 @@ def _classify_file(args: argparse.Namespace) -> None:
         count = write_predictions(results, classifier.labels, sys.stdout, fmt)
         return
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    try:
-        with open(fd, "w", encoding="utf-8", newline="") as f:
-            count = write_predictions(results, classifier.labels, f, fmt)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(output, "w", encoding="utf-8", newline="") as f:
+        count = write_predictions(results, classifier.labels, f, fmt)
     if args.json:
         _print_json({"model": str(args.model), "input": args.input, "output": str(output), "format": fmt, "texts": count})
     else:

@@ -47,8 +47,6 @@ OBJECTIVES = {"masked": (MaskedLanguageModel, "masked_lm"), "next-word": (NextWo
 # The longest rows a new model is built for: BERT's position table. Attention's
 # cost grows with the square of the row length.
 MAX_POSITIONS = 512
-# The fields of a recipe that a model being continued fixes (its objective, tokenizer and size).
-MODEL_FIELDS = ("objective", "tokenizer", "d_model", "n_layers", "n_heads", "d_ff")
 
 
 @dataclass(frozen=True)
@@ -114,15 +112,9 @@ class PretrainRecipe:
         of its own recipe (else the defaults); then `changes`. A change to what
         the model fixes is refused (continued pre-training keeps the model), and
         `max_len` may be shorter than the model's position table, not longer."""
-        config = foundation.model.config
-        fixed = {"objective": foundation.objective, "tokenizer": foundation.tokenizer.kind, "d_model": config.d_model,
-                 "n_layers": config.n_layers, "n_heads": config.n_heads, "d_ff": config.d_ff}
-        for name, value in changes.items():
-            if name in fixed and value != fixed[name]:
-                raise ValueError(f"{name}={value!r} differs from the model being continued ({name}={fixed[name]!r}): "
-                                 "continued pre-training keeps the model's objective, tokenizer and size")
         base = foundation.recipe or cls()
-        recipe = base.replace(**fixed, vocab_size=max(len(foundation.tokenizer), base.vocab_size), max_len=config.max_len)
+        recipe = base.replace(**_fixed_by(foundation), vocab_size=max(len(foundation.tokenizer), base.vocab_size),
+                              max_len=foundation.model.config.max_len)
         recipe = recipe.replace(**changes)
         _check_continues(recipe, foundation)
         return recipe
@@ -212,7 +204,7 @@ def pretrain(
     least `NEW_WORD_MIN_COUNT` times, after the words it had, whose ids stay
     (`with_vocabulary` gives them rows); a subword one reads new words as
     pieces. With `lora_rank`, only LoRA adapters of that rank and the token
-    embeddings train (`LORA_TRAINABLE`); they are merged into the weights at the end.
+    embeddings train (`lora_trainable`); they are merged into the weights at the end.
 
     With `checkpoint_dir` and `checkpoint_every`, a checkpoint of the whole
     training state is written there every so many steps; `resume` continues
@@ -292,12 +284,17 @@ def _checked_stream(texts) -> Iterable[str]:
     return itertools.chain([first], stream)
 
 
+def _fixed_by(foundation: Foundation) -> dict:
+    """What a model fixes of the recipes that continue it: its objective, tokenizer and size."""
+    config = foundation.model.config
+    return {"objective": foundation.objective, "tokenizer": foundation.tokenizer.kind, "d_model": config.d_model,
+            "n_layers": config.n_layers, "n_heads": config.n_heads, "d_ff": config.d_ff}
+
+
 def _check_continues(recipe: PretrainRecipe, init: Foundation) -> None:
     """Refuses a recipe that does not fit the model it continues (`PretrainRecipe.continuing`)."""
     config = init.model.config
-    fixed = {"objective": init.objective, "tokenizer": init.tokenizer.kind, "d_model": config.d_model, "n_layers": config.n_layers,
-             "n_heads": config.n_heads, "d_ff": config.d_ff}
-    for name, value in fixed.items():
+    for name, value in _fixed_by(init).items():
         if getattr(recipe, name) != value:
             raise ValueError(f"{name}={getattr(recipe, name)!r} differs from the model being continued ({name}={value!r}): "
                              "continued pre-training keeps the model's objective, tokenizer and size")
@@ -314,14 +311,12 @@ def _new_model_and_optimizer(recipe: PretrainRecipe, vocab_size: int) -> tuple[n
     return create_model_and_optimizer(config, tx, key, recipe.learning_rate, shapes, objective)
 
 
-def _lora_trainable(path: tuple, value) -> bool:
+def lora_trainable(path: tuple, value) -> bool:
+    """The nnx filter of what continued pre-training with LoRA trains: the
+    adapters, and the token embeddings with the output bias, without which new
+    words could not be learned (adapters change how the model combines tokens,
+    not which tokens it has)."""
     return isinstance(value, nnx.LoRAParam) or (isinstance(value, nnx.Param) and ("token_embed" in path or path == ("bias",)))
-
-
-LORA_TRAINABLE = _lora_trainable
-"""What continued pre-training with LoRA trains: the adapters, and the token
-embeddings with the output bias, without which new words could not be learned
-(the adapters change how tokens are combined, not which tokens exist)."""
 
 
 def _continued_model_and_optimizer(recipe: PretrainRecipe, init: Foundation, vocab_size: int,
@@ -330,7 +325,7 @@ def _continued_model_and_optimizer(recipe: PretrainRecipe, init: Foundation, voc
     trainable = nnx.Param
     if lora_rank is not None:
         add_lora(model, lora_rank, seed=recipe.seed)
-        trainable = LORA_TRAINABLE
+        trainable = lora_trainable
     return model, new_optimizer(model, adamw(recipe.steps, recipe.warmup_steps), recipe.learning_rate, trainable)
 
 

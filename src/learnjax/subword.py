@@ -18,7 +18,6 @@ every printable ASCII character is in every vocabulary.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import json
 import re
@@ -29,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers, trainers
 from tokenizers import Tokenizer as Backend
 
-from learnjax.tokenizer import CLS_ID, MASK, PAD_ID, SPECIAL_TOKENS, UNK, BaseTokenizer
+from learnjax.tokenizer import CLS_ID, MASK, PAD_ID, SPECIAL_TOKENS, UNK, BaseTokenizer, checked_vocabulary
 
 VOCAB_SIZE = 8000
 PIECE_PREFIX = "##"
@@ -85,13 +84,9 @@ class SubwordTokenizer(BaseTokenizer):
     kind = "subword"
 
     def __init__(self, vocab: Iterable[str]):
-        pieces = list(vocab)
-        if tuple(pieces[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-            raise ValueError(f"vocabulary must start with {SPECIAL_TOKENS}, got {pieces[: len(SPECIAL_TOKENS)]}")
+        pieces = checked_vocabulary(vocab)
         if not all(isinstance(p, str) and p for p in pieces):
             raise ValueError("its vocabulary holds entries that are not text")
-        if len(set(pieces)) != len(pieces):
-            raise ValueError(f"vocabulary has duplicate entries: {[p for p, n in collections.Counter(pieces).items() if n > 1][:5]}")
         self.vocab: list[str] = pieces
         self.ids: dict[str, int] = {p: i for i, p in enumerate(pieces)}
         self._backend = _pipeline(models.WordPiece(self.ids, unk_token=UNK, continuing_subword_prefix=PIECE_PREFIX))

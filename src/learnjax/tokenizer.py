@@ -182,14 +182,8 @@ class Tokenizer(BaseTokenizer):
     kind = "word"
 
     def __init__(self, vocab: Iterable[str]):
-        words = list(vocab)
-        if tuple(words[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-            raise ValueError(f"vocabulary must start with {SPECIAL_TOKENS}, got {words[: len(SPECIAL_TOKENS)]}")
-        if len(set(words)) != len(words):
-            dupes = [w for w, n in collections.Counter(words).items() if n > 1]
-            raise ValueError(f"vocabulary has duplicate entries: {dupes[:5]}")
-        self.vocab: list[str] = words
-        self.ids: dict[str, int] = {w: i for i, w in enumerate(words)}
+        self.vocab: list[str] = checked_vocabulary(vocab)
+        self.ids: dict[str, int] = {w: i for i, w in enumerate(self.vocab)}
         self.ids_shifted_by = 0  # by how much loading an older format moved the word ids
 
     @classmethod
@@ -304,6 +298,17 @@ class Tokenizer(BaseTokenizer):
             tokenizer.ids_shifted_by = len(SPECIAL_TOKENS) - len(LEGACY_SPECIAL_TOKENS)
             return tokenizer
         return cls(vocab)
+
+
+def checked_vocabulary(vocab: Iterable[str]) -> list[str]:
+    """`vocab` as a list, refused unless it starts with the special tokens and
+    holds each token once."""
+    tokens = list(vocab)
+    if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        raise ValueError(f"vocabulary must start with {SPECIAL_TOKENS}, got {tokens[: len(SPECIAL_TOKENS)]}")
+    if len(set(tokens)) != len(tokens):
+        raise ValueError(f"vocabulary has duplicate entries: {[t for t, n in collections.Counter(tokens).items() if n > 1][:5]}")
+    return tokens
 
 
 def tokenizer_from_json(text: str) -> BaseTokenizer:
