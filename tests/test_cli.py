@@ -22,7 +22,8 @@ def own_model(tmp_path_factory):
     (root / "corpus").mkdir()
     (root / "corpus" / "a.txt").write_text("the cat sat on the mat.\nthe dog sat on the rug.\n" * 40, encoding="utf-8")
     (root / "corpus" / "b.txt").write_text("a bird sang in the tree.\n\n" * 40, encoding="utf-8")
-    result = run_cli("pretrain", "--corpus", str(root / "corpus"), "--steps", "30", "--batch-size", "8", "--json", "--out", str(root / "model"))
+    result = run_cli("pretrain", "--corpus", str(root / "corpus"), "--tokenizer", "word", "--steps", "30", "--batch-size", "8", "--json",
+                     "--out", str(root / "model"))
     assert result.returncode == 0, result.stderr
     return root / "model", json.loads(result.stdout)
 

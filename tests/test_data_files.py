@@ -144,10 +144,20 @@ def test_hidden_folders_and_files_inside_a_folder_are_skipped(tmp_path):
 
 
 def _packed_as_lists(tokenizer: Tokenizer, texts, max_len: int):
-    """The packing as first written, with Python lists: the reference the streamed version must equal."""
+    """The packing as first written, with Python lists: the reference the streamed version must equal.
+    A text longer than a row is read as consecutive windows: whole rows of its
+    first tokens, then the rest packed as a short text."""
     rows, segs, row, seg = [], [], [], []
     for text in texts:
-        ids = [CLS_ID, *tokenizer.encode(text)][:max_len]
+        ids = [CLS_ID, *tokenizer.encode(text)]
+        while len(ids) > max_len:
+            if row:
+                rows.append(row)
+                segs.append(seg)
+                row, seg = [], []
+            rows.append(ids[:max_len])
+            segs.append([1] * max_len)
+            ids = ids[max_len:]
         if len(row) + len(ids) > max_len:
             rows.append(row)
             segs.append(seg)
@@ -209,7 +219,7 @@ def _corpus_folder(root: Path) -> Path:
 
 def test_cli_pretrain_reports_files_and_texts_read(tmp_path, capsys):
     folder = _corpus_folder(tmp_path)
-    args = ["pretrain", "--corpus", str(folder), "--steps", "1", "--batch-size", "8"]
+    args = ["pretrain", "--corpus", str(folder), "--tokenizer", "word", "--steps", "1", "--batch-size", "8"]
     assert main([*args, "--json", "--out", str(tmp_path / "json")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["files"], report["texts"]) == (2, 60)

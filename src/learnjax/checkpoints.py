@@ -12,6 +12,11 @@ files; loading takes no lock, so a read-only model directory loads.
 
 A model directory is untrusted input: the file names its manifest gives are
 checked before anything is read or deleted.
+
+The manifest records which kind of tokenizer the model reads with ("word" or
+"subword"; a directory saved before there were two kinds is "word"). A training
+run's intermediate checkpoints (`TrainingCheckpoints`) are model directories
+too, with the optimizer's state and the run's progress added.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import jax
 import jax.numpy as jnp
@@ -33,13 +38,18 @@ from filelock import FileLock
 from flax import nnx, serialization
 
 from learnjax.model import EncoderConfig
-from learnjax.tokenizer import LEGACY_SPECIAL_TOKENS, Tokenizer
+from learnjax.tokenizer import LEGACY_SPECIAL_TOKENS, TOKENIZER_KINDS, BaseTokenizer, tokenizer_from_json
+from learnjax.training import Checkpointing, History
 
 FORMAT_VERSION = 1
 MANIFEST = "learnjax.json"
 LOCK = ".learnjax.lock"
 # The data files, by manifest entry: (stem, suffix) of their names, `stem-<16 hex digits of sha256>suffix`.
-DATA_FILES = {"params": ("params", ".msgpack"), "tokenizer": ("tokenizer", ".json")}
+DATA_FILES = {"params": ("params", ".msgpack"), "tokenizer": ("tokenizer", ".json"), "optimizer": ("optimizer", ".msgpack")}
+REQUIRED_FILES = ("params", "tokenizer")  # the optimizer's state: in training checkpoints only
+# Where the `learnjax` command keeps a run's intermediate checkpoints: a folder
+# inside its output directory, apart from the model saved there.
+CHECKPOINT_FOLDER = "checkpoint"
 _DATA_FILE_NAMES = {key: re.compile(rf"{re.escape(stem)}-[0-9a-f]{{16}}{re.escape(suffix)}") for key, (stem, suffix) in DATA_FILES.items()}
 
 
@@ -47,19 +57,31 @@ class CheckpointError(ValueError):
     """A model directory that is missing, partial, corrupt or incompatible."""
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    # A new temporary file of an unpredictable name (O_EXCL): a link planted at a
-    # predictable one would have the write land outside the directory.
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, mode: str = "wb", **open_args) -> Iterator[IO]:
+    """A file to write that replaces `path` only when the block ends without an
+    error: until then `path` keeps what it held, and on an error (Ctrl-C
+    included) the partial file is deleted.
+
+    The file is new, of an unpredictable name (O_EXCL), beside `path`: a link
+    planted at a predictable name would have the write land elsewhere.
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with open(fd, "wb") as f:
-            f.write(data)
+        with open(fd, mode, **open_args) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    with replacing(path) as f:
+        f.write(data)
 
 
 def _write_blob(directory: Path, key: str, data: bytes) -> str:
@@ -95,15 +117,21 @@ def _files_named_by(directory: Path, manifest: dict | None) -> set[Path]:
     return {_data_file(directory, manifest, key) for key in DATA_FILES if key in manifest}
 
 
-def save(directory: str | os.PathLike, model: nnx.Module, tokenizer: Tokenizer, kind: str, metadata: dict[str, Any] | None = None) -> Path:
-    """Saves `model` (its config, every nnx state variable) and `tokenizer` to `directory`.
+def _state_bytes(module) -> bytes:
+    return serialization.msgpack_serialize(jax.device_get(nnx.to_pure_dict(nnx.state(module))))
+
+
+def save(directory: str | os.PathLike, model: nnx.Module, tokenizer: BaseTokenizer, kind: str, metadata: dict[str, Any] | None = None,
+         *, optimizer: nnx.Optimizer | None = None) -> Path:
+    """Saves `model` (its config, every nnx state variable) and `tokenizer` to `directory`,
+    and the state of `optimizer` if given (a training checkpoint).
 
     `kind` names the model class ("masked_lm" or "classifier"); `metadata` is
     stored as it is (JSON) for the caller, e.g. label names or the recipe.
     """
     directory = Path(directory)
     config = model_config(model).to_dict()
-    params = serialization.msgpack_serialize(jax.device_get(nnx.to_pure_dict(nnx.state(model))))
+    params = _state_bytes(model)
     directory.mkdir(parents=True, exist_ok=True)
     # Locked from reading the old manifest to deleting its files: two saves at once
     # would otherwise each delete files that the other's manifest names.
@@ -118,12 +146,16 @@ def save(directory: str | os.PathLike, model: nnx.Module, tokenizer: Tokenizer, 
             "params": params_name,
             "params_sha256": hashlib.sha256(params).hexdigest(),
             "tokenizer": tokenizer_name,
+            "tokenizer_kind": tokenizer.kind,
             "vocab_size": len(tokenizer),
             "metadata": metadata or {},
         }
+        if optimizer is not None:
+            state = _state_bytes(optimizer)
+            manifest.update(optimizer=_write_blob(directory, "optimizer", state), optimizer_sha256=hashlib.sha256(state).hexdigest())
         _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
         # The old files are unreferenced only now that the new manifest is in place.
-        for path in old_files - {directory / params_name, directory / tokenizer_name}:
+        for path in old_files - {directory / manifest[key] for key in DATA_FILES if key in manifest}:
             path.unlink(missing_ok=True)
     return directory
 
@@ -210,7 +242,11 @@ def read_manifest(directory: str | os.PathLike) -> dict:
             raise CheckpointError(f"{str(path)!r} has {key} {manifest[key]!r} (expected {expected.__name__})")
     if not isinstance(manifest.get("metadata", {}), dict):
         raise CheckpointError(f"{str(path)!r} has metadata {manifest['metadata']!r} (expected dict)")
+    if manifest.get("tokenizer_kind", "word") not in TOKENIZER_KINDS:
+        raise CheckpointError(f"{str(path)!r} has tokenizer kind {manifest['tokenizer_kind']!r}; this learnjax reads {', '.join(TOKENIZER_KINDS)}")
     for key in DATA_FILES:
+        if key not in REQUIRED_FILES and key not in manifest:
+            continue
         file = _data_file(directory, manifest, key)
         if not file.exists():
             raise CheckpointError(f"{str(directory)!r} is partial: {manifest[key]!r} is missing")
@@ -219,7 +255,7 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     return manifest
 
 
-def open_checkpoint(directory: str | os.PathLike, kind: str | tuple[str, ...]) -> tuple[dict, Tokenizer, EncoderConfig]:
+def open_checkpoint(directory: str | os.PathLike, kind: str | tuple[str, ...]) -> tuple[dict, BaseTokenizer, EncoderConfig]:
     """The manifest, tokenizer and encoder configuration of a saved model of
     `kind` (or of one of several kinds), each checked; the parameters are then
     loaded with `restore_into`."""
@@ -241,16 +277,20 @@ def open_checkpoint(directory: str | os.PathLike, kind: str | tuple[str, ...]) -
     return manifest, tokenizer, config
 
 
-def load_tokenizer(directory: str | os.PathLike, manifest: dict | None = None) -> Tokenizer:
+def load_tokenizer(directory: str | os.PathLike, manifest: dict | None = None) -> BaseTokenizer:
+    """The tokenizer of a model directory, of the kind its manifest records."""
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
     path = _data_file(directory, manifest, "tokenizer")
     try:
-        tokenizer = Tokenizer.from_json(path.read_text(encoding="utf-8"))
+        tokenizer = tokenizer_from_json(path.read_text(encoding="utf-8"))
         if not all(isinstance(word, str) for word in tokenizer.vocab):
             raise ValueError("its vocabulary holds entries that are not strings")
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:  # TypeError: e.g. a vocabulary that is a number
         raise CheckpointError(f"tokenizer in {str(directory)!r} is corrupt: {e}") from None
+    recorded = manifest.get("tokenizer_kind", "word")
+    if tokenizer.kind != recorded:
+        raise CheckpointError(f"tokenizer in {str(directory)!r} is a {tokenizer.kind} tokenizer, but the model was saved with a {recorded} tokenizer")
     if len(tokenizer) != manifest["vocab_size"] + tokenizer.ids_shifted_by:
         raise CheckpointError(f"tokenizer in {str(directory)!r} has {len(tokenizer)} words, the manifest says {manifest['vocab_size']}")
     return tokenizer
@@ -278,20 +318,126 @@ def restore_into(directory: str | os.PathLike, model: nnx.Module, manifest: dict
     """Loads the saved parameters into `model`, which must have the same structure."""
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
-    data = _data_file(directory, manifest, "params").read_bytes()
-    if hashlib.sha256(data).hexdigest() != manifest["params_sha256"]:
-        raise CheckpointError(f"parameters in {str(directory)!r} are corrupt (checksum mismatch)")
-    try:
-        saved = serialization.msgpack_restore(data)
-    except Exception as e:  # msgpack raises several unrelated types
-        raise CheckpointError(f"parameters in {str(directory)!r} are corrupt: {e}") from None
+    saved = _read_state(directory, manifest, "params")
     if manifest.get("added_special_rows"):
         saved = _with_added_special_rows(saved, manifest["added_special_rows"])
-    expected = nnx.to_pure_dict(nnx.state(model))
-    saved_shapes = jax.tree.map(np.shape, saved)
-    expected_shapes = jax.tree.map(np.shape, expected)
-    if saved_shapes != expected_shapes:
-        raise CheckpointError(f"parameters in {str(directory)!r} do not fit a {type(model).__name__} with config {manifest['config']}")
-    # `model` may hold only shapes (nnx.eval_shape): the saved arrays become its values.
-    nnx.replace_by_pure_dict(state := nnx.state(model), jax.tree.map(jnp.asarray, saved))
-    nnx.update(model, state)
+    _load_state(model, saved, f"parameters in {str(directory)!r} do not fit a {type(model).__name__} with config {manifest['config']}")
+
+
+def restore_optimizer(directory: str | os.PathLike, optimizer: nnx.Optimizer, manifest: dict) -> None:
+    """Loads a training checkpoint's optimizer state into `optimizer`, built for the same model."""
+    _load_state(optimizer, _read_state(Path(directory), manifest, "optimizer"), f"the optimizer state in {str(directory)!r} does not fit this run")
+
+
+def _read_state(directory: Path, manifest: dict, key: str) -> dict:
+    """The state saved under `key` ("params" or "optimizer"), checked against its hash."""
+    data = _data_file(directory, manifest, key).read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest.get(f"{key}_sha256"):
+        raise CheckpointError(f"{key} in {str(directory)!r} are corrupt (checksum mismatch)")
+    try:
+        return serialization.msgpack_restore(data)
+    except Exception as e:  # msgpack raises several unrelated types
+        raise CheckpointError(f"{key} in {str(directory)!r} are corrupt: {e}") from None
+
+
+def _load_state(module, saved: dict, misfit: str) -> None:
+    state = nnx.state(module)
+    if jax.tree.map(np.shape, saved) != jax.tree.map(np.shape, nnx.to_pure_dict(state)):
+        raise CheckpointError(misfit)
+    # `module` may hold only shapes (nnx.eval_shape): the saved arrays become its values.
+    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, saved))
+    nnx.update(module, state)
+
+
+def data_fingerprint(*arrays: np.ndarray) -> dict:
+    """What a resumed run checks its data against: the rows (token ids, labels), by their hash."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return {"rows": len(arrays[0]), "sha256": digest.hexdigest()[:16]}
+
+
+def params_fingerprint(model: nnx.Module) -> str:
+    """A hash of a model's saved form: two models with it are the same model."""
+    return hashlib.sha256(_state_bytes(model)).hexdigest()[:16]
+
+
+class TrainingCheckpoints:
+    """The intermediate checkpoints of one training run, in `directory`: a model
+    directory of their own (the model as `save` writes it, its tokenizer, and
+    the optimizer's state), whose metadata says where training stands: the step
+    reached, the losses so far and the settings of the run.
+
+    Each checkpoint replaces the one before as `save` replaces a model (the
+    manifest last), so a run killed at any moment leaves the last one whole.
+    A run resumes only with the very settings it was started with (the recipe,
+    the data as token rows, the model it started from): anything else would not
+    end as the uninterrupted run would.
+    """
+
+    def __init__(self, directory: str | os.PathLike, kind: str):
+        self.directory = Path(directory)
+        self.kind = kind
+
+    def exists(self) -> bool:
+        return (self.directory / MANIFEST).is_file()
+
+    def _manifest(self) -> dict:
+        if not self.exists():
+            raise CheckpointError(f"there is no checkpoint to resume from in {str(self.directory)!r}")
+        manifest, _, _ = open_checkpoint(self.directory, self.kind)
+        training = manifest.get("metadata", {}).get("training")
+        if not isinstance(training, dict) or "optimizer" not in manifest or not {"step", "history", "settings"} <= set(training):
+            raise CheckpointError(f"{str(self.directory)!r} holds a model, not a training checkpoint to resume from")
+        return manifest
+
+    def tokenizer(self) -> BaseTokenizer:
+        """The tokenizer the interrupted run read its data with."""
+        return load_tokenizer(self.directory, self._manifest())
+
+    def step(self) -> int | None:
+        """The step the last checkpoint reached, or None where there is none (or it is unreadable)."""
+        try:
+            return int(_read_manifest_or_none(self.directory)["metadata"]["training"]["step"])
+        except (TypeError, KeyError, ValueError):
+            return None
+
+    def checkpointing(self, model: nnx.Module, optimizer: nnx.Optimizer, tokenizer: BaseTokenizer, settings: dict, *,
+                      every: int | None, resume: bool) -> Checkpointing:
+        """What `learnjax.training.run_calls` needs to save a checkpoint every
+        `every` steps and, with `resume`, to continue from the last one: its
+        state is loaded into `model` and `optimizer` here, after its settings
+        are compared with `settings` (JSON data); the first that differs is named."""
+        settings = json.loads(json.dumps(settings))
+        start, history = 0, History()
+        if resume:
+            manifest = self._manifest()
+            training = manifest["metadata"]["training"]
+            for key in sorted(set(settings) | set(training["settings"])):
+                saved, now = training["settings"].get(key), settings.get(key)
+                if saved != now:
+                    raise CheckpointError(
+                        f"cannot resume from {str(self.directory)!r}: it was made with {key}={saved!r}, this run has {key}={now!r}; "
+                        "resume with the same settings, or start again without resuming"
+                    )
+            restore_into(self.directory, model, manifest)
+            restore_optimizer(self.directory, optimizer, manifest)
+            start, history = training["step"], History(**training["history"])
+            every = every or training.get("every")
+
+        def save_checkpoint(step: int, history: History) -> None:
+            training = {"step": step, "every": every, "history": {"loss": history.loss, "accuracy": history.accuracy}, "settings": settings}
+            save(self.directory, model, tokenizer, self.kind, {"training": training}, optimizer=optimizer)
+
+        return Checkpointing(every, save_checkpoint if every else None, start, history)
+
+    def remove(self) -> None:
+        """Deletes the checkpoints (once the finished model is saved)."""
+        if self.exists():
+            with FileLock(self.directory / LOCK):
+                for path in _files_named_by(self.directory, _read_manifest_or_none(self.directory)) | {self.directory / MANIFEST}:
+                    path.unlink(missing_ok=True)
+        for leftover in (self.directory / LOCK,):
+            leftover.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.directory.rmdir()  # only if nothing else is in it

@@ -1,4 +1,4 @@
-"""The `learnjax` command: pre-train, fill in masks, generate, fine-tune, classify, experiment.
+"""The `learnjax` command: pre-train, fill in masks, generate, fine-tune, classify, evaluate, experiment.
 
 Errors print one line on stderr (with `--json`, a JSON object) and exit with
 status 1 (2 for bad usage, 130 when interrupted); `--debug` shows the full
@@ -8,9 +8,11 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,7 +21,13 @@ EXAMPLES = {
     "pretrain": """examples:
   learnjax pretrain --out foundation/
   learnjax pretrain --corpus notes.txt books/ --steps 3000 --seed 1 --out mine/
-  learnjax pretrain --objective next-word --out writer/""",
+  learnjax pretrain --corpus mails/ --vocab-size 8000 --max-len 64 --d-model 128 --heads 4 --out mine/
+  learnjax pretrain --corpus mails/ --checkpoint-every 200 --out mine/      # interrupted? add --resume
+  learnjax pretrain --init mine/ --corpus clinic-notes/ --steps 300 --out clinic/
+  learnjax pretrain --objective next-word --out writer/
+
+With --corpus the text is read with a subword tokenizer (WordPiece, --vocab-size
+tokens) unless --tokenizer word; the built-in corpus keeps whole words.""",
     "fill-mask": """examples:
   learnjax fill-mask "Today I went to the café and drank [MASK]."
   learnjax fill-mask --model mine/ --top-k 3 --json "The [MASK] is blue." """,
@@ -31,13 +39,26 @@ EXAMPLES = {
   learnjax finetune --model foundation/ --train labeled.csv --out spam-filter/
   learnjax finetune --model foundation/ --train labeled.jsonl --mode probe --steps 200 --out probe/
   learnjax finetune --model writer/ --train questions.jsonl --mode lora --out assistant/
+  learnjax finetune --model foundation/ --train labeled.csv --checkpoint-every 50 --out spam-filter/   # then --resume
 
 The file needs a header (CSV/TSV) or keys (JSON Lines) named text and label
 (a classifier, from a masked model) or prompt and response (an assistant, from
 a next-word model; without --model, the built-in one).""",
     "classify": """examples:
   learnjax classify --model spam-filter/ "Claim your jackpot now!"
-  learnjax classify --model spam-filter/ --json "See you at dinner" "Free voucher inside" """,
+  learnjax classify --model spam-filter/ --json "See you at dinner" "Free voucher inside"
+  learnjax classify --model spam-filter/ --input inbox.txt --output labels.csv
+  learnjax classify --model spam-filter/ --input inbox.jsonl --format jsonl --windows average
+  cat inbox.txt | learnjax classify --model spam-filter/ --input -
+
+--input reads plain text (one text per line), or CSV, TSV or JSON Lines with a
+text field; the results (text, label, probability of each label) go to --output
+or to standard output, as CSV (default), TSV or JSON Lines.""",
+    "evaluate": """examples:
+  learnjax evaluate --model spam-filter/ --test test.csv
+  learnjax evaluate --model spam-filter/ --test test.jsonl --json
+
+The file needs a header (CSV/TSV) or keys (JSON Lines) named text and label.""",
     "ask": """examples:
   learnjax ask --model assistant/ "where does a nurse work?" "which day comes after friday?"
   learnjax ask --model assistant/ --json "what colour is the banana?" """,
@@ -137,39 +158,93 @@ def _mesh(args: argparse.Namespace):
     return data_mesh(n) if n > 1 else None
 
 
+# The recipe's fields and the `pretrain` options that set them.
+RECIPE_OPTIONS = {
+    "objective": "--objective", "tokenizer": "--tokenizer", "vocab_size": "--vocab-size", "max_len": "--max-len", "d_model": "--d-model",
+    "n_layers": "--layers", "n_heads": "--heads", "d_ff": "--d-ff", "steps": "--steps", "batch_size": "--batch-size",
+    "learning_rate": "--learning-rate", "seed": "--seed", "lora_rank": "--lora", "corpus": "--corpus", "init": "--init",
+}
+_SETTING = re.compile(r"\b(" + "|".join(RECIPE_OPTIONS) + r")=")
+
+
+@contextlib.contextmanager
+def _options_named():
+    """The library names its parameters in errors (`d_model=100 must be ...`):
+    name the options that set them instead (`--d-model 100 must be ...`)."""
+    try:
+        yield
+    except ValueError as e:
+        raise ValueError(_SETTING.sub(lambda m: RECIPE_OPTIONS[m[1]] + " ", str(e))) from None
+
+
+def _training_checkpoints(args: argparse.Namespace, kind: str):
+    """Where a command keeps its run's checkpoints (`--checkpoint-every`, `--resume`)."""
+    from learnjax.checkpoints import CHECKPOINT_FOLDER, TrainingCheckpoints
+
+    return TrainingCheckpoints(args.out / CHECKPOINT_FOLDER, kind)
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from learnjax.checkpoints import check_writable_model_dir
-    from learnjax.pretraining import PretrainRecipe, pretrain
+    from learnjax.pretraining import OBJECTIVES, Foundation, PretrainRecipe, pretrain
     from learnjax.textfiles import TextLines
 
-    recipe = PretrainRecipe(objective=args.objective)
-    changes = {
-        k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate))
-        if v is not None
-    }
-    check_writable_model_dir(args.out, overwrite=args.overwrite)  # before any training
-    recipe = recipe.replace(**changes)
+    if args.lora is not None and args.init is None:
+        raise UsageError("--lora adapts the model of --init (continued pre-training)", args.command)
+    if args.init is not None and not args.corpus:
+        raise UsageError("--init continues pre-training on new text: give it with --corpus", args.command)
+    check_writable_model_dir(args.out, overwrite=args.overwrite, reading_from=args.init)  # before any training
     texts = TextLines(args.corpus) if args.corpus else None  # checks every path before any training starts
+    init = Foundation.load(args.init) if args.init is not None else None
+    fields = {field.name for field in dataclasses.fields(PretrainRecipe)}
+    changes = {field: value for field, option in RECIPE_OPTIONS.items()
+               if field in fields and (value := getattr(args, option[2:].replace("-", "_"))) is not None}
     mesh = _mesh(args)
     started = time.perf_counter()
-    try:
-        foundation = pretrain(recipe, texts, progress=not args.json, mesh=mesh, fsdp=args.fsdp)
-    except ValueError as e:  # the library names its parameter: name the option instead
-        raise ValueError(str(e).replace(f"batch_size={recipe.batch_size}", f"--batch-size {recipe.batch_size}")) from None
+    with _options_named():
+        if init is not None:
+            recipe = PretrainRecipe.continuing(init, **changes)
+        else:
+            if texts is not None:
+                changes.setdefault("tokenizer", "subword")  # real text: see `learnjax.subword`
+            if "d_model" in changes and "d_ff" not in changes:
+                changes["d_ff"] = 2 * changes["d_model"]  # the recipe's proportion
+            recipe = PretrainRecipe(**changes)
+        checkpoints = _training_checkpoints(args, OBJECTIVES[recipe.objective][1])
+        resumed_at = checkpoints.step() if args.resume else None
+        keep = args.checkpoint_every is not None or args.resume
+        foundation = pretrain(recipe, texts, init=init, lora_rank=args.lora, progress=not args.json, mesh=mesh, fsdp=args.fsdp,
+                              checkpoint_dir=checkpoints.directory if keep else None, checkpoint_every=args.checkpoint_every,
+                              resume=args.resume)
     out = foundation.save(args.out)
+    checkpoints.remove()  # the finished model is saved
+    tokenizer = foundation.tokenizer
     result = {
-        "out": str(out), "objective": recipe.objective, "steps": recipe.steps, "vocabulary": len(foundation.tokenizer),
+        "out": str(out), "objective": recipe.objective, "tokenizer": tokenizer.kind, "vocabulary": len(tokenizer),
+        "max_len": recipe.max_len, "d_model": recipe.d_model, "layers": recipe.n_layers, "heads": recipe.n_heads, "d_ff": recipe.d_ff,
+        "steps": recipe.steps, "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
         "devices": mesh.size if mesh is not None else 1, "fsdp": args.fsdp,
         "final_loss": foundation.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
     }
+    if resumed_at is not None:
+        result["resumed_at_step"] = resumed_at
+    if init is not None:
+        new_words = tokenizer.vocab[len(init.tokenizer):]
+        result.update(init=str(args.init), lora_rank=args.lora, new_words=len(new_words), new_word_examples=new_words[:10])
     if texts is not None:
         result.update(files=len(texts.files), texts=texts.count)
         if not args.json:
             print(f"read {texts.count} texts from {len(texts.files)} files", file=sys.stderr)
     if args.json:
         _print_json(result)
-    else:
-        print(f"saved to {out}: a {recipe.objective} model, {result['vocabulary']} words, final loss {result['final_loss']:.3f}, {result['seconds']} s")
+        return
+    what = f"{len(tokenizer)} words" if tokenizer.kind == "word" else f"a subword vocabulary of {len(tokenizer)} tokens"
+    if init is not None:
+        print(f"continued pre-training of {args.init}" + (f" with LoRA rank {args.lora}" if args.lora else "") + ": "
+              + (f"added {result['new_words']} new words to its vocabulary ({', '.join(new_words[:5])}{', ...' if len(new_words) > 5 else ''}); "
+                 if tokenizer.kind == "word" else "its subword vocabulary reads new words as pieces; ")
+              + "the words it knew keep their ids")
+    print(f"saved to {out}: a {recipe.objective} model, {what}, final loss {result['final_loss']:.3f}, {result['seconds']} s")
 
 
 def cmd_fill_mask(args: argparse.Namespace) -> None:
@@ -177,11 +252,17 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
 
     foundation = _load_foundation(args.model, args.json)
     predictions = fill_mask(foundation, args.text, top_k=args.top_k)
+    subword = foundation.tokenizer.kind == "subword"
+    note = ("a subword model predicts one token for the [MASK]: a whole word, the first piece of a longer one, "
+            "or (## first) a piece that continues the word before")
     if args.json:
-        _print_json({"text": args.text, "predictions": [{"word": p.word, "probability": p.probability} for p in predictions]})
+        data = {"text": args.text, "predictions": [{"word": p.word, "probability": p.probability, "piece": p.piece} for p in predictions]}
+        _print_json({**data, "tokenizer": foundation.tokenizer.kind, **({"note": note} if subword else {})})
     else:
         for p in predictions:
             print(f"{p.word:>15}  {p.probability:6.1%}")
+        if subword:
+            print(f"({note})", file=sys.stderr)
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -221,9 +302,14 @@ def _finetune_classifier(args: argparse.Namespace) -> None:
     changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
     settings = dataclasses.replace(FinetuneSettings(), **changes)
     started = time.perf_counter()
-    classifier = finetune(foundation, texts, labels, mode=args.mode, settings=settings, seed=args.seed, progress=not args.json,
-                          mesh=_mesh(args), fsdp=args.fsdp)
+    checkpoints = _training_checkpoints(args, "classifier")
+    keep = args.checkpoint_every is not None or args.resume
+    with _options_named():
+        classifier = finetune(foundation, texts, labels, mode=args.mode, settings=settings, seed=args.seed, progress=not args.json,
+                              mesh=_mesh(args), fsdp=args.fsdp, checkpoint_dir=checkpoints.directory if keep else None,
+                              checkpoint_every=args.checkpoint_every, resume=args.resume)
     out = classifier.save(args.out)
+    checkpoints.remove()  # the finished model is saved
     result = {
         "out": str(out), "built": "classifier", "mode": args.mode, "examples": len(texts), "labels": list(classifier.labels),
         "final_loss": classifier.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
@@ -307,14 +393,74 @@ def cmd_chat(args: argparse.Namespace) -> None:
 def cmd_classify(args: argparse.Namespace) -> None:
     from learnjax.finetuning import TextClassifier
 
+    if bool(args.texts) == (args.input is not None):
+        raise UsageError("give the texts to label, or --input FILE, not both" if args.texts else "give texts to label, or --input FILE", args.command)
+    if args.input is None and (args.output or args.format or args.input_format):
+        raise UsageError("--output, --format and --input-format go with --input FILE", args.command)
+    if args.input is not None:
+        _classify_file(args)
+        return
     classifier = TextClassifier.load(args.model)
-    results = classifier.classify(args.texts)
+    results = classifier.classify(args.texts, windows=args.windows)
     if args.json:
         _print_json({"model": str(args.model),
                      "results": [{"text": t, "label": label, "probability": p} for t, (label, p) in zip(args.texts, results)]})
     else:
         for text, (label, p) in zip(args.texts, results):
             print(f"{label} ({p:.1%})  {text}")
+
+
+def _classify_file(args: argparse.Namespace) -> None:
+    """`classify --input`: texts streamed from a file, results streamed to --output
+    (written to a temporary file beside it, which replaces it only when complete)
+    or to standard output."""
+    from learnjax.checkpoints import replacing
+    from learnjax.evaluation import classify_in_batches, write_predictions
+    from learnjax.finetuning import TextClassifier
+    from learnjax.labeled_files import input_format, iter_texts
+
+    kind = args.input_format or input_format(args.input)  # checked before the model loads
+    if args.input != "-" and not Path(args.input).is_file():
+        raise FileNotFoundError(f"input file {args.input!r} does not exist")
+    output = args.output
+    fmt = args.format or (_OUTPUT_SUFFIXES.get(output.suffix.lower(), "csv") if output else "jsonl" if args.json else "csv")
+    if output is not None:
+        if output.is_dir():
+            raise ValueError(f"--output {str(output)!r} is a folder; name a file")
+        if output.exists() and args.input != "-" and os.path.samefile(output, args.input):
+            raise ValueError(f"--output {str(output)!r} is the input file; write the results to another file")
+        if output.exists() and not args.overwrite:
+            raise ValueError(f"--output {str(output)!r} exists; replace it with --overwrite, or choose another file")
+    classifier = TextClassifier.load(args.model)
+    texts = (text for _, text in iter_texts(args.input, kind))
+    results = classify_in_batches(classifier, texts, batch_size=args.batch_size, windows=args.windows, progress=not args.json)
+    if output is None:
+        count = write_predictions(results, classifier.labels, sys.stdout, fmt)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(output, "w", encoding="utf-8", newline="") as f:
+        count = write_predictions(results, classifier.labels, f, fmt)
+    if args.json:
+        _print_json({"model": str(args.model), "input": args.input, "output": str(output), "format": fmt, "texts": count})
+    else:
+        print(f"labeled {count} texts from {args.input}: {output} ({fmt})", file=sys.stderr)
+
+
+_OUTPUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from learnjax.evaluation import evaluate
+    from learnjax.finetuning import TextClassifier
+    from learnjax.labeled_files import read_labeled
+
+    texts, labels = read_labeled(args.test)  # checked before the model loads
+    classifier = TextClassifier.load(args.model)
+    evaluation = evaluate(classifier, texts, labels, batch_size=args.batch_size, windows=args.windows, progress=not args.json)
+    if args.json:
+        _print_json({"model": str(args.model), "test": str(args.test), **evaluation.to_dict()})
+    else:
+        print(evaluation.report())
 
 
 EXPERIMENTS = {
@@ -331,16 +477,36 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     with entries_used() as used:
         result = dict(getattr(experiments, args.name.replace("-", "_"))())
     cached = used[-1]["cached"]  # the experiment's own entry: the last one finished
+    baseline = None
+    if args.name == "label-efficiency":  # the classical baseline on the same splits, where scikit-learn is installed
+        from learnjax.baseline import tfidf_label_efficiency
+
+        try:
+            baseline = tfidf_label_efficiency(tuple(sorted({row["n_labels"] for row in result["rows"]})), tuple(result["seeds"]))
+        except ModuleNotFoundError:
+            baseline = None
     # The time it took when it was computed, which a cached run did not spend now.
     result = {"cached": cached, "seconds_when_computed": result.pop("seconds"), **result}
+    if baseline is not None:
+        result["baseline"] = baseline
     if args.json:
         _print_json(result)
         return
     took = f"experiment took {result['seconds_when_computed']:.0f} s" + (" when first run (read from the cache now)" if cached else "")
     if args.name == "label-efficiency":
-        print(experiments.label_efficiency_table(result))
+        table = experiments.label_efficiency_table(result)
+        if baseline is not None:
+            from learnjax.baseline import table_with_baseline
+
+            table = table_with_baseline(table, baseline)
+        print(table)
         print(f"\n{len(result['seeds'])} seeds per cell; learning rate chosen per cell on the dev set from {result['learning_rates']}; "
               f"{result['settings']['steps']} steps of batch {result['settings']['batch_size']} for every mode; {took}.")
+        if baseline is not None:
+            print(f"TF-IDF + logistic regression (scikit-learn): the same labeled subsets, seeds and test set; C chosen per cell "
+                  f"on the dev set from {baseline['C_values']}.")
+        else:
+            print("(the classical baseline needs scikit-learn: pip install scikit-learn)")
     else:
         print(getattr(experiments, f"{args.name.replace('-', '_')}_summary")(result))
         print(f"\n{took}.")
@@ -405,16 +571,35 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print machine-readable JSON (errors too, on stderr)")
         return sub
 
+    def checkpointed(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--checkpoint-every", type=_positive, metavar="N",
+                         help="save the whole training state every N steps (in --out's checkpoint/ folder), so an interrupted run can --resume")
+        sub.add_argument("--resume", action="store_true",
+                         help="continue an interrupted run from its last checkpoint; the other options must be the ones it was started with")
+
     p = command(commands, "pretrain", "Pre-train a foundation model by masked or next-word prediction (self-supervised).", cmd_pretrain)
-    p.add_argument("--objective", choices=["masked", "next-word"], default="masked",
-                   help="masked: fill in hidden words (a model that reads, BERT); next-word: continue the text (a model that writes, GPT)")
+    p.add_argument("--objective", choices=["masked", "next-word"],
+                   help="masked (the default): fill in hidden words (a model that reads, BERT); next-word: continue the text (a model that writes, GPT)")
     p.add_argument("--corpus", nargs="+", metavar="PATH", help="text files or folders, one text per line (default: the built-in corpus)")
-    p.add_argument("--steps", type=_positive, help="training steps (default: the recipe's)")
-    p.add_argument("--seed", type=_seed, help="random seed (default: 0)")
-    p.add_argument("--batch-size", type=_positive, help="rows per batch (default: the recipe's)")
-    p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--init", type=Path, metavar="DIR",
+                   help="continue pre-training this model on --corpus (a domain's text): its objective, tokenizer and size are kept")
+    p.add_argument("--lora", type=_positive, metavar="RANK", help="with --init: train LoRA adapters of this rank and the token embeddings only")
+    recipe = p.add_argument_group("recipe (default: the built-in recipe's)")
+    recipe.add_argument("--tokenizer", choices=["word", "subword"],
+                        help="subword (the default with --corpus): WordPiece pieces from --vocab-size tokens; word: whole words")
+    recipe.add_argument("--vocab-size", type=_positive, help="tokens in a subword vocabulary, special tokens included; at most this many words (default: 8000)")
+    recipe.add_argument("--max-len", type=_positive, help="tokens per row; a longer text is read as several rows (default: 32)")
+    recipe.add_argument("--d-model", type=_positive, help="width of the model's vectors (default: 64)")
+    recipe.add_argument("--layers", type=_positive, help="Transformer blocks (default: 2)")
+    recipe.add_argument("--heads", type=_positive, help="attention heads per block; must divide --d-model (default: 4)")
+    recipe.add_argument("--d-ff", type=_positive, help="width of each block's MLP (default: twice --d-model)")
+    recipe.add_argument("--steps", type=_positive, help="training steps (default: 1800)")
+    recipe.add_argument("--batch-size", type=_positive, help="rows per batch (default: 64)")
+    recipe.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.005)")
+    recipe.add_argument("--seed", type=_seed, help="random seed (default: 0)")
     p.add_argument("--out", required=True, type=Path, help="directory to save the model to")
     p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
+    checkpointed(p)
     devices(p)
 
     p = command(commands, "fill-mask", "Predict the word hidden behind [MASK].", cmd_fill_mask)
@@ -443,6 +628,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive, help="training steps (default: 80)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.001)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    checkpointed(p)
+
+    def windows(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--windows", choices=["first", "average"], default="first",
+                         help="a text longer than the model's rows: read its first window of tokens (default), or average over all of them")
+        sub.add_argument("--batch-size", type=_positive, default=256, help="texts per batch (default: 256)")
 
     p = command(commands, "ask", "Ask an instruction-tuned assistant questions.", cmd_ask)
     p.add_argument("questions", nargs="+", metavar="QUESTION", help="one or more questions")
@@ -452,8 +643,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, type=Path, help="an assistant directory")
 
     p = command(commands, "classify", "Label texts with a fine-tuned classifier.", cmd_classify)
-    p.add_argument("texts", nargs="+", metavar="TEXT", help="one or more texts to label")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="one or more texts to label (or --input)")
     p.add_argument("--model", required=True, type=Path, help="a fine-tuned classifier directory")
+    p.add_argument("--input", metavar="FILE", help="a file of texts to label: plain text, one per line, or CSV, TSV or JSON Lines "
+                                                   "with a text field; - reads standard input")
+    p.add_argument("--input-format", choices=["text", "csv", "tsv", "jsonl"], help="the format of --input (default: from its name; - is text)")
+    p.add_argument("--output", type=Path, metavar="FILE", help="write the results there (default: standard output)")
+    p.add_argument("--format", choices=["csv", "tsv", "jsonl"], help="the results' format (default: from --output's name, else CSV)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    windows(p)
+
+    p = command(commands, "evaluate", "Measure a fine-tuned classifier on a labeled test file: accuracy, precision, recall, F1, confusion matrix.",
+                cmd_evaluate)
+    p.add_argument("--model", required=True, type=Path, help="a fine-tuned classifier directory")
+    p.add_argument("--test", required=True, type=Path, help="labeled examples with 'text' and 'label' columns (CSV, TSV or JSON Lines)")
+    windows(p)
 
     p = command(commands, "experiment", "Run a measured experiment of the site and print its table.", cmd_experiment)
     p.add_argument("name", choices=list(EXPERIMENTS), help="; ".join(f"{name}: {what}" for name, what in EXPERIMENTS.items()))
@@ -508,9 +712,15 @@ def _interrupted(directory: Path | None, before: bytes | None) -> str:
     if directory is None:
         return "interrupted"
     after = _manifest_bytes(directory)
-    if after == before:
-        return f"interrupted; the model in {directory} is unchanged" if before else f"interrupted; nothing was saved to {directory}"
-    return f"interrupted after the new model was saved to {directory}"
+    if after != before:
+        return f"interrupted after the new model was saved to {directory}"
+    said = f"interrupted; the model in {directory} is unchanged" if before else f"interrupted; nothing was saved to {directory}"
+    from learnjax.checkpoints import CHECKPOINT_FOLDER, TrainingCheckpoints
+
+    step = TrainingCheckpoints(directory / CHECKPOINT_FOLDER, "").step()
+    if step is not None:
+        said += f"; the last checkpoint, at step {step}, is in {directory / CHECKPOINT_FOLDER}: run the same command with --resume to continue"
+    return said
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ step, `supervised_update` (what `supervised_step` compiles):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +27,14 @@ from learnjax import checkpoints
 from learnjax.lora import add_lora, merge_lora
 from learnjax.model import EncoderClassifier, Transformer
 from learnjax.pretraining import Foundation
-from learnjax.tokenizer import Tokenizer
+from learnjax.tokenizer import BaseTokenizer
 from learnjax.training import History, adamw, new_optimizer, predict, train_classifier
 
 MODES = ("full", "probe", "lora", "scratch")
 LORA_RANK, LORA_ALPHA = 8, 16.0
+# How a text longer than the model's rows is classified: by its first window of
+# tokens (as it was trained), or by the mean of the probabilities of all its windows.
+WINDOWS = ("first", "average")
 
 
 def check_mode(mode: str) -> str:
@@ -73,20 +77,32 @@ class TextClassifier:
     """A fine-tuned classifier with its tokenizer and label names."""
 
     model: EncoderClassifier
-    tokenizer: Tokenizer
+    tokenizer: BaseTokenizer
     labels: tuple[str, ...]
     mode: str
     history: History
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: list[str], windows: str = "first") -> np.ndarray:
+        """The probability of each label (N, labels). A text longer than a row is
+        read by its first window of tokens, or with `windows="average"` by all
+        of them: the mean of each window's probabilities (`encode_windows`)."""
         import jax
 
-        tokens = self.tokenizer.encode_batch(texts, self.model.encoder.config.max_len)
-        return np.asarray(jax.nn.softmax(predict(self.model, tokens), axis=-1))
+        if windows not in WINDOWS:
+            raise ValueError(f"windows must be one of {', '.join(WINDOWS)}; got {windows!r}")
+        max_len = self.model.encoder.config.max_len
+        if windows == "first":
+            rows, owners = self.tokenizer.encode_batch(texts, max_len), np.arange(len(texts))
+        else:
+            rows, owners = self.tokenizer.encode_windows(texts, max_len)
+        probs = np.asarray(jax.nn.softmax(_predict_in_blocks(self.model, rows), axis=-1))
+        sums = np.zeros((len(texts), probs.shape[1]))
+        np.add.at(sums, owners, probs)
+        return sums / np.bincount(owners, minlength=len(texts))[:, None]
 
-    def classify(self, texts: list[str]) -> list[tuple[str, float]]:
+    def classify(self, texts: list[str], windows: str = "first") -> list[tuple[str, float]]:
         """The most likely label of each text, with its probability."""
-        probs = self.predict_proba(texts)
+        probs = self.predict_proba(texts, windows)
         return [(self.labels[int(row.argmax())], float(row.max())) for row in probs]
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -118,6 +134,9 @@ def finetune(
     seed: int = 0,
     label_names: tuple[str, ...] | None = None,
     max_len: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
     progress: bool = False,
     mesh=None,
     fsdp: bool = False,
@@ -127,11 +146,21 @@ def finetune(
 
     `labels` are label names (any strings) or class indices into `label_names`.
     `max_len` (at most the foundation's) sets the row length; shorter rows are
-    faster, and longer texts are cut to fit.
+    faster, and a longer text is learned from its first window of tokens.
+    `checkpoint_dir`, `checkpoint_every` and `resume` checkpoint the run and
+    resume it, as `learnjax.pretraining.pretrain` does.
     """
     model, optimizer, tokens, label_ids, label_names = _prepare(foundation, texts, labels, mode, seed, settings, label_names, max_len)
+    if checkpoint_dir is None and (resume or checkpoint_every):
+        raise ValueError("checkpoint_every and resume need a checkpoint_dir")
+    checkpointing = None
+    if checkpoint_dir is not None:
+        run_settings = {"mode": mode, "seed": seed, **dataclasses.asdict(settings), "labels": list(label_names),
+                        "data": checkpoints.data_fingerprint(tokens, label_ids), "foundation": checkpoints.params_fingerprint(foundation.model)}
+        checkpointing = checkpoints.TrainingCheckpoints(checkpoint_dir, "classifier").checkpointing(
+            model, optimizer, foundation.tokenizer, run_settings, every=checkpoint_every, resume=resume)
     history = train_classifier(model, optimizer, tokens, label_ids, steps=settings.steps, batch_size=settings.batch_size, seed=seed,
-                               progress=progress, mesh=mesh, fsdp=fsdp)
+                               progress=progress, mesh=mesh, fsdp=fsdp, checkpointing=checkpointing)
     return TextClassifier(model, foundation.tokenizer, label_names, mode, history)
 
 
@@ -177,3 +206,13 @@ def _check_max_len(foundation: Foundation, max_len: int | None) -> int:
     if not 2 <= max_len <= limit:
         raise ValueError(f"max_len must be between 2 and the model's {limit}, got {max_len}")
     return max_len
+
+
+def _predict_in_blocks(model: EncoderClassifier, rows: np.ndarray, block: int = 256) -> np.ndarray:
+    """`predict` on `rows` padded to a power of two up to `block`, then to a
+    multiple of it: texts read a chunk at a time run a few compiled programs,
+    not one per chunk size."""
+    n = len(rows)
+    size = min(block, 1 << max(0, n - 1).bit_length())
+    padded = np.concatenate([rows, np.zeros((-n % size, rows.shape[1]), rows.dtype)])
+    return predict(model, padded, batch_size=size)[:n]

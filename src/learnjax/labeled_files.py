@@ -1,5 +1,6 @@
 """Reading the user's examples: CSV, TSV or JSON Lines, with text and label columns
-(for a classifier) or prompt and response columns (for an assistant)."""
+(for a classifier) or prompt and response columns (for an assistant), and the
+texts of a file to classify (`iter_texts`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from learnjax.textfiles import BOM, TEXT_SUFFIXES, checked_lines
+
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")  # what `iter_texts` reads: plain text, one text per line, too
 
 
 def read_labeled(path: str | os.PathLike, text_column: str = "text", label_column: str = "label") -> tuple[list[str], list[str]]:
@@ -45,22 +50,22 @@ def read_labeled(path: str | os.PathLike, text_column: str = "text", label_colum
     for line, row in rows:
         for column in (text_column, label_column):
             if column not in row:
-                raise ValueError(f"{str(path)!r} line {line}: no {column!r} column (found {sorted(row)})")
+                raise ValueError(f"{_name(path)} line {line}: no {column!r} column (found {sorted(row)})")
         text = "" if row[text_column] is None else row[text_column]  # None: a table row too short
         label = (row[label_column] or "").strip()
         if not isinstance(text, str):
-            raise ValueError(f"{str(path)!r} line {line}: the {text_column!r} must be a string, got {json.dumps(text)[:60]}")
+            raise ValueError(f"{_name(path)} line {line}: the {text_column!r} must be a string, got {json.dumps(text)[:60]}")
         if not text.strip():
-            raise ValueError(f"{str(path)!r} line {line}: the {text_column!r} is empty")
+            raise ValueError(f"{_name(path)} line {line}: the {text_column!r} is empty")
         if not label:
-            raise ValueError(f"{str(path)!r} line {line}: the {label_column!r} is empty")
+            raise ValueError(f"{_name(path)} line {line}: the {label_column!r} is empty")
         texts.append(text)
         labels.append(label)
     if not texts:
-        raise ValueError(f"{str(path)!r} holds no labeled examples")
+        raise ValueError(f"{_name(path)} holds no labeled examples")
     classes = sorted(set(labels))
     if len(classes) < 2:
-        raise ValueError(f"{str(path)!r}: every example has the label {classes[0]!r}; a classifier needs at least two classes")
+        raise ValueError(f"{_name(path)}: every example has the label {classes[0]!r}; a classifier needs at least two classes")
     return texts, labels
 
 
@@ -70,16 +75,20 @@ def _rows(path: Path, label_column: str | None = None) -> Iterator[tuple[int, di
     a CSV would hold them."""
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
-        raise ValueError(f"{str(path)!r}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
+        raise ValueError(f"{_name(path)}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
     if not path.is_file():
-        raise FileNotFoundError(f"labeled file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"labeled file {_name(path)} does not exist")
     data = path.read_bytes()
     try:
         raw = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise ValueError(f"{str(path)!r} line {line} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
-    return _jsonl_rows(path, raw, label_column) if kind == "jsonl" else _table_rows(path, raw, "\t" if kind == "tsv" else ",")
+        raise ValueError(f"{_name(path)} line {line} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+    if kind == "jsonl":
+        # Only "\n" ends a record: str.splitlines would also split at a U+2028 or NEL
+        # inside a string, which JSON allows unescaped.
+        return _jsonl_rows(path, enumerate(raw.split("\n"), start=1), label_column)
+    return _table_rows(path, io.StringIO(raw, newline=""), "\t" if kind == "tsv" else ",")
 
 
 def example_kind(path: str | os.PathLike) -> str:
@@ -88,12 +97,12 @@ def example_kind(path: str | os.PathLike) -> str:
     path = Path(path)
     line, first = next(iter(_rows(path)), (None, None))
     if first is None:
-        raise ValueError(f"{str(path)!r} holds no examples")
+        raise ValueError(f"{_name(path)} holds no examples")
     if {"text", "label"} <= set(first):
         return "classifier"
     if {"prompt", "response"} <= set(first):
         return "assistant"
-    raise ValueError(f"{str(path)!r} line {line}: expected columns 'text' and 'label' (to train a classifier) or "
+    raise ValueError(f"{_name(path)} line {line}: expected columns 'text' and 'label' (to train a classifier) or "
                      f"'prompt' and 'response' (to train an assistant); found {sorted(first)}")
 
 
@@ -106,27 +115,28 @@ def read_instructions(path: str | os.PathLike) -> tuple[list[str], list[str], li
     for line, row in _rows(path):
         for column in ("prompt", "response"):
             if column not in row:
-                raise ValueError(f"{str(path)!r} line {line}: no {column!r} column (found {sorted(row)})")
+                raise ValueError(f"{_name(path)} line {line}: no {column!r} column (found {sorted(row)})")
             value = row[column]
             if value is not None and not isinstance(value, str):
-                raise ValueError(f"{str(path)!r} line {line}: the {column!r} must be a string, got {json.dumps(value)[:60]}")
+                raise ValueError(f"{_name(path)} line {line}: the {column!r} must be a string, got {json.dumps(value)[:60]}")
             if not (value or "").strip():
-                raise ValueError(f"{str(path)!r} line {line}: the {column!r} is empty")
+                raise ValueError(f"{_name(path)} line {line}: the {column!r} is empty")
         prompts.append(row["prompt"])
         responses.append(row["response"])
         lines.append(line)
     if not prompts:
-        raise ValueError(f"{str(path)!r} holds no examples")
+        raise ValueError(f"{_name(path)} holds no examples")
     return prompts, responses, lines
 
 
-def _table_rows(path: Path, raw: str, delimiter: str) -> Iterator[tuple[int, dict[str, str | None]]]:
-    """(first line, {column: field}) of each record after the header; a missing
+def _table_rows(path: Path | str, lines: Iterable[str], delimiter: str) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """(first line, {column: field}) of each record after the header, read from
+    the file's `lines` (as a file opened with newline="" gives them); a missing
     field is None."""
-    records = _records(path, raw, delimiter)
+    records = _records(path, lines, delimiter)
     header = next(records, None)
     if header is None or _blank(header[1]):
-        raise ValueError(f"{str(path)!r} has no header line (expected column names such as 'text' and 'label')")
+        raise ValueError(f"{_name(path)} has no header line (expected column names such as 'text' and 'label')")
     columns = header[1]
     blank_line = None  # a blank record is an error only if a record follows it
     for line, fields in records:
@@ -135,11 +145,11 @@ def _table_rows(path: Path, raw: str, delimiter: str) -> Iterator[tuple[int, dic
             continue
         if blank_line is not None:
             raise ValueError(
-                f"{str(path)!r} line {blank_line}: blank line inside the table "
+                f"{_name(path)} line {blank_line}: blank line inside the table "
                 "(a text with blank lines must be in double quotes)"
             )
         if len(fields) > len(columns):
-            raise ValueError(f"{str(path)!r} line {line}: more fields than the header has columns")
+            raise ValueError(f"{_name(path)} line {line}: more fields than the header has columns")
         yield line, dict(zip(columns, fields + [None] * (len(columns) - len(fields))))
 
 
@@ -147,10 +157,10 @@ def _blank(fields: list[str]) -> bool:
     return all(not field.strip() for field in fields)
 
 
-def _records(path: Path, raw: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """(first line, fields) of each record, as the `csv` module reads the text of a
+def _records(path: Path | str, lines: Iterable[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each record, as the `csv` module reads the lines of a
     file opened with newline="" (for TSV, see `read_labeled`)."""
-    lines = _LineSource(io.StringIO(raw, newline=""))
+    lines = _LineSource(iter(lines))
     tsv = delimiter == "\t"
     reader = csv.reader(lines, delimiter=delimiter, strict=tsv)
     while True:
@@ -168,7 +178,7 @@ def _records(path: Path, raw: str, delimiter: str) -> Iterator[tuple[int, list[s
         except StopIteration:
             return
         except csv.Error as e:  # e.g. a field longer than csv.field_size_limit()
-            raise ValueError(f"{str(path)!r} line {first_line}: {e}") from None
+            raise ValueError(f"{_name(path)} line {first_line}: {e}") from None
         yield from records
 
 
@@ -176,7 +186,7 @@ class _LineSource:
     """The lines of a text stream for a `csv.reader`, counted, with the lines of the
     record being read kept in `taken`."""
 
-    def __init__(self, stream: io.StringIO):
+    def __init__(self, stream: Iterator[str]):
         self.stream = stream
         self.count = 0
         self.taken: list[str] = []
@@ -191,18 +201,17 @@ class _LineSource:
         return line
 
 
-def _jsonl_rows(path: Path, raw: str, label_column: str | None) -> Iterator[tuple[int, dict]]:
-    # Only "\n" ends a record: str.splitlines would also split at a U+2028 or NEL
-    # inside a string, which JSON allows unescaped.
-    for number, line in enumerate(raw.split("\n"), start=1):
+def _jsonl_rows(path: Path | str, lines: Iterable[tuple[int, str]], label_column: str | None) -> Iterator[tuple[int, dict]]:
+    """(line, object) of each JSON Lines record of the numbered `lines`."""
+    for number, line in lines:
         if not line.strip(" \t\r"):
             continue  # blank lines between JSON records are harmless
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{str(path)!r} line {number}: not valid JSON ({e.msg})") from None
+            raise ValueError(f"{_name(path)} line {number}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict):
-            raise ValueError(f"{str(path)!r} line {number}: expected a JSON object, got {type(row).__name__}")
+            raise ValueError(f"{_name(path)} line {number}: expected a JSON object, got {type(row).__name__}")
         if label_column is not None and label_column in row:
             row[label_column] = _label_text(path, number, label_column, row[label_column])
         yield number, row
@@ -215,6 +224,63 @@ def _label_text(path: Path, line: int, column: str, label) -> str:
     if isinstance(label, str) or (isinstance(label, int) and not isinstance(label, bool)):
         return str(label)
     raise ValueError(
-        f"{str(path)!r} line {line}: the {column!r} is {json.dumps(label)[:60]}; "
+        f"{_name(path)} line {line}: the {column!r} is {json.dumps(label)[:60]}; "
         "a label must be a string or a number (write it in quotes)"
     )
+
+
+def _name(path: str | os.PathLike) -> str:
+    """A file as messages name it."""
+    return "standard input" if str(path) == "-" else repr(str(path))
+
+
+def input_format(path: str | os.PathLike) -> str:
+    """The format `iter_texts` reads `path` as, by its name: "-" (standard input)
+    and .txt, .text or .md files are plain text, one text per line."""
+    suffix = Path(path).suffix.lower()
+    if str(path) == "-" or suffix in TEXT_SUFFIXES:
+        return "text"
+    if suffix in FORMATS:
+        return FORMATS[suffix]
+    raise ValueError(f"{_name(path)}: unknown format {suffix!r}; use one of {', '.join((*TEXT_SUFFIXES, *FORMATS))}, "
+                     "or name the format")
+
+
+def iter_texts(path: str | os.PathLike, kind: str | None = None, text_column: str = "text") -> Iterator[tuple[int, str]]:
+    """(line, text) of each text in a file to classify, read as a stream (a large
+    file is never held whole): plain text, one text per line (blank lines
+    skipped), or the `text_column` of CSV, TSV or JSON Lines records, read as
+    `read_labeled` reads them. `path` "-" is standard input. `kind` ("text",
+    "csv", "tsv" or "jsonl") overrides the format `input_format` reads from the name.
+
+    A file that is not UTF-8 text, holds NUL characters or a line longer than
+    `learnjax.textfiles.MAX_LINE_BYTES`, lacks the text column, or has a text
+    that is not a string, raises a ValueError naming the file and the line.
+    """
+    kind = kind or input_format(path)
+    if kind not in INPUT_FORMATS:
+        raise ValueError(f"unknown input format {kind!r}; use one of {', '.join(INPUT_FORMATS)}")
+    name = _name(path)
+    if str(path) != "-" and not Path(path).is_file():
+        raise FileNotFoundError(f"input file {_name(path)} does not exist")
+    # Read as bytes: only "\n" ends a line (a JSON string may hold a U+2028, a
+    # quoted CSV field a "\r"), and each line's number is exact in errors.
+    stream = open(sys.stdin.fileno(), "rb", closefd=False) if str(path) == "-" else open(path, "rb")
+    with stream:
+        lines = checked_lines(stream, name)
+        if kind == "text":
+            for number, line in lines:
+                if text := line.lstrip(BOM).strip():
+                    yield number, text
+            return
+        if kind == "jsonl":
+            rows = _jsonl_rows(path, ((number, line.rstrip("\n")) for number, line in lines), None)
+        else:
+            rows = _table_rows(path, (line for _, line in lines), "\t" if kind == "tsv" else ",")
+        for number, row in rows:
+            if text_column not in row:
+                raise ValueError(f"{name} line {number}: no {text_column!r} field (found {sorted(row)})")
+            text = "" if row[text_column] is None else row[text_column]
+            if not isinstance(text, str):
+                raise ValueError(f"{name} line {number}: the {text_column!r} must be a string, got {json.dumps(text)[:60]}")
+            yield number, text

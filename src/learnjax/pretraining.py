@@ -2,9 +2,10 @@
 
 `pretrain` turns texts into a foundation model by one of two objectives: masked
 prediction (BERT: fill in hidden words, a model that reads) or next-word
-prediction (GPT: continue the text, a model that writes). `fill_mask` and
-`generate_text` ask them; the evaluations check what they learned on sentences
-they never saw.
+prediction (GPT: continue the text, a model that writes). Given a model to start
+from (`init`), it continues pre-training that model on new text: a domain's,
+say. `fill_mask` and `generate_text` ask them; the evaluations check what they
+learned on sentences they never saw.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -28,11 +30,13 @@ from learnjax import checkpoints, corpus
 from learnjax.masking import mask_tokens
 from learnjax.steps import next_word_loss, next_word_targets
 from learnjax.generation import Generation, Sampling, generate
+from learnjax.lora import add_lora, merge_lora
 from learnjax.model import EncoderConfig, MaskedLanguageModel, NextWordModel
-from learnjax.tokenizer import MASK, MASK_ID, SPECIAL_TOKENS, Tokenizer
+from learnjax.subword import VOCAB_SIZE, SubwordTokenizer, rereadable
+from learnjax.tokenizer import END, MASK, MASK_ID, SPECIAL_TOKENS, TOKENIZER_KINDS, BaseTokenizer, Tokenizer
 from learnjax.training import (
-    History, adamw, check_learning_rate, compile_in_background, compile_masked_prediction_steps, compile_next_word_steps, predict,
-    train_masked_prediction, train_next_word,
+    History, adamw, check_learning_rate, compile_in_background, compile_masked_prediction_steps, compile_next_word_steps, new_optimizer,
+    owned_copy, predict, train_masked_prediction, train_next_word,
 )
 
 
@@ -40,11 +44,24 @@ from learnjax.training import (
 OBJECTIVES = {"masked": (MaskedLanguageModel, "masked_lm"), "next-word": (NextWordModel, "next_word_lm")}
 
 
+# The longest rows a new model is built for: BERT's position table. Attention's
+# cost grows with the square of the row length.
+MAX_POSITIONS = 512
+
+
 @dataclass(frozen=True)
 class PretrainRecipe:
-    """Everything that decides the foundation model; its hash keys the cache."""
+    """Everything that decides the foundation model; its hash keys the cache.
+
+    Every value is checked when the recipe is made: a ValueError names the
+    field, e.g. `d_model=100 must be divisible by n_heads=3`.
+    """
 
     objective: str = "masked"  # or "next-word"
+    # "word": whole words, clearest to show (the built-in corpus, the pages);
+    # "subword": WordPiece pieces from a vocabulary of `vocab_size`, for real text.
+    tokenizer: str = "word"
+    vocab_size: int = VOCAB_SIZE  # a subword vocabulary's size; at most this many words for "word"
     n_texts: int = 40_000
     corpus_seed: int = 0
     max_len: int = 32
@@ -65,6 +82,42 @@ class PretrainRecipe:
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {self.objective!r}")
+        if self.tokenizer not in TOKENIZER_KINDS:
+            raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)}; got {self.tokenizer!r}")
+        for name in ("n_texts", "max_len", "d_model", "n_layers", "n_heads", "d_ff", "steps", "batch_size", "vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive whole number")
+        for name in ("warmup_steps", "seed", "corpus_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a whole number, 0 or more")
+        if not 2 <= self.max_len <= MAX_POSITIONS:
+            raise ValueError(f"max_len={self.max_len} is beyond what a model here takes: rows of 2 ([CLS] and a token) to {MAX_POSITIONS} tokens")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads} (each head reads an equal share of the width)")
+        if self.vocab_size <= len(SPECIAL_TOKENS):
+            raise ValueError(f"vocab_size={self.vocab_size} must be above the {len(SPECIAL_TOKENS)} special tokens")
+        for name, low, high in (("learning_rate", 0, math.inf), ("mask_rate", 0, 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
+                raise ValueError(f"{name}={value!r} must be a number above {low}" + (f" and below {high}" if high < math.inf else ""))
+        if not 0 <= self.faq_share < 1:
+            raise ValueError(f"faq_share={self.faq_share!r} must be at least 0 and below 1")
+
+    @classmethod
+    def continuing(cls, foundation: Foundation, **changes) -> PretrainRecipe:
+        """The recipe that continues pre-training `foundation` on new text: its
+        objective, tokenizer and size, read from the model; the training settings
+        of its own recipe (else the defaults); then `changes`. A change to what
+        the model fixes is refused (continued pre-training keeps the model), and
+        `max_len` may be shorter than the model's position table, not longer."""
+        base = foundation.recipe or cls()
+        recipe = base.replace(**_fixed_by(foundation), vocab_size=max(len(foundation.tokenizer), base.vocab_size),
+                              max_len=foundation.model.config.max_len)
+        recipe = recipe.replace(**changes)
+        _check_continues(recipe, foundation)
+        return recipe
 
     def replace(self, **changes) -> PretrainRecipe:
         return dataclasses.replace(self, **changes)
@@ -87,7 +140,7 @@ class Foundation:
     """A pre-trained language model (masked or next-word) with its tokenizer and training history."""
 
     model: MaskedLanguageModel | NextWordModel
-    tokenizer: Tokenizer
+    tokenizer: BaseTokenizer
     history: History
     recipe: PretrainRecipe | None = None
     seconds: float | None = None  # wall time of pre-training, corpus to trained model
@@ -122,7 +175,12 @@ def pretrain(
     recipe: PretrainRecipe = PretrainRecipe(),
     texts: Iterable[str] | Callable[[], Iterable[str]] | None = None,
     *,
-    tokenizer: Tokenizer | None = None,
+    tokenizer: BaseTokenizer | None = None,
+    init: Foundation | None = None,
+    lora_rank: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
     progress: bool = False,
     mesh=None,
     fsdp: bool = False,
@@ -133,40 +191,168 @@ def pretrain(
     too with `fsdp`.
 
     `texts` defaults to the built-in corpus described by the recipe. It may be
-    any iterable of texts, or a function that returns one. It is read once, as
-    a stream (text from files is never held whole): the vocabulary is built
-    while the texts are packed into token rows (`Tokenizer.from_texts_packed`).
-    A given `tokenizer` is used as it is instead of building one from the texts.
+    any iterable of texts, or a function that returns one. Every text is read
+    whole: one longer than a row becomes consecutive windows (`encode_packed`).
+    The recipe's `tokenizer` is "word" (the vocabulary is built while the texts
+    are packed into rows: a stream is read once, text from files is never held
+    whole) or "subword" (`SubwordTokenizer`, of `vocab_size` tokens: the texts
+    are read three times, so a stream that cannot be read again is kept in
+    memory). A given `tokenizer` is used as it is instead of building one.
+
+    With `init`, a foundation model, pre-training continues from it on `texts`
+    (new text: a domain's) with its tokenizer (`PretrainRecipe.continuing`
+    makes the recipe). A word-level vocabulary gains the new words seen at
+    least `NEW_WORD_MIN_COUNT` times, after the words it had, whose ids stay
+    (`with_vocabulary` gives them rows); a subword one reads new words as
+    pieces. With `lora_rank`, only LoRA adapters of that rank and the token
+    embeddings train (`lora_trainable`); they are merged into the weights at the end.
+
+    With `checkpoint_dir` and `checkpoint_every`, a checkpoint of the whole
+    training state is written there every so many steps; `resume` continues
+    from the last one, refusing other settings, and ends exactly as the run
+    would have without the interruption (`checkpoints.TrainingCheckpoints`).
     `progress` shows bars while reading and training, on a terminal.
     """
     started = time.perf_counter()
+    if init is not None:
+        _check_continues(recipe, init)
+        if texts is None:
+            raise ValueError("continued pre-training needs the new texts to train on")
+    elif lora_rank is not None:
+        raise ValueError("lora_rank adapts a model being continued: give the model as init")
     if texts is None:
         texts = corpus.build_corpus(recipe.n_texts, recipe.corpus_seed, recipe.faq_share)
-    stream = iter(texts() if callable(texts) else texts)
-    first = next(stream, None)
-    if first is None:
-        raise ValueError("the corpus is empty: pre-training needs at least one line of text")
-    stream = itertools.chain([first], stream)
-    if tokenizer is None:
-        tokenizer, tokens, segments = Tokenizer.from_texts_packed(stream, recipe.max_len, end=recipe.objective == "next-word", progress=progress)
-    else:
-        tokens, segments = tokenizer.encode_packed(stream, recipe.max_len, end=recipe.objective == "next-word", progress=progress)
-    config = EncoderConfig(len(tokenizer), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
-    tx, learning_rate = adamw(recipe.steps, recipe.warmup_steps), check_learning_rate(recipe.learning_rate)
-    key, objective = jax.random.key(recipe.seed), recipe.objective
-    shapes = model_shapes(config, tx, objective)
-    compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=recipe.batch_size, objective=objective, mask_rate=recipe.mask_rate)
+    kind = OBJECTIVES[recipe.objective][1]
+    if checkpoint_dir is None and (resume or checkpoint_every):
+        raise ValueError("checkpoint_every and resume need a checkpoint_dir")
+    saved = checkpoints.TrainingCheckpoints(checkpoint_dir, kind) if checkpoint_dir is not None else None
+    if resume:
+        tokenizer = saved.tokenizer()  # the interrupted run's, whatever it learned from the texts
+    tokenizer, tokens, segments = corpus_rows(recipe, texts, tokenizer, init, progress)
     if tokens.max() < len(SPECIAL_TOKENS):  # max, not a comparison: no temporary the size of the corpus
         raise ValueError("the corpus has no usable tokens to learn from")
     if recipe.batch_size > len(tokens):
         raise ValueError(f"batch_size={recipe.batch_size} is larger than the corpus ({len(tokens)} packed rows of {recipe.max_len} tokens)")
-    compiling.result()  # both programs compiled: the next calls find them in jit's cache
-    model, optimizer = create_model_and_optimizer(config, tx, key, learning_rate, shapes, objective)
-    train = train_masked_prediction if objective == "masked" else train_next_word
-    options = {"mask_rate": recipe.mask_rate} if objective == "masked" else {}
+    if init is None:
+        model, optimizer = _new_model_and_optimizer(recipe, len(tokenizer))
+    else:
+        model, optimizer = _continued_model_and_optimizer(recipe, init, len(tokenizer), lora_rank)
+    checkpointing = None
+    if saved is not None:
+        settings = {**recipe.to_dict(), "corpus": checkpoints.data_fingerprint(tokens, segments), "lora_rank": lora_rank,
+                    "init": checkpoints.params_fingerprint(init.model) if init is not None else None}
+        checkpointing = saved.checkpointing(model, optimizer, tokenizer, settings, every=checkpoint_every, resume=resume)
+    train = train_masked_prediction if recipe.objective == "masked" else train_next_word
+    options = {"mask_rate": recipe.mask_rate} if recipe.objective == "masked" else {}
     history = train(model, optimizer, tokens, segments, steps=recipe.steps, batch_size=recipe.batch_size,
-                    seed=recipe.seed, progress=progress, mesh=mesh, fsdp=fsdp, **options)
+                    seed=recipe.seed, progress=progress, mesh=mesh, fsdp=fsdp, checkpointing=checkpointing, **options)
+    if lora_rank is not None:
+        merge_lora(model)
     return Foundation(model, tokenizer, history, recipe, time.perf_counter() - started)
+
+
+NEW_WORD_MIN_COUNT = 2  # a word seen once in new text is as likely a typo as a term
+
+
+def corpus_rows(recipe: PretrainRecipe, texts, tokenizer: BaseTokenizer | None = None, init: Foundation | None = None,
+                progress: bool = False) -> tuple[BaseTokenizer, np.ndarray, np.ndarray]:
+    """What `pretrain` trains on: the tokenizer (given; the one `init` reads
+    with, its vocabulary extended; or built from the texts by the recipe) and
+    the texts packed into rows of `recipe.max_len` (`encode_packed`)."""
+    end = recipe.objective == "next-word"
+    if tokenizer is None and (init is not None or recipe.tokenizer == "subword"):
+        read = rereadable(texts)  # read more than once
+        _checked_stream(read())
+        if init is None:
+            tokenizer = SubwordTokenizer.train(read, recipe.vocab_size)
+        elif isinstance(init.tokenizer, Tokenizer):
+            tokenizer = init.tokenizer.extended(init.tokenizer.unknown_words(read(), NEW_WORD_MIN_COUNT))
+        else:
+            tokenizer = init.tokenizer
+        texts = read
+    stream = _checked_stream(texts)
+    if tokenizer is None:
+        return Tokenizer.from_texts_packed(stream, recipe.max_len, max_size=recipe.vocab_size, end=end, progress=progress)
+    return (tokenizer, *tokenizer.encode_packed(stream, recipe.max_len, end=end, progress=progress))
+
+
+def _checked_stream(texts) -> Iterable[str]:
+    """An iterator over the texts (a function's, if `texts` is one), refused if there are none."""
+    stream = iter(texts() if callable(texts) else texts)
+    first = next(stream, None)
+    if first is None:
+        raise ValueError("the corpus is empty: pre-training needs at least one line of text")
+    return itertools.chain([first], stream)
+
+
+def _fixed_by(foundation: Foundation) -> dict:
+    """What a model fixes of the recipes that continue it: its objective, tokenizer and size."""
+    config = foundation.model.config
+    return {"objective": foundation.objective, "tokenizer": foundation.tokenizer.kind, "d_model": config.d_model,
+            "n_layers": config.n_layers, "n_heads": config.n_heads, "d_ff": config.d_ff}
+
+
+def _check_continues(recipe: PretrainRecipe, init: Foundation) -> None:
+    """Refuses a recipe that does not fit the model it continues (`PretrainRecipe.continuing`)."""
+    config = init.model.config
+    for name, value in _fixed_by(init).items():
+        if getattr(recipe, name) != value:
+            raise ValueError(f"{name}={getattr(recipe, name)!r} differs from the model being continued ({name}={value!r}): "
+                             "continued pre-training keeps the model's objective, tokenizer and size")
+    if recipe.max_len > config.max_len:
+        raise ValueError(f"max_len={recipe.max_len} is beyond the position table of the model being continued ({config.max_len} positions)")
+
+
+def _new_model_and_optimizer(recipe: PretrainRecipe, vocab_size: int) -> tuple[nnx.Module, nnx.Optimizer]:
+    config = EncoderConfig(vocab_size, recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
+    tx, key, objective = adamw(recipe.steps, recipe.warmup_steps), jax.random.key(recipe.seed), recipe.objective
+    shapes = model_shapes(config, tx, objective)
+    compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=recipe.batch_size, objective=objective, mask_rate=recipe.mask_rate)
+    compiling.result()  # both programs compiled: the next calls find them in jit's cache
+    return create_model_and_optimizer(config, tx, key, recipe.learning_rate, shapes, objective)
+
+
+def lora_trainable(path: tuple, value) -> bool:
+    """The nnx filter of what continued pre-training with LoRA trains: the
+    adapters, and the token embeddings with the output bias, without which new
+    words could not be learned (adapters change how the model combines tokens,
+    not which tokens it has)."""
+    return isinstance(value, nnx.LoRAParam) or (isinstance(value, nnx.Param) and ("token_embed" in path or path == ("bias",)))
+
+
+def _continued_model_and_optimizer(recipe: PretrainRecipe, init: Foundation, vocab_size: int,
+                                   lora_rank: int | None) -> tuple[nnx.Module, nnx.Optimizer]:
+    model = with_vocabulary(owned_copy(init.model), vocab_size, seed=recipe.seed)  # a copy: the steps reuse its buffers
+    trainable = nnx.Param
+    if lora_rank is not None:
+        add_lora(model, lora_rank, seed=recipe.seed)
+        trainable = lora_trainable
+    return model, new_optimizer(model, adamw(recipe.steps, recipe.warmup_steps), recipe.learning_rate, trainable)
+
+
+def with_vocabulary(model: MaskedLanguageModel | NextWordModel, vocab_size: int, seed: int = 0) -> MaskedLanguageModel | NextWordModel:
+    """`model` with room for `vocab_size` tokens: its rows for the tokens it had
+    stay as they are, under the same ids; a new token's embedding is drawn from
+    the old ones' distribution (their mean and spread in each dimension: it
+    looks like a word, and new words differ from each other from the start),
+    its output bias starts at 0."""
+    config = model.config
+    if vocab_size == config.vocab_size:
+        return model
+    if vocab_size < config.vocab_size:
+        raise ValueError(f"vocab_size={vocab_size} is below the model's {config.vocab_size}: rows are only added")
+    grown = nnx.eval_shape(lambda: type(model)(dataclasses.replace(config, vocab_size=vocab_size), rngs=nnx.Rngs(0)))
+    values = nnx.to_pure_dict(nnx.state(model))
+    table = values["encoder" if "encoder" in values else "decoder"]["token_embed"]
+    old = table["embedding"]
+    noise = jax.random.normal(jax.random.key(seed), (vocab_size - config.vocab_size, config.d_model), old.dtype)
+    table["embedding"] = jnp.concatenate([old, old.mean(axis=0) + old.std(axis=0) * noise])
+    if "bias" in values:
+        values["bias"] = jnp.concatenate([values["bias"], jnp.zeros(vocab_size - config.vocab_size, values["bias"].dtype)])
+    state = nnx.state(grown)
+    nnx.replace_by_pure_dict(state, values)
+    nnx.update(grown, state)
+    return grown
 
 
 def _build_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate=1.0, objective: str = "masked"):
@@ -235,7 +421,12 @@ def generate_text(foundation: Foundation, prompts: list[str], *, max_new_tokens:
     'coffee.'
     """
     _require(foundation, "next-word", "writes text; a masked model fills in a [MASK] (fill-mask)")
-    return generate(foundation.model, foundation.tokenizer, prompts, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed)
+    tokenizer = foundation.tokenizer
+    generated = generate(foundation.model, tokenizer, prompts, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed)
+    if tokenizer.kind == "word":
+        return generated
+    # `generate` joins tokens as words; subword pieces join into words as their tokenizer writes them.
+    return [dataclasses.replace(g, text=tokenizer.decode(tokenizer.ids[t] for t in g.tokens if t != END)) for g in generated]
 
 
 def next_word_accuracy(foundation: Foundation, probes: list[corpus.NextWordProbe] | None = None) -> dict:
@@ -269,8 +460,13 @@ def perplexity(foundation: Foundation, texts: list[str], batch_size: int = 256) 
 
 @dataclass(frozen=True)
 class Prediction:
+    """One token for a `[MASK]`. With a subword tokenizer a token may be a whole
+    word or a piece of one: `piece` marks a piece that continues the word before
+    it (`##ing`); one that starts a word may still need more pieces after it."""
+
     word: str
     probability: float
+    piece: bool = False
 
 
 def fill_mask(foundation: Foundation, text: str, top_k: int = 5) -> list[Prediction]:
@@ -301,7 +497,7 @@ def fill_masks(foundation: Foundation, texts: list[str], top_k: int = 5) -> list
     scores[:, : len(SPECIAL_TOKENS)] = -np.inf
     probs = np.asarray(jax.nn.softmax(scores, axis=-1))
     top = np.argsort(-probs, axis=-1)[:, : min(top_k, len(tokenizer) - len(SPECIAL_TOKENS))]
-    return [[Prediction(tokenizer.vocab[j], float(p[j])) for j in row] for p, row in zip(probs, top)]
+    return [[Prediction(tokenizer.vocab[j], float(p[j]), tokenizer.continues_word(tokenizer.vocab[j])) for j in row] for p, row in zip(probs, top)]
 
 
 def cloze_accuracy(foundation: Foundation, items: list[corpus.Cloze] | None = None, k: int = 5) -> dict[str, float]:

@@ -1,5 +1,12 @@
-"""A word-level tokenizer built from text, with BERT's special tokens and a
-chat model's (the end of a text or answer, and the two turns of a chat)."""
+"""Tokenizers: text to token ids and back, with BERT's special tokens and a
+chat model's (the end of a text or answer, and the two turns of a chat).
+
+`Tokenizer` keeps whole words, which is clearest to show and fits the built-in
+corpus's few hundred words. A user's corpus has tens of thousands, most of them
+rare, and the output layer scores every one: `learnjax.subword.SubwordTokenizer`
+splits rare words into pieces from a vocabulary of a chosen size instead. Both
+share `BaseTokenizer`'s rows (`encode_batch`, `encode_windows`, `encode_packed`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +37,7 @@ _LETTERS = r"(?:[^\W_][\u0300-\u036f]*)+"
 _TOKEN_RE = re.compile(rf"\[(?:unk|mask)\]|{_LETTERS}(?:['’-]{_LETTERS})*|[^\w\s]", re.UNICODE)
 
 TOKENIZER_FORMAT = 2
+TOKENIZER_KINDS = ("word", "subword")
 
 
 def split_words(text: str) -> list[str]:
@@ -51,7 +59,119 @@ def split_words(text: str) -> list[str]:
     return [t.upper() if t.startswith("[") and t.upper() in SPECIAL_TOKENS else t for t in tokens]
 
 
-class Tokenizer:
+class BaseTokenizer:
+    """What every tokenizer shares: rows of token ids for the models, built on
+    its `encode`. Ids 0-6 are the special tokens (`SPECIAL_TOKENS`) in every one.
+
+    `kind` names the tokenizer ("word" or "subword"); a model directory records
+    it (`learnjax.checkpoints`).
+    """
+
+    kind: str
+    vocab: list[str]
+    ids: dict[str, int]
+    ids_shifted_by = 0  # by how much loading an older format moved the ids
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, without `[CLS]` or padding."""
+        raise NotImplementedError
+
+    def encode_texts(self, texts: Iterable[str]) -> Iterator[list[int]]:
+        """`encode` of each text, in order (a tokenizer may encode many at once, faster)."""
+        return map(self.encode, texts)
+
+    def continues_word(self, token: str) -> bool:
+        """Whether `token` is a piece that continues the word before it (never, for whole words)."""
+        return False
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens `text` is read as: words, or pieces of words.
+
+        >>> Tokenizer.from_texts(["the sky is blue."]).tokens("The sky is green.")
+        ['the', 'sky', 'is', '[UNK]', '.']
+        """
+        return [self.vocab[i] for i in self.encode(text)]
+
+    def encode_batch(self, texts: Iterable[str], max_len: int, truncate: bool = True) -> np.ndarray:
+        """Encodes texts into an int32 array of shape (N, max_len): `[CLS]` first, then padding.
+
+        A text longer than a row keeps its first `max_len` tokens (its first
+        window: see `encode_windows` for all of them); with `truncate=False` it
+        raises a ValueError naming it instead.
+        """
+        _check_row_length(max_len)
+        texts = list(texts)
+        rows = np.full((len(texts), max_len), PAD_ID, dtype=np.int32)
+        for row, (text, ids) in enumerate(zip(texts, self.encode_texts(texts))):
+            ids = [CLS_ID, *ids]
+            if len(ids) > max_len:
+                if not truncate:
+                    raise ValueError(
+                        f"text has {len(ids) - 1} tokens but the model takes at most "
+                        f"{max_len - 1}: {text[:80]!r}"
+                    )
+                ids = ids[:max_len]
+            rows[row, : len(ids)] = ids
+        return rows
+
+    def encode_windows(self, texts: Iterable[str], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every text as consecutive windows of `max_len - 1` tokens, each a row
+        of its own that starts with `[CLS]`: nothing of a long text is cut.
+
+        Returns `(rows, owners)`: rows (W, max_len) int32, and for each row the
+        index of its text (W,). An empty text gets one row, `[CLS]` alone.
+        """
+        _check_row_length(max_len)
+        rows, owners = [], []
+        for i, ids in enumerate(self.encode_texts(texts)):
+            for start in range(0, max(len(ids), 1), max_len - 1):
+                window = [CLS_ID, *ids[start : start + max_len - 1]]
+                rows.append(window + [PAD_ID] * (max_len - len(window)))
+                owners.append(i)
+        return np.asarray(rows, dtype=np.int32).reshape(-1, max_len), np.asarray(owners, dtype=np.int64)
+
+    def encode_packed(self, texts: Iterable[str], max_len: int, *, end: bool = False, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Packs texts, each `[CLS]`-prefixed (and `[END]`-terminated with `end`,
+        so that a model that writes learns where a text stops), into rows of
+        `max_len` tokens.
+
+        Returns `(tokens, segments)`, both (N, max_len) int32: `segments` numbers the
+        texts within a row (1, 2, ...; 0 is padding), so attention can stay inside
+        each text. Packing fills rows that single short texts would leave mostly
+        padding. A text longer than a row is read whole, as consecutive windows of
+        `max_len` tokens (each window a segment of its own; the last may share a
+        row with the next texts). The texts are streamed straight into the
+        arrays, so a large corpus is never held as Python lists; `progress` shows
+        a bar counting them on a terminal.
+        """
+        packer = _RowPacker(max_len)
+        for ids in self.encode_texts(_reading(texts, progress)):
+            packer.add([CLS_ID, *ids, *([END_ID] if end else [])])
+        return packer.finish()
+
+    def to_json(self) -> str:
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the tokenizer as JSON (atomically: a crash leaves the old file whole)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BaseTokenizer:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    @classmethod
+    def from_json(cls, text: str) -> BaseTokenizer:
+        raise NotImplementedError
+
+
+class Tokenizer(BaseTokenizer):
     """Maps words to integer ids and back.
 
     Ids 0-6 are the special tokens `[PAD]`, `[UNK]`, `[MASK]`, `[CLS]`, `[END]`,
@@ -59,15 +179,11 @@ class Tokenizer:
     so any Unicode text can be encoded.
     """
 
+    kind = "word"
+
     def __init__(self, vocab: Iterable[str]):
-        words = list(vocab)
-        if tuple(words[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-            raise ValueError(f"vocabulary must start with {SPECIAL_TOKENS}, got {words[: len(SPECIAL_TOKENS)]}")
-        if len(set(words)) != len(words):
-            dupes = [w for w, n in collections.Counter(words).items() if n > 1]
-            raise ValueError(f"vocabulary has duplicate entries: {dupes[:5]}")
-        self.vocab: list[str] = words
-        self.ids: dict[str, int] = {w: i for i, w in enumerate(words)}
+        self.vocab: list[str] = checked_vocabulary(vocab)
+        self.ids: dict[str, int] = {w: i for i, w in enumerate(self.vocab)}
         self.ids_shifted_by = 0  # by how much loading an older format moved the word ids
 
     @classmethod
@@ -123,14 +239,31 @@ class Tokenizer:
             block[...] = renumber[block]
         return tokenizer, tokens, segments
 
-    def __len__(self) -> int:
-        return len(self.vocab)
-
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Tokenizer) and self.vocab == other.vocab
 
+    def unknown_words(self, texts: Iterable[str], min_count: int = 1) -> list[str]:
+        """The words of `texts` outside the vocabulary seen at least `min_count`
+        times, most frequent first (ties alphabetically).
+
+        >>> Tokenizer.from_texts(["the sky is blue."]).unknown_words(["the sky is grey.", "grey clouds, grey sea."], 2)
+        ['grey']
+        """
+        _check_min_count(min_count)
+        counts = collections.Counter(w for text in texts for w in split_words(text) if w not in self.ids)
+        return sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+
+    def extended(self, words: Iterable[str]) -> Tokenizer:
+        """This vocabulary with `words` added after it: every id it had stays the
+        same, so a model's learned rows stay valid (`learnjax.pretraining.with_vocabulary`
+        adds rows for the new ones). Words it has already are skipped."""
+        new = [w for w in dict.fromkeys(words) if w not in self.ids]
+        for word in new:
+            if split_words(word) != [word]:
+                raise ValueError(f"{word!r} is not one word as the tokenizer splits text")
+        return Tokenizer([*self.vocab, *new])
+
     def encode(self, text: str) -> list[int]:
-        """Token ids of `text`, without `[CLS]` or padding."""
         return [self.ids.get(w, UNK_ID) for w in split_words(text)]
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
@@ -145,43 +278,6 @@ class Tokenizer:
             words.append(self.vocab[i])
         return " ".join(words)
 
-    def encode_batch(self, texts: Iterable[str], max_len: int, truncate: bool = True) -> np.ndarray:
-        """Encodes texts into an int32 array of shape (N, max_len): `[CLS]` first, then padding.
-
-        With `truncate=False` a text that does not fit raises a ValueError naming it.
-        """
-        if max_len < 2:
-            raise ValueError(f"max_len must be at least 2 ([CLS] plus one token), got {max_len}")
-        rows = []
-        for text in texts:
-            ids = [CLS_ID, *self.encode(text)]
-            if len(ids) > max_len:
-                if not truncate:
-                    raise ValueError(
-                        f"text has {len(ids) - 1} tokens but the model takes at most "
-                        f"{max_len - 1}: {text[:80]!r}"
-                    )
-                ids = ids[:max_len]
-            rows.append(ids + [PAD_ID] * (max_len - len(ids)))
-        return np.asarray(rows, dtype=np.int32).reshape(-1, max_len)
-
-    def encode_packed(self, texts: Iterable[str], max_len: int, *, end: bool = False, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Packs texts, each `[CLS]`-prefixed (and `[END]`-terminated with `end`,
-        so that a model that writes learns where a text stops), into rows of
-        `max_len` tokens.
-
-        Returns `(tokens, segments)`, both (N, max_len) int32: `segments` numbers the
-        texts within a row (1, 2, ...; 0 is padding), so attention can stay inside
-        each text. Packing fills rows that single short texts would leave mostly
-        padding. Texts longer than a row are truncated. The texts are streamed
-        straight into the arrays, so a large corpus is never held as Python lists;
-        `progress` shows a bar counting them on a terminal.
-        """
-        packer = _RowPacker(max_len)
-        for text in _reading(texts, progress):
-            packer.add([CLS_ID, *self.encode(text), *([END_ID] if end else [])])
-        return packer.finish()
-
     def to_json(self) -> str:
         return json.dumps({"format": TOKENIZER_FORMAT, "vocab": self.vocab}, ensure_ascii=False)
 
@@ -190,6 +286,8 @@ class Tokenizer:
         """A saved tokenizer; one of format 1 gains the special tokens added since,
         which moves its word ids up by 3 (see `checkpoints` for its model)."""
         data = json.loads(text)
+        if isinstance(data, dict) and data.get("kind", "word") != "word":
+            raise ValueError(f"not a learnjax tokenizer of words: it is a {data['kind']!r} tokenizer (`tokenizer_from_json` reads every kind)")
         if not isinstance(data, dict) or data.get("format") not in (1, TOKENIZER_FORMAT):
             raise ValueError(f"not a learnjax tokenizer (format {TOKENIZER_FORMAT}): {text[:60]!r}")
         vocab = data["vocab"]
@@ -201,16 +299,36 @@ class Tokenizer:
             return tokenizer
         return cls(vocab)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Writes the vocabulary as JSON (atomically: a crash leaves the old file whole)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
 
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Tokenizer:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+def checked_vocabulary(vocab: Iterable[str]) -> list[str]:
+    """`vocab` as a list, refused unless it starts with the special tokens and
+    holds each token once."""
+    tokens = list(vocab)
+    if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        raise ValueError(f"vocabulary must start with {SPECIAL_TOKENS}, got {tokens[: len(SPECIAL_TOKENS)]}")
+    if len(set(tokens)) != len(tokens):
+        raise ValueError(f"vocabulary has duplicate entries: {[t for t, n in collections.Counter(tokens).items() if n > 1][:5]}")
+    return tokens
+
+
+def tokenizer_from_json(text: str) -> BaseTokenizer:
+    """A saved tokenizer of either kind (`BaseTokenizer.to_json`)."""
+    try:
+        kind = json.loads(text).get("kind", "word")
+    except (ValueError, AttributeError):
+        kind = "word"  # Tokenizer.from_json says what is wrong with it
+    if kind == "subword":
+        from learnjax.subword import SubwordTokenizer  # loads the `tokenizers` library only when needed
+
+        return SubwordTokenizer.from_json(text)
+    if kind != "word":
+        raise ValueError(f"unknown tokenizer kind {kind!r}; this learnjax reads {', '.join(TOKENIZER_KINDS)}")
+    return Tokenizer.from_json(text)
+
+
+def _check_row_length(max_len: int) -> None:
+    if max_len < 2:
+        raise ValueError(f"max_len must be at least 2 ([CLS] plus one token), got {max_len}")
 
 
 _RENUMBER_ROWS = 1 << 16
@@ -238,7 +356,7 @@ class _Numbering(dict):
 
 
 class _RowPacker:
-    """Packs token-id lists into rows of `max_len` (see `Tokenizer.encode_packed`),
+    """Packs token-id lists into rows of `max_len` (see `BaseTokenizer.encode_packed`),
     writing finished rows, a block at a time, into two int32 arrays that grow in place."""
 
     BLOCK_ROWS = 4096
@@ -254,7 +372,14 @@ class _RowPacker:
         self.block_segments: list[int] = []
 
     def add(self, ids: list[int]) -> None:
-        ids = ids[: self.max_len]
+        # A text longer than a row: whole rows of its consecutive windows, then
+        # the rest, packed as a short text would be. Nothing is cut.
+        while len(ids) > self.max_len:
+            if self.row:
+                self._end_row()
+            self.row, self.segment = ids[: self.max_len], [1] * self.max_len
+            self._end_row()
+            ids = ids[self.max_len :]
         if len(self.row) + len(ids) > self.max_len:
             self._end_row()
         self.segment += [(self.segment[-1] + 1) if self.segment else 1] * len(ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -171,14 +171,49 @@ def masked_prediction_steps(state, key, first_step, tokens, segments, count, *, 
 # --8<-- [end:masked_prediction_steps]
 
 
-def call_stacks(n_examples: int, batch_size: int, steps: int, seed: int) -> Iterator[tuple[int, np.ndarray, int]]:
+def call_stacks(n_examples: int, batch_size: int, steps: int, seed: int, *, start: int = 0,
+                every: int | None = None) -> Iterator[tuple[int, np.ndarray, int]]:
     """`batch_indices` in stacks of `STEPS_PER_CALL` batches: (first step, indices
-    (STEPS_PER_CALL, B), steps to run). The last stack is filled up with copies
-    of its last batch, which the loops do not run."""
+    (STEPS_PER_CALL, B), steps to run). A stack that runs fewer steps is filled
+    up with copies of its last batch, which the loops do not run.
+
+    The stacks start at step `start` (the batches before it are drawn but not
+    given: a resumed run gets the very batches it would have had), and with
+    `every` no stack runs past a multiple of it, so that a checkpoint can be
+    taken there. How steps are grouped into calls does not change what they
+    compute: every call runs the same program, step by step.
+    """
     order = np.stack(list(batch_indices(n_examples, batch_size, steps, seed)))  # (steps, B)
-    order = np.concatenate([order, np.repeat(order[-1:], -steps % STEPS_PER_CALL, axis=0)])
-    for first in range(0, steps, STEPS_PER_CALL):
-        yield first, order[first : first + STEPS_PER_CALL], min(STEPS_PER_CALL, steps - first)
+    first = start
+    while first < steps:
+        end = min(first + STEPS_PER_CALL, steps)
+        if every:
+            end = min(end, (first // every + 1) * every)
+        stack = order[first:end]
+        yield first, np.concatenate([stack, np.repeat(stack[-1:], STEPS_PER_CALL - len(stack), axis=0)]), end - first
+        first = end
+
+
+@dataclass
+class Checkpointing:
+    """Intermediate checkpoints of a run of `run_calls`, and where a resumed run starts.
+
+    `save(step, history)` is called every `every` steps (never after the last:
+    the caller saves the finished model), with the model and optimizer holding
+    the state reached; `learnjax.checkpoints.TrainingCheckpoints` writes it to
+    disk. A run resumed from a checkpoint starts at step `start` with the
+    `history` of the steps before it, and ends exactly as a run that was never
+    interrupted: the same batches, masks and updates, bit for bit.
+    """
+
+    every: int | None = None
+    save: Callable[[int, History], None] | None = None
+    start: int = 0
+    history: History = field(default_factory=History)
+
+    def __post_init__(self):
+        if self.every is not None and (isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1):
+            raise ValueError(f"checkpoint_every must be a positive number of steps, got {self.every!r}")
 
 
 def masking_args(vocab_size: int, max_len: int, mask_rate: float) -> dict:
@@ -237,6 +272,7 @@ def run_calls(
     desc: str,
     mesh=None,
     fsdp: bool = False,
+    checkpointing: Checkpointing | None = None,
 ) -> History:
     """The loop every training function shares: batches of the `arrays` (N, ...)
     in shuffled order (`call_stacks`), `STEPS_PER_CALL` per compiled call of
@@ -247,13 +283,20 @@ def run_calls(
     over its devices and the state is replicated on them, or, with `fsdp`,
     split over them too: the same compiled step runs on all of them at once.
 
+    With `checkpointing`, the state is handed to its `save` every `every`
+    steps, and a run resumed from a checkpoint starts at its step (see
+    `Checkpointing`).
+
     Losses are read back one call behind: reading a value waits for its call to
     finish, and an idle queue until Python sends the next one, so reading only
     calls that are one behind keeps the next one queued meanwhile.
     """
-    history = History()
+    checkpointing = checkpointing or Checkpointing()
+    history = History(list(checkpointing.history.loss), list(checkpointing.history.accuracy))
     if steps < 1:
         return history
+    if not 0 <= checkpointing.start <= steps or len(history.loss) != checkpointing.start:
+        raise ValueError(f"cannot resume at step {checkpointing.start} of {steps} with the losses of {len(history.loss)} steps")
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError(f"the arrays to train on have different lengths: {[len(a) for a in arrays]}")
@@ -262,7 +305,8 @@ def run_calls(
         sharding.check_batch(batch_size, mesh)
         layout = sharding.state_shardings(state, mesh, fsdp)
         state = sharding.place(state, layout)
-    bar = tqdm(total=steps, desc=desc, unit="step", disable=None if progress else True, leave=False, mininterval=0.5)
+    bar = tqdm(total=steps, initial=checkpointing.start, desc=desc, unit="step", disable=None if progress else True, leave=False,
+               mininterval=0.5)
     pending = []
 
     def read_back(calls):
@@ -273,7 +317,8 @@ def run_calls(
         bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
 
     try:
-        for first, idx, count in call_stacks(n, batch_size, steps, seed):
+        every = checkpointing.every if checkpointing.save else None
+        for first, idx, count in call_stacks(n, batch_size, steps, seed, start=checkpointing.start, every=every):
             batches = tuple(a[idx] for a in arrays)
             if mesh is not None:
                 batches = tuple(sharding.place_batches(b, mesh) for b in batches)
@@ -285,7 +330,14 @@ def run_calls(
                 read_back(pending[:1])
                 del pending[:1]
             bar.update(count)
-        read_back(pending)
+            reached = first + count
+            if every and reached % every == 0 and reached < steps:
+                read_back(pending)  # the history up to here, checked
+                pending.clear()
+                nnx.update((model, optimizer), state)
+                checkpointing.save(reached, history)
+        if pending:
+            read_back(pending)
     finally:
         # A call may consume (donate) the buffers the model held: give it the latest ones.
         nnx.update((model, optimizer), state)
@@ -307,10 +359,11 @@ def train_masked_prediction(
     progress: bool = False,
     mesh=None,
     fsdp: bool = False,
+    checkpointing: Checkpointing | None = None,
 ) -> History:
     """Runs `steps` masked-prediction steps over packed token rows (N, T),
     `STEPS_PER_CALL` per compiled call (`masked_prediction_steps`); over the
-    devices of `mesh`, if given (see `run_calls`)."""
+    devices of `mesh`, if given; checkpointed or resumed by `checkpointing` (see `run_calls`)."""
     static = masking_args(model.config.vocab_size, tokens.shape[1], check_mask_rate(mask_rate))
     key = jax.random.key(seed)
 
@@ -318,7 +371,7 @@ def train_masked_prediction(
         return masked_prediction_steps(state, key, first, tokens, segments, count, graphdef=graphdef, **static)
 
     return run_calls(model, optimizer, (tokens, segments), call, steps=steps, batch_size=batch_size, seed=seed,
-                     progress=progress, desc="pre-training", mesh=mesh, fsdp=fsdp)
+                     progress=progress, desc="pre-training", mesh=mesh, fsdp=fsdp, checkpointing=checkpointing)
 
 
 # --8<-- [start:loop_over_batches]
@@ -361,9 +414,10 @@ def train_classifier(
     progress: bool = False,
     mesh=None,
     fsdp: bool = False,
+    checkpointing: Checkpointing | None = None,
 ) -> History:
     """Runs `steps` supervised steps on (tokens, labels), `STEPS_PER_CALL` per
-    compiled call; over the devices of `mesh`, if given (see `run_calls`)."""
+    compiled call; over the devices of `mesh`, if given; checkpointed or resumed by `checkpointing` (see `run_calls`)."""
     tokens, labels = np.asarray(tokens), np.asarray(labels, dtype=np.int32)
     if len(tokens) != len(labels):
         raise ValueError(f"{len(tokens)} token rows but {len(labels)} labels")
@@ -372,7 +426,7 @@ def train_classifier(
         return supervised_steps(state, tokens, labels, count, graphdef=graphdef)
 
     return run_calls(model, optimizer, (tokens, labels), call, steps=steps, batch_size=batch_size, seed=seed,
-                     progress=progress, desc="training", mesh=mesh, fsdp=fsdp)
+                     progress=progress, desc="training", mesh=mesh, fsdp=fsdp, checkpointing=checkpointing)
 
 
 def predict(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -415,15 +469,17 @@ def train_next_word(
     desc: str = "pre-training",
     mesh=None,
     fsdp: bool = False,
+    checkpointing: Checkpointing | None = None,
 ) -> History:
     """Runs `steps` next-word steps over packed rows (N, T), `STEPS_PER_CALL` per
     compiled call. `learn` (N, T) marks the tokens to learn to predict (default:
     every real token). The model must own its arrays (`owned_copy`): the steps
-    reuse their buffers."""
+    reuse their buffers. Checkpointed or resumed by `checkpointing` (see `run_calls`)."""
     learn = (segments > 0) if learn is None else learn
 
     def call(state, graphdef, first, count, tokens, segments, learn):
         return next_word_steps(state, tokens, segments, learn, count, graphdef=graphdef)
 
     return run_calls(model, optimizer, (tokens, segments, np.asarray(learn, np.int32)), call, steps=steps,
-                     batch_size=batch_size, seed=seed, progress=progress, desc=desc, mesh=mesh, fsdp=fsdp)
+                     batch_size=batch_size, seed=seed, progress=progress, desc=desc, mesh=mesh, fsdp=fsdp,
+                     checkpointing=checkpointing)
