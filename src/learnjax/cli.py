@@ -329,6 +329,9 @@ def _finetune_assistant(args: argparse.Namespace) -> None:
     if args.mode not in MODES:
         why = " (a probe trains a classification head; an assistant has none)" if args.mode == "probe" else ""
         raise ValueError(f"an assistant is fine-tuned with --mode {', '.join(MODES)}; got {args.mode!r}{why}")
+    if args.checkpoint_every is not None or args.resume:
+        raise UsageError("--checkpoint-every and --resume checkpoint a classifier's training; instruction tuning "
+                         "(prompt and response columns) runs in one go", args.command)
     prompts, responses, lines = read_instructions(args.train)  # checked before any model is loaded
     foundation = _load_foundation(args.model, args.json, ASSISTANT_RECIPE)
     if foundation.objective != "next-word":

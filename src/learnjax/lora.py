@@ -39,6 +39,7 @@ class ScaledLoRA(nnx.LoRA):
 # --8<-- [end:scaled_lora]
 
 
+# --8<-- [start:add_lora]
 def transformer_of(model: nnx.Module) -> nnx.Module:
     """The Transformer inside a language model or classifier."""
     return model.decoder if hasattr(model, "decoder") else model.encoder
@@ -52,7 +53,6 @@ def _targets(model: nnx.Module):
         yield block, "ff2"
 
 
-# --8<-- [start:add_lora]
 def add_lora(model: nnx.Module, rank: int = 8, alpha: float = 16.0, seed: int = 0) -> nnx.Module:
     """Wraps the attention and MLP projections of every block in LoRA adapters,
     in place; returns `model`. Train it with `nnx.Optimizer(model, tx, wrt=nnx.LoRAParam)`."""
