@@ -141,7 +141,8 @@ class SubwordTokenizer(BaseTokenizer):
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
         """The text of `ids`: pieces joined into their words, no space before
-        punctuation (padding and `[CLS]` dropped)."""
+        punctuation (padding and `[CLS]` dropped); a first piece that continues
+        a word is written without its "##"."""
         pieces = []
         for i in ids:
             i = int(i)
@@ -149,6 +150,9 @@ class SubwordTokenizer(BaseTokenizer):
                 raise ValueError(f"token id {i} is outside the vocabulary of {len(self.vocab)} tokens")
             if not (skip_special and i in (PAD_ID, CLS_ID)):
                 pieces.append(self.vocab[i])
+        if pieces and pieces[0].startswith(PIECE_PREFIX) and len(pieces[0]) > len(PIECE_PREFIX):
+            # Text that starts inside a word (a continuation written after a prompt): the piece as it is spelled.
+            pieces[0] = pieces[0][len(PIECE_PREFIX):]
         return self._backend.decoder.decode(pieces)
 
     def to_json(self) -> str:
