@@ -135,6 +135,24 @@ def test_scratch_starts_from_random_weights_and_full_from_the_foundation():
     assert np.abs(np.asarray(foundation.model.decoder.token_embed.embedding[...])).sum() > 0
 
 
+def test_lora_instruction_tuning_changes_the_adapters_and_nothing_else():
+    from learnjax import foundation_model
+    from learnjax.pretraining import NEXT_WORD_RECIPE
+
+    foundation = foundation_model(NEXT_WORD_RECIPE)
+    assistant = instruction_tune(foundation, instructions.training_examples(32, seed=0), mode="lora",
+                                 settings=SFTSettings(steps=4, learning_rate=1e-2))
+    frozen = nnx.state(assistant.model, nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam)))
+    tuned = dict(jax.tree_util.tree_leaves_with_path(frozen))
+    original = dict(jax.tree_util.tree_leaves_with_path(nnx.state(foundation.model, nnx.Param)))
+    renamed = {tuple(k for k in path if getattr(k, "key", None) != "base_module"): leaf for path, leaf in tuned.items()}
+    assert len(renamed) == len(original)
+    for path, leaf in original.items():
+        np.testing.assert_array_equal(renamed[path], leaf, err_msg=jax.tree_util.keystr(path))
+    tokens = jax.numpy.asarray(np.random.default_rng(0).integers(7, 40, (4, 16)), jax.numpy.int32)
+    assert not np.allclose(assistant.model(tokens), foundation.model(tokens))  # the adapters trained (B starts at zero)
+
+
 # The measured claims (one cached experiment).
 
 @pytest.fixture(scope="module")
