@@ -105,7 +105,8 @@ def tokens_per_second(path: Path, vocab_sizes: tuple[int, ...], steps: int) -> l
         trained = steps * recipe.batch_size * recipe.max_len
         rows.append({"tokenizer": tokenizer, "vocabulary": len(tok), "steps": steps, "tokens_per_s_wall": round(trained / clock.wall),
                      "tokens_per_s_cpu": round(trained / clock.cpu), "ms_per_step": round(1000 * clock.wall / steps, 1), **clock.to_dict()})
-        print(_table([rows[-1]]).splitlines()[-1], flush=True)
+        lines = _table([rows[-1]]).splitlines()
+        print("\n".join(lines if len(rows) == 1 else lines[-1:]), flush=True)  # the header before the first row
     return rows
 
 
