@@ -25,6 +25,9 @@ from learnjax.tokenizer import CLS_ID, END_ID, PAD_ID, SPECIAL_TOKENS, Tokenizer
 # A model writes words and ends its text; it never writes padding, [UNK],
 # [MASK], [CLS] or a chat turn.
 NEVER_WRITTEN = tuple(i for i in range(len(SPECIAL_TOKENS)) if i != END_ID)
+# Prompt columns read into the cache per step of the prefill loop: the cost of reading
+# a prompt follows its length, not the length of the context.
+PREFILL_CHUNK = 16
 
 
 @dataclass(frozen=True)
@@ -53,18 +56,26 @@ class Sampling:
 # --8<-- [start:sample_next]
 def sample_next(key: jax.Array, logits: jax.Array, temperature, top_k, top_p) -> jax.Array:
     """The next token of each row (B,) from its scores (B, V). The settings are
-    values, not static arguments: changing them compiles nothing."""
+    values, not static arguments: changing them compiles nothing. Each call
+    runs only the branch its settings need (`jax.lax.cond`): greedy decoding
+    never samples, and plain sampling never sorts the vocabulary."""
     logits = logits.at[:, jnp.array(NEVER_WRITTEN)].set(-jnp.inf)
-    greedy = logits.argmax(-1)
-    scaled = logits / jnp.maximum(temperature, 1e-6)
-    ranked = jnp.sort(scaled, axis=-1)[:, ::-1]  # (B, V), best first
-    rank = jnp.arange(logits.shape[-1])
-    probs = jax.nn.softmax(ranked, axis=-1)
-    before = jnp.cumsum(probs, axis=-1) - probs  # probability of the better-ranked tokens
-    keep = ((top_k <= 0) | (rank < top_k)) & (before < top_p)  # the best token is always kept
-    threshold = jnp.min(jnp.where(keep, ranked, jnp.inf), axis=-1, keepdims=True)  # (B, 1)
-    sampled = jax.random.categorical(key, jnp.where(scaled >= threshold, scaled, -jnp.inf), axis=-1)
-    return jnp.where(temperature > 0, sampled, greedy).astype(jnp.int32)
+
+    def keep_best(scaled):  # top-k and top-p: only the best-ranked tokens stay
+        ranked = jnp.sort(scaled, axis=-1)[:, ::-1]  # (B, V), best first
+        rank = jnp.arange(scaled.shape[-1])
+        probs = jax.nn.softmax(ranked, axis=-1)
+        before = jnp.cumsum(probs, axis=-1) - probs  # probability of the better-ranked tokens
+        keep = ((top_k <= 0) | (rank < top_k)) & (before < top_p)  # the best token is always kept
+        threshold = jnp.min(jnp.where(keep, ranked, jnp.inf), axis=-1, keepdims=True)  # (B, 1)
+        return jnp.where(scaled >= threshold, scaled, -jnp.inf)
+
+    def sample(logits):
+        scaled = logits / temperature
+        scaled = jax.lax.cond((top_k > 0) | (top_p < 1), keep_best, lambda s: s, scaled)
+        return jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
+
+    return jax.lax.cond(temperature > 0, sample, lambda s: s.argmax(-1).astype(jnp.int32), logits)
 # --8<-- [end:sample_next]
 
 
@@ -83,10 +94,9 @@ def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, t
     B, L = prompts.shape
     rows = jnp.arange(B)
     if use_cache:  # read every prompt once, keeping each layer's keys and values
-        logits, caches = model.extend(prompts, jnp.broadcast_to(jnp.arange(L), (B, L)), model.empty_cache(B))
+        scores, caches = _prefill(model, prompts, lengths)
     else:
-        logits, caches = model(prompts), None
-    scores = logits[rows, lengths - 1]  # (B, V): the next token after each prompt
+        scores, caches = model(prompts)[rows, lengths - 1], None  # (B, V): the next token after each prompt
 
     def step(carry):
         i, key, scores, caches, text, new, done = carry
@@ -111,6 +121,28 @@ def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, t
     carry = (jnp.int32(0), key, scores, caches, prompts, new, jnp.zeros(B, bool))
     return jax.lax.while_loop(going, step, carry)[5]
 # --8<-- [end:generate_tokens]
+
+
+def _prefill(model, prompts: jax.Array, lengths: jax.Array):
+    """Reads the prompts into an empty cache a chunk of columns at a time, only as
+    many chunks as the longest prompt needs (a loop of fixed shapes, so any prompt
+    length runs the same program); returns the scores of the token after each
+    prompt (B, V) and the caches."""
+    B, L = prompts.shape
+    chunk = next(c for c in (PREFILL_CHUNK, 8, 4, 2, 1) if L % c == 0)
+    rows = jnp.arange(B)
+
+    def read(c, carry):
+        scores, caches = carry
+        start = c * chunk
+        at = jnp.broadcast_to(start + jnp.arange(chunk), (B, chunk))
+        logits, caches = model.extend(jax.lax.dynamic_slice_in_dim(prompts, start, chunk, axis=1), at, caches)
+        last = lengths - 1 - start  # where each prompt's last token is in this chunk
+        inside = (last >= 0) & (last < chunk)
+        return jnp.where(inside[:, None], logits[rows, jnp.clip(last, 0, chunk - 1)], scores), caches
+
+    scores = jnp.zeros((B, model.config.vocab_size), jnp.float32)
+    return jax.lax.fori_loop(0, (lengths.max() + chunk - 1) // chunk, read, (scores, model.empty_cache(B)))
 
 
 @dataclass(frozen=True)
