@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from learnjax.cli import main
-from learnjax.domain import TREATMENTS, DomainSettings, clinic_cloze, clinic_notes, domain_specialization, domain_table
+from learnjax.domain import TREATMENTS, clinic_cloze, clinic_notes, domain_specialization, domain_table
 from learnjax.pretraining import Foundation, PretrainRecipe, pretrain, with_vocabulary
 
 GENERAL = ["the doctor works at the hospital.", "the nurse drives to the hospital.", "my aunt drinks coffee at the café."] * 20
@@ -75,9 +75,21 @@ def test_a_subword_model_reads_new_words_as_pieces(tmp_path):
 
 @pytest.mark.slow
 def test_the_domain_experiment_measures_before_and_after():
-    result = domain_specialization(DomainSettings(n_notes=200, steps=20))
+    result = domain_specialization()  # the Fine-tuning page's run, cached
     assert [row["model"] for row in result["rows"]][0] == "general model (before)" and len(result["rows"]) == 4
     assert result["rows"][0]["domain_top1"] == 0 and result["domain_answers_known_before"] == 0  # the general model lacks the words
     assert all(0 <= row[key] <= 1 for row in result["rows"] for key in ("domain_top1", "domain_top5", "general_top1", "general_top5"))
     assert set(TREATMENTS.values()) <= set(result["new_words"])
     assert domain_table(result).count("\n") == 5
+
+
+@pytest.mark.slow
+def test_specializing_learns_the_clinic_and_general_text_keeps_what_the_model_knew():
+    """What the Fine-tuning page reports: every specialized model learns the
+    clinic's rule, reading the notes alone forgets the general cloze, and mixing
+    general text back in keeps much of it."""
+    before, notes_only, mixed, lora = domain_specialization()["rows"]
+    for row in (notes_only, mixed, lora):
+        assert row["domain_top1"] >= 0.25 and row["domain_top5"] >= 0.5, row
+    assert notes_only["general_top1"] < before["general_top1"] - 0.3
+    assert mixed["general_top1"] > notes_only["general_top1"] + 0.3

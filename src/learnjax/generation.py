@@ -25,9 +25,6 @@ from learnjax.tokenizer import CLS_ID, END_ID, PAD_ID, SPECIAL_TOKENS, Tokenizer
 # A model writes words and ends its text; it never writes padding, [UNK],
 # [MASK], [CLS] or a chat turn.
 NEVER_WRITTEN = tuple(i for i in range(len(SPECIAL_TOKENS)) if i != END_ID)
-# Prompt columns read into the cache per step of the prefill loop: the cost of reading
-# a prompt follows its length, not the length of the context.
-PREFILL_CHUNK = 16
 
 
 @dataclass(frozen=True)
@@ -80,6 +77,33 @@ def sample_next(key: jax.Array, logits: jax.Array, temperature, top_k, top_p) ->
 
 
 # --8<-- [start:generate_tokens]
+# Prompt columns read into the cache per step of the prefill loop: the cost of reading
+# a prompt follows its length, not the length of the context.
+PREFILL_CHUNK = 16
+
+
+def prefill(model, prompts: jax.Array, lengths: jax.Array):
+    """Reads the prompts into an empty cache a chunk of columns at a time, only as
+    many chunks as the longest prompt needs (a loop of fixed shapes, so any prompt
+    length runs the same program); returns the scores of the token after each
+    prompt (B, V) and the caches."""
+    B, L = prompts.shape
+    chunk = next(c for c in (PREFILL_CHUNK, 8, 4, 2, 1) if L % c == 0)
+    rows = jnp.arange(B)
+
+    def read(c, carry):
+        scores, caches = carry
+        start = c * chunk
+        at = jnp.broadcast_to(start + jnp.arange(chunk), (B, chunk))
+        logits, caches = model.extend(jax.lax.dynamic_slice_in_dim(prompts, start, chunk, axis=1), at, caches)
+        last = lengths - 1 - start  # where each prompt's last token is in this chunk
+        inside = (last >= 0) & (last < chunk)
+        return jnp.where(inside[:, None], logits[rows, jnp.clip(last, 0, chunk - 1)], scores), caches
+
+    scores = jnp.zeros((B, model.config.vocab_size), jnp.float32)
+    return jax.lax.fori_loop(0, (lengths.max() + chunk - 1) // chunk, read, (scores, model.empty_cache(B)))
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "use_cache", "stop_at_end"))
 def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, top_k, top_p, *, graphdef, use_cache=True,
                     stop_at_end=True):
@@ -94,7 +118,7 @@ def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, t
     B, L = prompts.shape
     rows = jnp.arange(B)
     if use_cache:  # read every prompt once, keeping each layer's keys and values
-        scores, caches = _prefill(model, prompts, lengths)
+        scores, caches = prefill(model, prompts, lengths)
     else:
         scores, caches = model(prompts)[rows, lengths - 1], None  # (B, V): the next token after each prompt
 
@@ -121,28 +145,6 @@ def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, t
     carry = (jnp.int32(0), key, scores, caches, prompts, new, jnp.zeros(B, bool))
     return jax.lax.while_loop(going, step, carry)[5]
 # --8<-- [end:generate_tokens]
-
-
-def _prefill(model, prompts: jax.Array, lengths: jax.Array):
-    """Reads the prompts into an empty cache a chunk of columns at a time, only as
-    many chunks as the longest prompt needs (a loop of fixed shapes, so any prompt
-    length runs the same program); returns the scores of the token after each
-    prompt (B, V) and the caches."""
-    B, L = prompts.shape
-    chunk = next(c for c in (PREFILL_CHUNK, 8, 4, 2, 1) if L % c == 0)
-    rows = jnp.arange(B)
-
-    def read(c, carry):
-        scores, caches = carry
-        start = c * chunk
-        at = jnp.broadcast_to(start + jnp.arange(chunk), (B, chunk))
-        logits, caches = model.extend(jax.lax.dynamic_slice_in_dim(prompts, start, chunk, axis=1), at, caches)
-        last = lengths - 1 - start  # where each prompt's last token is in this chunk
-        inside = (last >= 0) & (last < chunk)
-        return jnp.where(inside[:, None], logits[rows, jnp.clip(last, 0, chunk - 1)], scores), caches
-
-    scores = jnp.zeros((B, model.config.vocab_size), jnp.float32)
-    return jax.lax.fori_loop(0, (lengths.max() + chunk - 1) // chunk, read, (scores, model.empty_cache(B)))
 
 
 @dataclass(frozen=True)
