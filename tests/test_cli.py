@@ -8,11 +8,8 @@ import pytest
 
 from learnjax.cli import main
 from learnjax.tokenizer import SPECIAL_TOKENS
+from cli_process import run_cli
 from one_line import is_one_line
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "learnjax.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -2,17 +2,12 @@
 and the one-line errors for models of the wrong kind."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from learnjax.cli import main
+from cli_process import run_cli
 from one_line import is_one_line
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "learnjax.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 and never a raw JAX/XLA traceback."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -15,6 +13,7 @@ from learnjax.finetuning import finetune
 from learnjax.labeled_files import read_labeled
 from learnjax.model import EncoderConfig
 from learnjax.pretraining import Foundation
+from cli_process import run_cli as _cli
 from one_line import is_one_line
 
 
@@ -99,10 +98,6 @@ def test_damaged_model_directories_are_named(tmp_path, what, message):
     with pytest.raises(CheckpointError) as raised:
         Foundation.load(path)
     assert message in str(raised.value) and str(path) in str(raised.value)
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "learnjax.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 CLI_CASES = [

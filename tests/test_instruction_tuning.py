@@ -2,8 +2,6 @@
 the measured claims of knowing versus saying, and the command line."""
 
 import json
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -16,6 +14,7 @@ from learnjax.instruction_tuning import SFTSettings, build_assistant, instructio
 from learnjax.lora import add_lora, load_adapter, merge_lora, save_adapter, trainable_share
 from learnjax.model import EncoderConfig, NextWordModel
 from learnjax.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, USER_ID, Tokenizer
+from cli_process import run_cli as _cli
 
 
 # The data.
@@ -198,10 +197,6 @@ def test_lora_figures(measured):
 
 
 # The command line.
-
-def _cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "learnjax.cli", *map(str, args)], capture_output=True, text=True, input=stdin, timeout=600)
-
 
 @pytest.fixture(scope="module")
 def assistant(tmp_path_factory):
