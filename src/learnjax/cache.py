@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
+from learnjax.atomic import write_text
+
 if TYPE_CHECKING:  # imported where used: the `learnjax` command's cache commands need no JAX
     from learnjax.pretraining import Foundation, PretrainRecipe
 
@@ -200,9 +202,7 @@ def _write_record(key: str, kind: str, params: dict, code: str, modules: tuple[s
               "extra_files": list(extra_files), "seconds": seconds}
     path = _record_path(key)
     with contextlib.suppress(OSError):
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, json.dumps(record, indent=1))
 
 
 def _function_source(file: Path, qualname: str) -> str | None:
@@ -345,9 +345,7 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
 
     def compute_and_save() -> None:
         result = compute(**params)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, json.dumps(result, indent=1))
 
     return _read_or_compute(path, path, lambda: json.loads(path.read_text(encoding="utf-8")), compute_and_save,
                             f"measuring the {kind} experiment",

@@ -29,7 +29,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +37,7 @@ import numpy as np
 from filelock import FileLock
 from flax import nnx, serialization
 
+from learnjax.atomic import write_bytes
 from learnjax.model import EncoderConfig
 from learnjax.tokenizer import LEGACY_SPECIAL_TOKENS, TOKENIZER_KINDS, BaseTokenizer, tokenizer_from_json
 from learnjax.training import Checkpointing, History
@@ -57,38 +58,11 @@ class CheckpointError(ValueError):
     """A model directory that is missing, partial, corrupt or incompatible."""
 
 
-@contextlib.contextmanager
-def replacing(path: str | os.PathLike, mode: str = "wb", **open_args) -> Iterator[IO]:
-    """A file to write that replaces `path` only when the block ends without an
-    error: until then `path` keeps what it held, and on an error (Ctrl-C
-    included) the partial file is deleted.
-
-    The file is new, of an unpredictable name (O_EXCL), beside `path`: a link
-    planted at a predictable name would have the write land elsewhere.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with open(fd, mode, **open_args) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    with replacing(path) as f:
-        f.write(data)
-
-
 def _write_blob(directory: Path, key: str, data: bytes) -> str:
     stem, suffix = DATA_FILES[key]
     name = f"{stem}-{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
     if not (directory / name).exists():
-        _write_atomic(directory / name, data)
+        write_bytes(directory / name, data)
     return name
 
 
@@ -153,7 +127,7 @@ def save(directory: str | os.PathLike, model: nnx.Module, tokenizer: BaseTokeniz
         if optimizer is not None:
             state = _state_bytes(optimizer)
             manifest.update(optimizer=_write_blob(directory, "optimizer", state), optimizer_sha256=hashlib.sha256(state).hexdigest())
-        _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
+        write_bytes(directory / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
         # The old files are unreferenced only now that the new manifest is in place.
         for path in old_files - {directory / manifest[key] for key in DATA_FILES if key in manifest}:
             path.unlink(missing_ok=True)

@@ -417,7 +417,7 @@ def _classify_file(args: argparse.Namespace) -> None:
     """`classify --input`: texts streamed from a file, results streamed to --output
     (written to a temporary file beside it, which replaces it only when complete)
     or to standard output."""
-    from learnjax.checkpoints import replacing
+    from learnjax.atomic import replacing
     from learnjax.evaluation import classify_in_batches, write_predictions
     from learnjax.finetuning import TextClassifier
     from learnjax.labeled_files import input_format, iter_texts

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, serialization
 
+from learnjax.atomic import write_bytes, write_text
+
 TARGETS = ("qkv", "proj", "ff1", "ff2")  # the attention and MLP projections of each block
 
 
@@ -103,9 +105,9 @@ def save_adapter(directory: str | os.PathLike, model: nnx.Module, rank: int, alp
     directory.mkdir(parents=True, exist_ok=True)
     data = serialization.msgpack_serialize(jax.device_get(nnx.to_pure_dict(nnx.state(model, nnx.LoRAParam))))
     name = f"adapter-{hashlib.sha256(data).hexdigest()[:16]}.msgpack"
-    (directory / name).write_bytes(data)
+    write_bytes(directory / name, data)
     manifest = {"kind": "lora_adapter", "params": name, "rank": rank, "alpha": alpha, "foundation": _fingerprint(model)}
-    (directory / ADAPTER_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    write_text(directory / ADAPTER_MANIFEST, json.dumps(manifest, indent=2))  # last: it names the file above
     return directory / name
 
 

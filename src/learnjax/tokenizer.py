@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from learnjax.atomic import write_text
+
 PAD, UNK, MASK, CLS = "[PAD]", "[UNK]", "[MASK]", "[CLS]"
 END, USER, ASSISTANT = "[END]", "[USER]", "[ASSISTANT]"
 SPECIAL_TOKENS = (PAD, UNK, MASK, CLS, END, USER, ASSISTANT)
@@ -157,10 +159,7 @@ class BaseTokenizer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the tokenizer as JSON (atomically: a crash leaves the old file whole)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BaseTokenizer:

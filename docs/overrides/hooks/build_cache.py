@@ -34,6 +34,7 @@ from markdown_exec import base_format
 from markdown_exec._internal.formatters.python import _run_python  # markdown-exec's way of running a block
 
 import learnjax
+from learnjax.atomic import write_text
 from learnjax.cache import cache_root, code_version
 
 PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec", "mkdocs-jupyter", "nbconvert")
@@ -95,9 +96,7 @@ class BlockOutputs:
         if self.page is not None and self.used != self.stored:
             path = self._path()
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(self.used), encoding="utf-8")
-            os.replace(tmp, path)
+            write_text(path, json.dumps(self.used))
         self.page = None
 
     def _path(self) -> Path:
