@@ -253,6 +253,48 @@ def test_a_saved_model_is_replaced_only_with_overwrite(tmp_path, make, kind):
     assert check_writable_model_dir(directory, overwrite=True) == directory
 
 
+def notes_folder(tmp_path: Path) -> Path:
+    """A user's folder of their own files, which no save may write among."""
+    notes = tmp_path / "my-notes"
+    (notes / "drafts").mkdir(parents=True)
+    for name in ("todo.txt", "ideas.md", "budget.csv", "z.txt"):
+        (notes / name).write_text(f"{name} stays as it is\n", encoding="utf-8")
+    return notes
+
+
+def test_a_folder_of_other_files_is_refused_even_with_overwrite(tmp_path):
+    notes = notes_folder(tmp_path)
+    for overwrite in (False, True):
+        with pytest.raises(CheckpointError) as raised:
+            check_writable_model_dir(notes, overwrite=overwrite)
+        message = str(raised.value)
+        assert f"{str(notes)!r} is not empty and holds no learnjax model ('budget.csv', 'drafts/', 'ideas.md' and 2 more)" in message
+        assert is_one_line(message + "\n")
+
+
+def test_a_folder_holding_only_what_learnjax_leaves_is_not_refused(tmp_path):
+    """A lock from an earlier save, or a run's checkpoints (--resume) before its model is saved."""
+    tiny_foundation().save(tmp_path / "out" / "checkpoint")
+    (tmp_path / "out" / LOCK).touch()
+    assert check_writable_model_dir(tmp_path / "out") == tmp_path / "out"
+    (tmp_path / "out" / "checkpoint" / "notes.txt").touch()
+    with pytest.raises(CheckpointError, match="'checkpoint/notes.txt'"):
+        check_writable_model_dir(tmp_path / "out")
+
+
+def test_the_cli_never_writes_among_a_users_files(tmp_path, small_corpus):
+    notes = notes_folder(tmp_path)
+    before = {str(p.relative_to(notes)): p.read_bytes() if p.is_file() else None for p in notes.rglob("*")}
+    (tmp_path / "labeled.csv").write_text("text,label\nfree money,spam\nsee you,ham\n", encoding="utf-8")
+    commands = [("pretrain", "--corpus", small_corpus, "--steps", 2, "--batch-size", 8),
+                ("finetune", "--model", tmp_path / "nowhere", "--train", tmp_path / "labeled.csv")]
+    for command in commands:
+        for overwrite in ([], ["--overwrite"]):
+            result = learnjax(*command, *overwrite, "--out", notes)
+            assert_one_line_error(result, f"{str(notes)!r} is not empty and holds no learnjax model ('budget.csv', 'drafts/'")
+    assert {str(p.relative_to(notes)): p.read_bytes() if p.is_file() else None for p in notes.rglob("*")} == before
+
+
 def test_out_is_not_the_model_being_read(tmp_path):
     directory = tiny_foundation().save(tmp_path / "model")
     for spelled in (directory, tmp_path / "." / "model", Path(os.path.relpath(directory))):

@@ -154,6 +154,10 @@ def check_writable_model_dir(directory: str | os.PathLike, *, overwrite: bool = 
             pass
     except OSError as e:
         raise CheckpointError(f"cannot save to {str(directory)!r}: {str(existing)!r} is not writable ({e.strerror})") from None
+    if directory.is_dir() and not (directory / MANIFEST).exists() and (foreign := _not_learnjax_files(directory)):
+        shown = ", ".join(repr(name) for name in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise CheckpointError(f"{str(directory)!r} is not empty and holds no learnjax model ({shown}); "
+                              "save to a new or empty directory (--overwrite replaces only a model)")
     if (directory / MANIFEST).exists():
         manifest = _read_manifest_or_none(directory)
         _files_named_by(directory, manifest)  # a bad name would stop the save after training
@@ -162,6 +166,22 @@ def check_writable_model_dir(directory: str | os.PathLike, *, overwrite: bool = 
             what = f"a {kind!r} model" if isinstance(kind, str) else f"a model ({MANIFEST} unreadable)"
             raise CheckpointError(f"{str(directory)!r} already holds {what}; replace it with --overwrite (overwrite=True), or choose another directory")
     return directory
+
+
+# What a save, or a training run's checkpoints, may leave in a directory before its manifest is written.
+_LEFT_BY_A_SAVE = re.compile(rf"{re.escape(LOCK)}|\.?(?:{re.escape(MANIFEST)}|[a-z]+-[0-9a-f]{{16}}\.(?:msgpack|json))(?:\..*\.tmp)?")
+
+
+def _not_learnjax_files(directory: Path) -> list[str]:
+    """The names in `directory`, sorted, that no learnjax save wrote there: a
+    user's own files, which a model must not be saved among."""
+    foreign = []
+    for path in sorted(directory.iterdir()):
+        if path.name == CHECKPOINT_FOLDER and path.is_dir() and not path.is_symlink():
+            foreign += [f"{CHECKPOINT_FOLDER}/{name}" for name in _not_learnjax_files(path)]
+        elif not (_LEFT_BY_A_SAVE.fullmatch(path.name) and path.is_file()):
+            foreign.append(path.name + ("/" if path.is_dir() else ""))
+    return foreign
 
 
 @contextlib.contextmanager

@@ -600,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--batch-size", type=_positive, help="rows per batch (default: 64)")
     recipe.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.005)")
     recipe.add_argument("--seed", type=_seed, help="random seed (default: 0)")
-    p.add_argument("--out", required=True, type=Path, help="directory to save the model to")
+    p.add_argument("--out", required=True, type=Path, help="directory to save the model to: new, empty, or holding a model")
     p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
     checkpointed(p)
     devices(p)
@@ -623,7 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="a pre-trained model directory (default: the built-in foundation model)")
     p.add_argument("--train", required=True, type=Path,
                    help="CSV, TSV or JSON Lines: 'text' and 'label' columns for a classifier, 'prompt' and 'response' for an assistant")
-    p.add_argument("--out", required=True, type=Path, help="directory to save the classifier to (not the --model directory)")
+    p.add_argument("--out", required=True, type=Path, help="directory to save the model to: new, empty, or holding a model (not the --model directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
     devices(p)
     p.add_argument("--mode", default="full",
