@@ -23,6 +23,7 @@ def saved(tmp_path_factory):
     finetune(foundation, ["the cat sat.", "a bird sang."] * 4, ["cat", "bird"] * 4, settings=FinetuneSettings(steps=2)).save(root / "classifier")
     (root / "junk.txt").write_bytes(b"the cat sat.\n\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\xff\xfe\n")
     (root / "nul.txt").write_text("the cat sat.\nabc\x00def\n", encoding="utf-8")
+    (root / "latin1.txt").write_bytes(b"the cat sat.\nthe dog sat.\ncaf\xe9 au lait.\n")
     (root / "one-line.txt").write_text("word " * (MAX_LINE_BYTES // 5 + 10), encoding="utf-8")  # megabytes, no newline
     (root / "empty").mkdir()
     (root / "empty" / "notes.txt").write_text("\n   \n\n", encoding="utf-8")
@@ -39,7 +40,9 @@ def saved(tmp_path_factory):
 
 CASES = [
     (["pretrain", "--corpus", "{root}/junk.txt"], 1, "{root}/junk.txt' line 2 is not UTF-8 text (byte 1 of the line"),
-    (["pretrain", "--corpus", "{root}/nul.txt"], 1, "{root}/nul.txt' line 2 holds NUL characters: a binary file, not text"),
+    (["pretrain", "--strict", "--corpus", "{root}/nul.txt"], 1, "{root}/nul.txt' line 2 holds NUL characters: a binary file, not text"),
+    (["pretrain", "--strict", "--corpus", "{root}/latin1.txt"], 1, "{root}/latin1.txt' line 3 is not UTF-8 text (byte 4 of the line"),
+    (["pretrain", "--strict"], 2, "--strict checks the text of --corpus"),
     (["pretrain", "--corpus", "{root}/one-line.txt"], 1, "{root}/one-line.txt' line 1 is longer than 1,000,000 bytes"),
     (["pretrain", "--init", "{root}/model", "--corpus", "{root}/empty"], 1, "the corpus is empty"),
     (["pretrain", "--init", "{root}/mismatched", "--corpus", "{root}/texts.txt"], 1, "is a word tokenizer, but the model was saved with a subword tokenizer"),
@@ -69,3 +72,52 @@ def test_bad_input_is_one_line_and_leaves_the_saved_model_as_it_was(saved, tmp_p
     assert message.format(root=saved) in err and err.count("\n") == 1, err
     assert (out / MANIFEST).read_bytes() == before
     Foundation.load(out)
+
+
+def real_mail(n_lines: int, seed: int = 0) -> list[bytes]:
+    """Lines of words like an export of e-mail, one message a line, some of them long."""
+    import random
+
+    rng = random.Random(seed)
+    words = "the meeting is moved to friday please see the link below thanks for your reply best regards".split()
+    return [" ".join(rng.choice(words) for _ in range(rng.choice((20, 60, 350)))).encode() + b"\n" for _ in range(n_lines)]
+
+
+def test_a_stray_nul_in_a_large_corpus_is_dropped_and_reported_in_one_line(tmp_path, capsys):
+    """A real corpus (here 4,899 messages, megabytes) with one NUL byte inside one long line trains, and says so once."""
+    lines = real_mail(4899)
+    lines[2619] = lines[2619][:700] + b"<a href=\"x\x00y\">" + lines[2619][700:]
+    (tmp_path / "mails.txt").write_bytes(b"".join(lines))
+    assert len(lines[2619]) > 1000 and (tmp_path / "mails.txt").stat().st_size > 2_000_000
+    args = ["pretrain", "--corpus", str(tmp_path / "mails.txt"), "--vocab-size", "100", "--max-len", "16", "--d-model", "8",
+            "--layers", "1", "--heads", "1", "--steps", "1", "--batch-size", "2", "--out", str(tmp_path / "model")]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    report = [line for line in err.splitlines() if "not text" in line]
+    assert report == [f"dropped what is not text (NUL and other control characters, bytes that are not UTF-8) from 1 line: "
+                      f"{str(tmp_path / 'mails.txt')!r} line 2620"], err
+    Foundation.load(tmp_path / "model")
+    assert main([*args[:-2], "--out", str(tmp_path / "strict"), "--strict"]) == 1
+    assert "line 2620 holds NUL characters" in capsys.readouterr().err and not (tmp_path / "strict").exists()
+
+
+def test_the_library_reader_drops_what_is_not_text_and_says_where(tmp_path):
+    from learnjax.textfiles import TextLines
+
+    (tmp_path / "a.txt").write_bytes(b"one\r\ntw\x00o\r\nthree\x0cfour\n\xffjunk\n\tfive\n" + b"six\n" * 9)
+    texts = TextLines([tmp_path])
+    assert list(texts)[:5] == ["one", "two", "three four", "junk", "five"]
+    assert texts.not_text.lines == 3 and texts.not_text.first == [(str(tmp_path / "a.txt"), n) for n in (2, 3, 4)]
+    with pytest.raises(ValueError, match="line 2 holds NUL characters"):
+        list(TextLines([tmp_path], strict=True))
+
+
+def test_a_binary_file_given_as_a_corpus_is_still_refused(tmp_path):
+    """Most of its start is not text: a mistake, not a corpus with stray bytes."""
+    from learnjax.textfiles import iter_lines
+
+    (tmp_path / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    (tmp_path / "utf16.txt").write_bytes("the cat sat on the mat.\n".encode("utf-16"))
+    for name in ("photo.txt", "utf16.txt"):
+        with pytest.raises(ValueError, match=r"line 1 .* of the file's start is not text: a binary file\?\)$"):
+            list(iter_lines([tmp_path / name]))

@@ -194,7 +194,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     if args.init is not None and not args.corpus:
         raise UsageError("--init continues pre-training on new text: give it with --corpus", args.command)
     check_writable_model_dir(args.out, overwrite=args.overwrite, reading_from=args.init)  # before any training
-    texts = TextLines(args.corpus) if args.corpus else None  # checks every path before any training starts
+    if args.strict and not args.corpus:
+        raise UsageError("--strict checks the text of --corpus: give it with --corpus", args.command)
+    texts = TextLines(args.corpus, strict=args.strict) if args.corpus else None  # checks every path before any training starts
     init = Foundation.load(args.init) if args.init is not None else None
     fields = {field.name for field in dataclasses.fields(PretrainRecipe)}
     changes = {field: value for field, option in RECIPE_OPTIONS.items()
@@ -232,9 +234,12 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         new_words = tokenizer.vocab[len(init.tokenizer):]
         result.update(init=str(args.init), lora_rank=args.lora, new_words=len(new_words), new_word_examples=new_words[:10])
     if texts is not None:
-        result.update(files=len(texts.files), texts=texts.count)
+        result.update(files=len(texts.files), texts=texts.count, not_text_lines=texts.not_text.lines,
+                      not_text_first=[{"file": name, "line": line} for name, line in texts.not_text.first])
         if not args.json:
             print(f"read {texts.count} texts from {len(texts.files)} files", file=sys.stderr)
+            if texts.not_text.lines:
+                print(texts.not_text, file=sys.stderr)
     if args.json:
         _print_json(result)
         return
@@ -584,6 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=["masked", "next-word"],
                    help="masked (the default): fill in hidden words (a model that reads, BERT); next-word: continue the text (a model that writes, GPT)")
     p.add_argument("--corpus", nargs="+", metavar="PATH", help="text files or folders, one text per line (default: the built-in corpus)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse a --corpus line that is not text (NUL or bytes that are not UTF-8) instead of dropping those characters")
     p.add_argument("--init", type=Path, metavar="DIR",
                    help="continue pre-training this model on --corpus (a domain's text): its objective, tokenizer and size are kept")
     p.add_argument("--lora", type=_positive, metavar="RANK", help="with --init: train LoRA adapters of this rank and the token embeddings only")
