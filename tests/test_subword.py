@@ -46,8 +46,9 @@ def test_a_rare_word_is_split_into_pieces_and_read_back_whole(tokenizer):
 
 
 def test_masks_in_either_case_are_the_mask_and_structure_tokens_written_in_text_are_not(tokenizer):
-    assert tokenizer.encode("the [MASK] and the [mask]").count(MASK_ID) == 2
-    assert tokenizer.encode("[unk]") == [UNK_ID]
+    assert tokenizer.encode("the [MASK] and the [mask]", masks=True).count(MASK_ID) == 2  # a text to fill in
+    assert MASK_ID not in tokenizer.encode("the [MASK] and the [mask]")  # any other text
+    assert tokenizer.encode("[unk]") == tokenizer.encode("[ unk ]")
     ids = tokenizer.encode("the [PAD] [CLS] [END] [USER] [ASSISTANT] ward")
     assert not {PAD_ID, CLS_ID, END_ID, 5, 6} & set(ids)
 

@@ -33,7 +33,8 @@ def test_round_trip_and_unknown_words(tokenizer):
     ids = tokenizer.encode("The café is blue.")
     assert tokenizer.decode(ids) == "the café is blue ."
     assert tokenizer.encode("Grüße 🙂 café") == [UNK_ID, UNK_ID, tokenizer.ids["café"]]
-    assert tokenizer.encode("[MASK] coffee") == [MASK_ID, tokenizer.ids["coffee"]]
+    assert tokenizer.encode("[MASK] coffee", masks=True) == [MASK_ID, tokenizer.ids["coffee"]]  # a text to fill in
+    assert MASK_ID not in tokenizer.encode("[MASK] coffee")  # any other text: brackets around a word
 
 
 def test_unicode_normalisation():
@@ -58,10 +59,10 @@ def test_packing_keeps_texts_apart(tokenizer):
 
 def test_written_structure_tokens_are_plain_text(tokenizer):
     # Only the tokenizer writes [PAD] and [CLS]; a text holding them must not end
-    # its own row early or start a new text. [MASK] stays: fill-mask needs it.
+    # its own row early or start a new text; nor is a written [MASK] one, save in fill-mask's text.
     tokens, segments = tokenizer.encode_packed(["the [PAD] sky [CLS] [MASK]"], max_len=16)
     words = tokens[segments > 0].tolist()
-    assert words.count(PAD_ID) == 0 and words.count(CLS_ID) == 1 and MASK_ID in words
+    assert words.count(PAD_ID) == 0 and words.count(CLS_ID) == 1 and MASK_ID not in words
     assert split_words("[PAD] [cls]") == ["[", "pad", "]", "[", "cls", "]"]
 
 

@@ -487,8 +487,9 @@ def fill_masks(foundation: Foundation, texts: list[str], top_k: int = 5) -> list
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
     _require(foundation, "masked", "fills in a [MASK]; a next-word model continues a text (generate)")
     tokenizer, max_len = foundation.tokenizer, foundation.model.config.max_len
-    tokens = tokenizer.encode_batch(texts, max_len, truncate=False)
-    # Masks counted as the model sees them: the tokenizer reads `[mask]` as `[MASK]` too.
+    # The one place where `[MASK]` written in a text is the special token; the
+    # tokenizer reads `[mask]` as it too, so masks are counted as the model sees them.
+    tokens = tokenizer.encode_batch(texts, max_len, truncate=False, masks=True)
     for text, count in zip(texts, (tokens == MASK_ID).sum(axis=1)):
         if count != 1:
             raise ValueError(f"text must contain exactly one {MASK}, found {count}: {text!r}")

@@ -9,9 +9,9 @@ into pieces, a piece that continues a word marked `##` ("stethoscope" may become
 `st ##eth ##os ##cope`). So no word is ever out of the vocabulary, only split.
 
 The text is read as the word-level `Tokenizer` reads it: lower-cased, Unicode
-NFC, split at spaces and punctuation; `[MASK]` and `[UNK]` written in a text
-(in either case) are the special tokens, and the other special tokens written
-in a text are plain brackets around a word. Ids 0-6 are the same special tokens.
+NFC, split at spaces and punctuation; special tokens written in a text are
+plain brackets around a word, save `[MASK]` in a text to fill in (`masks=True`).
+Ids 0-6 are the same special tokens.
 A character the vocabulary never saw makes its word `[UNK]` (WordPiece's rule);
 every printable ASCII character is in every vocabulary.
 """
@@ -35,15 +35,18 @@ PIECE_PREFIX = "##"
 SUBWORD_FORMAT = 1
 # Always in the vocabulary, seen in the corpus or not (text is lower-cased first).
 ALPHABET = sorted(set(string.ascii_lowercase + string.digits + string.punctuation))
-_WRITTEN_SPECIALS = re.compile(r"\[(?:mask|unk)\]", re.IGNORECASE)
+_WRITTEN_MASK = re.compile(re.escape(MASK.lower()))
 _ENCODE_CHUNK = 1024  # texts per call of the library's parallel batch encoder
 
 
-def _as_read(text: str) -> str:
-    """`text` with `[mask]` and `[unk]` in any case written as the special tokens the library matches."""
+def _as_read(text: str, masks: bool = False) -> str:
+    """`text` as the library is given it: lower-cased (as its normalizer would),
+    so that no special token written in it (matched before normalizing) is
+    matched; with `masks`, `[mask]` in any case is then written as `[MASK]`, the one matched."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r}")
-    return _WRITTEN_SPECIALS.sub(lambda m: m.group().upper(), text) if "[" in text else text
+    text = text.lower()
+    return _WRITTEN_MASK.sub(MASK, text) if masks and "[" in text else text
 
 
 def _pipeline(model) -> Backend:
@@ -52,9 +55,10 @@ def _pipeline(model) -> Backend:
     backend.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.NFC()])
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()  # spaces and punctuation
     backend.decoder = decoders.WordPiece(prefix=PIECE_PREFIX)
-    # Only these two are matched when written in a text; `[PAD]`, `[CLS]` or a chat
-    # turn written there would end a row early or speak for the assistant.
-    backend.add_special_tokens([AddedToken(token, normalized=False, special=True) for token in (MASK, UNK)])
+    # Only `[MASK]` is matched when written in a text, and only in one to fill in
+    # (`_as_read`); `[PAD]`, `[CLS]` or a chat turn written there would end a row
+    # early or speak for the assistant.
+    backend.add_special_tokens([AddedToken(MASK, normalized=False, special=True)])
     return backend
 
 
@@ -75,7 +79,7 @@ class SubwordTokenizer(BaseTokenizer):
     """WordPiece pieces to integer ids and back (see the module's description).
 
     >>> tokenizer = SubwordTokenizer.train(["the nurse checks the stethoscope.", "the nurse checks the chart."] * 20, vocab_size=300)
-    >>> tokenizer.tokens("The nurse checks the [MASK].")
+    >>> tokenizer.tokens("The nurse checks the [MASK].", masks=True)
     ['the', 'nurse', 'checks', 'the', '[MASK]', '.']
     >>> tokenizer.decode(tokenizer.encode("The nurse checks the stethoscope."))
     'the nurse checks the stethoscope.'
@@ -110,7 +114,7 @@ class SubwordTokenizer(BaseTokenizer):
         read = rereadable(texts)
         seen: set[str] = set()
         for text in read():
-            seen.update(unicodedata.normalize("NFC", _as_read(text).lower()))
+            seen.update(unicodedata.normalize("NFC", _as_read(text)))
         if not any(not c.isspace() for c in seen):
             raise ValueError("no usable tokens: the texts are empty")
         characters = sorted(c for c in seen.union(ALPHABET) if not c.isspace())
@@ -127,13 +131,13 @@ class SubwordTokenizer(BaseTokenizer):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SubwordTokenizer) and self.vocab == other.vocab
 
-    def encode(self, text: str) -> list[int]:
-        return self._backend.encode(_as_read(text), add_special_tokens=False).ids
+    def encode(self, text: str, *, masks: bool = False) -> list[int]:
+        return self._backend.encode(_as_read(text, masks), add_special_tokens=False).ids
 
-    def encode_texts(self, texts: Iterable[str]) -> Iterator[list[int]]:
+    def encode_texts(self, texts: Iterable[str], *, masks: bool = False) -> Iterator[list[int]]:
         texts = iter(texts)
         while chunk := list(itertools.islice(texts, _ENCODE_CHUNK)):
-            for encoding in self._backend.encode_batch([_as_read(t) for t in chunk], add_special_tokens=False):
+            for encoding in self._backend.encode_batch([_as_read(t, masks) for t in chunk], add_special_tokens=False):
                 yield encoding.ids
 
     def continues_word(self, token: str) -> bool:

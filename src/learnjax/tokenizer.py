@@ -30,35 +30,38 @@ PAD_ID, UNK_ID, MASK_ID, CLS_ID, END_ID, USER_ID, ASSISTANT_ID = range(len(SPECI
 LEGACY_SPECIAL_TOKENS = SPECIAL_TOKENS[:4]
 
 # A word (letters and digits, each possibly followed by combining accents, with
-# inner apostrophes or hyphens), `[MASK]` or `[UNK]` written in brackets, or any
-# single other visible character (punctuation, emoji). The other special tokens
-# mark a row's structure, which only the tokenizer and the chat template write:
-# in a text they are plain brackets around a word, or a text could end its own
-# row early, or put words in the assistant's mouth.
+# inner apostrophes or hyphens), or any single other visible character
+# (punctuation, emoji). Special tokens mark a row's structure, which only the
+# tokenizer and the chat template write: written in a text (a question, a
+# response, a corpus line) they are plain brackets around a word, or a text
+# could end its own row early, or put words in the assistant's mouth. The one
+# exception is `[MASK]` in a text given to fill in (`masks=True`).
 _LETTERS = r"(?:[^\W_][\u0300-\u036f]*)+"
-_TOKEN_RE = re.compile(rf"\[(?:unk|mask)\]|{_LETTERS}(?:['’-]{_LETTERS})*|[^\w\s]", re.UNICODE)
+_WORD = rf"{_LETTERS}(?:['’-]{_LETTERS})*|[^\w\s]"
+_TOKEN_RE = re.compile(_WORD, re.UNICODE)
+_TOKEN_OR_MASK_RE = re.compile(rf"\[mask\]|{_WORD}", re.UNICODE)
 
 TOKENIZER_FORMAT = 2
 TOKENIZER_KINDS = ("word", "subword")
 
 
-def split_words(text: str) -> list[str]:
-    """Splits text into lower-cased words and punctuation; special tokens stay whole.
+def split_words(text: str, *, masks: bool = False) -> list[str]:
+    """Splits text into lower-cased words and punctuation. Special tokens written
+    in it are text, except `[MASK]` (in either case) with `masks`: a text to fill in.
 
-    >>> split_words("Today I went to the café and drank [MASK].")
+    >>> split_words("Today I went to the café and drank [MASK].", masks=True)
     ['today', 'i', 'went', 'to', 'the', 'café', 'and', 'drank', '[MASK]', '.']
-    >>> split_words("[PAD] is a word here")
-    ['[', 'pad', ']', 'is', 'a', 'word', 'here']
+    >>> split_words("[END] and [MASK] are words here")
+    ['[', 'end', ']', 'and', '[', 'mask', ']', 'are', 'words', 'here']
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r}")
     # Lower-case first, then split: a token then splits into itself again, even
     # where lower-casing changes a character (İ becomes i plus a combining dot).
     normalized = unicodedata.normalize("NFC", text.lower())
-    tokens = _TOKEN_RE.findall(normalized)
-    if "[" not in normalized:  # no bracket, no special token: skip the check of every token
-        return tokens
-    return [t.upper() if t.startswith("[") and t.upper() in SPECIAL_TOKENS else t for t in tokens]
+    if not (masks and "[" in normalized):
+        return _TOKEN_RE.findall(normalized)
+    return [MASK if t == "[mask]" else t for t in _TOKEN_OR_MASK_RE.findall(normalized)]
 
 
 class BaseTokenizer:
@@ -77,37 +80,39 @@ class BaseTokenizer:
     def __len__(self) -> int:
         return len(self.vocab)
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of `text`, without `[CLS]` or padding."""
+    def encode(self, text: str, *, masks: bool = False) -> list[int]:
+        """Token ids of `text`, without `[CLS]` or padding. Special tokens written
+        in it are text, never their ids (`split_words`); with `masks`, `[MASK]`
+        written there is the mask to fill in (`learnjax.pretraining.fill_masks`)."""
         raise NotImplementedError
 
-    def encode_texts(self, texts: Iterable[str]) -> Iterator[list[int]]:
+    def encode_texts(self, texts: Iterable[str], *, masks: bool = False) -> Iterator[list[int]]:
         """`encode` of each text, in order (a tokenizer may encode many at once, faster)."""
-        return map(self.encode, texts)
+        return (self.encode(text, masks=masks) for text in texts)
 
     def continues_word(self, token: str) -> bool:
         """Whether `token` is a piece that continues the word before it (never, for whole words)."""
         return False
 
-    def tokens(self, text: str) -> list[str]:
-        """The tokens `text` is read as: words, or pieces of words.
+    def tokens(self, text: str, *, masks: bool = False) -> list[str]:
+        """The tokens `text` is read as: words, or pieces of words (`masks`: as `encode`'s).
 
         >>> Tokenizer.from_texts(["the sky is blue."]).tokens("The sky is green.")
         ['the', 'sky', 'is', '[UNK]', '.']
         """
-        return [self.vocab[i] for i in self.encode(text)]
+        return [self.vocab[i] for i in self.encode(text, masks=masks)]
 
-    def encode_batch(self, texts: Iterable[str], max_len: int, truncate: bool = True) -> np.ndarray:
+    def encode_batch(self, texts: Iterable[str], max_len: int, truncate: bool = True, *, masks: bool = False) -> np.ndarray:
         """Encodes texts into an int32 array of shape (N, max_len): `[CLS]` first, then padding.
 
         A text longer than a row keeps its first `max_len` tokens (its first
         window: see `encode_windows` for all of them); with `truncate=False` it
-        raises a ValueError naming it instead.
+        raises a ValueError naming it instead. `masks`: as `encode`'s.
         """
         _check_row_length(max_len)
         texts = list(texts)
         rows = np.full((len(texts), max_len), PAD_ID, dtype=np.int32)
-        for row, (text, ids) in enumerate(zip(texts, self.encode_texts(texts))):
+        for row, (text, ids) in enumerate(zip(texts, self.encode_texts(texts, masks=masks))):
             ids = [CLS_ID, *ids]
             if len(ids) > max_len:
                 if not truncate:
@@ -262,8 +267,8 @@ class Tokenizer(BaseTokenizer):
                 raise ValueError(f"{word!r} is not one word as the tokenizer splits text")
         return Tokenizer([*self.vocab, *new])
 
-    def encode(self, text: str) -> list[int]:
-        return [self.ids.get(w, UNK_ID) for w in split_words(text)]
+    def encode(self, text: str, *, masks: bool = False) -> list[int]:
+        return [self.ids.get(w, UNK_ID) for w in split_words(text, masks=masks)]
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
         """Joins the words of `ids` with spaces (padding and `[CLS]` dropped)."""
