@@ -121,3 +121,51 @@ def test_a_binary_file_given_as_a_corpus_is_still_refused(tmp_path):
     for name in ("photo.txt", "utf16.txt"):
         with pytest.raises(ValueError, match=r"line 1 .* of the file's start is not text: a binary file\?\)$"):
             list(iter_lines([tmp_path / name]))
+
+
+LABELED_WITH_STRAY_BYTES = {
+    "bad.csv": b"text,label\nthe cat sat,cat\nthe b\x00ird sang,bird\na bird sang,bird\ncaf\xe9 cat,cat\nthe dog sat,cat\n",
+    "bad.jsonl": b'\n{"text": "the cat sat", "label": "cat"}\n{"text": "the b\\u0000ird", "label": "bird"}\n'
+                 b'{"text": "a bird sang", "label": "bird"}\n{"text": "caf\xe9 cat", "label": "cat"}\n{"text": "a dog", "label": "cat"}\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(LABELED_WITH_STRAY_BYTES))
+def test_labeled_rows_that_are_not_text_are_refused_or_left_out_when_asked(tmp_path, name):
+    from learnjax.labeled_files import read_instructions, read_labeled
+
+    path = tmp_path / name
+    path.write_bytes(LABELED_WITH_STRAY_BYTES[name])
+    with pytest.raises(ValueError, match=f"{name}' line 5 is not UTF-8 text .*--skip-bad-rows"):
+        read_labeled(path)
+    path.write_bytes(LABELED_WITH_STRAY_BYTES[name].replace(b"\xe9", b"e"))
+    with pytest.raises(ValueError, match=f"{name}' line 3: the 'text' holds what cannot be text .*--skip-bad-rows"):
+        read_labeled(path)
+    path.write_bytes(LABELED_WITH_STRAY_BYTES[name])
+    skipped = []
+    assert read_labeled(path, skipped=skipped) == (["the cat sat", "a bird sang", "a dog" if name.endswith("l") else "the dog sat"],
+                                                   ["cat", "bird", "cat"])
+    assert skipped == [3, 5]
+    instructions = tmp_path / ("prompts" + path.suffix)
+    instructions.write_bytes(LABELED_WITH_STRAY_BYTES[name].replace(b"text", b"prompt").replace(b"label", b"response"))
+    with pytest.raises(ValueError, match="line 5 is not UTF-8 text"):
+        read_instructions(instructions)
+    (tmp_path / ("nul" + path.suffix)).write_bytes(instructions.read_bytes().replace(b"\xe9", b"e"))
+    with pytest.raises(ValueError, match="line 3: the 'prompt' holds what cannot be text"):
+        read_instructions(tmp_path / ("nul" + path.suffix))
+    skipped = []
+    assert read_instructions(instructions, skipped=skipped)[2] == [2, 4, 6] and skipped == [3, 5]
+
+
+def test_finetune_skips_bad_rows_when_asked_and_says_which(tmp_path, capsys):
+    from test_model_directories import tiny_foundation
+
+    tiny_foundation().save(tmp_path / "model")
+    (tmp_path / "bad.csv").write_bytes(LABELED_WITH_STRAY_BYTES["bad.csv"])
+    args = ["finetune", "--model", str(tmp_path / "model"), "--train", str(tmp_path / "bad.csv"), "--steps", "1", "--out", str(tmp_path / "out")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "bad.csv' line 5 is not UTF-8 text" in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+    assert main([*args, "--skip-bad-rows"]) == 0
+    err = capsys.readouterr().err
+    assert f"left out 2 rows of {tmp_path / 'bad.csv'} holding what cannot be text: lines 3, 5\n" in err

@@ -294,12 +294,22 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     (_finetune_assistant if kind == "assistant" else _finetune_classifier)(args)
 
 
+def _report_skipped(args: argparse.Namespace, skipped: list[int] | None) -> None:
+    """One line on stderr naming the rows --skip-bad-rows left out (the first five)."""
+    if skipped and not args.json:
+        lines = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
+        print(f"left out {len(skipped)} row{'s' if len(skipped) != 1 else ''} of {args.train} holding what cannot be text: "
+              f"line{'s' if len(skipped) != 1 else ''} {lines}", file=sys.stderr)
+
+
 def _finetune_classifier(args: argparse.Namespace) -> None:
     from learnjax.finetuning import FinetuneSettings, check_mode, finetune
     from learnjax.labeled_files import read_labeled
 
     check_mode(args.mode)
-    texts, labels = read_labeled(args.train)  # checked before any model is loaded
+    skipped = [] if args.skip_bad_rows else None
+    texts, labels = read_labeled(args.train, skipped=skipped)  # checked before any model is loaded
+    _report_skipped(args, skipped)
     foundation = _load_foundation(args.model, args.json)
     if foundation.objective != "masked":
         raise ValueError(f"{args.model} is a {foundation.objective} model, which writes text; a classifier is fine-tuned from a masked "
@@ -317,6 +327,7 @@ def _finetune_classifier(args: argparse.Namespace) -> None:
     checkpoints.remove()  # the finished model is saved
     result = {
         "out": str(out), "built": "classifier", "mode": args.mode, "examples": len(texts), "labels": list(classifier.labels),
+        **({"skipped_lines": skipped} if skipped is not None else {}),
         "final_loss": classifier.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
     }
     if args.json:
@@ -337,7 +348,9 @@ def _finetune_assistant(args: argparse.Namespace) -> None:
     if args.checkpoint_every is not None or args.resume:
         raise UsageError("--checkpoint-every and --resume checkpoint a classifier's training; instruction tuning "
                          "(prompt and response columns) runs in one go", args.command)
-    prompts, responses, lines = read_instructions(args.train)  # checked before any model is loaded
+    skipped = [] if args.skip_bad_rows else None
+    prompts, responses, lines = read_instructions(args.train, skipped=skipped)  # checked before any model is loaded
+    _report_skipped(args, skipped)
     foundation = _load_foundation(args.model, args.json, ASSISTANT_RECIPE)
     if foundation.objective != "next-word":
         raise ValueError(f"{args.model} is a {foundation.objective} model, which does not write; an assistant is fine-tuned from a "
@@ -354,6 +367,7 @@ def _finetune_assistant(args: argparse.Namespace) -> None:
                                  seed=args.seed, progress=not args.json, mesh=_mesh(args), fsdp=args.fsdp)
     out = assistant.save(args.out)
     result = {"out": str(out), "built": "assistant", "mode": args.mode, "examples": len(prompts),
+              **({"skipped_lines": skipped} if skipped is not None else {}),
               "final_loss": assistant.history.loss[-1], "seconds": round(time.perf_counter() - started, 2)}
     if args.json:
         _print_json(result)
@@ -632,6 +646,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CSV, TSV or JSON Lines: 'text' and 'label' columns for a classifier, 'prompt' and 'response' for an assistant")
     p.add_argument("--out", required=True, type=Path, help="directory to save the model to: new, empty, or holding a model (not the --model directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="leave out rows of --train holding what cannot be text (bytes that are not UTF-8, NUL), and say which, "
+                        "instead of refusing the file")
     devices(p)
     p.add_argument("--mode", default="full",
                    help="full (update everything), probe (frozen encoder; classifiers), lora (low-rank adapters) or scratch (no pre-training)")

@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,7 +20,8 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")  # what `iter_texts` reads: plain text, one text per line, too
 
 
-def read_labeled(path: str | os.PathLike, text_column: str = "text", label_column: str = "label") -> tuple[list[str], list[str]]:
+def read_labeled(path: str | os.PathLike, text_column: str = "text", label_column: str = "label", *,
+                 skipped: list[int] | None = None) -> tuple[list[str], list[str]]:
     """Texts and labels from a .csv, .tsv or .jsonl file.
 
     CSV is read exactly as Python's `csv` module reads it: a field in double
@@ -42,10 +44,13 @@ def read_labeled(path: str | os.PathLike, text_column: str = "text", label_colum
     is one (a record's first line): a missing column, an empty text or label,
     a file that is not UTF-8, more fields than the header has columns, a blank
     line between CSV/TSV records (blank lines at the end are ignored; inside a
-    quoted field they are text), or fewer than two classes.
+    quoted field they are text), or fewer than two classes. A record holding
+    what cannot be text (bytes that are not UTF-8, NUL or other control
+    characters) is refused too; with `skipped`, a list, it is left out and its
+    line added to the list instead (a row left out changes the data: asked for only).
     """
     path = Path(path)
-    rows = _rows(path, label_column)
+    rows = _rows(path, label_column, skipped)
     texts, labels = [], []
     for line, row in rows:
         for column in (text_column, label_column):
@@ -69,10 +74,33 @@ def read_labeled(path: str | os.PathLike, text_column: str = "text", label_colum
     return texts, labels
 
 
-def _rows(path: Path, label_column: str | None = None) -> Iterator[tuple[int, dict]]:
+def _rows(path: Path, label_column: str | None = None, skipped: list[int] | None = None) -> Iterator[tuple[int, dict]]:
     """(first line, {column: value}) of each record of a .csv, .tsv or .jsonl
     file, checked for its format and encoding; JSON values of `label_column` as
-    a CSV would hold them."""
+    a CSV would hold them.
+
+    A record holding what cannot be text (bytes that are not UTF-8, NUL or
+    other control characters but tab and line breaks) is refused, naming its
+    line; or, if `skipped` is a list, left out and its line added to it."""
+    rows = _rows_as_written(path, label_column, skipped is not None)
+    for line, row in rows:
+        column = next((c for c, v in row.items() if isinstance(v, str) and _NOT_TEXT.search(v)), None)
+        if column is None:
+            yield line, row
+        elif skipped is not None:
+            skipped.append(line)
+        else:
+            raise ValueError(f"{_name(path)} line {line}: the {column!r} holds what cannot be text (bytes that are not UTF-8, "
+                             "NUL or other control characters); correct it, or leave such rows out (--skip-bad-rows)")
+
+
+# Bytes that are not UTF-8 (read as lone surrogates) and control characters but tab and line breaks.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\udc80-\udcff]")
+
+
+def _rows_as_written(path: Path, label_column: str | None, lenient: bool) -> Iterator[tuple[int, dict]]:
+    """`_rows` before its check of each record's text; `lenient`: bytes that are
+    not UTF-8 are read as lone surrogates, for that check to find, instead of refused."""
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise ValueError(f"{_name(path)}: unknown format {path.suffix!r}; use one of {', '.join(FORMATS)}")
@@ -80,10 +108,11 @@ def _rows(path: Path, label_column: str | None = None) -> Iterator[tuple[int, di
         raise FileNotFoundError(f"labeled file {_name(path)} does not exist")
     data = path.read_bytes()
     try:
-        raw = data.decode("utf-8-sig")
+        raw = data.decode("utf-8-sig", "surrogateescape" if lenient else "strict")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise ValueError(f"{_name(path)} line {line} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+        raise ValueError(f"{_name(path)} line {line} is not UTF-8 text (byte {e.start}): save it as UTF-8, "
+                         "or leave such rows out (--skip-bad-rows)") from None
     if kind == "jsonl":
         # Only "\n" ends a record: str.splitlines would also split at a U+2028 or NEL
         # inside a string, which JSON allows unescaped.
@@ -93,9 +122,10 @@ def _rows(path: Path, label_column: str | None = None) -> Iterator[tuple[int, di
 
 def example_kind(path: str | os.PathLike) -> str:
     """"classifier" for a file of texts and labels, "assistant" for one of prompts
-    and responses (judged by its first record's columns)."""
+    and responses (judged by its first record's columns; its text is checked
+    when the file is read)."""
     path = Path(path)
-    line, first = next(iter(_rows(path)), (None, None))
+    line, first = next(iter(_rows_as_written(path, None, lenient=True)), (None, None))
     if first is None:
         raise ValueError(f"{_name(path)} holds no examples")
     if {"text", "label"} <= set(first):
@@ -106,13 +136,13 @@ def example_kind(path: str | os.PathLike) -> str:
                      f"'prompt' and 'response' (to train an assistant); found {sorted(first)}")
 
 
-def read_instructions(path: str | os.PathLike) -> tuple[list[str], list[str], list[int]]:
+def read_instructions(path: str | os.PathLike, *, skipped: list[int] | None = None) -> tuple[list[str], list[str], list[int]]:
     """Prompts, responses and their lines from a .csv, .tsv or .jsonl file with
-    `prompt` and `response` columns, read as `read_labeled` reads its files;
-    an empty prompt or response, or one that is not a string, is refused."""
+    `prompt` and `response` columns, read as `read_labeled` reads its files
+    (`skipped` too); an empty prompt or response, or one that is not a string, is refused."""
     path = Path(path)
     prompts, responses, lines = [], [], []
-    for line, row in _rows(path):
+    for line, row in _rows(path, skipped=skipped):
         for column in ("prompt", "response"):
             if column not in row:
                 raise ValueError(f"{_name(path)} line {line}: no {column!r} column (found {sorted(row)})")
