@@ -108,7 +108,7 @@ CLI_CASES = [
     (["finetune", "--train", "{tmp}/one.csv", "--mode", "half", "--out", "{tmp}/o"], 1, "got 'half'"),
     (["classify", "--model", "{tmp}/nowhere", "hello"], 1, "does not exist"),
     (["pretrain", "--corpus", "{tmp}/empty.txt", "--out", "{tmp}/o"], 1, "corpus is empty"),
-    (["pretrain", "--corpus", "{tmp}/latin1.txt", "--out", "{tmp}/o"], 1, "is not UTF-8"),
+    (["pretrain", "--strict", "--corpus", "{tmp}/latin1.txt", "--out", "{tmp}/o"], 1, "is not UTF-8"),  # by default the byte is dropped
 ]
 
 
