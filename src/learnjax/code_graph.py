@@ -123,13 +123,32 @@ class _Resolver:
         return found - {module}
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse(path: Path, version: tuple) -> ast.Module:
+    """A file's syntax tree, parsed once per version of the file."""
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _edges(resolver_key: tuple, module: str, version: tuple) -> frozenset[str]:
+    """A module's imports, found once per version of it and of the package's
+    layout (its modules, and its packages' `__init__` files, which re-export)."""
+    return frozenset(_RESOLVERS[resolver_key].imports(_RESOLVERS[resolver_key].trees[module], module))
+
+
+_RESOLVERS: dict[tuple, _Resolver] = {}
+
+
 @functools.lru_cache(maxsize=8)
 def _graph(package_dir: Path, versions: tuple) -> tuple[ImportGraph, _Resolver]:
     package = package_dir.name
-    files = {_module_name(package, package_dir, path): path for path in sorted(package_dir.rglob("*.py"))}
-    trees = {name: ast.parse(path.read_text(encoding="utf-8"), filename=str(path)) for name, path in files.items()}
+    version_of = {path: version for path, *version in versions}
+    files = {_module_name(package, package_dir, Path(path)): Path(path) for path in version_of}
+    trees = {name: _parse(path, tuple(version_of[str(path)])) for name, path in files.items()}
     resolver = _Resolver(package, files, trees)
-    edges = {name: frozenset(resolver.imports(tree, name)) for name, tree in trees.items()}
+    layout = (str(package_dir), tuple(files), tuple((p, *v) for p, *v in versions if p.endswith("__init__.py")))
+    _RESOLVERS[layout] = resolver
+    edges = {name: _edges(layout, name, tuple(version_of[str(path)])) for name, path in files.items()}
     return ImportGraph(package, files, edges), resolver
 
 
