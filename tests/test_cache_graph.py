@@ -223,3 +223,16 @@ def test_a_foundation_model_trained_again_holds_the_same_content(tmp_path, monke
         contents.append(_content(used[-1]["entry"], "foundation"))
     cache._loaded.clear()
     assert contents[0] is not None and contents[0] == contents[1]
+
+
+def test_page_outputs_stay_until_pruned_and_prune_keeps_those_the_last_build_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
+    blocks = tmp_path / cache.SITE_OUTPUTS / "blocks"
+    blocks.mkdir(parents=True)
+    for name in ("used", "of-an-older-edit"):
+        (blocks / f"{name}.json").write_text("{}", encoding="utf-8")
+    (tmp_path / cache.SITE_OUTPUTS / cache.SITE_USED).write_text('["blocks/used.json"]', encoding="utf-8")
+    assert sorted((e.kind, e.status, len(e.paths)) for e in list_entries()) == [("page outputs", "current", 1), ("page outputs", "stale", 1)]
+    removed, kept = cache.prune()
+    assert [p.name for e in removed for p in e.paths] == ["of-an-older-edit.json"]
+    assert [p.name for p in blocks.iterdir()] == ["used.json"]

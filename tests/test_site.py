@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -264,15 +265,75 @@ def test_numbered_list_items_end_their_sentences():
             assert item.rstrip().endswith((".", ":", "?", "!")), f"{page.name}: {item!r}"
 
 
-def test_reused_outputs_are_dropped_when_an_experiment_is_measured_again(tmp_path, monkeypatch):
+def test_the_notebooks_are_run_again_when_an_experiment_is_measured_again(tmp_path, monkeypatch):
     monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
     hook = _build_cache_hook()
     (tmp_path / "performance-1.json").write_text("{}", encoding="utf-8")
-    folder = hook.build_cache_folder("key")
-    (folder / "pages").mkdir(parents=True)
+    folder = hook.notebooks_folder("key")
+    (folder / "run").mkdir(parents=True)
     hook.remember_cache_entries(folder)  # a build ended
-    assert (hook.build_cache_folder("key") / "pages").exists()
+    assert (hook.notebooks_folder("key") / "run").exists()
     (tmp_path / "performance-1.json").unlink()  # deleted, to be measured again by the next build
-    assert not (hook.build_cache_folder("key") / "pages").exists()
-    (hook.build_cache_folder("key") / "pages").mkdir(parents=True)
-    assert not (hook.build_cache_folder("other-code") / "pages").exists() and not folder.exists()
+    assert not (hook.notebooks_folder("key") / "run").exists()
+    (hook.notebooks_folder("other-code") / "run").mkdir(parents=True)
+    hook.remember_cache_entries(hook.notebooks_folder("other-code"))
+    assert (hook.notebooks_folder("other-code") / "run").exists(), "a folder of another key stays, for a build of that code"
+
+
+def _block_page(runs: Path, code: str) -> str:
+    return f'```python exec="on" session="s-{id(code)}-{runs.stat().st_mtime_ns if runs.exists() else 0}"\nopen({str(runs)!r}, "a").write("r")\n{code}\n```\n'
+
+
+def test_a_block_runs_again_only_when_code_it_imports_changes_and_a_reverted_edit_costs_nothing(tmp_path, monkeypatch):
+    from learnjax import cache
+
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / "cache"))
+    package = tmp_path / "learnjax"
+    shutil.copytree(Path(cache.PACKAGE), package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE", package)
+    hook = _build_cache_hook()
+    outputs = hook.BlockOutputs(tmp_path / "cache" / "site" / "blocks")
+    monkeypatch.setitem(markdown_exec.formatters, "python", outputs.format_python)
+    runs = tmp_path / "runs.txt"
+    block = '```python exec="on"\nopen({!r}, "a").write("r")\nfrom learnjax import lora\nprint(6 * 7)\n```\n'.format(str(runs))
+    lora, cli = package / "lora.py", package / "cli.py"
+
+    def render() -> int:
+        assert "42" in _render(outputs, block)
+        return len(runs.read_text()) if runs.exists() else 0
+
+    assert render() == 1
+    cli.write_text(cli.read_text(encoding="utf-8") + "\n_PLANTED = 1\n", encoding="utf-8")
+    assert render() == 1, "a change to a module the block never imports: reused"
+    original = lora.read_text(encoding="utf-8")
+    lora.write_text(original + "\n_PLANTED = 1\n", encoding="utf-8")
+    assert render() == 2, "a change to the module it imports: run again"
+    lora.write_text(original, encoding="utf-8")
+    assert render() == 2, "the edit reverted: the earlier output, still stored, is used"
+
+
+WRITER = "def write(x):\n    return x * int(open({factor!r}).read())\n"
+
+
+def test_a_block_runs_again_when_an_entry_it_read_holds_something_else(tmp_path, monkeypatch):
+    from learnjax.cache import list_entries
+
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / "cache"))
+    factor, writer = tmp_path / "factor.txt", tmp_path / "writer.py"
+    factor.write_text("2", encoding="utf-8")
+    writer.write_text(WRITER.format(factor=str(factor)), encoding="utf-8")
+    hook = _build_cache_hook()
+    outputs = hook.BlockOutputs(tmp_path / "cache" / "site" / "blocks")
+    monkeypatch.setitem(markdown_exec.formatters, "python", outputs.format_python)
+    runs = tmp_path / "runs.txt"
+    block = ('```python exec="on"\nopen({runs!r}, "a").write("r")\nimport importlib.util\nfrom learnjax.cache import cached_json\n'
+             'spec = importlib.util.spec_from_file_location("writer", {writer!r})\nwriter = importlib.util.module_from_spec(spec)\n'
+             'spec.loader.exec_module(writer)\nprint("value", cached_json("writer", {{"x": 7}}, writer.write))\n```\n').format(runs=str(runs), writer=str(writer))
+    assert "value 14" in _render(outputs, block) and runs.read_text() == "r"
+    assert "value 14" in _render(outputs, block) and runs.read_text() == "r", "reused"
+    measurement = next(p for e in list_entries() if e.kind == "writer" for p in e.paths if p.suffix == ".json" and "record" not in p.name)
+    measurement.unlink()  # deleted, to be measured again
+    assert "value 14" in _render(outputs, block) and runs.read_text() == "r", "measured again, the same: the output holds"
+    measurement.unlink()
+    factor.write_text("3", encoding="utf-8")
+    assert "value 21" in _render(outputs, block) and runs.read_text() == "rr", "measured again, differently: run again"

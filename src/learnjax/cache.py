@@ -335,7 +335,7 @@ def _demand(record: dict) -> str | None:
         if function is None:
             return None
         compute = lambda: cached_json(record["kind"], record["params"], function, extra_files=tuple(record.get("extra_files", ())))  # noqa: E731
-    with entries_used() as used, _direct_reads():  # read to check another entry, not by the computation running
+    with entries_used() as used, entries_read():  # read to check another entry, not by the computation running
         compute()
     return used[-1]["entry"]
 
@@ -384,13 +384,24 @@ def _note_use(key: str, kind: str, cached: bool, content: str | None = None) -> 
 
 
 @contextlib.contextmanager
-def _direct_reads() -> Iterator[list[dict]]:
-    """Collects the entries a computation reads itself (not those its reads read)."""
+def entries_read() -> Iterator[list[dict]]:
+    """Collects the entries that the code inside the block reads itself (not
+    those their computations read), each as {"entry": key, "content": hash}:
+    what to store beside a result computed from them (`still_hold`)."""
     outer, _used.reads = getattr(_used, "reads", None), []
+    collected: list[dict] = []
     try:
-        yield _used.reads
+        yield collected
     finally:
+        collected.extend({"entry": r["entry"], "content": r["content"]} for r in _used.reads)
         _used.reads = outer
+
+
+def still_hold(reads: list[dict]) -> bool:
+    """Whether each entry in `reads` (`entries_read`) holds what it held then: its
+    current version computed first where missing, so that one computed again
+    with the same result still holds."""
+    return _still_valid({"reads": reads}) is True
 
 
 def _saved(key: str, kind: str) -> Path:
@@ -450,11 +461,9 @@ def _read_or_compute(key: str, kind: str, read: Callable[[], Any], compute_and_s
         cached = current()
         if not cached:
             started = time.perf_counter()
-            with _announced(what, path), _direct_reads() as reads:
+            with _announced(what, path), entries_read() as reads:
                 compute_and_save()
-            _write_record(key, {**record, "seconds": time.perf_counter() - started,
-                                "reads": [{"entry": r["entry"], "content": r["content"]} for r in reads],
-                                "content": _content(key, kind)})
+            _write_record(key, {**record, "seconds": time.perf_counter() - started, "reads": reads, "content": _content(key, kind)})
         _note_use(key, kind, cached)
         return read()
 
@@ -516,6 +525,8 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
 # --- Listing and pruning ------------------------------------------------------
 
 XLA = "xla"  # `use_compilation_cache`'s folder: JAX's own entries
+SITE_OUTPUTS = "site"  # the site build's outputs (docs/overrides/hooks/build_cache.py)
+SITE_USED = "used.json"  # in it: the outputs the last build used
 _ENTRY_NAME = re.compile(r"(?P<key>(?P<kind>.+)-[0-9a-f]{16})(?P<suffix>\..*)?")
 
 
@@ -586,6 +597,8 @@ def list_entries() -> list[CacheEntry]:
     for path in sorted(root.iterdir()):
         if path.name == XLA and path.is_dir():
             entries.append(CacheEntry(XLA, "compiled programs", "compiled", _size(path), (path,)))
+        elif path.name == SITE_OUTPUTS and path.is_dir():
+            entries.extend(_site_outputs(path))
         elif match := _ENTRY_NAME.fullmatch(path.name):
             groups.setdefault(match["key"], {})[match["suffix"] or ""] = path
     for key, files in groups.items():
@@ -595,6 +608,25 @@ def list_entries() -> list[CacheEntry]:
         kind = _ENTRY_NAME.fullmatch(key)["kind"]
         entries.append(CacheEntry(key, kind, _status(key, kind, files), sum(_size(p) for p in files.values()), tuple(files.values())))
     return sorted(entries, key=lambda e: e.name)
+
+
+def _site_outputs(site: Path) -> list[CacheEntry]:
+    """The site build's stored outputs, as two entries: those the last build
+    used ("current") and the others ("stale": kept until pruned, so that a
+    reverted edit finds its outputs again)."""
+    try:
+        used = {site / name for name in json.loads((site / SITE_USED).read_text(encoding="utf-8"))}
+    except (OSError, ValueError, TypeError):
+        used = None
+    folders = ("blocks", "notebooks")
+    items = [p for p in site.iterdir() if p.name not in (*folders, SITE_USED)]
+    items += [p for folder in folders if (site / folder).is_dir() for p in (site / folder).iterdir()]
+    entries = []
+    for status, paths in (("current", [p for p in items if used is None or p in used]), ("stale", [p for p in items if used is not None and p not in used])):
+        if paths:
+            entries.append(CacheEntry(f"{SITE_OUTPUTS} ({len(paths)} outputs)", "page outputs", status if used is not None else "unknown",
+                                      sum(_size(p) for p in paths), tuple(sorted(paths))))
+    return entries
 
 
 def _remove(path: Path) -> None:
@@ -620,8 +652,9 @@ def prune(everything: bool = False) -> tuple[list[CacheEntry], list[CacheEntry]]
             if not (everything or entry.status in ("stale", "outdated", "incomplete")):
                 kept.append(entry)
                 continue
-            if entry.name == XLA:
-                _remove(entry.paths[0])
+            if entry.kind in ("compiled programs", "page outputs"):
+                for path in entry.paths:
+                    _remove(path)
                 removed.append(entry)
                 continue
             try:
