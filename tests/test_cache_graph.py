@@ -2,6 +2,7 @@
 entry read by another counts by its content: computed again with the same
 result, its readers stay valid (early cutoff)."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -236,3 +237,25 @@ def test_page_outputs_stay_until_pruned_and_prune_keeps_those_the_last_build_use
     removed, kept = cache.prune()
     assert [p.name for e in removed for p in e.paths] == ["of-an-older-edit.json"]
     assert [p.name for p in blocks.iterdir()] == ["used.json"]
+
+
+def test_the_graph_command_shows_what_each_entry_read_its_seconds_and_status(tmp_path, monkeypatch, capsys):
+    from learnjax.cli import main
+
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / "cache"))
+    writer = tmp_path / "writer.py"
+    writer.write_text("def write(x):\n    return 2 * x\n", encoding="utf-8")
+    (tmp_path / "reader.py").write_text(READER.format(writer=str(writer)), encoding="utf-8")
+    cached_json("reader", {"x": 1}, _load(tmp_path / "reader.py", "reader").read)
+    writer.write_text("def write(x):\n    return x + x\n", encoding="utf-8")
+
+    assert main(["cache", "graph", "--json"]) == 0
+    rows = {row["kind"]: row for row in json.loads(capsys.readouterr().out)["entries"]}
+    assert rows["reader"]["reads"] == [rows["writer"]["name"]] and rows["writer"]["reads"] == []
+    assert (rows["reader"]["status"], rows["writer"]["status"]) == ("waiting", "stale")
+    assert all(row["seconds"] > 0 for row in rows.values())
+    assert main(["cache", "graph"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    reader = next(line for line in lines if line.startswith("reader-"))
+    assert "waiting" in reader and f"reads {rows['writer']['name']}" in reader and f"{rows['reader']['seconds']:.1f} s" in reader
+    assert lines[-1].startswith("2 entries in ")

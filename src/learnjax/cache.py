@@ -132,8 +132,8 @@ class Computation:
     extra_files: tuple[str, ...] = ()
 
     def code(self) -> str:
-        extra = [(f, Path(f).read_text(encoding="utf-8")) for f in self.extra_files]
-        return code_version(self.modules, self.own_code + "\n".join(text for _, text in extra))
+        extra = "\n".join(Path(f).read_text(encoding="utf-8") for f in self.extra_files)
+        return hashlib.sha256((self.own_code + code_version(self.modules, extra)).encode()).hexdigest()[:16]
 
 
 def computation(source: dict, extra_files: tuple[str, ...] = ()) -> Computation | None:
@@ -579,6 +579,8 @@ def _status(key: str, kind: str, files: dict[str, Path]) -> str:
             return "unknown"
     if record is None:
         return "unknown"
+    if kind == "foundation" and not record.get("source"):  # recorded before records named the computation
+        record = {**record, "source": _foundation_source()}
     if "<" in (record.get("source") or {}).get("function", "<"):
         return "unknown"  # a computation not found by name: a lambda, a nested function, or one without a file
     if _current_key(record) != key:
@@ -627,6 +629,24 @@ def _site_outputs(site: Path) -> list[CacheEntry]:
             entries.append(CacheEntry(f"{SITE_OUTPUTS} ({len(paths)} outputs)", "page outputs", status if used is not None else "unknown",
                                       sum(_size(p) for p in paths), tuple(sorted(paths))))
     return entries
+
+
+def entry_graph() -> list[dict]:
+    """The cache's entries as a graph: each with its status, the seconds its
+    computation took (its cold cost), the entries it read, and the number of
+    package modules its code covers. Compiled programs and page outputs, which
+    read nothing by key, are left out. The current entries count as read
+    (`entries_read`): a page showing the graph is shown again when one changes."""
+    rows = []
+    for entry in list_entries():
+        if entry.kind in ("compiled programs", "page outputs"):
+            continue
+        record = _read_record(entry.name) or {}
+        if entry.status == "current":
+            _note_use(entry.name, entry.kind, cached=True, content=record.get("content"))
+        rows.append({**entry.to_dict(), "seconds": record.get("seconds"), "reads": [r["entry"] for r in record.get("reads", ())],
+                     "modules": len(record.get("modules", ()))})
+    return rows
 
 
 def _remove(path: Path) -> None:
