@@ -2,6 +2,7 @@
 entry read by another counts by its content: computed again with the same
 result, its readers stay valid (early cutoff)."""
 
+import inspect
 import json
 import shutil
 from pathlib import Path
@@ -25,10 +26,15 @@ def package_copy(tmp_path, monkeypatch):
     return copy
 
 
-def _foundation_code() -> str:
+def _pretrain_source() -> dict:
+    """Where pretrain lives, relative to the package: found in whichever copy `cache.PACKAGE` is."""
     from learnjax.pretraining import pretrain
 
-    return computation(_source_of(pretrain)).code()
+    return {"file": Path(inspect.getsourcefile(pretrain)).relative_to(PACKAGE).as_posix(), "in_package": True, "function": "pretrain"}
+
+
+def _foundation_code() -> str:
+    return computation(_pretrain_source()).code()
 
 
 def _plant(file: Path, line: str) -> str:
@@ -50,10 +56,8 @@ def _inside(source: str, function: str, line: str) -> str:
 
 
 def test_the_foundation_key_covers_every_module_its_training_runs_and_no_other(package_copy):
-    from learnjax.pretraining import pretrain
-
     graph = import_graph(package_copy)
-    runs = computation(_source_of(pretrain)).modules
+    runs = computation(_pretrain_source()).modules
     assert {m.rsplit(".", 1)[-1] for m in runs} >= {"sharding", "lora", "subword", "training", "steps", "model", "checkpoints"}
     assert not any(m.endswith((".cache", ".cli")) for m in runs)
     before = _foundation_code()
@@ -66,7 +70,7 @@ def test_the_foundation_key_covers_every_module_its_training_runs_and_no_other(p
         assert _foundation_code() == before, f"a change to {module}, which training never imports, changed the foundation's key"
         graph.files[module].write_text(text, encoding="utf-8")
     # In pretrain's own module, its own definitions count, others not.
-    own = package_copy / _source_of(pretrain)["file"]
+    own = package_copy / _pretrain_source()["file"]
     text = own.read_text(encoding="utf-8")
     own.write_text(text.replace("def pretrain(", "def _planted():\n    return 1\n\n\ndef pretrain(", 1), encoding="utf-8")
     assert _foundation_code() == before
