@@ -1,6 +1,7 @@
 """The strict site build passes and the built site is self-contained."""
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -239,8 +240,10 @@ hook, mkdocs_yml, notebook = sys.argv[1:]
 spec = importlib.util.spec_from_file_location("build_cache", hook)
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-module.on_config(load_config(mkdocs_yml))
+config = load_config(mkdocs_yml)
+module.on_config(config)
 print(nb2html(notebook, execute=True, allow_errors=False))
+module.on_post_build(config)
 """
 
 
@@ -252,6 +255,9 @@ def test_the_notebook_kernel_does_not_use_tcp(tmp_path):
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0 and "42" in result.stdout, result.stderr
     assert "without encryption" not in result.stderr
+    used = json.loads((tmp_path / "cache" / "site" / "used.json").read_text(encoding="utf-8"))
+    assert [name.split("/")[0] for name in used] == ["notebooks"], "the build's notebooks folder is kept by prune"
+    assert (tmp_path / "cache" / "site" / used[0]).is_dir()
 
 
 NUMBERED_ITEM = re.compile(r"^\d+\. (.*(?:\n {3,}\S.*)*)", re.MULTILINE)
