@@ -283,6 +283,8 @@ def test_the_notebooks_are_run_again_when_an_experiment_is_measured_again(tmp_pa
     assert not (hook.notebooks_folder("key") / "run").exists()
     (hook.notebooks_folder("other-code") / "run").mkdir(parents=True)
     hook.remember_cache_entries(hook.notebooks_folder("other-code"))
+    (hook.notebooks_folder("key") / "run").mkdir(parents=True)
+    hook.remember_cache_entries(hook.notebooks_folder("key"))
     assert (hook.notebooks_folder("other-code") / "run").exists(), "a folder of another key stays, for a build of that code"
 
 
