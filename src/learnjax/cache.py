@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import copy
 import dataclasses
 import functools
 import hashlib
@@ -91,10 +90,11 @@ def use_compilation_cache(directory: str | os.PathLike | None = None) -> Path | 
 
 
 def _code_only(code: str | list[ast.stmt]) -> str:
-    """The syntax tree of `code` (source, or parsed statements) without docstrings
-    (of modules, classes, functions and attributes): comments and documentation
-    can change without invalidating what the cache holds."""
-    tree = ast.parse(textwrap.dedent(code)) if isinstance(code, str) else ast.Module(body=copy.deepcopy(code), type_ignores=[])
+    """The syntax tree of `code` (source, or parsed statements, whose docstrings
+    are removed in place) without docstrings (of modules, classes, functions and
+    attributes): comments and documentation can change without invalidating what
+    the cache holds."""
+    tree = ast.parse(textwrap.dedent(code)) if isinstance(code, str) else ast.Module(body=code, type_ignores=[])
     is_text = lambda statement: isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
