@@ -385,9 +385,10 @@ def _note_use(key: str, kind: str, cached: bool, content: str | None = None) -> 
 
 @contextlib.contextmanager
 def entries_read() -> Iterator[list[dict]]:
-    """Collects the entries that the code inside the block reads itself (not
-    those their computations read), each as {"entry": key, "content": hash}:
-    what to store beside a result computed from them (`still_hold`)."""
+    """Collects the entries that the code inside the block reads itself, in this
+    thread (not those their computations read), each as {"entry": key,
+    "content": hash}: what to store beside a result computed from them
+    (`still_hold`)."""
     outer, _used.reads = getattr(_used, "reads", None), []
     collected: list[dict] = []
     try:

@@ -530,9 +530,9 @@ def cmd_cache_list(args: argparse.Namespace) -> None:
         return
     for e in entries:
         print(f"{e.name:<40} {_megabytes(e.bytes):>10}  {e.status}")
-    stale = sum(e.status in ("stale", "incomplete") for e in entries)
+    stale = sum(e.status in ("stale", "outdated", "incomplete") for e in entries)
     print(f"{_megabytes(total)} in {len(entries)} entries in {cache_root()}"
-          + (f"; `learnjax cache prune` removes the {stale} stale or incomplete" if stale else ""))
+          + (f"; `learnjax cache prune` removes the {stale} stale, outdated or incomplete" if stale else ""))
 
 
 def cmd_cache_graph(args: argparse.Namespace) -> None:
