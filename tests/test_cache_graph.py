@@ -2,6 +2,7 @@
 entry read by another counts by its content: computed again with the same
 result, its readers stay valid (early cutoff)."""
 
+import ast
 import inspect
 import json
 import shutil
@@ -131,9 +132,12 @@ def test_imports_are_resolved_in_any_package_layout(tmp_path):
 
 
 def test_only_the_definitions_a_function_uses_count_in_its_own_file():
-    source = "import os\nLIMIT = 3\nOTHER = 4\n\ndef helper():\n    return LIMIT\n\ndef main():\n    return helper() + len(os.sep)\n\ndef unused():\n    return OTHER\n"
+    source = ('"""A module."""\nimport os\nimport sys\nLIMIT = 3\nOTHER = 4\nsys.setrecursionlimit(LIMIT * 1000)\n\n'
+              'def helper():\n    return LIMIT\n\ndef main():\n    return helper() + len(os.sep)\n\ndef unused():\n    return OTHER\n\n'
+              'if __name__ == "__main__":\n    unused()\n')
     kept = definition_closure(source, "main")
-    assert [getattr(s, "name", None) or type(s).__name__ for s in kept] == ["Import", "Assign", "helper", "main"]
+    assert [ast.unparse(s).splitlines()[0] for s in kept] == [
+        "import os", "import sys", "LIMIT = 3", "sys.setrecursionlimit(LIMIT * 1000)", "def helper():", "def main():"]
 
 
 # --- Early cutoff ------------------------------------------------------------------

@@ -178,13 +178,29 @@ def _bound_names(statement: ast.stmt) -> set[str]:
     return {node.id for target in targets if target is not None for node in ast.walk(target) if isinstance(node, ast.Name)}
 
 
+def _runs_on_import(statement: ast.stmt) -> bool:
+    """Whether a statement that defines nothing does something when its module is
+    imported: not a docstring, a script's `if __name__ == "__main__":` or an
+    `if TYPE_CHECKING:`."""
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+        return False
+    if isinstance(statement, ast.If):
+        test = ast.unparse(statement.test).replace("'", '"')
+        return test not in ('__name__ == "__main__"', "TYPE_CHECKING", "typing.TYPE_CHECKING")
+    return True
+
+
 def definition_closure(source: str, name: str) -> list[ast.stmt]:
     """The module-level statements of `source` that its definition `name` needs:
-    the definition, and those defining a name it uses, transitively (in the
-    module's order). A function's own code is what runs, not all of its module."""
+    the definition, those defining a name it uses, transitively, and those that
+    define nothing but run on import (a configuration call), in the module's
+    order. A function's own code is what runs, not all of its module."""
     body = [s for s in ast.parse(source).body if not (isinstance(s, ast.ImportFrom) and s.module == "__future__")]
     defines = [(statement, _bound_names(statement)) for statement in body]
-    wanted, reached = {name}, set()
+    wanted = {name}
+    reached = {i for i, (statement, names) in enumerate(defines) if not names and _runs_on_import(statement)}
+    for i in reached:
+        wanted |= {node.id for node in ast.walk(body[i]) if isinstance(node, ast.Name)}
     while True:
         new = [i for i, (_, names) in enumerate(defines) if i not in reached and names & wanted]
         if not new:
