@@ -345,3 +345,11 @@ def test_a_block_runs_again_when_an_entry_it_read_holds_something_else(tmp_path,
     measurement.unlink()
     factor.write_text("3", encoding="utf-8")
     assert "value 21" in _render(outputs, block) and runs.read_text() == "rr", "measured again, differently: run again"
+
+def test_a_block_that_does_not_parse_fails_as_markdown_exec_reports_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / "cache"))
+    outputs = _build_cache_hook().BlockOutputs(tmp_path / "cache" / "site" / "blocks")
+    monkeypatch.setitem(markdown_exec.formatters, "python", outputs.format_python)
+    for attempt in (1, 2):
+        assert "SyntaxError" in _render(outputs, '```python exec="on"\nprint(6 *\n```\n')
+    assert not (tmp_path / "cache" / "site" / "blocks").exists(), "never stored"

@@ -34,6 +34,7 @@ import ast
 import hashlib
 import json
 import os
+import shutil
 from importlib.metadata import version
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from markdown_exec import base_format
 from markdown_exec._internal.formatters.python import _run_python  # markdown-exec's way of running a block
 
 from learnjax import cache
-from learnjax.cache import SITE_OUTPUTS, SITE_USED, cache_root, code_version, entries_read, still_hold
+from learnjax.cache import SITE_OUTPUTS, SITE_USED, XLA, cache_root, code_version, entries_read, still_hold
 from learnjax.code_graph import import_graph, imports_of
 
 PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec", "mkdocs-jupyter", "nbconvert")
@@ -81,8 +82,8 @@ def code_key(sources: list[str]) -> str:
     try:
         local = local_modules(text)
         imported = set(imports_of(text, cache.PACKAGE))
-    except SyntaxError:  # it fails when run, and is not stored
-        local, imported = [], set()
+    except SyntaxError:  # it fails when run, and is never stored
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
     for path in local:
         imported |= imports_of(path.read_text(encoding="utf-8"), cache.PACKAGE)
     modules = import_graph(cache.PACKAGE).closure(imported, stop_at=cache.MACHINERY)
@@ -92,7 +93,7 @@ def code_key(sources: list[str]) -> str:
 def cache_entries() -> list[list]:
     """What the pages read from the learnjax cache (experiments, the foundation model): each entry's name and time."""
     return sorted([p.name, p.stat().st_mtime_ns] for p in cache_root().glob("*")
-                  if p.name not in ("site", "xla") and not p.name.endswith((".lock", ".tmp")))
+                  if p.name not in (SITE_OUTPUTS, XLA) and not p.name.endswith((".lock", ".tmp")))
 
 
 def notebooks_key(docs: Path) -> str:
@@ -107,8 +108,6 @@ def notebooks_folder(key: str) -> Path:
     folder = cache_root() / SITE_OUTPUTS / "notebooks" / key
     entries = folder / ENTRIES
     if entries.exists() and json.loads(entries.read_text(encoding="utf-8")) != cache_entries():
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
     return folder
 
