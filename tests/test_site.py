@@ -353,3 +353,17 @@ def test_a_block_that_does_not_parse_fails_as_markdown_exec_reports_it(tmp_path,
     for attempt in (1, 2):
         assert "SyntaxError" in _render(outputs, '```python exec="on"\nprint(6 *\n```\n')
     assert not (tmp_path / "cache" / "site" / "blocks").exists(), "never stored"
+
+
+def test_a_block_that_shows_what_the_cache_says_runs_again_when_the_cache_s_code_changes(tmp_path, monkeypatch):
+    from learnjax import cache
+
+    package = tmp_path / "learnjax"
+    shutil.copytree(Path(cache.PACKAGE), package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE", package)
+    hook = _build_cache_hook()
+    source = ["from learnjax.cache import entry_graph\nprint(entry_graph())"]
+    before = hook.code_key(source)
+    cache_file = next(f for m, f in hook.import_graph(package).files.items() if m in cache.MACHINERY)
+    cache_file.write_text(cache_file.read_text(encoding="utf-8") + "\n_PLANTED = 1\n", encoding="utf-8")
+    assert hook.code_key(source) != before

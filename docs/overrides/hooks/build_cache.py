@@ -76,8 +76,8 @@ def local_modules(source: str, root: Path = ROOT) -> list[Path]:
 
 def code_key(sources: list[str]) -> str:
     """A hash of the code that `sources` run: theirs, the package modules they
-    import (transitively; entries they read count by content instead), and the
-    repository's own modules they import."""
+    import (transitively; the entries they read through the cache count by
+    content instead), and the repository's own modules they import."""
     text = "\n".join(sources)
     try:
         local = local_modules(text)
@@ -86,7 +86,10 @@ def code_key(sources: list[str]) -> str:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
     for path in local:
         imported |= imports_of(path.read_text(encoding="utf-8"), cache.PACKAGE)
-    modules = import_graph(cache.PACKAGE).closure(imported, stop_at=cache.MACHINERY)
+    graph = import_graph(cache.PACKAGE)
+    modules = graph.closure(imported, stop_at=cache.MACHINERY)
+    # A block may show what the cache's own code says (`learnjax cache graph`): its code counts, not what it imports.
+    modules |= {m for m in cache.MACHINERY if m in imported or any(m in graph.edges[n] for n in modules)}
     return code_version(modules, "\n".join([text, *(path.read_text(encoding="utf-8") for path in local)]))
 
 
