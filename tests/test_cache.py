@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from learnjax.cache import (
-    FOUNDATION_MODULES, RECORD_SUFFIX, _code_only, _current_code, _source_of, cache_key, cache_root, cached_json, code_version,
-    entries_used, list_entries, prune, use_compilation_cache,
+    RECORD_SUFFIX, _code_only, _current_code, _source_of, cache_key, cache_root, cached_json, computation, entries_used,
+    list_entries, prune, use_compilation_cache,
 )
 
 
@@ -180,7 +180,9 @@ def test_the_command_line_reads_the_default_model_from_a_read_only_cache(tmp_pat
     from learnjax import PretrainRecipe, foundation_model
 
     foundation_model()  # in the tests' own cache
-    key = cache_key("foundation", PretrainRecipe().to_dict(), code_version())
+    from learnjax.pretraining import pretrain
+
+    key = cache_key("foundation", PretrainRecipe().to_dict(), computation(_source_of(pretrain)).code())
     shutil.copytree(cache_root() / key, tmp_path / "cache" / key)
     read_only(tmp_path / "cache")
     before = _files(tmp_path / "cache")
@@ -195,14 +197,16 @@ def test_the_command_line_reads_the_default_model_from_a_read_only_cache(tmp_pat
 
 def test_the_code_of_an_entry_is_found_again_from_its_record():
     """An entry's record names its computation by file and function; read back
-    from the file alone, the code gives the same key part as when the entry was
-    made: whatever the module, and with decorators."""
+    from the file alone (nothing imported), the code gives the same key part as
+    when the entry was made: whatever the module, and with decorators."""
     from learnjax import experiments, training
 
-    for compute, modules in ((experiments._label_efficiency, ("finetuning", "experiments")), (experiments._scaling_curve, ()),
-                             (training.adamw, ()), (_double, ())):
-        record = {"modules": list(modules), "source": _source_of(compute)}
-        assert _current_code(record) == code_version(FOUNDATION_MODULES + modules, inspect.getsource(compute)), compute
+    for compute in (experiments._label_efficiency, experiments._scaling_curve, training.adamw, _double):
+        source = _source_of(compute)
+        found = computation(source)
+        assert found is not None and _current_code({"source": source}) == found.code(), compute
+    assert "learnjax.finetuning" in computation(_source_of(experiments._label_efficiency)).modules
+    assert computation(_source_of(_double)).modules == frozenset(), "a function that imports nothing of the package"
 
 
 def _module_from(path: Path, body: str):

@@ -1,8 +1,10 @@
 """The strict site build passes and the built site is self-contained."""
 
 import importlib.util
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -238,8 +240,10 @@ hook, mkdocs_yml, notebook = sys.argv[1:]
 spec = importlib.util.spec_from_file_location("build_cache", hook)
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-module.on_config(load_config(mkdocs_yml))
+config = load_config(mkdocs_yml)
+module.on_config(config)
 print(nb2html(notebook, execute=True, allow_errors=False))
+module.on_post_build(config)
 """
 
 
@@ -251,6 +255,9 @@ def test_the_notebook_kernel_does_not_use_tcp(tmp_path):
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0 and "42" in result.stdout, result.stderr
     assert "without encryption" not in result.stderr
+    used = json.loads((tmp_path / "cache" / "site" / "used.json").read_text(encoding="utf-8"))
+    assert [name.split("/")[0] for name in used] == ["notebooks"], "the build's notebooks folder is kept by prune"
+    assert (tmp_path / "cache" / "site" / used[0]).is_dir()
 
 
 NUMBERED_ITEM = re.compile(r"^\d+\. (.*(?:\n {3,}\S.*)*)", re.MULTILINE)
@@ -264,15 +271,99 @@ def test_numbered_list_items_end_their_sentences():
             assert item.rstrip().endswith((".", ":", "?", "!")), f"{page.name}: {item!r}"
 
 
-def test_reused_outputs_are_dropped_when_an_experiment_is_measured_again(tmp_path, monkeypatch):
+def test_the_notebooks_are_run_again_when_an_experiment_is_measured_again(tmp_path, monkeypatch):
     monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
     hook = _build_cache_hook()
     (tmp_path / "performance-1.json").write_text("{}", encoding="utf-8")
-    folder = hook.build_cache_folder("key")
-    (folder / "pages").mkdir(parents=True)
+    folder = hook.notebooks_folder("key")
+    (folder / "run").mkdir(parents=True)
     hook.remember_cache_entries(folder)  # a build ended
-    assert (hook.build_cache_folder("key") / "pages").exists()
+    assert (hook.notebooks_folder("key") / "run").exists()
     (tmp_path / "performance-1.json").unlink()  # deleted, to be measured again by the next build
-    assert not (hook.build_cache_folder("key") / "pages").exists()
-    (hook.build_cache_folder("key") / "pages").mkdir(parents=True)
-    assert not (hook.build_cache_folder("other-code") / "pages").exists() and not folder.exists()
+    assert not (hook.notebooks_folder("key") / "run").exists()
+    (hook.notebooks_folder("other-code") / "run").mkdir(parents=True)
+    hook.remember_cache_entries(hook.notebooks_folder("other-code"))
+    (hook.notebooks_folder("key") / "run").mkdir(parents=True)
+    hook.remember_cache_entries(hook.notebooks_folder("key"))
+    assert (hook.notebooks_folder("other-code") / "run").exists(), "a folder of another key stays, for a build of that code"
+
+
+def _block_page(runs: Path, code: str) -> str:
+    return f'```python exec="on" session="s-{id(code)}-{runs.stat().st_mtime_ns if runs.exists() else 0}"\nopen({str(runs)!r}, "a").write("r")\n{code}\n```\n'
+
+
+def test_a_block_runs_again_only_when_code_it_imports_changes_and_a_reverted_edit_costs_nothing(tmp_path, monkeypatch):
+    from learnjax import cache
+
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / "cache"))
+    package = tmp_path / "learnjax"
+    shutil.copytree(Path(cache.PACKAGE), package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE", package)
+    hook = _build_cache_hook()
+    outputs = hook.BlockOutputs(tmp_path / "cache" / "site" / "blocks")
+    monkeypatch.setitem(markdown_exec.formatters, "python", outputs.format_python)
+    runs = tmp_path / "runs.txt"
+    block = '```python exec="on"\nopen({!r}, "a").write("r")\nfrom learnjax import lora\nprint(6 * 7)\n```\n'.format(str(runs))
+    lora, cli = package / "lora.py", package / "cli.py"
+
+    def render() -> int:
+        assert "42" in _render(outputs, block)
+        return len(runs.read_text()) if runs.exists() else 0
+
+    assert render() == 1
+    cli.write_text(cli.read_text(encoding="utf-8") + "\n_PLANTED = 1\n", encoding="utf-8")
+    assert render() == 1, "a change to a module the block never imports: reused"
+    original = lora.read_text(encoding="utf-8")
+    lora.write_text(original + "\n_PLANTED = 1\n", encoding="utf-8")
+    assert render() == 2, "a change to the module it imports: run again"
+    lora.write_text(original, encoding="utf-8")
+    assert render() == 2, "the edit reverted: the earlier output, still stored, is used"
+
+
+WRITER = "def write(x):\n    return x * int(open({factor!r}).read())\n"
+
+
+def test_a_block_runs_again_when_an_entry_it_read_holds_something_else(tmp_path, monkeypatch):
+    from learnjax.cache import list_entries
+
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / "cache"))
+    factor, writer = tmp_path / "factor.txt", tmp_path / "writer.py"
+    factor.write_text("2", encoding="utf-8")
+    writer.write_text(WRITER.format(factor=str(factor)), encoding="utf-8")
+    hook = _build_cache_hook()
+    outputs = hook.BlockOutputs(tmp_path / "cache" / "site" / "blocks")
+    monkeypatch.setitem(markdown_exec.formatters, "python", outputs.format_python)
+    runs = tmp_path / "runs.txt"
+    block = ('```python exec="on"\nopen({runs!r}, "a").write("r")\nimport importlib.util\nfrom learnjax.cache import cached_json\n'
+             'spec = importlib.util.spec_from_file_location("writer", {writer!r})\nwriter = importlib.util.module_from_spec(spec)\n'
+             'spec.loader.exec_module(writer)\nprint("value", cached_json("writer", {{"x": 7}}, writer.write))\n```\n').format(runs=str(runs), writer=str(writer))
+    assert "value 14" in _render(outputs, block) and runs.read_text() == "r"
+    assert "value 14" in _render(outputs, block) and runs.read_text() == "r", "reused"
+    measurement = next(p for e in list_entries() if e.kind == "writer" for p in e.paths if p.suffix == ".json" and "record" not in p.name)
+    measurement.unlink()  # deleted, to be measured again
+    assert "value 14" in _render(outputs, block) and runs.read_text() == "r", "measured again, the same: the output holds"
+    measurement.unlink()
+    factor.write_text("3", encoding="utf-8")
+    assert "value 21" in _render(outputs, block) and runs.read_text() == "rr", "measured again, differently: run again"
+
+def test_a_block_that_does_not_parse_fails_as_markdown_exec_reports_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / "cache"))
+    outputs = _build_cache_hook().BlockOutputs(tmp_path / "cache" / "site" / "blocks")
+    monkeypatch.setitem(markdown_exec.formatters, "python", outputs.format_python)
+    for attempt in (1, 2):
+        assert "SyntaxError" in _render(outputs, '```python exec="on"\nprint(6 *\n```\n')
+    assert not (tmp_path / "cache" / "site" / "blocks").exists(), "never stored"
+
+
+def test_a_block_that_shows_what_the_cache_says_runs_again_when_the_cache_s_code_changes(tmp_path, monkeypatch):
+    from learnjax import cache
+
+    package = tmp_path / "learnjax"
+    shutil.copytree(Path(cache.PACKAGE), package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE", package)
+    hook = _build_cache_hook()
+    source = ["from learnjax.cache import entry_graph\nprint(entry_graph())"]
+    before = hook.code_key(source)
+    cache_file = next(f for m, f in hook.import_graph(package).files.items() if m in cache.MACHINERY)
+    cache_file.write_text(cache_file.read_text(encoding="utf-8") + "\n_PLANTED = 1\n", encoding="utf-8")
+    assert hook.code_key(source) != before

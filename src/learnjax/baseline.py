@@ -78,7 +78,7 @@ def tfidf_label_efficiency(sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[in
     labels: rows of the shape `label_efficiency` gives (`n_labels`, `mean` and
     `std` over the seeds, `scores`), with the `C` chosen on the dev set."""
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "C_values": tuple(C_values)}
-    return cached_json("tfidf-baseline", params, _tfidf_label_efficiency, modules=("baseline",))
+    return cached_json("tfidf-baseline", params, _tfidf_label_efficiency)
 
 
 def table_with_baseline(table: str, baseline: dict) -> str:

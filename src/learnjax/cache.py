@@ -1,13 +1,20 @@
 """One foundation model, reused: a disk cache keyed by the recipe and the code.
 
 Pages, notebooks, tests and the CLI all call `foundation_model()`; the first call
-pre-trains and saves, later calls (in any process) load. The key hashes the
-recipe and the source of every module that shapes training, so changing either
-trains a new model instead of reusing a stale one.
+pre-trains and saves, later calls (in any process) load. The same holds for
+each measured experiment (`cached_json`).
 
-Each entry has a record beside it (`<key>.record.json`: what made it, and the
-code it was made with), so that `list_entries` can tell an entry this code still
-reads from one only an older version read, and `prune` removes those.
+An entry's key hashes its recipe and exactly the code its computation runs,
+found from the package's import graph (`code_graph`): the definitions it uses
+in its own file and every package module those import, transitively. The
+entries it reads (an experiment reads the foundation model) count by their
+content, not their code: each entry's record (`<key>.record.json`) keeps what
+it read, with a hash of what that held. So a change to the training loop
+trains the foundation again, and when the model comes out the same (training
+is deterministic) the experiments that read it stay valid: early cutoff.
+
+The records also let `list_entries` tell an entry this code still reads from
+one only an older version read, and `prune` remove those.
 """
 
 from __future__ import annotations
@@ -27,24 +34,22 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
 from learnjax.atomic import write_text
+from learnjax.code_graph import definition_closure, import_graph, imports_of, module_of_file
 
 if TYPE_CHECKING:  # imported where used: the `learnjax` command's cache commands need no JAX
     from learnjax.pretraining import Foundation, PretrainRecipe
 
 PACKAGE = Path(__file__).parent
-
-# The modules whose source decides what pre-training produces.
-FOUNDATION_MODULES = (
-    "world", "messages", "corpus", "facts", "instructions", "tokenizer", "masking", "model", "steps",
-    "training", "pretraining", "checkpoints", "generation",
-)
+# The cache's own module: what it serves an entry is keyed by content, so the
+# code that computes the entries it serves is not part of the reader's code.
+MACHINERY = (__name__,)
 
 
 def cache_root() -> Path:
@@ -85,11 +90,12 @@ def use_compilation_cache(directory: str | os.PathLike | None = None) -> Path | 
     return path
 
 
-def _code_only(source: str) -> str:
-    """The source's syntax tree without docstrings (of modules, classes, functions
-    and attributes): comments and documentation can change without invalidating
-    what the cache holds."""
-    tree = ast.parse(textwrap.dedent(source))
+def _code_only(code: str | list[ast.stmt]) -> str:
+    """The syntax tree of `code` (source, or parsed statements, whose docstrings
+    are removed in place) without docstrings (of modules, classes, functions and
+    attributes): comments and documentation can change without invalidating what
+    the cache holds."""
+    tree = ast.parse(textwrap.dedent(code)) if isinstance(code, str) else ast.Module(body=code, type_ignores=[])
     is_text = lambda statement: isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
@@ -104,13 +110,54 @@ def _module_code(path: Path, modified_ns: int) -> str:
     return _code_only(path.read_text(encoding="utf-8"))
 
 
-def code_version(modules: tuple[str, ...] = FOUNDATION_MODULES, extra_source: str = "") -> str:
-    """A hash of the code (not the docstrings) of the named learnjax modules and of `extra_source`."""
+def code_version(modules: Iterable[str], extra_source: str = "") -> str:
+    """A hash of the code (not the docstrings) of the named package modules
+    (dotted names, as `code_graph` gives them) and of `extra_source`."""
+    files = import_graph(PACKAGE).files
     digest = hashlib.sha256(_code_only(extra_source).encode())
-    for name in modules:
-        path = PACKAGE / f"{name}.py"
+    for name in sorted(modules):
+        path = files[name]
         digest.update(name.encode() + _module_code(path, path.stat().st_mtime_ns).encode())
     return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Computation:
+    """The code a computation runs, found without running it: the definitions of
+    its own file that it uses, the package modules those import (transitively,
+    the cache's own module excepted: entries read count by content), and the
+    files outside the package named as running with it."""
+
+    own_code: str
+    modules: frozenset[str]
+    extra_files: tuple[str, ...] = ()
+
+    def code(self) -> str:
+        extra = "\n".join(Path(f).read_text(encoding="utf-8") for f in self.extra_files)
+        return hashlib.sha256((self.own_code + code_version(self.modules, extra)).encode()).hexdigest()[:16]
+
+
+def computation(source: dict, extra_files: tuple[str, ...] = ()) -> Computation | None:
+    """The `Computation` of the function that `source` (`_source_of`) names, read
+    from its file; None where the file or the function is gone."""
+    file = PACKAGE / source["file"] if source.get("in_package") else Path(source["file"])
+    module = module_of_file(file, PACKAGE)
+    try:
+        text = file.read_text(encoding="utf-8")
+        if "<" in source["function"]:  # a nested function or a lambda: its whole module counts
+            statements = ast.parse(text).body
+        else:
+            statements = definition_closure(text, source["function"].split(".")[0])
+        imports = set(imports_of(statements, PACKAGE, module))
+        for extra in extra_files:
+            imports |= imports_of(Path(extra).read_text(encoding="utf-8"), PACKAGE)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    if not statements or all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in statements):
+        return None
+    # Its own module counts whole only where what it imports imports it back.
+    modules = import_graph(PACKAGE).closure(imports, stop_at=MACHINERY)
+    return Computation(_code_only(statements), modules, tuple(extra_files))
 
 
 def cache_key(kind: str, params: dict[str, Any], code: str) -> str:
@@ -187,69 +234,140 @@ def _source_of(compute: Callable) -> dict | None:
             "function": function.__qualname__}
 
 
-def _extra_source(function_source: str, extra_files: tuple[str, ...]) -> str:
-    """The source text besides the modules that keys an entry: its function's,
-    and that of the files it runs from outside the library."""
-    return "\n".join((function_source, *(Path(f).read_text(encoding="utf-8") for f in extra_files)))
-
-
-def _write_record(key: str, kind: str, params: dict, code: str, modules: tuple[str, ...], source: dict | None,
-                  extra_files: tuple[str, ...] = (), seconds: float | None = None) -> None:
+def _write_record(key: str, record: dict) -> None:
     """Writes the entry's record; best effort, since an entry is read without one
     (in a cache that cannot be written, or one made before records existed).
-    `seconds`: how long computing the entry took (`benchmarks/cold_build.py` reads it)."""
-    record = {"kind": kind, "params": params, "code": code, "modules": list(modules), "source": source,
-              "extra_files": list(extra_files), "seconds": seconds}
+
+    A record holds `kind`, `params`, `code` (the key's code part), `source` (the
+    computation's file and function), `extra_files`, `modules` (the package
+    modules its code covers), `seconds` (how long computing it took;
+    `benchmarks/cold_build.py` reads it), `reads` (the entries its computation
+    read, each with the content it had) and `content` (a hash of its own)."""
     path = _record_path(key)
     with contextlib.suppress(OSError):
         write_text(path, json.dumps(record, indent=1))
 
 
-def _function_source(file: Path, qualname: str) -> str | None:
-    """The source of the function `qualname` in `file`, as `inspect.getsource`
-    gives it (decorators included), found by parsing: nothing is imported or run."""
+def _read_record(key: str) -> dict | None:
     try:
-        text = file.read_text(encoding="utf-8")
-        nodes = ast.parse(text).body
-    except (OSError, SyntaxError, ValueError):
+        return json.loads(_record_path(key).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    node = None
-    for part in qualname.split("."):
-        node = next((n for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == part), None)
-        if node is None:
-            return None
-        nodes = node.body
-    first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-    return "\n".join(text.splitlines()[first - 1 : node.end_lineno])
+
+
+def _content(key: str, kind: str) -> str | None:
+    """A hash of what the entry holds: a JSON entry's bytes; a model's manifest
+    (which names its data files by their hashes), less the wall time it took."""
+    path = _saved(key, kind)
+    try:
+        if kind != "foundation":
+            return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(manifest.get("metadata"), dict):
+        manifest["metadata"].pop("seconds", None)
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _current_code(record: dict) -> str | None:
     """The code part of the key this installation computes for the entry's
     recipe, or None where its computation is gone (file, function or module)."""
-    modules = tuple(record.get("modules", ()))
     source = record.get("source")
-    extra = ""
-    if source:
-        file = PACKAGE / source["file"] if source.get("in_package") else Path(source["file"])
-        extra = _function_source(file, source["function"])
-        if extra is None:
-            return None
+    if not source:
+        return None
     try:
-        return code_version(FOUNDATION_MODULES + modules, _extra_source(textwrap.dedent(extra), tuple(record.get("extra_files", ()))))
-    except OSError:
+        found = computation(source, tuple(record.get("extra_files", ())))
+        return found.code() if found else None
+    except (OSError, KeyError):
+        return None
+
+
+def _current_key(record: dict) -> str | None:
+    code = _current_code(record)
+    return None if code is None else cache_key(record["kind"], record["params"], code)
+
+
+# --- Reads: early cutoff --------------------------------------------------------
+
+def _current_content(read: dict, compute_missing: bool) -> str | None:
+    """The content of the entry that a computation which read `read` (an entry,
+    with its record) would read now: the current version of that entry, checked
+    (`_still_valid`) and, with `compute_missing`, computed where missing.
+    None where it cannot be known (without computing it)."""
+    record = _read_record(read["entry"])
+    key = _current_key(record) if record else None
+    if key is None:
+        return None
+    current = _read_record(key)
+    if current is None or not _saved(key, current["kind"]).exists() or _still_valid(current, compute_missing) is not True:
+        if not compute_missing or (found := _demand(record)) is None:
+            return None
+        key = found
+        current = _read_record(key) or {}
+    return current.get("content") or _content(key, current.get("kind", record["kind"]))
+
+
+def _still_valid(record: dict, compute_missing: bool = True) -> bool | None:
+    """Whether every entry the record's computation read holds what it held then
+    (True), not (False), or cannot be told without computing one (None). An entry
+    that is computed again and comes out the same keeps its readers valid."""
+    answer: bool | None = True
+    for read in record.get("reads", ()):
+        content = _current_content(read, compute_missing)
+        if content is None:
+            answer = None
+        elif content != read["content"]:
+            return False
+    return answer
+
+
+def _demand(record: dict) -> str | None:
+    """Computes (or reads) the current version of the entry `record` describes,
+    by calling its computation again; its key, or None where it cannot be called."""
+    if record["kind"] == "foundation":
+        from learnjax.pretraining import PretrainRecipe
+
+        compute = lambda: foundation_model(PretrainRecipe(**record["params"]), progress=False)  # noqa: E731
+    else:
+        function = _function_named(record.get("source") or {})
+        if function is None:
+            return None
+        compute = lambda: cached_json(record["kind"], record["params"], function, extra_files=tuple(record.get("extra_files", ())))  # noqa: E731
+    with entries_used() as used, entries_read():  # read to check another entry, not by the computation running
+        compute()
+    return used[-1]["entry"]
+
+
+def _function_named(source: dict) -> Callable | None:
+    """The function `source` names, imported from its module (or its file, outside the package)."""
+    import importlib
+    import importlib.util
+
+    if not source or "<" in source.get("function", "<"):
+        return None
+    try:
+        if source["in_package"]:
+            module = importlib.import_module(module_of_file(PACKAGE / source["file"], PACKAGE))
+        else:
+            spec = importlib.util.spec_from_file_location(Path(source["file"]).stem, source["file"])
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        return functools.reduce(getattr, source["function"].split("."), module)
+    except (ImportError, OSError, AttributeError, SyntaxError):
         return None
 
 
 # --- Reading, computing -------------------------------------------------------
 
-_used = threading.local()  # .entries: a list while `entries_used` collects
+_used = threading.local()  # .entries: a list while `entries_used` collects; .reads: the direct reads of the computation running
 
 
 @contextlib.contextmanager
 def entries_used() -> Iterator[list[dict]]:
     """Collects the cache entries read or computed inside the block, each as
-    {"entry": key, "cached": whether it was read, not computed}; an entry
-    needed by another's computation comes before it."""
+    {"entry": key, "cached": whether it was read, not computed, "content": its
+    content hash}; an entry needed by another's computation comes before it."""
     outer, _used.entries = getattr(_used, "entries", None), []
     try:
         yield _used.entries
@@ -257,89 +375,138 @@ def entries_used() -> Iterator[list[dict]]:
         _used.entries = outer
 
 
-def _note_use(key: str, cached: bool) -> None:
-    entries = getattr(_used, "entries", None)
-    if entries is not None:
-        entries.append({"entry": key, "cached": cached})
+def _note_use(key: str, kind: str, cached: bool, content: str | None = None) -> None:
+    content = content or (_read_record(key) or {}).get("content") or _content(key, kind)
+    for collected in (getattr(_used, "entries", None), getattr(_used, "reads", None)):
+        if collected is not None:
+            collected.append({"entry": key, "cached": cached, "content": content})
 
 
-def _read_or_compute(path: Path, saved: Path, read: Callable[[], Any], compute_and_save: Callable[[], None], what: str,
-                     record: Callable[[], None]) -> Any:
-    """`read()` of the cache entry at `path`, first made by `compute_and_save()`
-    unless `saved` exists; `record()` writes its record. The first check takes
-    the entry's lock alone, so that reading a cached entry never waits behind
-    another process's computation; computing takes the machine-wide computing
-    lock, then checks again, since another process may have computed the entry
-    meanwhile. In a cache that cannot be written (a read-only mount), a saved
-    entry is read without its lock: entries are written once, atomically."""
+@contextlib.contextmanager
+def entries_read() -> Iterator[list[dict]]:
+    """Collects the entries that the code inside the block reads itself, in this
+    thread (not those their computations read), each as {"entry": key,
+    "content": hash}: what to store beside a result computed from them
+    (`still_hold`)."""
+    outer, _used.reads = getattr(_used, "reads", None), []
+    collected: list[dict] = []
+    try:
+        yield collected
+    finally:
+        collected.extend({"entry": r["entry"], "content": r["content"]} for r in _used.reads)
+        _used.reads = outer
+
+
+def still_hold(reads: list[dict]) -> bool:
+    """Whether each entry in `reads` (`entries_read`) holds what it held then: its
+    current version computed first where missing, so that one computed again
+    with the same result still holds."""
+    return _still_valid({"reads": reads}) is True
+
+
+def _saved(key: str, kind: str) -> Path:
+    """The file whose existence says the entry is complete: a model's manifest, written last."""
+    path = _entry_path(key, kind)
+    if kind != "foundation":
+        return path
+    from learnjax.checkpoints import MANIFEST
+
+    return path / MANIFEST
+
+
+def _read_or_compute(key: str, kind: str, read: Callable[[], Any], compute_and_save: Callable[[], None], what: str,
+                     record: dict) -> Any:
+    """`read()` of the cache entry `key`, first made by `compute_and_save()`
+    unless it is saved and what its computation read is unchanged; `record`
+    (less what the computation tells) is written beside it. The first check
+    takes the entry's lock alone, so that reading a cached entry never waits
+    behind another process's computation; computing takes the machine-wide
+    computing lock, then checks again, since another process may have computed
+    the entry meanwhile. In a cache that cannot be written (a read-only mount),
+    a saved entry is read without its lock: entries are written once, atomically."""
+    path, saved = _entry_path(key, kind), _saved(key, kind)
+
     def cannot_write(error: OSError) -> OSError:
         return OSError(f"the cache folder {str(cache_root())!r} cannot be written ({error.strerror or error}), "
                        f"so {what} is not possible; set LEARNJAX_CACHE to a writable folder")
 
-    key = path.name.removesuffix(".json")
-    lock = _lock(path)
+    def current() -> bool:
+        if not saved.exists():
+            return False
+        stored = _read_record(key)
+        if stored is None:
+            _write_record(key, {**record, "content": _content(key, kind)})  # an entry made before records existed
+            return True
+        return _still_valid(stored) is True  # its reads brought up to date first (computed where missing)
+
     try:
-        lock.acquire()
+        with _lock(path):  # taken to find out whether the cache can be written
+            pass
     except OSError as e:
         if not saved.exists():
             raise cannot_write(e) from None
-        _note_use(key, cached=True)
+        _note_use(key, kind, cached=True)
         return read()
-    try:
-        if saved.exists():
-            if not _record_path(key).exists():
-                record()  # an entry made before records existed
-            _note_use(key, cached=True)
-            return read()
-    finally:
-        lock.release()
+    if current():  # checked outside the entry's lock: it may compute the entries this one read
+        with _lock(path):
+            if saved.exists():
+                _note_use(key, kind, cached=True)
+                return read()
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(_one_computation_at_a_time())
             held.enter_context(_lock(path))
         except OSError as e:
             raise cannot_write(e) from None
-        cached = saved.exists()
+        cached = current()
         if not cached:
             started = time.perf_counter()
-            with _announced(what, path):
+            with _announced(what, path), entries_read() as reads:
                 compute_and_save()
-            record(seconds=time.perf_counter() - started)
-        _note_use(key, cached)
+            _write_record(key, {**record, "seconds": time.perf_counter() - started, "reads": reads, "content": _content(key, kind)})
+        _note_use(key, kind, cached)
         return read()
 
 
-_loaded: dict[str, Foundation] = {}
+_loaded: dict[str, tuple[str | None, Foundation]] = {}
 
 
 def foundation_model(recipe: PretrainRecipe | None = None, *, progress: bool = True) -> Foundation:
     """The foundation model of `recipe` (default: `PretrainRecipe()`): loaded from
     the cache, or pre-trained once and saved (with a progress bar when stderr is
     a terminal and `progress` is on)."""
-    from learnjax.checkpoints import MANIFEST
     from learnjax.pretraining import Foundation, PretrainRecipe, pretrain
 
     recipe = recipe or PretrainRecipe()
-    code = code_version()
+    source = _source_of(pretrain)
+    found = computation(source)
+    code = found.code()
     key = cache_key("foundation", recipe.to_dict(), code)
-    if key in _loaded:
-        return _loaded[key]
     path = _entry_path(key, "foundation")
-    _loaded[key] = _read_or_compute(
-        path, path / MANIFEST, lambda: Foundation.load(path),
-        lambda: pretrain(recipe, progress=progress).save(path), "pre-training the foundation model",
-        lambda seconds=None: _write_record(key, "foundation", recipe.to_dict(), code, (), None, seconds=seconds),
-    )
-    return _loaded[key]
+    record = {"kind": "foundation", "params": recipe.to_dict(), "code": code, "source": source, "extra_files": [],
+              "modules": sorted(found.modules), "reads": []}
+    if key in _loaded:
+        _note_use(key, "foundation", cached=True, content=_loaded[key][0])
+        return _loaded[key][1]
+    model = _read_or_compute(key, "foundation", lambda: Foundation.load(path), lambda: pretrain(recipe, progress=progress).save(path),
+                             "pre-training the foundation model", record)
+    _loaded[key] = (_content(key, "foundation"), model)
+    return model
 
 
-def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], *, modules: tuple[str, ...] = (),
+def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], *,
                 extra_files: tuple[str | os.PathLike, ...] = ()) -> Any:
-    """`compute(**params)`, stored as JSON under a key of `kind`, `params` and the code:
-    the source of `compute`, of the foundation's modules, of `modules` and of the
-    Python files `extra_files` (code outside the library that `compute` runs)."""
+    """`compute(**params)`, stored as JSON under a key of `kind`, `params` and the
+    code that `compute` runs (`computation`): its own definitions, the package
+    modules they import, and the Python files `extra_files` (code outside the
+    library that `compute` runs). The entries it reads count by their content:
+    one computed again with the same result leaves this one valid."""
     extra_files = tuple(str(Path(f).resolve()) for f in extra_files)
-    code = code_version(FOUNDATION_MODULES + modules, _extra_source(textwrap.dedent(inspect.getsource(compute)), extra_files))
+    source = _source_of(compute)
+    found = computation(source, extra_files) if source else None
+    if found is None:  # no file to read it from (defined in an interactive session): its own source alone
+        found = Computation(_code_only(inspect.getsource(compute)), frozenset(), extra_files)
+    code = found.code()
     key = cache_key(kind, params, code)
     path = _entry_path(key, kind)
 
@@ -347,15 +514,17 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
         result = compute(**params)
         write_text(path, json.dumps(result, indent=1))
 
-    return _read_or_compute(path, path, lambda: json.loads(path.read_text(encoding="utf-8")), compute_and_save,
-                            f"measuring the {kind} experiment",
-                            lambda seconds=None: _write_record(key, kind, json.loads(json.dumps(params)), code, modules, _source_of(compute),
-                                                               extra_files, seconds=seconds))
+    record = {"kind": kind, "params": json.loads(json.dumps(params)), "code": code, "source": source,
+              "extra_files": list(extra_files), "modules": sorted(found.modules), "reads": []}
+    return _read_or_compute(key, kind, lambda: json.loads(path.read_text(encoding="utf-8")), compute_and_save,
+                            f"measuring the {kind} experiment", record)
 
 
 # --- Listing and pruning ------------------------------------------------------
 
 XLA = "xla"  # `use_compilation_cache`'s folder: JAX's own entries
+SITE_OUTPUTS = "site"  # the site build's outputs (docs/overrides/hooks/build_cache.py)
+SITE_USED = "used.json"  # in it: the outputs the last build used
 _ENTRY_NAME = re.compile(r"(?P<key>(?P<kind>.+)-[0-9a-f]{16})(?P<suffix>\..*)?")
 
 
@@ -364,7 +533,10 @@ class CacheEntry:
     """One entry of the cache folder and the files that make it up.
 
     `status`: "current" (this code reads it), "stale" (made by other code: never
-    read again), "incomplete" (its computation stopped, or is running),
+    read again), "outdated" (this code's, but an entry it read holds something
+    else now: computed again when next asked for), "waiting" (an entry it read
+    must be computed again first: if that comes out the same, this one stays
+    current), "incomplete" (its computation stopped, or is running),
     "unknown" (made before entries recorded their code, or by a computation
     that cannot be found by name), or "compiled" (XLA's compiled programs).
     """
@@ -386,28 +558,32 @@ def _size(path: Path) -> int:
     return path.lstat().st_size
 
 
-def _status(key: str, kind: str, files: dict[str, Path]) -> str:
-    from learnjax.checkpoints import MANIFEST
+def _foundation_source() -> dict:
+    """Where the foundation's computation lives (it imports JAX)."""
+    from learnjax.pretraining import pretrain
 
-    data = files.get("") if kind == "foundation" else files.get(".json")
-    complete = data is not None and (kind != "foundation" or (data / MANIFEST).is_file())
-    if not complete:
+    return _source_of(pretrain)
+
+
+def _status(key: str, kind: str, files: dict[str, Path]) -> str:
+    if not _saved(key, kind).exists():
         return "incomplete"
-    try:
-        record = json.loads(files[RECORD_SUFFIX].read_text(encoding="utf-8")) if RECORD_SUFFIX in files else None
-    except (OSError, ValueError):
-        record = None
+    record = _read_record(key) if RECORD_SUFFIX in files else None
     if record is None and kind == "foundation":  # a model's manifest holds its recipe: the key follows from it
         try:
-            recipe = json.loads((data / MANIFEST).read_text(encoding="utf-8"))["metadata"]["recipe"]
-            return "current" if cache_key(kind, recipe, code_version()) == key else "stale"
+            recipe = json.loads(_saved(key, kind).read_text(encoding="utf-8"))["metadata"]["recipe"]
+            record = {"kind": kind, "params": recipe, "source": _foundation_source()}
         except (OSError, ValueError, KeyError, TypeError):
             return "unknown"
     if record is None:
         return "unknown"
-    if kind != "foundation" and "<" in (record.get("source") or {}).get("function", "<"):
+    if kind == "foundation" and not record.get("source"):  # recorded before records named the computation
+        record = {**record, "source": _foundation_source()}
+    if "<" in (record.get("source") or {}).get("function", "<"):
         return "unknown"  # a computation not found by name: a lambda, a nested function, or one without a file
-    return "current" if _current_code(record) == record.get("code") else "stale"
+    if _current_key(record) != key:
+        return "stale"
+    return {True: "current", False: "outdated", None: "waiting"}[_still_valid(record, compute_missing=False)]
 
 
 def list_entries() -> list[CacheEntry]:
@@ -421,6 +597,8 @@ def list_entries() -> list[CacheEntry]:
     for path in sorted(root.iterdir()):
         if path.name == XLA and path.is_dir():
             entries.append(CacheEntry(XLA, "compiled programs", "compiled", _size(path), (path,)))
+        elif path.name == SITE_OUTPUTS and path.is_dir():
+            entries.extend(_site_outputs(path))
         elif match := _ENTRY_NAME.fullmatch(path.name):
             groups.setdefault(match["key"], {})[match["suffix"] or ""] = path
     for key, files in groups.items():
@@ -430,6 +608,43 @@ def list_entries() -> list[CacheEntry]:
         kind = _ENTRY_NAME.fullmatch(key)["kind"]
         entries.append(CacheEntry(key, kind, _status(key, kind, files), sum(_size(p) for p in files.values()), tuple(files.values())))
     return sorted(entries, key=lambda e: e.name)
+
+
+def _site_outputs(site: Path) -> list[CacheEntry]:
+    """The site build's stored outputs, as two entries: those the last build
+    used ("current") and the others ("stale": kept until pruned, so that a
+    reverted edit finds its outputs again)."""
+    try:
+        used = {site / name for name in json.loads((site / SITE_USED).read_text(encoding="utf-8"))}
+    except (OSError, ValueError, TypeError):
+        used = None
+    folders = ("blocks", "notebooks")
+    items = [p for p in site.iterdir() if p.name not in (*folders, SITE_USED)]
+    items += [p for folder in folders if (site / folder).is_dir() for p in (site / folder).iterdir()]
+    entries = []
+    for status, paths in (("current", [p for p in items if used is None or p in used]), ("stale", [p for p in items if used is not None and p not in used])):
+        if paths:
+            entries.append(CacheEntry(f"{SITE_OUTPUTS} ({len(paths)} outputs)", "page outputs", status if used is not None else "unknown",
+                                      sum(_size(p) for p in paths), tuple(sorted(paths))))
+    return entries
+
+
+def entry_graph() -> list[dict]:
+    """The cache's entries as a graph: each with its status, the seconds its
+    computation took (its cold cost), the entries it read, and the number of
+    package modules its code covers. Compiled programs and page outputs, which
+    read nothing by key, are left out. The current entries count as read
+    (`entries_read`): a page showing the graph is shown again when one changes."""
+    rows = []
+    for entry in list_entries():
+        if entry.kind in ("compiled programs", "page outputs"):
+            continue
+        record = _read_record(entry.name) or {}
+        if entry.status == "current":
+            _note_use(entry.name, entry.kind, cached=True, content=record.get("content"))
+        rows.append({**entry.to_dict(), "seconds": record.get("seconds"), "reads": [r["entry"] for r in record.get("reads", ())],
+                     "modules": len(record.get("modules", ()))})
+    return rows
 
 
 def _remove(path: Path) -> None:
@@ -452,11 +667,12 @@ def prune(everything: bool = False) -> tuple[list[CacheEntry], list[CacheEntry]]
     # With `everything`, no computation may be writing an entry meanwhile.
     with _one_computation_at_a_time() if everything else contextlib.nullcontext():
         for entry in list_entries():
-            if not (everything or entry.status in ("stale", "incomplete")):
+            if not (everything or entry.status in ("stale", "outdated", "incomplete")):
                 kept.append(entry)
                 continue
-            if entry.name == XLA:
-                _remove(entry.paths[0])
+            if entry.kind in ("compiled programs", "page outputs"):
+                for path in entry.paths:
+                    _remove(path)
                 removed.append(entry)
                 continue
             try:

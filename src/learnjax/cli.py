@@ -71,6 +71,7 @@ The file needs a header (CSV/TSV) or keys (JSON Lines) named text and label.""",
   learnjax experiment generation""",
     "cache": """examples:
   learnjax cache list
+  learnjax cache graph          # what each entry read, and the seconds it took
   learnjax cache prune          # entries of older versions of the code
   learnjax cache prune --all    # everything""",
 }
@@ -548,9 +549,24 @@ def cmd_cache_list(args: argparse.Namespace) -> None:
         return
     for e in entries:
         print(f"{e.name:<40} {_megabytes(e.bytes):>10}  {e.status}")
-    stale = sum(e.status in ("stale", "incomplete") for e in entries)
+    stale = sum(e.status in ("stale", "outdated", "incomplete") for e in entries)
     print(f"{_megabytes(total)} in {len(entries)} entries in {cache_root()}"
-          + (f"; `learnjax cache prune` removes the {stale} stale or incomplete" if stale else ""))
+          + (f"; `learnjax cache prune` removes the {stale} stale, outdated or incomplete" if stale else ""))
+
+
+def cmd_cache_graph(args: argparse.Namespace) -> None:
+    from learnjax.cache import cache_root, entry_graph
+
+    rows = entry_graph()
+    if args.json:
+        _print_json({"cache": str(cache_root()), "entries": rows})
+        return
+    for row in rows:
+        seconds = "" if row["seconds"] is None else f"{row['seconds']:.1f} s"
+        print(f"{row['name']:<40} {row['status']:<10} {seconds:>9}  {row['modules']:>3} modules"
+              + (f"  reads {', '.join(row['reads'])}" if row["reads"] else ""))
+    total = sum(row["seconds"] or 0 for row in rows if row["status"] == "current")
+    print(f"{len(rows)} entries in {cache_root()}; the current ones took {total:.0f} s to compute")
 
 
 def cmd_cache_prune(args: argparse.Namespace) -> None:
@@ -689,11 +705,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(commands, "experiment", "Run a measured experiment of the site and print its table.", cmd_experiment)
     p.add_argument("name", choices=list(EXPERIMENTS), help="; ".join(f"{name}: {what}" for name, what in EXPERIMENTS.items()))
 
-    p = commands.add_parser("cache", help="List or prune the cache of models and measurements ($LEARNJAX_CACHE).",
-                            description="List or prune the cache of models and measurements ($LEARNJAX_CACHE, else ~/.cache/learnjax).",
+    p = commands.add_parser("cache", help="List, graph or prune the cache of models and measurements ($LEARNJAX_CACHE).",
+                            description="List, graph or prune the cache of models and measurements ($LEARNJAX_CACHE, else ~/.cache/learnjax).",
                             epilog=EXAMPLES["cache"], formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     command(actions, "list", "List the entries: size, and whether this version of the code reads them.", cmd_cache_list, runs_models=False)
+    command(actions, "graph", "Show the entries as a graph: what each read, the seconds it took, and whether it is current.",
+            cmd_cache_graph, runs_models=False)
     p = command(actions, "prune", "Remove the entries that this version of the code never reads.", cmd_cache_prune, runs_models=False)
     p.add_argument("--all", action="store_true", help="remove every entry (they are computed again when needed)")
     return parser

@@ -146,8 +146,7 @@ def domain_specialization(settings: DomainSettings = DomainSettings()) -> dict:
     general text mixed in, and with LoRA. Each row's `seconds` is its run's."""
     import dataclasses
 
-    return cached_json("domain-specialization", {"settings": dataclasses.asdict(settings)}, _domain_specialization,
-                       modules=("domain", "lora"))
+    return cached_json("domain-specialization", {"settings": dataclasses.asdict(settings)}, _domain_specialization)
 
 
 def domain_table(result: dict) -> str:

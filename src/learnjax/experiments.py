@@ -17,7 +17,7 @@ def supervised_label_curve(sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[in
     from learnjax.supervised import label_learning_curve
 
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds)}
-    return cached_json("supervised-curve", params, label_learning_curve, modules=("supervised",))
+    return cached_json("supervised-curve", params, label_learning_curve)
 
 
 SCALING_AMOUNTS = (200, 1_000, 5_000, 40_000)
@@ -136,7 +136,7 @@ def label_efficiency(sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[int, ...
     """Held-out accuracy of full fine-tuning, a linear probe and training from
     scratch, against the number of labels: the fine-tuning page's experiment."""
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "learning_rates": tuple(learning_rates)}
-    return cached_json("label-efficiency", params, _label_efficiency, modules=("finetuning", "lora", "experiments"))
+    return cached_json("label-efficiency", params, _label_efficiency)
 
 
 MODE_NAMES = {"full": "fine-tuned", "probe": "linear probe (frozen)", "lora": "LoRA (adapters)", "scratch": "from scratch"}
@@ -220,7 +220,7 @@ def generation(temperatures: tuple[float, ...] = GENERATION_TEMPERATURES, per_ki
     against a Kneser-Ney trigram, facts checked against the world by temperature,
     and how varied its continuations are."""
     params = {"temperatures": tuple(temperatures), "per_kind": per_kind, "samples": samples}
-    return cached_json("generation", params, _generation, modules=("generation", "facts", "ngram", "experiments"))
+    return cached_json("generation", params, _generation)
 
 
 def generation_summary(result: dict) -> str:
@@ -338,8 +338,7 @@ def instruction_tuning(sizes: tuple[int, ...] = SFT_SIZES, seeds: tuple[int, ...
     facts, and how many of the held-out questions it answers after instruction
     tuning (full, LoRA), against tuning from scratch; LoRA's figures."""
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "learning_rates": {m: tuple(r) for m, r in learning_rates.items()}}
-    return cached_json("instruction-tuning", params, _instruction_tuning,
-                       modules=("instruction_tuning", "instructions", "lora", "generation", "facts", "experiments"))
+    return cached_json("instruction-tuning", params, _instruction_tuning)
 
 
 def instruction_tuning_summary(result: dict) -> str:
@@ -380,4 +379,4 @@ def scaling_out(devices: int = 8, steps: int = 40, processes: int = 2, devices_p
     devices (data parallel and FSDP), and `processes` processes joined by
     `jax.distributed` against one: the Scaling out page's and the tests' run."""
     params = {"devices": devices, "steps": steps, "processes": processes, "devices_per_process": devices_per_process}
-    return cached_json("scaling-out", params, _scaling_out, modules=("sharding", "scaling_check"))
+    return cached_json("scaling-out", params, _scaling_out)

@@ -2,26 +2,35 @@
 
 A build runs every executed block of every page and the whole notebook again,
 although a one-line edit of the prose changes none of their output. This hook
-keeps both in the learnjax cache, under a key of the library's code (as the
-experiments are) and of the versions of the packages that draw the output:
+keeps both in the learnjax cache:
 
-- each executed Python block's output (markdown-exec), under its source and
-  the sources of the blocks before it in its session. When one block of a
-  session must run again, the blocks before it that were reused run first,
-  quietly, so that it finds the names they made. A block that fails is never
-  stored: it fails again, and the strict build with it.
-- the executed notebook's page (mkdocs-jupyter's own cache, in a folder of
-  this key).
+- each executed Python block's output (markdown-exec), under a key of what it
+  reads: its source and the sources of the blocks before it in its session,
+  the code of the learnjax modules those import (transitively, from the
+  package's import graph) and of the repository's own modules they import
+  (`benchmarks/`), and the versions of the packages that draw the output. The
+  cache entries it read (an experiment, the foundation model) are stored
+  with it, each with a hash of its content: the output is reused while they
+  hold the same content (an entry computed again with the same result keeps
+  it). When one block of a session must run again, the blocks before it that
+  were reused run first, quietly, so that it finds the names they made. A
+  block that fails is never stored: it fails again, and the strict build
+  with it.
+- the executed notebook's page (mkdocs-jupyter's own cache, in a folder keyed
+  by the code the notebooks import and the packages' versions), emptied when
+  an entry of the learnjax cache changed since the last build (an experiment
+  deleted to measure it again).
 
-Both live in `<cache>/site/<key>/`, emptied when an entry of the learnjax
-cache changed since the last build (an experiment deleted to measure it
-again); folders of other keys are removed. The
-notebook's kernel talks to the build over Unix sockets (IPC) where the system
-has them, instead of unencrypted TCP on the loopback.
+Outputs live in `<cache>/site/`, stored by key, so that reverting an edit or
+switching branches back finds them again; `learnjax cache prune` removes those
+the last build did not use (`site/used.json`). The notebook's kernel talks to
+the build over Unix sockets (IPC) where the system has them, instead of
+unencrypted TCP on the loopback.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -33,9 +42,10 @@ import markdown_exec
 from markdown_exec import base_format
 from markdown_exec._internal.formatters.python import _run_python  # markdown-exec's way of running a block
 
-import learnjax
+from learnjax import cache
 from learnjax.atomic import write_text
-from learnjax.cache import cache_root, code_version
+from learnjax.cache import SITE_OUTPUTS, SITE_USED, XLA, cache_root, code_version, entries_read, still_hold
+from learnjax.code_graph import import_graph, imports_of
 
 PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec", "mkdocs-jupyter", "nbconvert")
 JUPYTER_CONFIG = Path(__file__).parent / "jupyter"  # KernelManager.transport = "ipc"
@@ -43,28 +53,63 @@ ROOT = Path(__file__).resolve().parents[3]  # the repository: docs/overrides/hoo
 ENTRIES = "cache-entries.json"  # the cache's entries when the last build ended
 
 
-def build_key() -> str:
-    """The library's code, the measuring code the Performance page runs, and the packages' versions."""
-    modules = tuple(sorted(path.stem for path in Path(learnjax.__file__).parent.glob("*.py")))
-    benchmarks = "".join(path.read_text(encoding="utf-8") for path in sorted((ROOT / "benchmarks").glob("*.py")))
-    versions = [f"{name}=={version(name)}" for name in PACKAGES]
-    return hashlib.sha256(json.dumps([code_version(modules, benchmarks), *versions]).encode()).hexdigest()[:16]
+def versions() -> list[str]:
+    return [f"{name}=={version(name)}" for name in PACKAGES]
+
+
+def local_modules(source: str, root: Path = ROOT) -> list[Path]:
+    """The repository's own Python files (outside the package) that `source`
+    imports, transitively: `from benchmarks.performance import measured`."""
+    found: list[Path] = []
+    todo = [source]
+    while todo:
+        for node in ast.walk(ast.parse(todo.pop())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            for name in names:
+                for path in (root / f"{name.replace('.', '/')}.py", root / name.replace(".", "/") / "__init__.py"):
+                    if path.is_file() and path not in found and not path.is_relative_to(cache.PACKAGE):
+                        found.append(path)
+                        todo.append(path.read_text(encoding="utf-8"))
+    return found
+
+
+def code_key(sources: list[str]) -> str:
+    """A hash of the code that `sources` run: theirs, the package modules they
+    import (transitively; the entries they read through the cache count by
+    content instead), and the repository's own modules they import."""
+    text = "\n".join(sources)
+    try:
+        local = local_modules(text)
+        imported = set(imports_of(text, cache.PACKAGE))
+    except SyntaxError:  # it fails when run, and is never stored
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+    for path in local:
+        imported |= imports_of(path.read_text(encoding="utf-8"), cache.PACKAGE)
+    graph = import_graph(cache.PACKAGE)
+    modules = graph.closure(imported, stop_at=cache.MACHINERY)
+    # A block may show what the cache's own code says (`learnjax cache graph`): its code counts, not what it imports.
+    modules |= {m for m in cache.MACHINERY if m in imported or any(m in graph.edges[n] for n in modules)}
+    return code_version(modules, "\n".join([text, *(path.read_text(encoding="utf-8") for path in local)]))
 
 
 def cache_entries() -> list[list]:
     """What the pages read from the learnjax cache (experiments, the foundation model): each entry's name and time."""
     return sorted([p.name, p.stat().st_mtime_ns] for p in cache_root().glob("*")
-                  if p.name not in ("site", "xla") and not p.name.endswith((".lock", ".tmp")))
+                  if p.name not in (SITE_OUTPUTS, XLA) and not p.name.endswith((".lock", ".tmp")))
 
 
-def build_cache_folder(key: str) -> Path:
-    """`<cache>/site/<key>/`, emptied when the cache's entries changed since the last build (an
-    experiment deleted to measure it again); the folders of other keys, never read again, removed."""
-    site = cache_root() / "site"
-    for stale in site.glob("*"):
-        if stale.name != key:
-            shutil.rmtree(stale, ignore_errors=True)
-    folder = site / key
+def notebooks_key(docs: Path) -> str:
+    """The notebooks' code (every Python file among the pages) and the packages' versions."""
+    sources = [path.read_text(encoding="utf-8") for path in sorted(docs.rglob("*.py")) if "overrides" not in path.parts]
+    return hashlib.sha256(json.dumps([code_key(sources), *versions()]).encode()).hexdigest()[:16]
+
+
+def notebooks_folder(key: str) -> Path:
+    """`<cache>/site/notebooks/<key>/`, emptied when the cache's entries changed since the last build
+    (an experiment deleted to measure it again)."""
+    folder = cache_root() / SITE_OUTPUTS / "notebooks" / key
     entries = folder / ENTRIES
     if entries.exists() and json.loads(entries.read_text(encoding="utf-8")) != cache_entries():
         shutil.rmtree(folder, ignore_errors=True)
@@ -76,31 +121,35 @@ def remember_cache_entries(folder: Path) -> None:
     (folder / ENTRIES).write_text(json.dumps(cache_entries()), encoding="utf-8")
 
 
+def _write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(data))
+
+
 class BlockOutputs:
-    """The executed blocks' outputs of one page: read when the page starts, written when it ends,
-    keeping only the outputs this render used, so that the file never grows with edits."""
+    """The executed blocks' outputs, each stored under its key (`<folder>/<key>.json`) with the
+    cache entries it read; the keys a build used are listed in `used`."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.page = None
+        self.used: set[str] = set()
 
     def start_page(self, page: str) -> None:
         self.page = page
-        path = self._path()
-        self.stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        self.used: dict[str, str] = {}
         self.sessions: dict[str, list[str]] = {}  # session -> sources run or reused so far on this page
         self.skipped: dict[str, list[dict]] = {}  # session -> reused blocks not run since
 
     def end_page(self) -> None:
-        if self.page is not None and self.used != self.stored:
-            path = self._path()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(path, json.dumps(self.used))
         self.page = None
 
-    def _path(self) -> Path:
-        return self.folder / "pages" / (hashlib.sha256(self.page.encode()).hexdigest()[:16] + ".json")
+    def _stored(self, key: str) -> str | None:
+        """The output stored under `key`, if the entries it read still hold what they held."""
+        try:
+            stored = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return stored["output"] if still_hold(stored["reads"]) else None
 
     def format_python(self, **options) -> str:
         """markdown-exec's Python formatter, with each block's output reused when its key is stored."""
@@ -109,20 +158,24 @@ class BlockOutputs:
         session = options.get("session")
         history = self.sessions.setdefault(session, []) if session else []
         settings = {name: value for name, value in options.items() if name != "md"}
-        key = hashlib.sha256(json.dumps([settings, history], default=str, sort_keys=True).encode()).hexdigest()
+        sources = [*history, options["code"]]
+        key = hashlib.sha256(json.dumps([settings, history, code_key(sources), *versions()], default=str,
+                                        sort_keys=True).encode()).hexdigest()
         history.append(options["code"])
-        if key in self.stored:
-            self.used[key] = self.stored[key]
+        self.used.add(key)
+        output = self._stored(key)
+        if output is not None:
             if session:
                 self.skipped.setdefault(session, []).append(options)
-            return base_format(language="python", run=lambda *args, **kwargs: self.used[key], **options)
+            return base_format(language="python", run=lambda *args, **kwargs: output, **options)
 
         def run(code, **kwargs):
             for earlier in self.skipped.pop(session, []) if session else []:
                 _run_python(earlier["code"], returncode=earlier.get("returncode"), session=session,
                             id=earlier.get("id"), **earlier.get("extra", {}))
-            output = _run_python(code, **kwargs)
-            self.used[key] = output  # only reached when the block ran without error
+            with entries_read() as reads:
+                output = _run_python(code, **kwargs)
+            _write(self.folder / f"{key}.json", {"output": output, "reads": reads})  # only reached when the block ran without error
             return output
 
         return base_format(language="python", run=run, **options)
@@ -131,14 +184,17 @@ class BlockOutputs:
 outputs: BlockOutputs | None = None
 
 
+notebooks: Path | None = None
+
+
 def on_config(config):
-    global outputs
-    folder = build_cache_folder(build_key())
-    outputs = BlockOutputs(folder)
+    global outputs, notebooks
+    outputs = BlockOutputs(cache_root() / SITE_OUTPUTS / "blocks")
     markdown_exec.formatters["python"] = outputs.format_python
-    notebooks = next(p for p in config.plugins.values() if type(p).__module__.startswith("mkdocs_jupyter"))
-    notebooks.config["cache"] = True
-    notebooks.config["cache_dir"] = str(folder / "notebooks")
+    notebooks = notebooks_folder(notebooks_key(Path(config.docs_dir)))
+    plugin = next(p for p in config.plugins.values() if type(p).__module__.startswith("mkdocs_jupyter"))
+    plugin.config["cache"] = True
+    plugin.config["cache_dir"] = str(notebooks)
     if os.name == "posix":  # zmq's IPC transport needs Unix sockets
         paths = [str(JUPYTER_CONFIG), *filter(None, os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep))]
         os.environ["JUPYTER_CONFIG_PATH"] = os.pathsep.join(dict.fromkeys(paths))
@@ -156,4 +212,6 @@ def on_page_content(html, page, config, files):
 
 
 def on_post_build(config):
-    remember_cache_entries(outputs.folder)
+    remember_cache_entries(notebooks)
+    used = [f"blocks/{key}.json" for key in sorted(outputs.used)] + [notebooks.relative_to(cache_root() / SITE_OUTPUTS).as_posix()]
+    _write(cache_root() / SITE_OUTPUTS / SITE_USED, used)
