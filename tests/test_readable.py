@@ -29,6 +29,15 @@ def config(tokenizer):
     return EncoderConfig(len(tokenizer), max_len=32, d_model=32, n_layers=2, n_heads=4, d_ff=64)
 
 
+@pytest.mark.parametrize("seed, rate", [(0, 0.15), (1, 0.25), (2, 0.5)])
+def test_the_readable_masking_hides_what_the_compiled_masking_hides(data, seed, rate):
+    tokenizer, tokens, _ = data
+    key = jax.random.key(seed)
+    for clear, compiled in zip(readable.mask_words(key, tokens, len(tokenizer), rate),
+                               mask_tokens(key, tokens, len(tokenizer), rate), strict=True):
+        np.testing.assert_array_equal(clear, compiled)
+
+
 def test_the_readable_encoder_scores_what_the_model_scores(data):
     tokenizer, tokens, segments = data
     model = MaskedLanguageModel(config(tokenizer), rngs=nnx.Rngs(0))
