@@ -1,4 +1,4 @@
-"""The language models' steps written to be read: the clearest correct version of each.
+"""The language models' steps written to be read: the clearest correct version.
 
 The Learn pages show these. The library's own versions (`learnjax.model`,
 `learnjax.steps`, `learnjax.generation`) compute the same numbers faster;
@@ -16,24 +16,27 @@ from flax import nnx
 
 from learnjax.generation import NEVER_WRITTEN
 from learnjax.masking import N_SPECIAL
-from learnjax.model import (MaskedLanguageModel, NextWordModel, SelfAttention, Transformer,
-                            positions_in_segment)
+from learnjax.model import (MaskedLanguageModel, NextWordModel, SelfAttention,
+                            Transformer, positions_in_segment)
 from learnjax.steps import next_word_targets
 from learnjax.tokenizer import END_ID, MASK_ID, PAD_ID
 
 
 # --8<-- [start:mask_words]
-def mask_words(key: jax.Array, tokens: jax.Array, vocab_size: int, rate: float = 0.15):
-    """BERT's recipe: choose a share `rate` of the real tokens (B, T); of those, 80%
-    become [MASK], 10% a random word, 10% stay. Returns what the model sees, the
-    words it must recover ([PAD] elsewhere) and a weight of 1 where it is scored."""
+def mask_words(key: jax.Array, tokens: jax.Array, vocab_size: int, rate=0.15):
+    """BERT's recipe: choose a share `rate` of the real tokens (B, T); of
+    those, 80% become [MASK], 10% a random word, 10% stay. Returns what the
+    model sees, the words it must recover ([PAD] elsewhere) and a weight of 1
+    where a prediction is scored."""
     k_choose, k_action, k_random = jax.random.split(key, 3)
     maskable = tokens >= N_SPECIAL  # never [PAD], [UNK], [MASK] or [CLS]
     chosen = maskable & (jax.random.uniform(k_choose, tokens.shape) < rate)
     action = jax.random.uniform(k_action, tokens.shape)  # which of the three
-    random_words = jax.random.randint(k_random, tokens.shape, N_SPECIAL, vocab_size)
+    random_words = jax.random.randint(k_random, tokens.shape, N_SPECIAL,
+                                      vocab_size)
     inputs = jnp.where(chosen & (action < 0.8), MASK_ID, tokens)
-    inputs = jnp.where(chosen & (action >= 0.8) & (action < 0.9), random_words, inputs)
+    swap = chosen & (action >= 0.8) & (action < 0.9)
+    inputs = jnp.where(swap, random_words, inputs)
     targets = jnp.where(chosen, tokens, PAD_ID)  # what the model must recover
     weights = chosen.astype(jnp.float32)  # 1 where a prediction is scored
     return inputs, targets, weights
@@ -66,9 +69,9 @@ def attention(layer: SelfAttention, x: jax.Array, allowed: jax.Array):
     """
     B, T, D = x.shape
     H = layer.n_heads
-    q, k, v = jnp.split(layer.qkv(x), 3, axis=-1)  # query, key, value: 3 x (B, T, D)
+    q, k, v = jnp.split(layer.qkv(x), 3, axis=-1)  # query, key, value: (B, T, D)
     q, k, v = (a.reshape(B, T, H, D // H) for a in (q, k, v))  # H heads
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(D // H)  # (B, H, T, T)
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(D // H)  # B, H, T, T
     scores = jnp.where(allowed[:, None], scores, jnp.finfo(scores.dtype).min)
     weights = jax.nn.softmax(scores, axis=-1)  # each row adds up to 1
     mixed = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(B, T, D)
@@ -77,7 +80,7 @@ def attention(layer: SelfAttention, x: jax.Array, allowed: jax.Array):
 
 
 # --8<-- [start:transformer]
-def transformer(model: Transformer, tokens: jax.Array, segments=None, causal=False):
+def transformer(model: Transformer, tokens, segments=None, causal=False):
     """Token ids (B, T) to one vector per token (B, T, D), and the attention
     weights of every layer (a list of (B, H, T, T))."""
     if segments is None:  # one text per row
@@ -105,7 +108,7 @@ def masked_word_scores(model: MaskedLanguageModel, tokens, segments=None):
 
 
 def next_word_scores(model: NextWordModel, tokens, segments=None):
-    """Logits (B, T, V): at each position, a score for every possible next word."""
+    """Logits (B, T, V): at each position, a score for every next word."""
     h, _ = transformer(model.decoder, tokens, segments, causal=True)
     return model.decoder.token_embed.attend(h)
 # --8<-- [end:scores]
@@ -161,8 +164,8 @@ def write(model: NextWordModel, prompt_ids: list[int], max_new_tokens: int,
     draws one at random, by probabilities flattened as the temperature rises."""
     ids = list(prompt_ids)  # [CLS] and the prompt's words
     for _ in range(max_new_tokens):
-        logits = next_word_scores(model, jnp.array([ids]))[0, -1]  # after the last
-        logits = logits.at[jnp.array(NEVER_WRITTEN)].set(-jnp.inf)  # no [PAD]...
+        logits = next_word_scores(model, jnp.array([ids]))[0, -1]  # the last
+        logits = logits.at[jnp.array(NEVER_WRITTEN)].set(-jnp.inf)  # [PAD]...
         if temperature == 0:
             token = int(logits.argmax())
         else:
