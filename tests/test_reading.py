@@ -99,23 +99,25 @@ def test_no_page_shows_a_temporary_folder(built_site):
     assert not found, f"temporary paths in the built site: {found}"
 
 
-class _Rows(HTMLParser):
-    """The rows of every table of a page, as lists of cell texts."""
+class _Tables(HTMLParser):
+    """Every table of a page: its rows, as lists of cell texts."""
 
     def __init__(self):
         super().__init__()
-        self.rows: list[list[str]] = []
+        self.tables: list[list[list[str]]] = []
         self.cell: list[str] | None = None
 
     def handle_starttag(self, tag, attrs):
-        if tag == "tr":
-            self.rows.append([])
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
         elif tag in ("td", "th"):
             self.cell = []
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self.cell is not None:
-            self.rows[-1].append("".join(self.cell).strip())
+            self.tables[-1][-1].append("".join(self.cell).strip())
             self.cell = None
 
     def handle_data(self, data):
@@ -126,17 +128,13 @@ class _Rows(HTMLParser):
 def identical_sample_rows(html: str) -> list[tuple[str, str]]:
     """Pairs of sampling temperatures whose rows of the samples table
     ("temperature", "prompt", "three samples") are all the same."""
-    parser = _Rows()
+    parser = _Tables()
     parser.feed(html)
     by_temperature: dict[str, list[tuple[str, str]]] = {}
-    in_table = False
-    for row in parser.rows:
-        if row[:3] == ["temperature", "prompt", "three samples"]:
-            in_table = True
-        elif in_table and len(row) == 3:
-            by_temperature.setdefault(row[0], []).append((row[1], row[2]))
-        else:
-            in_table = False
+    for header, *rows in (t for t in parser.tables if t):
+        if header == ["temperature", "prompt", "three samples"]:
+            for temperature, prompt, samples in rows:
+                by_temperature.setdefault(temperature, []).append((prompt, samples))
     sampled = [t for t in by_temperature if float(t) > 0]
     return [(a, b) for a, b in zip(sampled, sampled[1:]) if by_temperature[a] == by_temperature[b]]
 
