@@ -18,5 +18,5 @@ targets, weights = next_word_targets(tokens, segments, learn=segments > 0)
 print(f"{'the model has read':<44} {'answer':>8}")
 for position, (target, scored) in enumerate(zip(targets[0], weights[0])):
     if scored:
-        read = " ".join(tokenizer.vocab[int(t)] for t in tokens[0, : position + 1])
+        read = " ".join(tokenizer.vocab[int(t)] for t in tokens[0, :position + 1])
         print(f"{read:<44} {tokenizer.vocab[int(target)]:>8}")
