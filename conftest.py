@@ -25,7 +25,7 @@ pytest_runtest_makereport = fail_skips_in_ci  # in CI, a skipped test of the doc
 # module, so each page and each module stays on one worker; the site tests
 # share one strict build, so they stay together too. These groups are the
 # longest, so they start first.
-SITE_TESTS = ("tests/test_site.py", "tests/test_browser.py")
+SITE_TESTS = ("tests/test_site.py", "tests/test_browser.py", "tests/test_reading.py")
 
 
 def _group(item) -> str | None:

@@ -7,5 +7,6 @@ from learnjax import fill_mask, foundation_model
 
 foundation = foundation_model()  # pre-trained once, then loaded from the cache
 
-for prediction in fill_mask(foundation, "Today I went to the café and drank [MASK].", top_k=5):
+sentence = "Today I went to the café and drank [MASK]."
+for prediction in fill_mask(foundation, sentence, top_k=5):
     print(f"{prediction.word:>10}  {prediction.probability:6.1%}")

@@ -1,4 +1,5 @@
-"""Self-supervised learning: hide some words of a sentence; the hidden words are the answers.
+"""Self-supervised learning: hide some words of a sentence;
+the hidden words are the answers.
 
 Run it: python snippets/masking_a_sentence.py
 """
@@ -11,10 +12,13 @@ texts = corpus.build_corpus(2_000)  # unlabeled text: nobody wrote any answers
 tokenizer = Tokenizer.from_texts(texts)
 
 sentence = "Today I went to the café and drank coffee."
-tokens = tokenizer.encode_batch([sentence], max_len=12)  # (1, 12): [CLS], the words, padding
-inputs, targets, weights = mask_tokens(jax.random.key(7), tokens, vocab_size=len(tokenizer), rate=0.3)
+tokens = tokenizer.encode_batch([sentence], max_len=12)  # (1, 12), padded
+key = jax.random.key(7)  # the same key always hides the same words
+inputs, targets, weights = mask_tokens(key, tokens, len(tokenizer), rate=0.3)
 
 print(f"{'token':>8} {'model sees':>11} {'answer':>8}")
-for token, seen, target, scored in zip(tokens[0], inputs[0], targets[0], weights[0]):
+for token, seen, target, scored in zip(tokens[0], inputs[0], targets[0],
+                                       weights[0]):
     answer = tokenizer.vocab[int(target)] if scored else ""
-    print(f"{tokenizer.vocab[int(token)]:>8} {tokenizer.vocab[int(seen)]:>11} {answer:>8}")
+    word, shown = tokenizer.vocab[int(token)], tokenizer.vocab[int(seen)]
+    print(f"{word:>8} {shown:>11} {answer:>8}")

@@ -51,7 +51,8 @@ class Sampling:
 
 
 # --8<-- [start:sample_next]
-def sample_next(key: jax.Array, logits: jax.Array, temperature, top_k, top_p) -> jax.Array:
+def sample_next(key: jax.Array, logits: jax.Array, temperature, top_k,
+                top_p) -> jax.Array:
     """The next token of each row (B,) from its scores (B, V). The settings are
     values, not static arguments: changing them compiles nothing. Each call
     runs only the branch its settings need (`jax.lax.cond`): greedy decoding
@@ -62,9 +63,11 @@ def sample_next(key: jax.Array, logits: jax.Array, temperature, top_k, top_p) ->
         ranked = jnp.sort(scaled, axis=-1)[:, ::-1]  # (B, V), best first
         rank = jnp.arange(scaled.shape[-1])
         probs = jax.nn.softmax(ranked, axis=-1)
-        before = jnp.cumsum(probs, axis=-1) - probs  # probability of the better-ranked tokens
-        keep = ((top_k <= 0) | (rank < top_k)) & (before < top_p)  # the best token is always kept
-        threshold = jnp.min(jnp.where(keep, ranked, jnp.inf), axis=-1, keepdims=True)  # (B, 1)
+        before = jnp.cumsum(probs, axis=-1) - probs  # of the better-ranked tokens
+        # The best token is always kept.
+        keep = ((top_k <= 0) | (rank < top_k)) & (before < top_p)
+        threshold = jnp.min(jnp.where(keep, ranked, jnp.inf), axis=-1,
+                            keepdims=True)  # (B, 1)
         return jnp.where(scaled >= threshold, scaled, -jnp.inf)
 
     def sample(logits):
@@ -72,7 +75,8 @@ def sample_next(key: jax.Array, logits: jax.Array, temperature, top_k, top_p) ->
         scaled = jax.lax.cond((top_k > 0) | (top_p < 1), keep_best, lambda s: s, scaled)
         return jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
 
-    return jax.lax.cond(temperature > 0, sample, lambda s: s.argmax(-1).astype(jnp.int32), logits)
+    return jax.lax.cond(temperature > 0, sample,
+                        lambda s: s.argmax(-1).astype(jnp.int32), logits)
 # --8<-- [end:sample_next]
 
 
@@ -95,18 +99,21 @@ def prefill(model, prompts: jax.Array, lengths: jax.Array):
         scores, caches = carry
         start = c * chunk
         at = jnp.broadcast_to(start + jnp.arange(chunk), (B, chunk))
-        logits, caches = model.extend(jax.lax.dynamic_slice_in_dim(prompts, start, chunk, axis=1), at, caches)
+        logits, caches = model.extend(
+            jax.lax.dynamic_slice_in_dim(prompts, start, chunk, axis=1), at, caches)
         last = lengths - 1 - start  # where each prompt's last token is in this chunk
         inside = (last >= 0) & (last < chunk)
-        return jnp.where(inside[:, None], logits[rows, jnp.clip(last, 0, chunk - 1)], scores), caches
+        return jnp.where(inside[:, None], logits[rows, jnp.clip(last, 0, chunk - 1)],
+                         scores), caches
 
     scores = jnp.zeros((B, model.config.vocab_size), jnp.float32)
-    return jax.lax.fori_loop(0, (lengths.max() + chunk - 1) // chunk, read, (scores, model.empty_cache(B)))
+    return jax.lax.fori_loop(0, (lengths.max() + chunk - 1) // chunk, read,
+                             (scores, model.empty_cache(B)))
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "use_cache", "stop_at_end"))
-def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, top_k, top_p, *, graphdef, use_cache=True,
-                    stop_at_end=True):
+def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, top_k,
+                    top_p, *, graphdef, use_cache=True, stop_at_end=True):
     """Continues each prompt, a row of `prompts` (B, L) whose first `lengths[b]`
     tokens are real, by up to `max_new_tokens` tokens, stopping a row at `[END]`.
 
@@ -120,12 +127,14 @@ def generate_tokens(state, prompts, lengths, key, max_new_tokens, temperature, t
     if use_cache:  # read every prompt once, keeping each layer's keys and values
         scores, caches = prefill(model, prompts, lengths)
     else:
-        scores, caches = model(prompts)[rows, lengths - 1], None  # (B, V): the next token after each prompt
+        # (B, V): the next token after each prompt
+        scores, caches = model(prompts)[rows, lengths - 1], None
 
     def step(carry):
         i, key, scores, caches, text, new, done = carry
         key, draw = jax.random.split(key)
-        token = jnp.where(done, PAD_ID, sample_next(draw, scores, temperature, top_k, top_p))  # (B,)
+        token = jnp.where(done, PAD_ID,
+                          sample_next(draw, scores, temperature, top_k, top_p))  # (B,)
         new = new.at[:, i].set(token)
         text = text.at[rows, lengths + i].set(jnp.where(done, PAD_ID, token))
         done = done | ((token == END_ID) & stop_at_end)

@@ -77,7 +77,7 @@ def select_predictions(targets: jax.Array, weights: jax.Array, max_predictions: 
     positions are filled with weight-0 slots; in the rare row with more, the
     extra ones are dropped (BERT's `max_predictions_per_seq`).
     """
-    _, positions = jax.lax.top_k(weights, max_predictions)  # scored positions sort first
+    _, positions = jax.lax.top_k(weights, max_predictions)  # scored positions first
     take = lambda a: jnp.take_along_axis(a, positions, axis=1)
     return positions, take(targets), take(weights)
 # --8<-- [end:select_predictions]

@@ -100,7 +100,8 @@ class SelfAttention(nnx.Module):
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(D // H)  # (B, H, T, L)
         # A position attends only to the tokens `allowed` (B, T, L) lets it see.
         scores = jnp.where(allowed[:, None], scores, jnp.finfo(scores.dtype).min)
-        attended = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v)  # (B, T, H, Dh)
+        attended = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1),
+                              v)  # (B, T, H, Dh)
         return per_token(self.proj, attended.reshape(B, T, D)), cache  # (B, T, D)
 
 
@@ -117,7 +118,8 @@ class Block(nnx.Module):
     def __call__(self, x: jax.Array, allowed: jax.Array, cache=None, at=None):
         attended, cache = self.attn(self.ln1(x), allowed, cache, at)
         x = x + attended
-        return x + per_token(self.ff2, nnx.gelu(per_token(self.ff1, self.ln2(x)))), cache
+        return x + per_token(self.ff2,
+                             nnx.gelu(per_token(self.ff1, self.ln2(x)))), cache
 
 
 class Transformer(nnx.Module):
@@ -126,20 +128,26 @@ class Transformer(nnx.Module):
     def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
         self.config = config
         init = nnx.initializers.normal(0.02)
-        self.token_embed = nnx.Embed(config.vocab_size, config.d_model, embedding_init=init, rngs=rngs)
-        self.position_embed = nnx.Embed(config.max_len, config.d_model, embedding_init=init, rngs=rngs)
-        self.blocks = nnx.List([Block(config.d_model, config.n_heads, config.d_ff, rngs=rngs) for _ in range(config.n_layers)])
+        self.token_embed = nnx.Embed(config.vocab_size, config.d_model,
+                                     embedding_init=init, rngs=rngs)
+        self.position_embed = nnx.Embed(config.max_len, config.d_model,
+                                        embedding_init=init, rngs=rngs)
+        self.blocks = nnx.List([Block(config.d_model, config.n_heads, config.d_ff,
+                                      rngs=rngs) for _ in range(config.n_layers)])
         self.ln_final = nnx.LayerNorm(config.d_model, rngs=rngs)
 
-    def __call__(self, tokens: jax.Array, segments: jax.Array | None = None, *, causal: bool = False) -> jax.Array:
+    def __call__(self, tokens: jax.Array, segments: jax.Array | None = None, *,
+                 causal: bool = False) -> jax.Array:
         """`segments` (B, T) numbers the texts packed into each row (0 = padding);
         without it each row holds one text. `causal`: each token sees only itself
         and the tokens before it (a decoder), not the whole text (an encoder)."""
         if segments is None:
             segments = (tokens != PAD_ID).astype(jnp.int32)  # (B, T)
-        allowed = (segments[:, :, None] == segments[:, None, :]) & (segments[:, None, :] > 0)  # (B, T, T)
+        allowed = ((segments[:, :, None] == segments[:, None, :])
+                   & (segments[:, None, :] > 0))  # (B, T, T)
         if causal:
-            allowed &= jnp.tril(jnp.ones(allowed.shape[1:], bool))  # key position <= query position
+            # key position <= query position
+            allowed &= jnp.tril(jnp.ones(allowed.shape[1:], bool))
         positions = positions_in_segment(segments)  # (B, T): 0 at each text's [CLS]
         x = self.token_embed(tokens) + self.position_embed(positions)  # (B, T, D)
         for block in self.blocks:
@@ -148,7 +156,7 @@ class Transformer(nnx.Module):
 
 
 def positions_in_segment(segments: jax.Array) -> jax.Array:
-    """Position of each token within its own text: 0, 1, 2, ... restarting per segment."""
+    """Position of each token within its own text: 0, 1, 2, ... restarting per text."""
     T = segments.shape[1]
     index = jnp.broadcast_to(jnp.arange(T), segments.shape)  # (B, T)
     previous = jnp.pad(segments[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
@@ -170,7 +178,8 @@ class MaskedLanguageModel(nnx.Module):
     def config(self) -> EncoderConfig:
         return self.encoder.config
 
-    def __call__(self, tokens: jax.Array, segments: jax.Array | None = None, positions: jax.Array | None = None) -> jax.Array:
+    def __call__(self, tokens: jax.Array, segments: jax.Array | None = None,
+                 positions: jax.Array | None = None) -> jax.Array:
         """Scores (B, T, V), or (B, P, V) at the `positions` (B, P) only: predicting
         just the hidden words skips most of the vocabulary projection."""
         h = self.encoder(tokens, segments)  # (B, T, D)
@@ -178,7 +187,8 @@ class MaskedLanguageModel(nnx.Module):
             h = jnp.take_along_axis(h, positions[..., None], axis=1)  # (B, P, D)
         h = self.ln(nnx.gelu(per_token(self.transform, h)))
         # Tied weights: the output layer is the transposed token embedding table.
-        return per_token(self.encoder.token_embed.attend, h) + self.bias[...]  # (B, ., V)
+        # (B, ., V)
+        return per_token(self.encoder.token_embed.attend, h) + self.bias[...]
 # --8<-- [end:encoder]
 
 
@@ -208,13 +218,15 @@ class KVCache:
 
     @classmethod
     def empty(cls, config: EncoderConfig, batch: int, dtype=jnp.float32) -> "KVCache":
-        shape = (batch, config.max_len, config.n_heads, config.d_model // config.n_heads)
+        shape = (batch, config.max_len, config.n_heads,
+                 config.d_model // config.n_heads)
         return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 
     def write(self, keys: jax.Array, values: jax.Array, at: jax.Array) -> "KVCache":
-        """This cache with `keys` and `values` (B, T, H, Dh) stored at positions `at` (B, T)."""
+        """This cache with `keys` and `values` (B, T, H, Dh) stored at `at` (B, T)."""
         rows = jnp.arange(keys.shape[0])[:, None]  # (B, 1)
-        return KVCache(self.keys.at[rows, at].set(keys), self.values.at[rows, at].set(values))
+        return KVCache(self.keys.at[rows, at].set(keys),
+                       self.values.at[rows, at].set(values))
 
 
 class NextWordModel(nnx.Module):
@@ -228,18 +240,21 @@ class NextWordModel(nnx.Module):
     def config(self) -> EncoderConfig:
         return self.decoder.config
 
-    def __call__(self, tokens: jax.Array, segments: jax.Array | None = None) -> jax.Array:
+    def __call__(self, tokens: jax.Array,
+                 segments: jax.Array | None = None) -> jax.Array:
         """Scores (B, T, V): at position t, for the token at t + 1."""
         h = self.decoder(tokens, segments, causal=True)  # (B, T, D)
         return per_token(self.decoder.token_embed.attend, h)  # tied weights: (B, T, V)
 
-    def extend(self, tokens: jax.Array, at: jax.Array, caches: list[KVCache]) -> tuple[jax.Array, list[KVCache]]:
+    def extend(self, tokens: jax.Array, at: jax.Array,
+               caches: list[KVCache]) -> tuple[jax.Array, list[KVCache]]:
         """Scores (B, T, V) for new `tokens` (B, T) at positions `at` (B, T) of one
         text per row, reading the keys and values cached for the positions before:
         the whole prompt at once, then one token per step of generation."""
         decoder = self.decoder
         L = caches[0].keys.shape[1]
-        allowed = jnp.arange(L)[None, None, :] <= at[:, :, None]  # (B, T, L): the cache up to each token's position
+        # (B, T, L): the cache up to each token's position
+        allowed = jnp.arange(L)[None, None, :] <= at[:, :, None]
         x = decoder.token_embed(tokens) + decoder.position_embed(at)  # (B, T, D)
         new_caches = []
         for block, cache in zip(decoder.blocks, caches):

@@ -16,13 +16,15 @@ def classification_loss(model, tokens, labels):
     return loss, logits
 
 
-def supervised_update(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.Array, labels: jax.Array):
+def supervised_update(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.Array,
+                      labels: jax.Array):
     """One step of supervised learning: predict the labels, then follow the gradient.
 
     Only the parameters the optimizer was built for (its `wrt` filter) are
     differentiated and updated, so a frozen encoder costs no gradient work.
     """
-    grad_fn = nnx.value_and_grad(classification_loss, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True)
+    grad_fn = nnx.value_and_grad(
+        classification_loss, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True)
     (loss, logits), grads = grad_fn(model, tokens, labels)
     optimizer.update(model, grads)
     accuracy = (logits.argmax(-1) == labels).mean()
@@ -30,7 +32,7 @@ def supervised_update(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.A
 
 
 supervised_step = nnx.jit(supervised_update)
-"""`supervised_update` compiled by XLA into one program: forward pass, backward pass and update."""
+"""`supervised_update` compiled by XLA: forward, backward and update in one program."""
 # --8<-- [end:supervised_step]
 
 
@@ -39,17 +41,18 @@ def masked_prediction_loss(model, batch):
     # Scores only at the chosen positions: (B, P, V) instead of (B, T, V).
     logits = model(batch["inputs"], batch["segments"], batch["positions"])
     targets, weights = batch["targets"], batch["weights"]  # (B, P)
-    per_token = optax.softmax_cross_entropy_with_integer_labels(logits, targets)  # (B, P)
+    per_token = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     n_scored = jnp.maximum(weights.sum(), 1.0)
     loss = (per_token * weights).sum() / n_scored  # only the hidden words count
     # A hit when the target scores highest (argmax == target but for exact ties):
     # a max and a gather, cheaper on CPU than argmax over the whole vocabulary.
-    target_score = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]  # (B, P)
+    target_score = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
     accuracy = ((target_score >= logits.max(-1)) * weights).sum() / n_scored
     return loss, accuracy
 
 
-def masked_prediction_update(model: nnx.Module, optimizer: nnx.Optimizer, batch: dict[str, jax.Array]):
+def masked_prediction_update(model: nnx.Module, optimizer: nnx.Optimizer,
+                             batch: dict[str, jax.Array]):
     """One step of self-supervised learning: recover the hidden words.
 
     `batch` holds `inputs` and `segments` (B, T) and `positions`, `targets` and
@@ -62,7 +65,7 @@ def masked_prediction_update(model: nnx.Module, optimizer: nnx.Optimizer, batch:
 
 
 masked_prediction_step = nnx.jit(masked_prediction_update)
-"""`masked_prediction_update` compiled by XLA into one program: the step a loop calls."""
+"""`masked_prediction_update` compiled by XLA into one program: what a loop calls."""
 # --8<-- [end:masked_prediction_step]
 
 
@@ -73,7 +76,8 @@ def predict_logits(model: nnx.Module, tokens: jax.Array) -> jax.Array:
 
 # --8<-- [start:next_word_step]
 # --8<-- [start:next_word_targets]
-def next_word_targets(tokens: jax.Array, segments: jax.Array, learn: jax.Array) -> tuple[jax.Array, jax.Array]:
+def next_word_targets(tokens: jax.Array, segments: jax.Array,
+                      learn: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The text labels itself: the target at each position is the token after it.
 
     Returns `(targets, weights)`, both (B, T): the tokens shifted left by one,
@@ -92,22 +96,24 @@ def next_word_targets(tokens: jax.Array, segments: jax.Array, learn: jax.Array) 
 def next_word_loss(model, tokens, segments, learn):
     logits = model(tokens, segments)  # (B, T, V): each position scores the next token
     targets, weights = next_word_targets(tokens, segments, learn)
-    per_token = optax.softmax_cross_entropy_with_integer_labels(logits, targets)  # (B, T)
+    per_token = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     n_scored = jnp.maximum(weights.sum(), 1.0)
     loss = (per_token * weights).sum() / n_scored
-    target_score = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]  # (B, T)
+    target_score = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
     accuracy = ((target_score >= logits.max(-1)) * weights).sum() / n_scored
     return loss, accuracy
 
 
-def next_word_update(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.Array, segments: jax.Array, learn: jax.Array):
+def next_word_update(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.Array,
+                     segments: jax.Array, learn: jax.Array):
     """One step of next-word prediction, the self-supervised objective of GPT:
     predict every token from the ones before it, then follow the gradient.
 
     Only the parameters the optimizer was built for (its `wrt` filter: all of
     them, or LoRA's adapters) are differentiated and updated.
     """
-    grad_fn = nnx.value_and_grad(next_word_loss, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True)
+    grad_fn = nnx.value_and_grad(
+        next_word_loss, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True)
     (loss, accuracy), grads = grad_fn(model, tokens, segments, learn)
     optimizer.update(model, grads)
     return loss, accuracy
