@@ -397,19 +397,26 @@ def _status(key: str, kind: str, files: dict[str, Path]) -> str:
         return "incomplete"
     try:
         record = json.loads(files[RECORD_SUFFIX].read_text(encoding="utf-8")) if RECORD_SUFFIX in files else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         record = None
+    if not isinstance(record, dict):
+        record = None  # a record of another shape: as if there were none
     if record is None and kind == "foundation":  # a model's manifest holds its recipe: the key follows from it
         try:
             recipe = json.loads((data / MANIFEST).read_text(encoding="utf-8"))["metadata"]["recipe"]
             return "current" if cache_key(kind, recipe, code_version()) == key else "stale"
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return "unknown"
     if record is None:
         return "unknown"
-    if kind != "foundation" and "<" in (record.get("source") or {}).get("function", "<"):
+    if not isinstance(record.get("code"), str) or not isinstance(record.get("source") or {}, dict):
+        return "unknown"  # a record learnjax did not write
+    if kind != "foundation" and "<" in str((record.get("source") or {}).get("function", "<")):
         return "unknown"  # a computation not found by name: a lambda, a nested function, or one without a file
-    return "current" if _current_code(record) == record.get("code") else "stale"
+    try:
+        return "current" if _current_code(record) == record["code"] else "stale"
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return "unknown"  # a record learnjax did not write
 
 
 def list_entries() -> list[CacheEntry]:

@@ -212,7 +212,7 @@ def _read_manifest_or_none(directory: Path) -> dict | None:
         return None
     try:
         return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -230,7 +230,7 @@ def read_manifest(directory: str | os.PathLike) -> dict:
         raise CheckpointError(f"{str(path)!r} is not a regular file")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # not UTF-8 or not JSON; nested too deep; an int of 5,000 digits
         raise CheckpointError(f"{str(path)!r} is corrupt: {e}") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
@@ -286,7 +286,7 @@ def load_tokenizer(directory: str | os.PathLike, manifest: dict | None = None) -
         tokenizer = tokenizer_from_json(path.read_text(encoding="utf-8"))
         if not all(isinstance(word, str) for word in tokenizer.vocab):
             raise ValueError("its vocabulary holds entries that are not strings")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:  # TypeError: e.g. a vocabulary that is a number
+    except (ValueError, KeyError, TypeError, RecursionError) as e:  # TypeError: e.g. a vocabulary that is a number
         raise CheckpointError(f"tokenizer in {str(directory)!r} is corrupt: {e}") from None
     recorded = manifest.get("tokenizer_kind", "word")
     if tokenizer.kind != recorded:
@@ -342,7 +342,11 @@ def _read_state(directory: Path, manifest: dict, key: str) -> dict:
 
 def _load_state(module, saved: dict, misfit: str) -> None:
     state = nnx.state(module)
-    if jax.tree.map(np.shape, saved) != jax.tree.map(np.shape, nnx.to_pure_dict(state)):
+    try:
+        fits = jax.tree.map(np.shape, saved) == jax.tree.map(np.shape, nnx.to_pure_dict(state))
+    except (TypeError, ValueError):  # a corrupt file's keys of mixed types cannot even be sorted
+        fits = False
+    if not fits:
         raise CheckpointError(misfit)
     # `module` may hold only shapes (nnx.eval_shape): the saved arrays become its values.
     nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, saved))
