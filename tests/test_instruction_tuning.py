@@ -188,6 +188,21 @@ def test_sft_chooses_each_cells_rate_on_dev_and_reports_the_held_out_scores(monk
     assert set(trained_on) <= {q.prompt for q in instructions.questions("train")}
 
 
+def test_the_research_script_chooses_each_modes_rate_on_dev(monkeypatch, capsys):
+    """benchmarks/instruction_tuning_research.py searches rates the same way:
+    dev prefers one rate, the held-out questions the other; dev must win."""
+    from types import SimpleNamespace
+
+    from benchmarks import instruction_tuning_research as research
+
+    monkeypatch.setattr(research, "instruction_tune", lambda foundation, examples, *, mode, settings, seed:
+                        SplitAnswerer(instructions.questions("dev" if settings.learning_rate == DEV_RATE else "held_out")))
+    args = SimpleNamespace(examples=16, steps=1, seeds=[0, 1], show=0)
+    result = research.tune(None, "full", [DEV_RATE, HELD_OUT_RATE], args, instructions.questions("dev"), instructions.questions("held_out"))
+    assert (result["chosen"]["lr"], result["chosen"]["dev"], result["chosen"]["held_out"]) == (DEV_RATE, 1.0, 0.0)
+    assert "chosen on dev: lr 1e-04 -> held-out exact 0.00" in capsys.readouterr().out
+
+
 # The measured claims (one cached experiment).
 
 @pytest.fixture(scope="module")
