@@ -54,3 +54,19 @@ FINDINGS = [
 @pytest.mark.parametrize("name, content", FINDINGS, ids=[f"{name}: {content[:24]!r}" for name, content in FINDINGS])
 def test_what_fuzzing_found_is_read_or_refused_in_one_line(name, content):
     check_one(next(r for r in READERS if r.name == name), content)
+
+
+def _checkpoint_manifest(**training) -> bytes:
+    """The fuzzed checkpoint's manifest with some of its training state replaced."""
+    import json
+
+    from benchmarks.fuzz_readers import _saved
+
+    manifest = json.loads((_saved("checkpoint") / "learnjax.json").read_text())
+    manifest["metadata"]["training"].update(training)
+    return json.dumps(manifest, allow_nan=True).encode()
+
+
+@pytest.mark.parametrize("training", [{"history": 1.5}, {"every": 0}, {"step": float("inf")}, {"settings": []}], ids=str)
+def test_a_checkpoint_with_a_malformed_training_state_is_refused_in_one_line(training):
+    check_one(next(r for r in READERS if r.name == "training checkpoint manifest"), _checkpoint_manifest(**training))

@@ -366,6 +366,17 @@ def params_fingerprint(model: nnx.Module) -> str:
     return hashlib.sha256(_state_bytes(model)).hexdigest()[:16]
 
 
+def _training_state_is_whole(training: dict) -> bool:
+    """Whether a checkpoint's `training` metadata has the types `checkpointing` saves."""
+    def count(value, least: int) -> bool:
+        return type(value) is int and value >= least
+
+    history = training["history"]
+    return (count(training["step"], 0) and (training.get("every") is None or count(training["every"], 1))
+            and isinstance(training["settings"], dict) and isinstance(history, dict) and set(history) <= {"loss", "accuracy"}
+            and all(isinstance(values, list) and all(type(v) in (int, float) for v in values) for values in history.values()))
+
+
 class TrainingCheckpoints:
     """The intermediate checkpoints of one training run, in `directory`: a model
     directory of their own (the model as `save` writes it, its tokenizer, and
@@ -393,6 +404,8 @@ class TrainingCheckpoints:
         training = manifest.get("metadata", {}).get("training")
         if not isinstance(training, dict) or "optimizer" not in manifest or not {"step", "history", "settings"} <= set(training):
             raise CheckpointError(f"{str(self.directory)!r} holds a model, not a training checkpoint to resume from")
+        if not _training_state_is_whole(training):
+            raise CheckpointError(f"{str(self.directory / MANIFEST)!r}: its training state (step, every, history, settings) is not what learnjax saves")
         return manifest
 
     def tokenizer(self) -> BaseTokenizer:
@@ -403,7 +416,7 @@ class TrainingCheckpoints:
         """The step the last checkpoint reached, or None where there is none (or it is unreadable)."""
         try:
             return int(_read_manifest_or_none(self.directory)["metadata"]["training"]["step"])
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, OverflowError):  # OverflowError: a step of Infinity
             return None
 
     def checkpointing(self, model: nnx.Module, optimizer: nnx.Optimizer, tokenizer: BaseTokenizer, settings: dict, *,
