@@ -385,7 +385,9 @@ def contents(reader: Reader):
 
 def fuzz(reader: Reader, examples: int, deadline_ms: int | None = 10_000) -> Reader:
     """Runs `examples` fuzzed inputs through `reader`; Hypothesis reports the
-    smallest input that breaks the contract."""
+    smallest input that breaks the contract. Counts this run's examples alone."""
+    reader.examples = reader.refused = 0
+
     @settings(max_examples=examples, deadline=deadline_ms, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
     @given(contents(reader))
