@@ -1,4 +1,4 @@
-"""Fixtures shared by the site tests."""
+"""Fixtures shared by the site tests, and the fuzzed readers' example counts in the run's summary."""
 
 import os
 import subprocess
