@@ -1,4 +1,4 @@
-"""Fixtures shared by the site tests."""
+"""Fixtures shared by the site tests, and the fuzzed readers' example counts in the run's summary."""
 
 import os
 import subprocess
@@ -33,3 +33,12 @@ def site_build(tmp_path_factory) -> SiteBuild:
 @pytest.fixture(scope="session")
 def built_site(site_build) -> Path:
     return site_build.site
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The examples each fuzzed reader ran (tests/test_fuzz_readers.py), also from xdist's workers."""
+    lines = [value for report in terminalreporter.stats.get("passed", []) for key, value in report.user_properties if key == "fuzz"]
+    if lines:
+        terminalreporter.write_sep("-", "fuzzed readers")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)

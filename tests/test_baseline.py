@@ -7,6 +7,7 @@ from learnjax import baseline, messages
 from learnjax.cache import cached_json
 from learnjax.cli import main
 from learnjax.experiments import LABEL_SIZES, SEEDS
+from distinguishable_splits import spam_share_splits
 
 
 def test_the_baseline_trains_on_the_label_efficiency_subsets(monkeypatch):
@@ -24,6 +25,30 @@ def test_the_baseline_trains_on_the_label_efficiency_subsets(monkeypatch):
                     (subset(16, 0), 0.1), (subset(16, 0), 1.0), (subset(16, 1), 0.1), (subset(16, 2), 0.1)]
     assert [(r["n_labels"], r["C"], r["mean"], r["std"], r["scores"]) for r in result["rows"]] == [
         (8, 0.1, 0.75, 0.0, [0.75] * 3), (16, 0.1, 0.75, 0.0, [0.75] * 3)]
+
+
+SPAM_C, HAM_C = 0.1, 10.0  # regularisations whose "fit" says always spam, never spam
+
+
+def test_c_is_chosen_on_dev_and_the_test_scores_are_reported(monkeypatch):
+    """Dev prefers the C that says spam (3/4 against 1/4), test the other: the
+    baseline must follow dev, record dev's scores, and report that C's test scores."""
+    from sklearn.dummy import DummyClassifier
+
+    splits = spam_share_splits()
+    monkeypatch.setattr(messages, "labeled_splits", lambda seed=0: splits)
+    pool, fitted_on = {m.text for m in splits["pool"]}, []
+
+    def constant_fit(texts, labels, C=1.0):
+        fitted_on.append(set(texts))
+        return DummyClassifier(strategy="constant", constant=messages.SPAM if C == SPAM_C else messages.HAM).fit(texts, labels)
+
+    monkeypatch.setattr(baseline, "fit_tfidf", constant_fit)
+    result = baseline._tfidf_label_efficiency((8, 16), (0, 1, 2), (SPAM_C, HAM_C))
+    for row in result["rows"]:
+        assert row["C"] == SPAM_C and row["scores"] == [0.25] * 3, row
+        assert row["dev_by_C"] == {str(SPAM_C): 0.75, str(HAM_C): 0.25}, row
+    assert fitted_on and all(texts <= pool for texts in fitted_on), "fitted on messages outside the pool"
 
 
 def test_the_cached_baseline_has_the_rows_of_the_label_efficiency_experiment():

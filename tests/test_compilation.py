@@ -104,3 +104,17 @@ def test_runs_at_different_learning_rates_share_one_compiled_step():
         for rate in (3e-4, 3e-3, 1e-2):
             finetune(foundation, texts, labels, settings=FinetuneSettings(steps=4, learning_rate=rate), label_names=messages.LABEL_NAMES)
     assert again.count == 0
+
+
+def test_a_program_read_back_from_the_persistent_cache_loads_silently(tmp_path):
+    """A second run of a command loads its compiled steps from the persistent
+    cache; that must not print to stderr (jax 0.10.0 and 0.10.1 warned there,
+    wrongly, that the host lacked a CPU feature, on every such run)."""
+    import subprocess
+    import sys
+
+    program = ("import sys, jax, jax.numpy as jnp\nfrom learnjax.cache import use_compilation_cache\n"
+               "use_compilation_cache(sys.argv[1])\nprint(jax.jit(lambda x: (x * 2).sum())(jnp.ones(3)))")
+    runs = [subprocess.run([sys.executable, "-c", program, str(tmp_path)], capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert [(r.returncode, r.stdout, r.stderr) for r in runs] == [(0, "6.0\n", "")] * 2
+    assert any(tmp_path.iterdir()), "nothing was written to the persistent cache"

@@ -13,6 +13,7 @@ import learnjax.finetuning
 from learnjax import experiments, foundation_model, messages
 from learnjax.finetuning import MODES, FinetuneSettings, TextClassifier, build_classifier, finetune
 from learnjax.tokenizer import Tokenizer
+from distinguishable_splits import spam_share_splits
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +23,6 @@ def result():
 
 def _mean(result, mode, n):
     return next(r["mean"] for r in result["rows"] if r["mode"] == mode and r["n_labels"] == n)
-
-
-def _with_spam_share(items, n: int, spam_share: float) -> tuple[messages.Message, ...]:
-    spam = [m for m in items if m.label == messages.SPAM][: round(n * spam_share)]
-    return tuple(spam + [m for m in items if m.label == messages.HAM][: n - len(spam)])
 
 
 class ConstantClassifier(nnx.Module):
@@ -49,9 +45,7 @@ def _distinguishable_splits(monkeypatch) -> dict:
     """Pool, dev and test with different shares of spam (1/2, 3/4, 1/4), and every
     fine-tuning run replaced by a constant classifier chosen by its learning rate.
     Records the texts each run was given."""
-    real = messages.labeled_splits()
-    splits = {"pool": _with_spam_share(real["pool"], 40, 0.5), "dev": _with_spam_share(real["dev"], 40, 0.75),
-              "test": _with_spam_share(real["test"], 40, 0.25)}
+    splits = spam_share_splits()
     monkeypatch.setattr(messages, "labeled_splits", lambda seed=0: splits)
     tokenizer = Tokenizer.from_texts([m.text for items in splits.values() for m in items])
     monkeypatch.setattr(learnjax.cache, "foundation_model", lambda *a, **kw: SimpleNamespace(tokenizer=tokenizer))

@@ -152,6 +152,57 @@ def test_lora_instruction_tuning_changes_the_adapters_and_nothing_else():
     assert not np.allclose(assistant.model(tokens), foundation.model(tokens))  # the adapters trained (B starts at zero)
 
 
+# The choice of learning rate.
+
+DEV_RATE, HELD_OUT_RATE = 1e-4, 1e-3  # rates whose "tuning" answers only the dev questions, only the held-out ones
+
+
+class SplitAnswerer:
+    """Answers right exactly the questions of one split, whatever else it is asked."""
+
+    def __init__(self, questions):
+        self.right = {q.prompt: q.response for q in questions}
+
+    def answer(self, prompts):
+        return [self.right.get(p, "i do not know.") for p in prompts]
+
+
+def test_sft_chooses_each_cells_rate_on_dev_and_reports_the_held_out_scores(monkeypatch):
+    """Dev prefers one rate, the held-out questions the other: every cell must
+    follow dev and report that rate's held-out scores, trained on train entities only."""
+    import learnjax.instruction_tuning
+
+    trained_on = []
+
+    def tuned(foundation, examples, *, mode, seed, settings):
+        trained_on.extend(e.prompt for e in examples)
+        return SplitAnswerer(instructions.questions("dev" if settings.learning_rate == DEV_RATE else "held_out"))
+
+    monkeypatch.setattr(learnjax.instruction_tuning, "instruction_tune", tuned)
+    rates = {mode: (DEV_RATE, HELD_OUT_RATE) for mode in ("full", "lora", "scratch")}
+    rows, chosen = experiments._sft_search({"plain": None, "mixed": None}, (16,), (0, 1), rates, SFTSettings())
+    assert {(r["foundation"], r["mode"]) for r in rows} == set(experiments.SFT_CELLS)
+    for row in rows:
+        assert row["learning_rate"] == DEV_RATE and row["exact"] == row["contains"] == 0.0 and row["exact_by_seed"] == [0.0, 0.0], row
+        assert row["dev_exact_by_learning_rate"] == {str(DEV_RATE): 1.0, str(HELD_OUT_RATE): 0.0}, row
+    assert set(trained_on) <= {q.prompt for q in instructions.questions("train")}
+
+
+def test_the_research_script_chooses_each_modes_rate_on_dev(monkeypatch, capsys):
+    """benchmarks/instruction_tuning_research.py searches rates the same way:
+    dev prefers one rate, the held-out questions the other; dev must win."""
+    from types import SimpleNamespace
+
+    from benchmarks import instruction_tuning_research as research
+
+    monkeypatch.setattr(research, "instruction_tune", lambda foundation, examples, *, mode, settings, seed:
+                        SplitAnswerer(instructions.questions("dev" if settings.learning_rate == DEV_RATE else "held_out")))
+    args = SimpleNamespace(examples=16, steps=1, seeds=[0, 1], show=0)
+    result = research.tune(None, "full", [DEV_RATE, HELD_OUT_RATE], args, instructions.questions("dev"), instructions.questions("held_out"))
+    assert (result["chosen"]["lr"], result["chosen"]["dev"], result["chosen"]["held_out"]) == (DEV_RATE, 1.0, 0.0)
+    assert "chosen on dev: lr 1e-04 -> held-out exact 0.00" in capsys.readouterr().out
+
+
 # The measured claims (one cached experiment).
 
 @pytest.fixture(scope="module")

@@ -249,10 +249,13 @@ def _write_record(key: str, record: dict) -> None:
 
 
 def _read_record(key: str) -> dict | None:
+    """The entry's record; None where there is none, or where it is not a record
+    learnjax wrote (another shape, nested too deep)."""
     try:
-        return json.loads(_record_path(key).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = json.loads(_record_path(key).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def _content(key: str, kind: str) -> str | None:
@@ -573,17 +576,20 @@ def _status(key: str, kind: str, files: dict[str, Path]) -> str:
         try:
             recipe = json.loads(_saved(key, kind).read_text(encoding="utf-8"))["metadata"]["recipe"]
             record = {"kind": kind, "params": recipe, "source": _foundation_source()}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return "unknown"
-    if record is None:
-        return "unknown"
+    if record is None or not isinstance(record.get("source") or {}, dict):
+        return "unknown"  # a record learnjax did not write
     if kind == "foundation" and not record.get("source"):  # recorded before records named the computation
         record = {**record, "source": _foundation_source()}
-    if "<" in (record.get("source") or {}).get("function", "<"):
+    if "<" in str((record.get("source") or {}).get("function", "<")):
         return "unknown"  # a computation not found by name: a lambda, a nested function, or one without a file
-    if _current_key(record) != key:
-        return "stale"
-    return {True: "current", False: "outdated", None: "waiting"}[_still_valid(record, compute_missing=False)]
+    try:
+        if _current_key(record) != key:
+            return "stale"
+        return {True: "current", False: "outdated", None: "waiting"}[_still_valid(record, compute_missing=False)]
+    except (KeyError, TypeError, AttributeError, ValueError, RecursionError):
+        return "unknown"  # a record learnjax did not write
 
 
 def list_entries() -> list[CacheEntry]:

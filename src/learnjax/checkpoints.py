@@ -206,7 +206,7 @@ def _read_manifest_or_none(directory: Path) -> dict | None:
         return None
     try:
         return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -224,7 +224,7 @@ def read_manifest(directory: str | os.PathLike) -> dict:
         raise CheckpointError(f"{str(path)!r} is not a regular file")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # not UTF-8 or not JSON; nested too deep; an int of 5,000 digits
         raise CheckpointError(f"{str(path)!r} is corrupt: {e}") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
@@ -280,7 +280,7 @@ def load_tokenizer(directory: str | os.PathLike, manifest: dict | None = None) -
         tokenizer = tokenizer_from_json(path.read_text(encoding="utf-8"))
         if not all(isinstance(word, str) for word in tokenizer.vocab):
             raise ValueError("its vocabulary holds entries that are not strings")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:  # TypeError: e.g. a vocabulary that is a number
+    except (ValueError, KeyError, TypeError, RecursionError) as e:  # TypeError: e.g. a vocabulary that is a number
         raise CheckpointError(f"tokenizer in {str(directory)!r} is corrupt: {e}") from None
     recorded = manifest.get("tokenizer_kind", "word")
     if tokenizer.kind != recorded:
@@ -336,7 +336,11 @@ def _read_state(directory: Path, manifest: dict, key: str) -> dict:
 
 def _load_state(module, saved: dict, misfit: str) -> None:
     state = nnx.state(module)
-    if jax.tree.map(np.shape, saved) != jax.tree.map(np.shape, nnx.to_pure_dict(state)):
+    try:
+        fits = jax.tree.map(np.shape, saved) == jax.tree.map(np.shape, nnx.to_pure_dict(state))
+    except (TypeError, ValueError):  # a corrupt file's keys of mixed types cannot even be sorted
+        fits = False
+    if not fits:
         raise CheckpointError(misfit)
     # `module` may hold only shapes (nnx.eval_shape): the saved arrays become its values.
     nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, saved))
@@ -354,6 +358,17 @@ def data_fingerprint(*arrays: np.ndarray) -> dict:
 def params_fingerprint(model: nnx.Module) -> str:
     """A hash of a model's saved form: two models with it are the same model."""
     return hashlib.sha256(_state_bytes(model)).hexdigest()[:16]
+
+
+def _training_state_is_whole(training: dict) -> bool:
+    """Whether a checkpoint's `training` metadata has the types `checkpointing` saves."""
+    def count(value, least: int) -> bool:
+        return type(value) is int and value >= least
+
+    history = training["history"]
+    return (count(training["step"], 0) and (training.get("every") is None or count(training["every"], 1))
+            and isinstance(training["settings"], dict) and isinstance(history, dict) and set(history) <= {"loss", "accuracy"}
+            and all(isinstance(values, list) and all(type(v) in (int, float) for v in values) for values in history.values()))
 
 
 class TrainingCheckpoints:
@@ -383,6 +398,8 @@ class TrainingCheckpoints:
         training = manifest.get("metadata", {}).get("training")
         if not isinstance(training, dict) or "optimizer" not in manifest or not {"step", "history", "settings"} <= set(training):
             raise CheckpointError(f"{str(self.directory)!r} holds a model, not a training checkpoint to resume from")
+        if not _training_state_is_whole(training):
+            raise CheckpointError(f"{str(self.directory / MANIFEST)!r}: its training state (step, every, history, settings) is not what learnjax saves")
         return manifest
 
     def tokenizer(self) -> BaseTokenizer:
@@ -393,7 +410,7 @@ class TrainingCheckpoints:
         """The step the last checkpoint reached, or None where there is none (or it is unreadable)."""
         try:
             return int(_read_manifest_or_none(self.directory)["metadata"]["training"]["step"])
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, OverflowError):  # OverflowError: a step of Infinity
             return None
 
     def checkpointing(self, model: nnx.Module, optimizer: nnx.Optimizer, tokenizer: BaseTokenizer, settings: dict, *,

@@ -244,6 +244,52 @@ SFT_LEARNING_RATES = {"full": (1e-4, 3e-4, 1e-3, 3e-3), "scratch": (1e-4, 3e-4, 
 SFT_CELLS = (("plain", "full"), ("plain", "lora"), ("mixed", "full"), ("mixed", "lora"), ("plain", "scratch"))
 
 
+def _asked(assistant, questions) -> dict:
+    """`score_answers` of the assistant's answers to `questions`."""
+    from learnjax.instruction_tuning import score_answers
+
+    return score_answers(assistant.answer([q.prompt for q in questions]), questions)
+
+
+def _sft_search(foundations: dict, sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: dict[str, tuple[float, ...]], base) -> tuple[list[dict], dict]:
+    """Instruction tuning of each cell (`SFT_CELLS` by size): each learning rate on
+    the first seed, chosen on the dev entities' questions (exact match, then
+    contains-the-answer to break ties), the other seeds at it, all scored on the
+    held-out questions. Rows for the table, and each cell's chosen assistant."""
+    import dataclasses
+
+    import numpy as np
+
+    from learnjax import instructions
+    from learnjax.instruction_tuning import instruction_tune
+
+    held_out, dev = instructions.questions("held_out"), instructions.questions("dev")
+
+    def tuned(name: str, mode: str, n: int, seed: int, learning_rate: float):
+        examples = instructions.training_examples(n, seed)
+        return instruction_tune(foundations[name], examples, mode=mode, seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate))
+
+    rows, chosen = [], {}
+    for name, mode in SFT_CELLS:
+        for n in sizes:
+            rates = learning_rates[mode]
+            search = {lr: tuned(name, mode, n, seeds[0], lr) for lr in rates}
+            dev_scores = {lr: _asked(a, dev) for lr, a in search.items()}
+            best = max(rates, key=lambda lr: (dev_scores[lr]["exact"], dev_scores[lr]["contains"]))
+            runs = [search[best]] + [tuned(name, mode, n, seed, best) for seed in seeds[1:]]
+            scores = [_asked(a, held_out) for a in runs]
+            chosen[name, mode, n] = search[best]
+            rows.append({
+                "foundation": name, "mode": mode, "n_examples": n, "learning_rate": best,
+                "exact": float(np.mean([s["exact"] for s in scores])), "exact_std": float(np.std([s["exact"] for s in scores])),
+                "contains": float(np.mean([s["contains"] for s in scores])),
+                "per_kind": {kind: float(np.mean([s["per_kind"][kind]["exact"] for s in scores])) for kind in scores[0]["per_kind"]},
+                "exact_by_seed": [s["exact"] for s in scores],
+                "dev_exact_by_learning_rate": {str(lr): dev_scores[lr]["exact"] for lr in rates},
+            })
+    return rows, chosen
+
+
 def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: dict[str, tuple[float, ...]]) -> dict:
     import dataclasses
     import tempfile
@@ -255,7 +301,7 @@ def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning
 
     from learnjax import instructions
     from learnjax.cache import foundation_model
-    from learnjax.instruction_tuning import SFTSettings, instruction_tune, knows, score_answers, untuned
+    from learnjax.instruction_tuning import SFTSettings, instruction_tune, knows, untuned
     from learnjax.lora import save_adapter, trainable_share
     from learnjax.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE
 
@@ -263,36 +309,9 @@ def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning
     foundations = {"plain": foundation_model(NEXT_WORD_RECIPE), "mixed": foundation_model(MIXED_RECIPE)}
     held_out, dev = instructions.questions("held_out"), instructions.questions("dev")
     base = SFTSettings()
-
-    def tuned(name: str, mode: str, n: int, seed: int, learning_rate: float):
-        examples = instructions.training_examples(n, seed)
-        return instruction_tune(foundations[name], examples, mode=mode, seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate))
-
-    def asked(assistant, questions):
-        return score_answers(assistant.answer([q.prompt for q in questions]), questions)
-
-    rows, chosen = [], {}
-    for name, mode in SFT_CELLS:
-        for n in sizes:
-            # Each learning rate on the first seed, chosen on the dev entities' questions
-            # (exact match, then contains-the-answer to break ties); the other seeds at it.
-            rates = learning_rates[mode]
-            search = {lr: tuned(name, mode, n, seeds[0], lr) for lr in rates}
-            dev_scores = {lr: asked(a, dev) for lr, a in search.items()}
-            best = max(rates, key=lambda lr: (dev_scores[lr]["exact"], dev_scores[lr]["contains"]))
-            runs = [search[best]] + [tuned(name, mode, n, seed, best) for seed in seeds[1:]]
-            scores = [asked(a, held_out) for a in runs]
-            chosen[name, mode, n] = search[best]
-            rows.append({
-                "foundation": name, "mode": mode, "n_examples": n, "learning_rate": best,
-                "exact": float(np.mean([s["exact"] for s in scores])), "exact_std": float(np.std([s["exact"] for s in scores])),
-                "contains": float(np.mean([s["contains"] for s in scores])),
-                "per_kind": {kind: float(np.mean([s["per_kind"][kind]["exact"] for s in scores])) for kind in scores[0]["per_kind"]},
-                "exact_by_seed": [s["exact"] for s in scores],
-                "dev_exact_by_learning_rate": {str(lr): dev_scores[lr]["exact"] for lr in rates},
-            })
+    rows, chosen = _sft_search(foundations, sizes, seeds, learning_rates, base)
     knowing = {name: knows(f, instructions.facts_of("held_out")) for name, f in foundations.items()}
-    before = {name: asked(untuned(f), held_out) for name, f in foundations.items()}
+    before = {name: _asked(untuned(f), held_out) for name, f in foundations.items()}
 
     # The same questions, to each kind of model (256 examples, or the largest size).
     n = 256 if 256 in sizes else sizes[-1]

@@ -238,8 +238,8 @@ def _jsonl_rows(path: Path | str, lines: Iterable[tuple[int, str]], label_column
             continue  # blank lines between JSON records are harmless
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{_name(path)} line {number}: not valid JSON ({e.msg})") from None
+        except (ValueError, RecursionError) as e:  # RecursionError: nested too deep; ValueError: e.g. an int of 5,000 digits
+            raise ValueError(f"{_name(path)} line {number}: not valid JSON ({getattr(e, 'msg', e)})") from None
         if not isinstance(row, dict):
             raise ValueError(f"{_name(path)} line {number}: expected a JSON object, got {type(row).__name__}")
         if label_column is not None and label_column in row:

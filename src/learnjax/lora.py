@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 from pathlib import Path
 
 import jax
@@ -113,14 +115,51 @@ def save_adapter(directory: str | os.PathLike, model: nnx.Module, rank: int, alp
 
 def load_adapter(directory: str | os.PathLike, foundation_model: nnx.Module) -> nnx.Module:
     """A copy of `foundation_model` with the saved adapters in place: refused if
-    they were trained on another foundation."""
+    they were trained on another foundation. An adapter directory is untrusted
+    input: anything wrong in it is a one-line ValueError naming the file."""
     directory = Path(directory)
-    manifest = json.loads((directory / ADAPTER_MANIFEST).read_text(encoding="utf-8"))
+    manifest = _read_adapter_manifest(directory / ADAPTER_MANIFEST, transformer_of(foundation_model).config.d_model)
     model = add_lora(nnx.clone(foundation_model), manifest["rank"], manifest["alpha"])
     if _fingerprint(model) != manifest["foundation"]:
         raise ValueError(f"the adapter in {str(directory)!r} was trained on another foundation model")
-    name = Path(manifest["params"]).name  # a plain file name inside the directory
+    path = directory / manifest["params"]
     state = nnx.state(model, nnx.LoRAParam)
-    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, serialization.msgpack_restore((directory / name).read_bytes())))
+    try:
+        saved = serialization.msgpack_restore(path.read_bytes())
+        if jax.tree.map(np.shape, saved) != jax.tree.map(np.shape, nnx.to_pure_dict(state)):
+            raise ValueError(f"its adapters do not fit this foundation with rank {manifest['rank']}")
+    except OSError as e:
+        raise OSError(f"{str(path)!r} cannot be read: {e.strerror or e}") from None
+    except Exception as e:  # msgpack raises several unrelated types
+        raise ValueError(f"{str(path)!r} is corrupt: {e}") from None
+    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, saved))
     nnx.update(model, state)
     return model
+
+
+_ADAPTER_FILE = re.compile(r"adapter-[0-9a-f]{16}\.msgpack")
+
+
+def _read_adapter_manifest(path: Path, width: int) -> dict:
+    """`adapter.json`, checked: a kind, a plain file name of the form `save_adapter`
+    writes, a rank from 1 to the model's width (a larger one adds nothing, and
+    would only fill memory), a finite alpha and a foundation fingerprint."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise OSError(f"{str(path)!r} cannot be read: {e.strerror or e}") from None
+    except (ValueError, RecursionError) as e:  # not UTF-8, not JSON, nested too deep
+        raise ValueError(f"{str(path)!r} is corrupt: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "lora_adapter":
+        raise ValueError(f"{str(path)!r} is not a learnjax adapter manifest")
+    rank, alpha = manifest.get("rank"), manifest.get("alpha")
+    problems = [
+        (not isinstance(manifest.get("params"), str) or not _ADAPTER_FILE.fullmatch(manifest["params"]), "params", "a file name adapter-<16 hex digits>.msgpack"),
+        (type(rank) is not int or not 1 <= rank <= width, "rank", f"an int from 1 to {width}"),
+        (type(alpha) not in (int, float) or not math.isfinite(alpha), "alpha", "a finite number"),
+        (not isinstance(manifest.get("foundation"), str), "foundation", "a fingerprint"),
+    ]
+    for wrong, key, expected in problems:
+        if wrong:
+            raise ValueError(f"{str(path)!r} has {key} {json.dumps(manifest.get(key))[:60]}; expected {expected}")
+    return manifest
