@@ -276,3 +276,56 @@ def test_reused_outputs_are_dropped_when_an_experiment_is_measured_again(tmp_pat
     assert not (hook.build_cache_folder("key") / "pages").exists()
     (hook.build_cache_folder("key") / "pages").mkdir(parents=True)
     assert not (hook.build_cache_folder("other-code") / "pages").exists() and not folder.exists()
+
+
+# ------------------------------------------------ the glossary's tooltips
+
+GLOSSARY = ROOT / "docs" / "includes" / "glossary.md"
+GLOSSARY_ENTRY = re.compile(r"^\*\[(?P<term>[^\]]+)\]:\s*(?P<definition>.+)$", re.MULTILINE)
+
+
+def glossary() -> dict[str, str]:
+    """The glossary's terms and their one-sentence definitions."""
+    return {m["term"]: m["definition"].strip() for m in GLOSSARY_ENTRY.finditer(GLOSSARY.read_text(encoding="utf-8"))}
+
+
+class _Abbreviations(HTMLParser):
+    """Every `<abbr title=...>term</abbr>` of a page, as {term: title}."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: dict[str, str] = {}
+        self._title: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "abbr":
+            self._title = dict(attrs).get("title")
+
+    def handle_data(self, data):
+        if self._title is not None:
+            self.found[data] = self._title
+            self._title = None
+
+
+def _abbreviations(page: Path) -> dict[str, str]:
+    parser = _Abbreviations()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.found
+
+
+def test_the_glossary_defines_each_term_in_one_sentence():
+    terms = glossary()
+    assert {"Transformer", "attention", "encoder", "decoder", "perplexity", "XLA", "jit", "logits", "LoRA"} <= set(terms)
+    for term, definition in terms.items():
+        assert definition.endswith(".") and definition.count(". ") == 0, f"{term}: {definition!r} is not one sentence"
+
+
+def test_every_learn_page_shows_the_glossary_as_tooltips(built_site):
+    terms = glossary()
+    for section in ("supervised-learning", "self-supervised-learning", "pre-training", "fine-tuning", "summary"):
+        found = _abbreviations(built_site / section / "index.html")
+        assert found, f"{section}: no glossary tooltip"
+        wrong = {term: title for term, title in found.items() if terms.get(term) != title}
+        assert not wrong, f"{section}: tooltips that are not the glossary's: {wrong}"
+    assert _abbreviations(built_site / "pre-training" / "index.html").get("perplexity") == terms["perplexity"]
+    assert not (built_site / "includes").exists(), "the glossary was built as a page of its own"
