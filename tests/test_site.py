@@ -179,6 +179,7 @@ def test_navigation_is_in_diataxis_order():
     learn = next(entry["Learn"] for entry in nav if "Learn" in entry)
     assert [next(iter(page.values())) for page in learn] == [
         "supervised-learning.md", "self-supervised-learning.md", "pre-training.md", "fine-tuning.md", "summary.md",
+        "limitations.md",
     ]
 
 
@@ -322,7 +323,7 @@ def test_the_glossary_defines_each_term_in_one_sentence():
 
 def test_every_learn_page_shows_the_glossary_as_tooltips(built_site):
     terms = glossary()
-    for section in ("supervised-learning", "self-supervised-learning", "pre-training", "fine-tuning", "summary"):
+    for section in ("supervised-learning", "self-supervised-learning", "pre-training", "fine-tuning", "summary", "limitations"):
         found = _abbreviations(built_site / section / "index.html")
         assert found, f"{section}: no glossary tooltip"
         wrong = {term: title for term, title in found.items() if terms.get(term) != title}
