@@ -133,5 +133,5 @@ def fact_shares(shares: dict[str, dict[str, float]], variety: dict[str, float]):
     ax.set_xlabel("sampling temperature (0 = greedy)")
     ax.set_ylabel("share")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     return fig, ax
