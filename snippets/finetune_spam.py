@@ -16,6 +16,9 @@ texts, labels = [m.text for m in labeled], [m.label for m in labeled]
 test_tokens = foundation.tokenizer.encode_batch([m.text for m in test], messages.MESSAGE_MAX_LEN)
 test_labels = [m.label for m in test]
 
+held_out = {}
 for mode in ("full", "scratch"):
-    classifier = finetune(foundation, texts, labels, mode=mode, label_names=messages.LABEL_NAMES, max_len=messages.MESSAGE_MAX_LEN)
-    print(f"{mode:>8}: held-out accuracy {accuracy(classifier.model, test_tokens, test_labels):.1%}")
+    classifier = finetune(foundation, texts, labels, mode=mode,
+                          label_names=messages.LABEL_NAMES, max_len=messages.MESSAGE_MAX_LEN)
+    held_out[mode] = accuracy(classifier.model, test_tokens, test_labels)
+    print(f"{mode:>8}: held-out accuracy {held_out[mode]:.1%}")

@@ -330,3 +330,42 @@ def test_every_learn_page_shows_the_glossary_as_tooltips(built_site):
         assert not wrong, f"{section}: tooltips that are not the glossary's: {wrong}"
     assert _abbreviations(built_site / "pre-training" / "index.html").get("perplexity") == terms["perplexity"]
     assert not (built_site / "includes").exists(), "the glossary was built as a page of its own"
+
+
+# ------------------------------------------------ what a reader sees
+
+TEMPORARY_PATH = re.compile(r"/tmp/|\\Temp\\|/var/folders/|\btmp[a-z0-9_]{6,}\b")
+
+
+def test_no_page_shows_a_temporary_folder(built_site):
+    """A scratch folder of the build (a model saved in a TemporaryDirectory)
+    means nothing to a reader, and changes on every build."""
+    for page in _pages(built_site):
+        text = re.sub(r'src="data:[^"]*"', "", page.read_text(encoding="utf-8"))  # the figures' bytes
+        found = TEMPORARY_PATH.findall(text)
+        assert not found, f"{page.relative_to(built_site)} shows temporary paths: {found[:3]}"
+
+
+def test_a_mean_and_its_spread_never_wrap_apart(built_site):
+    """In a table, "79.5% ± 8.4%" is one value: no-break spaces hold it together."""
+    for page in _pages(built_site):
+        cells = re.findall(r"<td>([^<]*±[^<]*)</td>", page.read_text(encoding="utf-8"))
+        breaking = [cell for cell in cells if " ±" in cell or "± " in cell]  # an ordinary space beside it
+        assert not breaking, f"{page.relative_to(built_site)}: {breaking[:3]}"
+
+
+def test_home_names_the_article_the_repository_and_the_versions(built_site):
+    from importlib.metadata import version
+
+    from mkdocs.config import load_config
+
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    html = (built_site / "index.html").read_text(encoding="utf-8")
+    seed_title = "How Does Generative AI Learn? A Simple Guide to Training, Pre-training, and Fine-tuning"
+    assert seed_title in html and "by Mana" in html
+    assert f'href="{config["repo_url"]}"' in html
+    # GitHub Pages publishes https://github.com/OWNER/NAME at https://OWNER.github.io/NAME/
+    owner, name = urlsplit(config["repo_url"]).path.strip("/").split("/")
+    assert config["site_url"] == f"https://{owner}.github.io/{name}/"
+    for package, label in (("jax", "JAX"), ("flax", "Flax"), ("optax", "Optax")):
+        assert f"{label} {version(package)}" in html, f"the home page does not state the installed {label}"
