@@ -16,13 +16,16 @@ def classification_loss(model, tokens, labels):
     return loss, logits
 
 
-def supervised_update(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.Array, labels: jax.Array):
+def supervised_update(model: nnx.Module, optimizer: nnx.Optimizer,
+                      tokens: jax.Array, labels: jax.Array):
     """One step of supervised learning: predict the labels, then follow the gradient.
 
     Only the parameters the optimizer was built for (its `wrt` filter) are
     differentiated and updated, so a frozen encoder costs no gradient work.
     """
-    grad_fn = nnx.value_and_grad(classification_loss, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True)
+    grad_fn = nnx.value_and_grad(
+        classification_loss, argnums=nnx.DiffState(0, optimizer.wrt), has_aux=True
+    )
     (loss, logits), grads = grad_fn(model, tokens, labels)
     optimizer.update(model, grads)
     accuracy = (logits.argmax(-1) == labels).mean()
@@ -30,7 +33,8 @@ def supervised_update(model: nnx.Module, optimizer: nnx.Optimizer, tokens: jax.A
 
 
 supervised_step = nnx.jit(supervised_update)
-"""`supervised_update` compiled by XLA into one program: forward pass, backward pass and update."""
+"""`supervised_update` compiled by XLA into one program: forward pass,
+backward pass and update."""
 # --8<-- [end:supervised_step]
 
 
