@@ -1,10 +1,12 @@
 // Keyboard and screen-reader fixes the theme does not make (axe audit, tests/test_browser.py).
-// A code block or table that scrolls sideways gets a tab stop, so that the
-// keyboard can reach and scroll it; the search dialog gets a name.
+// An element of the page's content that scrolls sideways (a code block, a
+// table, a notebook cell) gets a tab stop, so that the keyboard can reach and
+// scroll it; the search dialog gets a name.
 function markScrollableRegions() {
-  for (const region of document.querySelectorAll(".md-typeset pre > code, .md-typeset__scrollwrap")) {
-    if (region.scrollWidth > region.clientWidth) {
-      region.setAttribute("tabindex", "0");
+  for (const element of document.querySelectorAll(".md-content *")) {
+    const overflow = getComputedStyle(element).overflowX;
+    if ((overflow === "auto" || overflow === "scroll") && element.scrollWidth > element.clientWidth) {
+      element.setAttribute("tabindex", "0");
     }
   }
   const search = document.querySelector(".md-search[role='dialog']");
