@@ -9,13 +9,18 @@ from learnjax.training import accuracy
 
 foundation = foundation_model()  # pre-trained on unlabeled text, loaded from the cache
 splits = messages.labeled_splits()
-labeled = messages.balanced_subset(splits["pool"], 32, seed=0)  # only 32 labeled messages
+# Only 32 labeled messages.
+labeled = messages.balanced_subset(splits["pool"], 32, seed=0)
 test = splits["test"]  # 400 held-out messages in words the 32 rarely contain
 
 texts, labels = [m.text for m in labeled], [m.label for m in labeled]
-test_tokens = foundation.tokenizer.encode_batch([m.text for m in test], messages.MESSAGE_MAX_LEN)
+max_len = messages.MESSAGE_MAX_LEN
+test_tokens = foundation.tokenizer.encode_batch([m.text for m in test], max_len)
 test_labels = [m.label for m in test]
 
+held_out = {}
 for mode in ("full", "scratch"):
-    classifier = finetune(foundation, texts, labels, mode=mode, label_names=messages.LABEL_NAMES, max_len=messages.MESSAGE_MAX_LEN)
-    print(f"{mode:>8}: held-out accuracy {accuracy(classifier.model, test_tokens, test_labels):.1%}")
+    classifier = finetune(foundation, texts, labels, mode=mode,
+                          label_names=messages.LABEL_NAMES, max_len=max_len)
+    held_out[mode] = accuracy(classifier.model, test_tokens, test_labels)
+    print(f"{mode:>8}: held-out accuracy {held_out[mode]:.1%}")

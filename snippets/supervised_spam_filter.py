@@ -25,8 +25,11 @@ optimizer = nnx.Optimizer(model, optax.adamw(1e-2), wrt=nnx.Param)
 rng = np.random.default_rng(0)
 for step in range(300):
     batch = rng.choice(len(train.labels), size=32, replace=False)
-    loss, batch_accuracy = supervised_step(model, optimizer, train.tokens[batch], train.labels[batch])
+    tokens, labels = train.tokens[batch], train.labels[batch]
+    loss, batch_accuracy = supervised_step(model, optimizer, tokens, labels)
 
 print(f"final training loss: {float(loss):.4f}")
-print(f"accuracy on the training messages: {accuracy(model, train.tokens, train.labels):.1%}")
-print(f"accuracy on held-out messages:     {accuracy(model, test.tokens, test.labels):.1%}")
+train_accuracy = accuracy(model, train.tokens, train.labels)
+test_accuracy = accuracy(model, test.tokens, test.labels)
+print(f"accuracy on the training messages: {train_accuracy:.1%}")
+print(f"accuracy on held-out messages:     {test_accuracy:.1%}")

@@ -64,7 +64,7 @@ def test_the_table_gains_a_column_for_the_baseline():
     rows = [{"n_labels": 8, "mean": 0.6, "std": 0.05}, {"n_labels": 16, "mean": 0.7, "std": 0.0}]
     assert baseline.table_with_baseline(table, {"rows": rows}).splitlines() == [
         "| labels | fine-tuned | TF-IDF + logistic regression |", "|---|---|---|",
-        "| 8 | 90.0% ± 1.0% | 60.0% ± 5.0% |", "| 16 | 95.0% ± 0.5% | 70.0% ± 0.0% |"]
+        "| 8 | 90.0% ± 1.0% | 60.0%\u00a0±\u00a05.0% |", "| 16 | 95.0% ± 0.5% | 70.0%\u00a0±\u00a00.0% |"]  # no-break spaces
 
 
 def _small_label_efficiency() -> dict:
@@ -79,7 +79,7 @@ def test_the_label_efficiency_command_shows_the_baseline_beside_the_neural_modes
     assert main(["experiment", "label-efficiency"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("| from scratch | TF-IDF + logistic regression |")
-    assert lines[2].startswith("| 8 | 90.0% ± 0.0% |") and lines[2].count("|") == 6
+    assert lines[2].startswith("| 8 | 90.0%\u00a0±\u00a00.0% |") and lines[2].count("|") == 6  # one value: no-break spaces
     assert main(["experiment", "label-efficiency", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert [r["n_labels"] for r in result["baseline"]["rows"]] == [8, 16] and result["baseline"]["seeds"] == [0]

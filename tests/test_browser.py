@@ -181,6 +181,10 @@ def _browser_installed():
         import playwright.sync_api  # noqa: F401
     except ImportError:
         _missing_browser("the playwright Python package")
+    try:
+        import axe_playwright_python  # noqa: F401  (the axe-core engine, for the accessibility audit)
+    except ImportError:
+        _missing_browser("the axe-playwright-python package")
 
 
 @pytest.fixture(scope="session")
@@ -291,6 +295,7 @@ class PageReport:
     images: dict
     screenshot: Path
     copy: list[dict]
+    accessibility: list[dict]
 
 
 # The code blocks on a page and the copy buttons that belong to them, with
@@ -342,6 +347,30 @@ def _try_copy_buttons(page) -> list[dict]:
     return results
 
 
+# The impacts that fail the audit: axe-core's "serious" and "critical" (WCAG 2.1 AA failures
+# that block or seriously hinder a reader); "minor" and "moderate" ones are reported, not failed.
+FAILING_IMPACTS = ("serious", "critical")
+
+
+def _audit(page) -> list[dict]:
+    """axe-core's violations on the page, one entry per rule and colour scheme:
+    as loaded (light), then in the dark palette, then back to light. The
+    palette's input is clicked from a script, not its label by the mouse: the
+    label's tooltip, half faded in, would be measured too."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe, found = Axe(), []
+    for scheme, palette in (("light", "default"), ("dark", "slate"), (None, "default")):
+        page.evaluate("palette => document.querySelector(`form[data-md-component='palette'] "
+                      "input[data-md-color-scheme='${palette}']`).click()", palette)
+        page.wait_for_function(f"document.body.getAttribute('data-md-color-scheme') === '{palette}'")
+        if scheme:
+            found += [{"id": v["id"], "impact": v["impact"], "help": v["help"], "scheme": scheme, "elements": len(v["nodes"]),
+                       "example": " ".join(map(str, v["nodes"][0]["target"])) if v["nodes"] else ""}
+                      for v in axe.run(page).response["violations"]]
+    return found
+
+
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
     """An empty screenshot folder: shots of pages that no longer exist mislead."""
@@ -363,10 +392,11 @@ def page_reports(built_site, site_url, browser, screenshots) -> list[PageReport]
         shot = screenshots / _shot_name(page_path)
         visit.page.screenshot(path=str(shot), full_page=True)
         headings = visit.page.evaluate(_HEADINGS_JS)
+        accessibility = _audit(visit.page)
         copy = _try_copy_buttons(visit.page)  # last: clicking changes the page
         reports.append(PageReport(
             page_path or "(home)", visit.status, visit.console_errors, visit.failed_requests,
-            visit.external_requests, headings, images, shot, copy,
+            visit.external_requests, headings, images, shot, copy, accessibility,
         ))
         visit.page.close()
     assert reports, "the built site has no pages"
@@ -418,6 +448,16 @@ def test_every_image_and_figure_loads_and_has_alt_text(page_reports):
             if not fig["images"] and not fig["svgName"]:
                 problems.append(f"{r.page}: figure with no image and no accessible name: {fig['html']}")
     assert not problems, "\n".join(problems)
+
+
+def test_every_page_passes_the_accessibility_audit(page_reports):
+    """axe-core, the engine of the common accessibility checkers, finds no
+    serious or critical violation on any page (contrast, link styles, names,
+    keyboard access...)."""
+    problems = [f"{r.page} ({v['scheme']}): {v['id']} ({v['impact']}, {v['elements']} elements, e.g. {v['example']}): {v['help']}"
+                for r in page_reports for v in r.accessibility if v["impact"] in FAILING_IMPACTS]
+    assert page_reports and all(isinstance(r.accessibility, list) for r in page_reports)
+    assert not problems, f"{len(problems)} failing rules:\n" + "\n".join(problems)
 
 
 def test_each_page_has_a_screenshot(page_reports):

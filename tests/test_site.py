@@ -181,6 +181,7 @@ def test_navigation_is_in_diataxis_order():
     learn = next(entry["Learn"] for entry in nav if "Learn" in entry)
     assert [next(iter(page.values())) for page in learn] == [
         "supervised-learning.md", "self-supervised-learning.md", "pre-training.md", "fine-tuning.md", "summary.md",
+        "limitations.md",
     ]
 
 
@@ -367,3 +368,113 @@ def test_a_block_that_shows_what_the_cache_says_runs_again_when_the_cache_s_code
     cache_file = next(f for m, f in hook.import_graph(package).files.items() if m in cache.MACHINERY)
     cache_file.write_text(cache_file.read_text(encoding="utf-8") + "\n_PLANTED = 1\n", encoding="utf-8")
     assert hook.code_key(source) != before
+
+
+# ------------------------------------------------ the glossary's tooltips
+
+GLOSSARY = ROOT / "docs" / "includes" / "glossary.md"
+GLOSSARY_ENTRY = re.compile(r"^\*\[(?P<term>[^\]]+)\]:\s*(?P<definition>.+)$", re.MULTILINE)
+
+
+def glossary() -> dict[str, str]:
+    """The glossary's terms and their one-sentence definitions."""
+    return {m["term"]: m["definition"].strip() for m in GLOSSARY_ENTRY.finditer(GLOSSARY.read_text(encoding="utf-8"))}
+
+
+class _Abbreviations(HTMLParser):
+    """Every `<abbr title=...>term</abbr>` of a page, as {term: title}."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: dict[str, str] = {}
+        self._title: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "abbr":
+            self._title = dict(attrs).get("title")
+
+    def handle_data(self, data):
+        if self._title is not None:
+            self.found[data] = self._title
+            self._title = None
+
+
+def _abbreviations(page: Path) -> dict[str, str]:
+    parser = _Abbreviations()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.found
+
+
+def test_the_glossary_defines_each_term_in_one_sentence():
+    terms = glossary()
+    assert {"Transformer", "attention", "encoder", "decoder", "perplexity", "XLA", "jit", "logits", "LoRA"} <= set(terms)
+    for term, definition in terms.items():
+        assert definition.endswith(".") and definition.count(". ") == 0, f"{term}: {definition!r} is not one sentence"
+
+
+def test_every_learn_page_shows_the_glossary_as_tooltips(built_site):
+    terms = glossary()
+    for section in ("supervised-learning", "self-supervised-learning", "pre-training", "fine-tuning", "summary", "limitations"):
+        found = _abbreviations(built_site / section / "index.html")
+        assert found, f"{section}: no glossary tooltip"
+        wrong = {term: title for term, title in found.items() if terms.get(term) != title}
+        assert not wrong, f"{section}: tooltips that are not the glossary's: {wrong}"
+    assert _abbreviations(built_site / "pre-training" / "index.html").get("perplexity") == terms["perplexity"]
+    assert not (built_site / "includes").exists(), "the glossary was built as a page of its own"
+
+
+# ------------------------------------------------ what a reader sees
+
+TEMPORARY_PATH = re.compile(r"/tmp/|\\Temp\\|/var/folders/|\btmp[a-z0-9_]{6,}\b")
+
+
+def test_no_page_shows_a_temporary_folder(built_site):
+    """A scratch folder of the build (a model saved in a TemporaryDirectory)
+    means nothing to a reader, and changes on every build."""
+    for page in _pages(built_site):
+        text = re.sub(r'src="data:[^"]*"', "", page.read_text(encoding="utf-8"))  # the figures' bytes
+        found = TEMPORARY_PATH.findall(text)
+        assert not found, f"{page.relative_to(built_site)} shows temporary paths: {found[:3]}"
+
+
+def test_a_mean_and_its_spread_never_wrap_apart(built_site):
+    """In a table, "79.5% ± 8.4%" is one value: no-break spaces hold it together."""
+    for page in _pages(built_site):
+        cells = re.findall(r"<td>([^<]*±[^<]*)</td>", page.read_text(encoding="utf-8"))
+        breaking = [cell for cell in cells if " ±" in cell or "± " in cell]  # an ordinary space beside it
+        assert not breaking, f"{page.relative_to(built_site)}: {breaking[:3]}"
+
+
+def test_home_names_the_article_the_repository_and_the_versions(built_site):
+    from importlib.metadata import version
+
+    from mkdocs.config import load_config
+
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    html = " ".join((built_site / "index.html").read_text(encoding="utf-8").split())  # prose wraps anywhere
+    seed_title = "How Does Generative AI Learn? A Simple Guide to Training, Pre-training, and Fine-tuning"
+    assert seed_title in html and "by Mana" in html
+    assert f'href="{config["repo_url"]}"' in html
+    # GitHub Pages publishes https://github.com/OWNER/NAME at https://OWNER.github.io/NAME/
+    owner, name = urlsplit(config["repo_url"]).path.strip("/").split("/")
+    assert config["site_url"] == f"https://{owner}.github.io/{name}/"
+    for package, label in (("jax", "JAX"), ("flax", "Flax"), ("optax", "Optax")):
+        assert f"{label} {version(package)}" in html, f"the home page does not state the installed {label}"
+
+
+def test_each_limitation_is_measured_linked_and_answered(built_site):
+    """Every section of the limitations page but the last two names what a
+    user can do, links the page that measures it and states its figures."""
+    html = " ".join((built_site / "limitations" / "index.html").read_text(encoding="utf-8").split())
+    article = html[html.index("<article"):html.index("</article>")]
+    sections = re.split(r"<h2 ", article)[1:]
+    assert len(sections) >= 6, "expected six limitations and a summary"
+    learn = ("supervised-learning/", "self-supervised-learning/", "pre-training/", "fine-tuning/")
+    for section in sections[:-1]:
+        heading = re.sub(r"<[^>]+>", "", section[: section.index("</h2>")])
+        assert "What to do." in section, f"{heading}: no advice"
+        if "never read" in heading:  # not measured here yet: said so, with no figure
+            assert "does not measure" in section and not re.search(r"\d+%", section), heading
+            continue
+        assert any(f'href="../{page}' in section for page in learn), f"{heading}: no link to its experiment"
+        assert len(re.findall(r"\d+%", section)) >= 2, f"{heading}: no measured figures"

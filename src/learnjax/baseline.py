@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from learnjax.cache import cached_json
 from learnjax.experiments import LABEL_SIZES, SEEDS
+from learnjax.render import PLUS_MINUS
 
 C_VALUES = (0.1, 1.0, 10.0, 100.0, 1000.0)  # inverse regularisation strengths searched, as learning rates are for the neural modes
 
@@ -88,5 +89,5 @@ def table_with_baseline(table: str, baseline: dict) -> str:
     lines = [f"{header} TF-IDF + logistic regression |", f"{rule}---|"]
     for row in rows:
         cell = cells.get(int(row.split("|")[1]))
-        lines.append(f"{row} {cell['mean']:.1%} ± {cell['std']:.1%} |" if cell else f"{row} – |")
+        lines.append(f"{row} {cell['mean']:.1%}{PLUS_MINUS}{cell['std']:.1%} |" if cell else f"{row} – |")
     return "\n".join(lines)

@@ -44,19 +44,24 @@ def check_mode(mode: str) -> str:
 
 
 # --8<-- [start:build_classifier]
-def build_classifier(foundation: Foundation, mode: str, n_classes: int = 2, seed: int = 0) -> tuple[EncoderClassifier, "nnx.filterlib.Filter"]:
+def build_classifier(
+    foundation: Foundation, mode: str, n_classes: int = 2, seed: int = 0
+) -> tuple[EncoderClassifier, "nnx.filterlib.Filter"]:
     """A classifier for `mode`, and the filter of the parameters to train."""
     rngs = nnx.Rngs(seed)
     if mode == "scratch":
-        encoder = Transformer(foundation.model.config, rngs=rngs)  # random weights, same shape
+        # Random weights, in the same shape.
+        encoder = Transformer(foundation.model.config, rngs=rngs)
     else:
-        encoder = nnx.clone(foundation.model.encoder)  # a copy: the foundation stays as it is
+        # A copy: the foundation stays as it is.
+        encoder = nnx.clone(foundation.model.encoder)
     model = EncoderClassifier(encoder, n_classes, rngs=rngs)
     head = nnx.All(nnx.Param, nnx.PathContains("head"))
     if mode == "probe":
         return model, head
     if mode == "lora":
-        return add_lora(model, LORA_RANK, LORA_ALPHA, seed), nnx.Any(nnx.LoRAParam, head)
+        return (add_lora(model, LORA_RANK, LORA_ALPHA, seed),
+                nnx.Any(nnx.LoRAParam, head))
     return model, nnx.Param
 # --8<-- [end:build_classifier]
 

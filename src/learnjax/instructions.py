@@ -103,14 +103,16 @@ def training_examples(n: int, seed: int = 0) -> list[Example]:
 
 
 # --8<-- [start:chat_template]
-def chat_ids(tokenizer: Tokenizer, prompt: str, response: str | None = None) -> list[int]:
+def chat_ids(tokenizer: Tokenizer, prompt: str,
+             response: str | None = None) -> list[int]:
     """The chat template: `[CLS] [USER] prompt [ASSISTANT] response [END]`, or up
     to `[ASSISTANT]` when the response is the model's to write."""
     ids = [CLS_ID, USER_ID, *tokenizer.encode(prompt), ASSISTANT_ID]
     return ids if response is None else [*ids, *tokenizer.encode(response), END_ID]
 
 
-def chat_rows(tokenizer: Tokenizer, examples: list[Example], max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def chat_rows(tokenizer: Tokenizer, examples: list[Example],
+              max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Examples as rows (N, max_len), one per row: tokens, segments (1 on the
     example, 0 on padding) and `learn`, 1 on the response's tokens and its
     `[END]`: the only tokens whose prediction counts in the loss."""
@@ -118,10 +120,13 @@ def chat_rows(tokenizer: Tokenizer, examples: list[Example], max_len: int) -> tu
     for i, example in enumerate(examples):
         ids = chat_ids(tokenizer, example.prompt, example.response)
         if len(ids) > max_len:
-            raise ValueError(f"example {i + 1} has {len(ids)} tokens with the chat template; the model reads at most {max_len}: {example.prompt[:60]!r}")
+            raise ValueError(
+                f"example {i + 1} has {len(ids)} tokens with the chat template; "
+                f"the model reads at most {max_len}: {example.prompt[:60]!r}")
         tokens[i, : len(ids)] = ids
     segments = (tokens != 0).astype(np.int32)
-    learn = (np.cumsum(tokens == ASSISTANT_ID, axis=1) > 0) & (tokens != ASSISTANT_ID) & (segments > 0)
+    learn = ((np.cumsum(tokens == ASSISTANT_ID, axis=1) > 0)
+             & (tokens != ASSISTANT_ID) & (segments > 0))
     return tokens, segments, learn.astype(np.int32)
 # --8<-- [end:chat_template]
 

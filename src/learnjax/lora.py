@@ -35,11 +35,13 @@ class ScaledLoRA(nnx.LoRA):
     """`nnx.LoRA` around a frozen `base` layer, with the paper's alpha / rank scale."""
 
     def __init__(self, base: nnx.Linear, rank: int, alpha: float, *, rngs: nnx.Rngs):
-        super().__init__(base.in_features, rank, base.out_features, base_module=base, rngs=rngs)
+        super().__init__(base.in_features, rank, base.out_features,
+                         base_module=base, rngs=rngs)
         self.scale = alpha / rank
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.base_module(x) + (x @ self.lora_a[...] @ self.lora_b[...]) * self.scale
+        return (self.base_module(x)
+                + (x @ self.lora_a[...] @ self.lora_b[...]) * self.scale)
 # --8<-- [end:scaled_lora]
 
 
@@ -57,9 +59,11 @@ def _targets(model: nnx.Module):
         yield block, "ff2"
 
 
-def add_lora(model: nnx.Module, rank: int = 8, alpha: float = 16.0, seed: int = 0) -> nnx.Module:
+def add_lora(model: nnx.Module, rank: int = 8, alpha: float = 16.0,
+             seed: int = 0) -> nnx.Module:
     """Wraps the attention and MLP projections of every block in LoRA adapters,
-    in place; returns `model`. Train it with `nnx.Optimizer(model, tx, wrt=nnx.LoRAParam)`."""
+    in place; returns `model`. Train it with
+    `nnx.Optimizer(model, tx, wrt=nnx.LoRAParam)`."""
     if not isinstance(rank, int) or rank < 1:
         raise ValueError(f"LoRA rank must be a positive int, got {rank!r}")
     rngs = nnx.Rngs(seed)

@@ -54,7 +54,8 @@ class EncoderConfig:
 class BagOfWordsClassifier(nnx.Module):
     """Averages the word embeddings of a text (ignoring padding), then an MLP."""
 
-    def __init__(self, vocab_size: int, n_classes: int = 2, d_embed: int = 32, d_hidden: int = 32, *, rngs: nnx.Rngs):
+    def __init__(self, vocab_size: int, n_classes: int = 2, d_embed: int = 32,
+                 d_hidden: int = 32, *, rngs: nnx.Rngs):
         self.embed = nnx.Embed(vocab_size, d_embed, rngs=rngs)
         self.hidden = nnx.Linear(d_embed, d_hidden, rngs=rngs)
         self.out = nnx.Linear(d_hidden, n_classes, rngs=rngs)

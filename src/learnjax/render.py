@@ -13,9 +13,13 @@ _ALIGNMENT = {None: "---", "left": ":---", "center": ":---:", "right": "---:"}
 _NOTE_KINDS = ("note", "abstract", "info", "tip", "success", "question", "warning", "failure", "danger", "bug", "example", "quote")
 
 
+# "79.5% ± 8.4%" is one value: no-break spaces keep a narrow column from splitting it.
+PLUS_MINUS = "\u00a0±\u00a0"
+
+
 def _cell(value: object) -> str:
     # A `|` would end the cell and a line break the row: both are escaped.
-    return str(value).replace("|", "\\|").replace("\n", "<br>")
+    return str(value).replace("|", "\\|").replace("\n", "<br>").replace(" ± ", PLUS_MINUS)
 
 
 def table(header: Sequence[object], rows: Iterable[Sequence[object]], align: Sequence[str | None] | None = None) -> str:
