@@ -55,7 +55,8 @@ def every_position_update(model, optimizer, inputs, segments, targets, weights):
 
     def loss_fn(model):
         logits = model(inputs, segments)  # (B, T, V): every position
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)  # (B, T)
+        losses = optax.softmax_cross_entropy_with_integer_labels(  # (B, T)
+            logits, targets)
         return (losses * weights).sum() / jnp.maximum(weights.sum(), 1.0)
 
     loss, grads = nnx.value_and_grad(loss_fn)(model)
@@ -72,7 +73,7 @@ first_written_step = nnx.jit(every_position_update)
 # --8<-- [start:products_on_3d_arrays]
 @contextlib.contextmanager
 def swapped(module, name: str, value):
-    """While active, `module.name` is `value`: a step traced meanwhile compiles with it."""
+    """While active, `module.name` is `value`: a step traced then compiles with it."""
     kept = getattr(module, name)
     setattr(module, name, value)
     try:
@@ -88,7 +89,7 @@ def products_on_3d_arrays():
 
 
 step_with_3d_products = nnx.jit(masked_prediction_update)
-"""The library's step, its own compiled copy: traced inside `products_on_3d_arrays()`."""
+"""The library's step, its own compiled copy: traced in `products_on_3d_arrays()`."""
 # --8<-- [end:products_on_3d_arrays]
 
 
@@ -99,13 +100,15 @@ def argmax_masked_prediction_loss(model, batch):
     logits = model(batch["inputs"], batch["segments"], batch["positions"])  # (B, P, V)
     targets, weights = batch["targets"], batch["weights"]
     n_scored = jnp.maximum(weights.sum(), 1.0)
-    loss = (optax.softmax_cross_entropy_with_integer_labels(logits, targets) * weights).sum() / n_scored
+    loss = (optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+            * weights).sum() / n_scored
     return loss, ((logits.argmax(-1) == targets) * weights).sum() / n_scored
 
 
 def accuracy_from_argmax():
     """The step's accuracy taken from an argmax, as first written."""
-    return swapped(learnjax.steps, "masked_prediction_loss", argmax_masked_prediction_loss)
+    return swapped(learnjax.steps, "masked_prediction_loss",
+                   argmax_masked_prediction_loss)
 
 # --8<-- [end:argmax_accuracy]
 
@@ -297,12 +300,18 @@ def embedding_gradients(setup: Setup, timed):
     product: the same values (checked), timed side by side by `timed`."""
     table = setup.fresh()[0].encoder.token_embed.embedding[...]  # (V, D)
     ids = jnp.asarray(setup.rows_tokens)  # (B, T)
-    cotangent = jnp.asarray(np.random.default_rng(1).standard_normal((*ids.shape, table.shape[1]), dtype=np.float32))  # (B, T, D)
-    gather = jax.jit(jax.grad(lambda t, ids, cotangent: (jnp.take(t, ids, axis=0) * cotangent).sum()))
-    one_hot = jax.jit(jax.grad(lambda t, ids, cotangent: ((jax.nn.one_hot(ids, t.shape[0]) @ t) * cotangent).sum()))
-    assert np.allclose(gather(table, ids, cotangent), one_hot(table, ids, cotangent), atol=1e-4)  # the same gradient
-    return timed({"gather (scatter-add gradient)": lambda: gather(table, ids, cotangent),
-                  "one-hot matmul": lambda: one_hot(table, ids, cotangent)})
+    cotangent = jnp.asarray(np.random.default_rng(1).standard_normal(  # (B, T, D)
+        (*ids.shape, table.shape[1]), dtype=np.float32))
+    gather = jax.jit(jax.grad(lambda t, ids, cotangent: (
+        jnp.take(t, ids, axis=0) * cotangent).sum()))
+    one_hot = jax.jit(jax.grad(lambda t, ids, cotangent: (
+        (jax.nn.one_hot(ids, t.shape[0]) @ t) * cotangent).sum()))
+    assert np.allclose(gather(table, ids, cotangent),  # the same gradient
+                       one_hot(table, ids, cotangent), atol=1e-4)
+    return timed({
+        "gather (scatter-add gradient)": lambda: gather(table, ids, cotangent),
+        "one-hot matmul": lambda: one_hot(table, ids, cotangent),
+    })
 # --8<-- [end:embedding_gradients]
 
 

@@ -94,12 +94,15 @@ class Reading:
 
 
 WORD = re.compile(r"[A-Za-z0-9][\w'’.,%-]*")
+GLOSSARY_ENTRY = re.compile(r"^\*\[[^\]]+\]:")  # `*[term]: definition`, an abbreviation
 
 
 def prose_words(prose: list[str]) -> int:
     """Words a reader reads outside the code: Markdown syntax, links' targets and HTML left out."""
     words = 0
     for line in prose:
+        if GLOSSARY_ENTRY.match(line):
+            continue  # the glossary appended to every page: shown as tooltips, not read as prose
         line = re.sub(r"\]\([^)]*\)", "]", line)  # a link's target
         line = re.sub(r"<[^>]+>", " ", line)
         words += len(WORD.findall(line))

@@ -51,7 +51,8 @@ def transformer_of(model: nnx.Module) -> nnx.Module:
     return model.decoder if hasattr(model, "decoder") else model.encoder
 
 
-def _targets(model: nnx.Module):
+def adapted_layers(model: nnx.Module):
+    """(owner, name) of each layer LoRA adapts: attention and MLP projections."""
     for block in transformer_of(model).blocks:
         yield block.attn, "qkv"
         yield block.attn, "proj"
@@ -67,7 +68,7 @@ def add_lora(model: nnx.Module, rank: int = 8, alpha: float = 16.0,
     if not isinstance(rank, int) or rank < 1:
         raise ValueError(f"LoRA rank must be a positive int, got {rank!r}")
     rngs = nnx.Rngs(seed)
-    for owner, name in _targets(model):
+    for owner, name in adapted_layers(model):
         setattr(owner, name, ScaledLoRA(getattr(owner, name), rank, alpha, rngs=rngs))
     return model
 # --8<-- [end:add_lora]
@@ -76,7 +77,7 @@ def add_lora(model: nnx.Module, rank: int = 8, alpha: float = 16.0,
 def merge_lora(model: nnx.Module) -> nnx.Module:
     """Folds every adapter into its layer's weights, in place (W + scale A B):
     the same outputs, at the cost of the plain model. Returns `model`."""
-    for owner, name in _targets(model):
+    for owner, name in adapted_layers(model):
         layer = getattr(owner, name)
         if isinstance(layer, ScaledLoRA):
             base = layer.base_module

@@ -13,8 +13,9 @@ from learnjax.tokenizer import CLS_ID
 
 def attention_of(foundation, text: str) -> tuple[list[str], list[np.ndarray]]:
     """The tokens of `text` as the model reads them ([CLS] first) and each
-    layer's attention weights (heads, tokens, tokens), from the readable encoder."""
-    ids = [CLS_ID, *foundation.tokenizer.encode(text)]
+    layer's attention weights (heads, tokens, tokens), from the readable encoder.
+    A `[MASK]` written in `text` is the hidden word, as in `fill_mask`."""
+    ids = [CLS_ID, *foundation.tokenizer.encode(text, masks=True)]
     _, layers = readable.transformer(foundation.model.encoder, np.array([ids]))
     return [foundation.tokenizer.vocab[i] for i in ids], [np.asarray(w[0]) for w in layers]
 

@@ -378,8 +378,9 @@ def initial_state(config: EncoderConfig, tx, key: jax.Array, learning_rate: floa
 
 
 # --8<-- [start:compile_for_pretraining]
-def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=None, *, batch_size: int,
-                            objective: str = "masked", mask_rate: float = 0.15) -> Future:
+def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=None, *,
+                            batch_size: int, objective: str = "masked",
+                            mask_rate: float = 0.15) -> Future:
     """Starts compiling the two programs pre-training runs first, the initial
     parameters (`create_model_and_optimizer`) and the training steps, and returns
     once both are traced. XLA compiles them on a background thread while this
@@ -391,8 +392,10 @@ def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=No
     # The rate is a value: any one traces the same program.
     compile_in_background(initial_state.lower(config, tx, key, 1.0, objective))
     if objective == "next-word":
-        return compile_next_word_steps(shapes, batch_size=batch_size, max_len=config.max_len)
-    return compile_masked_prediction_steps(shapes, batch_size=batch_size, max_len=config.max_len, mask_rate=mask_rate)
+        return compile_next_word_steps(shapes, batch_size=batch_size,
+                                       max_len=config.max_len)
+    return compile_masked_prediction_steps(shapes, batch_size=batch_size,
+                                           max_len=config.max_len, mask_rate=mask_rate)
 # --8<-- [end:compile_for_pretraining]
 
 

@@ -37,8 +37,10 @@ def data_mesh(devices: int | None = None) -> Mesh:
     available = jax.devices()
     n = len(available) if devices is None else devices
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(available):
-        raise ValueError(f"devices must be between 1 and the {len(available)} visible, got {devices!r}")
-    return jax.make_mesh((n,), (DATA,), axis_types=(AxisType.Auto,), devices=available[:n])
+        raise ValueError(f"devices must be between 1 and the {len(available)} "
+                         f"visible, got {devices!r}")
+    return jax.make_mesh((n,), (DATA,), axis_types=(AxisType.Auto,),
+                         devices=available[:n])
 # --8<-- [end:mesh]
 
 
@@ -46,7 +48,8 @@ def data_mesh(devices: int | None = None) -> Mesh:
 def fsdp_spec(shape: tuple[int, ...], n_devices: int) -> jax.sharding.PartitionSpec:
     """Split an array along its largest axis that the devices divide evenly;
     replicate it when none does (scalars, small biases)."""
-    divisible = [axis for axis, size in enumerate(shape) if size % n_devices == 0 and size >= n_devices]
+    divisible = [axis for axis, size in enumerate(shape)
+                 if size % n_devices == 0 and size >= n_devices]
     if not divisible or n_devices == 1:
         return P()
     axis = max(divisible, key=lambda a: shape[a])
@@ -56,7 +59,10 @@ def fsdp_spec(shape: tuple[int, ...], n_devices: int) -> jax.sharding.PartitionS
 def state_shardings(state, mesh: Mesh, fsdp: bool = False):
     """The layout of a (model, optimizer) state on the mesh: replicated, or FSDP."""
     n = mesh.shape[DATA]
-    return jax.tree.map(lambda x: NamedSharding(mesh, fsdp_spec(np.shape(x), n) if fsdp else P()), state)
+    return jax.tree.map(
+        lambda x: NamedSharding(mesh, fsdp_spec(np.shape(x), n) if fsdp else P()),
+        state,
+    )
 # --8<-- [end:layouts]
 
 
@@ -94,7 +100,8 @@ def place_batches(stack: np.ndarray, mesh: Mesh) -> jax.Array:
         return jax.device_put(stack, sharding)
     n, index = jax.process_count(), jax.process_index()
     rows = stack.shape[1] // n
-    return jax.make_array_from_process_local_data(sharding, stack[:, index * rows : (index + 1) * rows], stack.shape)
+    return jax.make_array_from_process_local_data(
+        sharding, stack[:, index * rows : (index + 1) * rows], stack.shape)
 # --8<-- [end:place_batches]
 
 

@@ -121,9 +121,14 @@ STEP_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
 # --8<-- [start:fused_masked_prediction_step]
-@functools.partial(jax.jit, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"), donate_argnames="state",
-                   compiler_options=STEP_COMPILER_OPTIONS)
-def fused_masked_prediction_step(state, key, step, tokens, segments, *, graphdef, vocab_size, rate, max_predictions):
+@functools.partial(
+    jax.jit,
+    static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"),
+    donate_argnames="state",
+    compiler_options=STEP_COMPILER_OPTIONS,
+)
+def fused_masked_prediction_step(state, key, step, tokens, segments, *,
+                                 graphdef, vocab_size, rate, max_predictions):
     """Masking plus `masked_prediction_update` as one compiled function of the
     split (model, optimizer) state.
 
@@ -134,7 +139,8 @@ def fused_masked_prediction_step(state, key, step, tokens, segments, *, graphdef
     state out is a plain pytree, so no module graph is walked per call.
     """
     model, optimizer = nnx.merge(graphdef, state)
-    batch = masked_batch(jax.random.fold_in(key, step), tokens, segments, vocab_size, rate, max_predictions)
+    batch = masked_batch(jax.random.fold_in(key, step), tokens, segments,
+                         vocab_size, rate, max_predictions)
     loss, accuracy = masked_prediction_update(model, optimizer, batch)
     return nnx.state((model, optimizer)), loss, accuracy
 # --8<-- [end:fused_masked_prediction_step]
@@ -148,9 +154,14 @@ STEPS_PER_CALL = 20
 
 
 # --8<-- [start:masked_prediction_steps]
-@functools.partial(jax.jit, static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"), donate_argnames="state",
-                   compiler_options=STEP_COMPILER_OPTIONS)
-def masked_prediction_steps(state, key, first_step, tokens, segments, count, *, graphdef, vocab_size, rate, max_predictions):
+@functools.partial(
+    jax.jit,
+    static_argnames=("graphdef", "vocab_size", "rate", "max_predictions"),
+    donate_argnames="state",
+    compiler_options=STEP_COMPILER_OPTIONS,
+)
+def masked_prediction_steps(state, key, first_step, tokens, segments, count, *,
+                            graphdef, vocab_size, rate, max_predictions):
     """`fused_masked_prediction_step` on the first `count` batches of a stack (S, B, T),
     in one compiled program (a `jax.lax.fori_loop`); step `first_step + i`
     masks batch `i`, as one call per step would.
@@ -160,13 +171,15 @@ def masked_prediction_steps(state, key, first_step, tokens, segments, count, *, 
     """
     def one_step(i, carry):
         state, losses, accuracies = carry
-        state, loss, accuracy = fused_masked_prediction_step.__wrapped__(  # the step's function, traced into this program
+        # the step's function, traced into this program
+        state, loss, accuracy = fused_masked_prediction_step.__wrapped__(
             state, key, first_step + i, tokens[i], segments[i], graphdef=graphdef,
             vocab_size=vocab_size, rate=rate, max_predictions=max_predictions)
         return state, losses.at[i].set(loss), accuracies.at[i].set(accuracy)
 
     unused = jnp.full(tokens.shape[0], jnp.nan, jnp.float32)
-    state, losses, accuracies = jax.lax.fori_loop(0, count, one_step, (state, unused, unused))
+    state, losses, accuracies = jax.lax.fori_loop(
+        0, count, one_step, (state, unused, unused))
     return state, (losses, accuracies)
 # --8<-- [end:masked_prediction_steps]
 
@@ -292,38 +305,44 @@ def run_calls(
     calls that are one behind keeps the next one queued meanwhile.
     """
     checkpointing = checkpointing or Checkpointing()
-    history = History(list(checkpointing.history.loss), list(checkpointing.history.accuracy))
+    history = History(list(checkpointing.history.loss),
+                      list(checkpointing.history.accuracy))
     if steps < 1:
         return history
-    if not 0 <= checkpointing.start <= steps or len(history.loss) != checkpointing.start:
-        raise ValueError(f"cannot resume at step {checkpointing.start} of {steps} with the losses of {len(history.loss)} steps")
+    if (not 0 <= checkpointing.start <= steps
+            or len(history.loss) != checkpointing.start):
+        raise ValueError(f"cannot resume at step {checkpointing.start} of {steps} "
+                         f"with the losses of {len(history.loss)} steps")
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
-        raise ValueError(f"the arrays to train on have different lengths: {[len(a) for a in arrays]}")
+        raise ValueError("the arrays to train on have different lengths: "
+                         f"{[len(a) for a in arrays]}")
     graphdef, state = nnx.split((model, optimizer))
     if mesh is not None:
         sharding.check_batch(batch_size, mesh)
         layout = sharding.state_shardings(state, mesh, fsdp)
         state = sharding.place(state, layout)
-    bar = tqdm(total=steps, initial=checkpointing.start, desc=desc, unit="step", disable=None if progress else True, leave=False,
-               mininterval=0.5)
+    bar = tqdm(total=steps, initial=checkpointing.start, desc=desc, unit="step",
+               disable=None if progress else True, leave=False, mininterval=0.5)
     pending = []
 
     def read_back(calls):
         for (losses, accuracies), count in calls:
             history.loss.extend(sharding.fetch(losses)[:count].tolist())
             history.accuracy.extend(sharding.fetch(accuracies)[:count].tolist())
-        check_finite(history.loss[-1], len(history.loss) - 1)  # the step that loss came from
+        check_finite(history.loss[-1], len(history.loss) - 1)  # the step it came from
         bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
 
     try:
         every = checkpointing.every if checkpointing.save else None
-        for first, idx, count in call_stacks(n, batch_size, steps, seed, start=checkpointing.start, every=every):
+        for first, idx, count in call_stacks(n, batch_size, steps, seed,
+                                             start=checkpointing.start, every=every):
             batches = tuple(a[idx] for a in arrays)
             if mesh is not None:
                 batches = tuple(sharding.place_batches(b, mesh) for b in batches)
             state, metrics = call(state, graphdef, first, count, *batches)
-            if mesh is not None:  # the layout it had: the next call runs the same program
+            if mesh is not None:
+                # the layout it had: the next call runs the same program
                 state = jax.device_put(state, layout)
             pending.append((metrics, count))
             if len(pending) == 2:
@@ -339,7 +358,8 @@ def run_calls(
         if pending:
             read_back(pending)
     finally:
-        # A call may consume (donate) the buffers the model held: give it the latest ones.
+        # A call may consume (donate) the buffers the model held: give it the
+        # latest ones.
         nnx.update((model, optimizer), state)
         bar.close()
     return history
@@ -385,10 +405,12 @@ def loop_over_batches(update, graphdef, state, count, batches):
         state, losses, accuracies = carry
         model, optimizer = nnx.merge(graphdef, state)
         loss, accuracy = update(model, optimizer, *(b[i] for b in batches))
-        return nnx.state((model, optimizer)), losses.at[i].set(loss), accuracies.at[i].set(accuracy)
+        return (nnx.state((model, optimizer)), losses.at[i].set(loss),
+                accuracies.at[i].set(accuracy))
 
     unused = jnp.full(batches[0].shape[0], jnp.nan, jnp.float32)
-    state, losses, accuracies = jax.lax.fori_loop(0, count, one_step, (state, unused, unused))
+    state, losses, accuracies = jax.lax.fori_loop(
+        0, count, one_step, (state, unused, unused))
     return state, (losses, accuracies)
 # --8<-- [end:loop_over_batches]
 
@@ -398,7 +420,8 @@ def loop_over_batches(update, graphdef, state, count, batches):
 def supervised_steps(state, tokens, labels, count, *, graphdef):
     """`supervised_update` on the first `count` batches of a stack (S, B, ...),
     in one compiled program (`loop_over_batches`)."""
-    return loop_over_batches(supervised_update, graphdef, state, count, (tokens, labels))
+    return loop_over_batches(supervised_update, graphdef, state, count,
+                             (tokens, labels))
 # --8<-- [end:supervised_steps]
 
 
