@@ -139,7 +139,8 @@ def test_markdown_syntax_in_strings_is_found():
 def shell_walkthrough(text: str) -> list[list[str]]:
     """The `learnjax` commands of the shell blocks of a README or page, in order, as argument lists."""
     blocks = re.findall(r"^```(?:bash|sh|console|shell)\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
-    commands = [shlex.split(line, comments=True) for block in blocks for line in block.splitlines()]
+    lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]  # continuations joined
+    commands = [shlex.split(line, comments=True) for line in lines]
     return [words for words in commands if words[:1] == ["learnjax"]]
 
 
@@ -163,6 +164,8 @@ def test_walkthrough_uses_the_model_it_pretrained(path):
 def test_readme_has_a_walkthrough():
     commands = shell_walkthrough((ROOT / "README.md").read_text(encoding="utf-8"))
     assert [w[1] for w in commands][:3] == ["pretrain", "pretrain", "fill-mask"]
+    continued = "```bash\nlearnjax pretrain \\\n  --out f/  # a comment\n```\n"
+    assert shell_walkthrough(continued) == [["learnjax", "pretrain", "--out", "f/"]]
     assert pretrains_twice([["learnjax", "pretrain", "--out", "f/"], ["learnjax", "fill-mask", "a [MASK]."]]) == ["learnjax fill-mask a [MASK]."]
 
 
