@@ -405,7 +405,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=[], help="readers whose name contains one of these words")
     args = parser.parse_args()
     chosen = [r for r in READERS if not args.only or any(word in r.name for word in args.only)]
-    print(f"| reader | examples | read | refused (one line) | seconds | finding |\n|---|---|---|---|---|---|")
+    print("| reader | examples | read | refused (one line) | seconds | finding |\n|---|---|---|---|---|---|")
     failures, details = 0, []
     for reader in chosen:
         started, finding = time.perf_counter(), "none"

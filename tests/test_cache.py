@@ -2,7 +2,6 @@
 a read-only cache is read; entries of older code are told apart and pruned."""
 
 import importlib.util
-import inspect
 import io
 import json
 import os

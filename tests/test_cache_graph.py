@@ -12,7 +12,7 @@ import pytest
 
 import learnjax
 from learnjax import cache
-from learnjax.cache import _content, _source_of, cached_json, computation, entries_used, list_entries
+from learnjax.cache import _content, cached_json, computation, entries_used, list_entries
 from learnjax.code_graph import definition_closure, import_graph, imports_of
 
 PACKAGE = Path(learnjax.__file__).parent

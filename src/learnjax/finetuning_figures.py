@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flax import nnx
 
-from learnjax.finetuning import LORA_ALPHA, LORA_RANK, MODES, build_classifier
+from learnjax.finetuning import MODES, build_classifier
 from learnjax.plots import figure
 
 PARTS = ("embeddings", "Transformer layers", "LoRA adapters", "new head")
