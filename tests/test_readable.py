@@ -9,7 +9,7 @@ from flax import nnx
 
 from learnjax import corpus, mask_tokens, readable
 from learnjax.generation import encode_prompts, generate
-from learnjax.masking import masked_batch
+from learnjax.masking import mask_words, masked_batch
 from learnjax.model import EncoderConfig, MaskedLanguageModel, NextWordModel
 from learnjax.steps import masked_prediction_loss, masked_prediction_step, next_word_loss, next_word_step
 from learnjax.tokenizer import Tokenizer
@@ -33,7 +33,7 @@ def config(tokenizer):
 def test_the_readable_masking_hides_what_the_compiled_masking_hides(data, seed, rate):
     tokenizer, tokens, _ = data
     key = jax.random.key(seed)
-    for clear, compiled in zip(readable.mask_words(key, tokens, len(tokenizer), rate),
+    for clear, compiled in zip(mask_words(key, tokens, len(tokenizer), rate),
                                mask_tokens(key, tokens, len(tokenizer), rate), strict=True):
         np.testing.assert_array_equal(clear, compiled)
 

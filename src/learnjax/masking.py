@@ -24,20 +24,31 @@ def check_mask_rate(rate: float) -> float:
     return float(rate)
 
 
-# --8<-- [start:mask_tokens]
-@jax.jit
-def _mask_tokens(key: jax.Array, tokens: jax.Array, rate: float, vocab_size: int):
+# --8<-- [start:mask_words]
+def mask_words(key: jax.Array, tokens: jax.Array, vocab_size: int, rate=0.15):
+    """BERT's recipe: choose a share `rate` of the real tokens (B, T); of
+    those, 80% become [MASK], 10% a random word, 10% stay. Returns what the
+    model sees, the words it must recover ([PAD] elsewhere) and a weight of 1
+    where a prediction is scored."""
     k_choose, k_action, k_random = jax.random.split(key, 3)
     maskable = tokens >= N_SPECIAL  # never [PAD], [UNK], [MASK] or [CLS]
     chosen = maskable & (jax.random.uniform(k_choose, tokens.shape) < rate)
-    action = jax.random.uniform(k_action, tokens.shape)
-    random_words = jax.random.randint(k_random, tokens.shape, N_SPECIAL, vocab_size)
+    action = jax.random.uniform(k_action, tokens.shape)  # which of the three
+    random_words = jax.random.randint(k_random, tokens.shape, N_SPECIAL,
+                                      vocab_size)
     inputs = jnp.where(chosen & (action < 0.8), MASK_ID, tokens)
-    inputs = jnp.where(chosen & (action >= 0.8) & (action < 0.9), random_words, inputs)
+    swap = chosen & (action >= 0.8) & (action < 0.9)
+    inputs = jnp.where(swap, random_words, inputs)
     targets = jnp.where(chosen, tokens, PAD_ID)  # what the model must recover
     weights = chosen.astype(jnp.float32)  # 1 where a prediction is scored
     return inputs, targets, weights
-# --8<-- [end:mask_tokens]
+# --8<-- [end:mask_words]
+
+
+@jax.jit
+def _mask_tokens(key: jax.Array, tokens: jax.Array, rate: float, vocab_size: int):
+    """`mask_words` compiled, with `rate` and `vocab_size` traced (one program for any)."""
+    return mask_words(key, tokens, vocab_size, rate)
 
 
 def mask_tokens(key: jax.Array, tokens: jax.Array, vocab_size: int, rate: float = 0.15):

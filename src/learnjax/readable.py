@@ -15,32 +15,10 @@ import optax
 from flax import nnx
 
 from learnjax.generation import NEVER_WRITTEN
-from learnjax.masking import N_SPECIAL
 from learnjax.model import (MaskedLanguageModel, NextWordModel, SelfAttention,
                             Transformer, positions_in_segment)
 from learnjax.steps import next_word_targets
-from learnjax.tokenizer import END_ID, MASK_ID, PAD_ID
-
-
-# --8<-- [start:mask_words]
-def mask_words(key: jax.Array, tokens: jax.Array, vocab_size: int, rate=0.15):
-    """BERT's recipe: choose a share `rate` of the real tokens (B, T); of
-    those, 80% become [MASK], 10% a random word, 10% stay. Returns what the
-    model sees, the words it must recover ([PAD] elsewhere) and a weight of 1
-    where a prediction is scored."""
-    k_choose, k_action, k_random = jax.random.split(key, 3)
-    maskable = tokens >= N_SPECIAL  # never [PAD], [UNK], [MASK] or [CLS]
-    chosen = maskable & (jax.random.uniform(k_choose, tokens.shape) < rate)
-    action = jax.random.uniform(k_action, tokens.shape)  # which of the three
-    random_words = jax.random.randint(k_random, tokens.shape, N_SPECIAL,
-                                      vocab_size)
-    inputs = jnp.where(chosen & (action < 0.8), MASK_ID, tokens)
-    swap = chosen & (action >= 0.8) & (action < 0.9)
-    inputs = jnp.where(swap, random_words, inputs)
-    targets = jnp.where(chosen, tokens, PAD_ID)  # what the model must recover
-    weights = chosen.astype(jnp.float32)  # 1 where a prediction is scored
-    return inputs, targets, weights
-# --8<-- [end:mask_words]
+from learnjax.tokenizer import END_ID, PAD_ID
 
 
 # --8<-- [start:attention_mask]
