@@ -7,10 +7,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
-from docs_harness import PythonFenceParser, SnippetDocument, fail_skips_in_ci  # noqa: E402
 import pytest  # noqa: E402
 from sybil import Sybil  # noqa: E402
 from sybil.parsers.rest import DocTestParser  # noqa: E402
+
+from docs_harness import PythonFenceParser, SnippetDocument, fail_skips_in_ci  # noqa: E402
 
 pytest_plugins = ["pytester"]
 

@@ -38,8 +38,8 @@ def jax_candidates(batch: int, temperature: float) -> dict:
     import jax
     from flax import nnx
 
-    from learnjax.generation import generate_tokens
-    from learnjax.model import EncoderConfig, NextWordModel
+    from learnjax.models.generation import generate_tokens
+    from learnjax.models.transformer import EncoderConfig, NextWordModel
 
     model = NextWordModel(EncoderConfig(VOCAB, MAX_LEN, D_MODEL, LAYERS, HEADS, D_FF), rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(model)
@@ -88,8 +88,8 @@ def first_token_child(side: str) -> dict:
     started = time.perf_counter()
     folder = Path(os.environ["BENCH_MODEL"])
     if side == "learnjax":
-        from learnjax.generation import Sampling, continue_ids
-        from learnjax.pretraining import Foundation
+        from learnjax.models.generation import Sampling, continue_ids
+        from learnjax.training.pretraining import Foundation
 
         imported = time.perf_counter()
         foundation = Foundation.load(folder)
@@ -112,10 +112,10 @@ def first_token_child(side: str) -> dict:
 def first_token(have_torch: bool) -> dict:
     from flax import nnx
 
-    from learnjax.model import EncoderConfig, NextWordModel
-    from learnjax.pretraining import Foundation
-    from learnjax.tokenizer import SPECIAL_TOKENS, Tokenizer
-    from learnjax.training import History
+    from learnjax.models.transformer import EncoderConfig, NextWordModel
+    from learnjax.text.tokenizer import SPECIAL_TOKENS, Tokenizer
+    from learnjax.training.loops import History
+    from learnjax.training.pretraining import Foundation
 
     results = {}
     with tempfile.TemporaryDirectory() as folder:

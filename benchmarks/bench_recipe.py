@@ -33,7 +33,7 @@ own process, with learnjax's own pure-Python corpus and tokenizer code. The
 PyTorch process loads those modules (`corpus`, `world`, `messages`,
 `tokenizer`) from their files under a bare `learnjax` package that skips the
 package's `__init__`, which would import jax and charge JAX's import time to
-PyTorch; it draws its batches with `learnjax.training.batch_indices`, compiled
+PyTorch; it draws its batches with `learnjax.training.loops.batch_indices`, compiled
 from that module's source for the same reason (`harness.library_function`).
 This was preferred over writing the corpus to a shared text file: that would
 send learnjax through `--corpus` (texts streamed from files, read twice), a
@@ -84,8 +84,8 @@ SIDES = {"learnjax": "learnjax (CLI)", "torch": "PyTorch eager"}
 
 
 def recipe_defaults() -> dict:
-    """`PretrainRecipe()` as a dict, read from pretraining.py's source (importing it imports jax)."""
-    tree = ast.parse((SRC / "pretraining.py").read_text(encoding="utf-8"))
+    """`PretrainRecipe()` as a dict, read from training/pretraining.py's source (importing it imports jax)."""
+    tree = ast.parse((SRC / "training" / "pretraining.py").read_text(encoding="utf-8"))
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PretrainRecipe")
     return {n.target.id: ast.literal_eval(n.value) for n in cls.body if isinstance(n, ast.AnnAssign) and n.value is not None}
 
@@ -96,16 +96,17 @@ def data_modules():
         package = types.ModuleType("learnjax")
         package.__path__ = [str(SRC)]
         sys.modules["learnjax"] = package
-    from learnjax import corpus, tokenizer  # corpus imports world, messages and tokenizer: stdlib and numpy only
+    from learnjax.data import corpus  # corpus imports world, messages and tokenizer: stdlib and numpy only
+    from learnjax.text import tokenizer
 
     return corpus, tokenizer
 
 
 def batch_indices(n_examples: int, batch_size: int, steps: int, seed: int):
-    """`learnjax.training.batch_indices`, without importing that module (it imports jax)."""
+    """`learnjax.training.loops.batch_indices`, without importing that module (it imports jax)."""
     import numpy as np
 
-    return harness.library_function("training", "batch_indices", np=np)(n_examples, batch_size, steps, seed)
+    return harness.library_function("training.loops", "batch_indices", np=np)(n_examples, batch_size, steps, seed)
 
 
 def fingerprint(vocab: list[str], tokens, segments, batches) -> dict:
@@ -127,8 +128,8 @@ def fingerprint(vocab: list[str], tokens, segments, batches) -> dict:
 
 def learnjax_child(out: Path) -> dict:
     import learnjax.cli
-    import learnjax.pretraining as pt
-    import learnjax.textfiles  # noqa: F401 - cmd_pretrain imports it: count it with the other imports
+    import learnjax.data.textfiles  # noqa: F401 - cmd_pretrain imports it: count it with the other imports
+    import learnjax.training.pretraining as pt
 
     marks = {"import": time.perf_counter()}
     seen = {}
@@ -155,7 +156,7 @@ def learnjax_child(out: Path) -> dict:
         "import": marks["import"] - T0, "data": marks["model"] - marks["pretrain"], "model": marks["train"] - marks["model"],
         "train": marks["train_end"] - marks["train"], "save": marks["save_end"] - marks["save"],
     }
-    from learnjax.training import batch_indices as library_batches
+    from learnjax.training.loops import batch_indices as library_batches
 
     f = seen["foundation"]
     r = f.recipe
@@ -165,7 +166,7 @@ def learnjax_child(out: Path) -> dict:
 
 
 def torch_data(recipe: dict):
-    """The PyTorch side's data preparation: what `learnjax.pretraining.pretrain` does before the model."""
+    """The PyTorch side's data preparation: what `learnjax.training.pretraining.pretrain` does before the model."""
     corpus, tokenizer = data_modules()
     texts = corpus.build_corpus(recipe["n_texts"], recipe["corpus_seed"])
     tok = tokenizer.Tokenizer.from_texts(texts)
@@ -176,7 +177,7 @@ def torch_data(recipe: dict):
 def torch_child(out: Path) -> dict:
     import torch
 
-    data_modules()  # before torch_impl, which imports learnjax.tokenizer: not the package's __init__ (and jax)
+    data_modules()  # before torch_impl, which imports learnjax.text.tokenizer: not the package's __init__ (and jax)
     from benchmarks import torch_impl
 
     marks = {"import": time.perf_counter()}
@@ -261,10 +262,10 @@ def check(folder: Path) -> bool:
     """The PyTorch side's data (made in a fresh process, without jax) against learnjax's own pipeline."""
     import numpy as np
 
-    from learnjax import corpus
-    from learnjax.pretraining import PretrainRecipe
-    from learnjax.tokenizer import Tokenizer
-    from learnjax.training import batch_indices as library_batches
+    from learnjax.data import corpus
+    from learnjax.text.tokenizer import Tokenizer
+    from learnjax.training.loops import batch_indices as library_batches
+    from learnjax.training.pretraining import PretrainRecipe
 
     path = folder / "torch-data.npz"
     subprocess.run([sys.executable, "-m", "benchmarks.bench_recipe", "--child", "torch-data", str(path)],

@@ -3,10 +3,10 @@
     python -m benchmarks.bench_steps [--json out.json] [--quick]
 
 Measures, at the docs' default model size and at a larger one, float32:
-- tokens/s of the masked-prediction step, run through `learnjax.training.train_masked_prediction`
+- tokens/s of the masked-prediction step, run through `learnjax.training.loops.train_masked_prediction`
   (`masked_prediction_steps`: up to twenty fused steps, masking plus the step, per compiled
   call with donated state, on packed rows with segments);
-- examples/s of the supervised step, through `learnjax.training.train_classifier`
+- examples/s of the supervised step, through `learnjax.training.loops.train_classifier`
   (`supervised_steps`: up to twenty `supervised_update` steps per compiled call, on an
   EncoderClassifier);
 - time to the first finished step in a fresh process (imports, model, compile);
@@ -47,14 +47,14 @@ class JaxLoop(Runner):
         import optax
         from flax import nnx
 
-        from learnjax.model import EncoderClassifier, EncoderConfig, Transformer
-        from learnjax.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
-        from learnjax.training import STEPS_PER_CALL, adamw, train_classifier, train_masked_prediction
+        from learnjax.models.transformer import EncoderClassifier, EncoderConfig, Transformer
+        from learnjax.training.loops import STEPS_PER_CALL, adamw, train_classifier, train_masked_prediction
+        from learnjax.training.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
 
         self.jax, self.objective, self.size, self.jit = jax, objective, size, jit
         config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
         if objective == "masked":
-            # As learnjax.pretraining.pretrain starts: both programs traced, then
+            # As learnjax.training.pretraining.pretrain starts: both programs traced, then
             # compiled on a background thread (here nothing else waits to run).
             tx, key = adamw(1800, 100, 0.01), jax.random.key(0)
             shapes = model_shapes(config, tx)
@@ -106,8 +106,8 @@ def xla_step_flops(r: JaxLoop) -> float | None:
     import numpy as np
     from flax import nnx
 
-    from learnjax.masking import masked_batch
-    from learnjax.steps import masked_prediction_step, supervised_step
+    from learnjax.training.masking import masked_batch
+    from learnjax.training.steps import masked_prediction_step, supervised_step
 
     B = r.size.batch_size
     graphdef, state = nnx.split((r.model, r.optimizer))

@@ -3,7 +3,7 @@
     python benchmarks/corpus_memory.py [--mb 100] [--tiny-mb 0.1] [--src DIR]
 
 Writes a synthetic corpus of `--mb` MiB (texts from the built-in corpus
-generator, `learnjax.corpus.iter_corpus`, one per line; nothing is downloaded)
+generator, `learnjax.data.corpus.iter_corpus`, one per line; nothing is downloaded)
 and a tiny one of `--tiny-mb`, then runs `learnjax pretrain --corpus FILE
 --steps 1 --json` on each in a fresh process. For each it prints the child's
 peak resident memory (`ru_maxrss`, from `os.wait4`), wall time and CPU time;
@@ -34,7 +34,7 @@ MIB = 2**20  # MiB, as ru_maxrss (KiB) / 1024
 def write_corpus(path: Path, megabytes: float, seed: int) -> tuple[int, int]:
     """Writes texts of the built-in corpus, one per line, until the file holds
     `megabytes` MiB. Returns (bytes, lines)."""
-    from learnjax.corpus import iter_corpus
+    from learnjax.data.corpus import iter_corpus
 
     target, size, lines = int(megabytes * MIB), 0, 0
     with open(path, "w", encoding="utf-8") as f:

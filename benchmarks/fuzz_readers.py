@@ -161,15 +161,15 @@ def _save(kind: str, directory: Path) -> Path:
     from flax import nnx
 
     from learnjax import EncoderConfig, MaskedLanguageModel, Tokenizer
-    from learnjax.checkpoints import TrainingCheckpoints
-    from learnjax.finetuning import TextClassifier
-    from learnjax.lora import add_lora, save_adapter
-    from learnjax.model import EncoderClassifier, Transformer
-    from learnjax.pretraining import Foundation
-    from learnjax.training import History, adamw
+    from learnjax.models.lora import add_lora, save_adapter
+    from learnjax.models.transformer import EncoderClassifier, Transformer
+    from learnjax.storage.checkpoints import TrainingCheckpoints
+    from learnjax.training.finetuning import TextClassifier
+    from learnjax.training.loops import History, adamw
+    from learnjax.training.pretraining import Foundation
 
     if kind == "subword":
-        from learnjax.subword import SubwordTokenizer
+        from learnjax.text.subword import SubwordTokenizer
 
         tokenizer = SubwordTokenizer.train(TEXTS * 3, vocab_size=80, min_frequency=1)
     else:
@@ -201,19 +201,19 @@ def _fix_checksum(directory: Path, fuzzed: Path) -> None:
     """The manifest's checksum of the fuzzed parameters, so that they are parsed, not refused unread."""
     import hashlib
 
-    from learnjax.checkpoints import MANIFEST
+    from learnjax.storage.checkpoints import MANIFEST
 
     manifest = json.loads((directory / MANIFEST).read_text())
     manifest["params_sha256"] = hashlib.sha256(fuzzed.read_bytes()).hexdigest()
     (directory / MANIFEST).write_text(json.dumps(manifest))
 
 def _load_foundation(directory: Path):
-    from learnjax.pretraining import Foundation
+    from learnjax.training.pretraining import Foundation
 
     return Foundation.load(directory)
 
 def _load_classifier(directory: Path):
-    from learnjax.finetuning import TextClassifier
+    from learnjax.training.finetuning import TextClassifier
 
     return TextClassifier.load(directory)
 
@@ -222,8 +222,8 @@ def _resume(directory: Path):
     from flax import nnx
 
     from learnjax import EncoderConfig, MaskedLanguageModel
-    from learnjax.checkpoints import TrainingCheckpoints
-    from learnjax.training import adamw
+    from learnjax.storage.checkpoints import TrainingCheckpoints
+    from learnjax.training.loops import adamw
 
     checkpoints = TrainingCheckpoints(directory, "masked_lm")
     checkpoints.step()
@@ -236,7 +236,7 @@ def _resume(directory: Path):
 _FOUNDATION = {}
 
 def _load_adapter(directory: Path):
-    from learnjax.lora import load_adapter
+    from learnjax.models.lora import load_adapter
 
     if "model" not in _FOUNDATION:
         _FOUNDATION["model"] = _load_foundation(_saved("foundation")).model
@@ -244,7 +244,7 @@ def _load_adapter(directory: Path):
 
 def _cache_entry(sandbox: Path) -> tuple[Path, Path]:
     """A cache folder holding one computed entry and its record."""
-    from learnjax.cache import RECORD_SUFFIX, cached_json
+    from learnjax.storage.cache import RECORD_SUFFIX, cached_json
 
     root = sandbox / "cache"
     with _cache_at(root):
@@ -267,29 +267,29 @@ def _cache_at(root: Path) -> Iterator[None]:
             os.environ["LEARNJAX_CACHE"] = before
 
 def _list_cache(root: Path):
-    from learnjax.cache import list_entries
+    from learnjax.storage.cache import list_entries
 
     with _cache_at(root):
         return list_entries()
 
 def _labeled(path: Path):
-    from learnjax.labeled_files import read_labeled
+    from learnjax.data.labeled_files import read_labeled
 
     return read_labeled(path)
 
 def _instructions(path: Path):
-    from learnjax.labeled_files import example_kind, read_instructions
+    from learnjax.data.labeled_files import example_kind, read_instructions
 
     example_kind(path)
     return read_instructions(path)
 
 def _texts(path: Path):
-    from learnjax.labeled_files import iter_texts
+    from learnjax.data.labeled_files import iter_texts
 
     return list(iter_texts(path))
 
 def _corpus(path: Path):
-    from learnjax.textfiles import TextLines
+    from learnjax.data.textfiles import TextLines
 
     return list(TextLines([path]))
 

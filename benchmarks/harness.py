@@ -9,8 +9,8 @@ the median over rounds discards the bursts.
 """
 
 from __future__ import annotations
-
 import __future__
+
 import ast
 import dataclasses
 import functools
@@ -43,7 +43,7 @@ def library_function(module: str, name: str, **names):
     source without importing it: learnjax's modules import jax, which the PyTorch
     processes of the benchmarks must not pay for. `names` are its globals (the
     modules it uses)."""
-    path = LEARNJAX_SRC / f"{module}.py"
+    path = LEARNJAX_SRC / f"{module.replace('.', '/')}.py"
     tree = ast.parse(path.read_text(encoding="utf-8"))
     node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
     namespace = dict(names)
@@ -67,7 +67,7 @@ class Size:
 
     @property
     def max_predictions(self) -> int:
-        return library_function("masking", "max_predictions_for", math=math)(self.max_len, self.mask_rate)
+        return library_function("training.masking", "max_predictions_for", math=math)(self.max_len, self.mask_rate)
 
     @property
     def tokens_per_step(self) -> int:
@@ -79,9 +79,9 @@ class Size:
 
 def docs_size() -> Size:
     """The model the docs pre-train: `PretrainRecipe()` with the default corpus's vocabulary."""
-    from learnjax import corpus
-    from learnjax.pretraining import PretrainRecipe
-    from learnjax.tokenizer import Tokenizer
+    from learnjax.data import corpus
+    from learnjax.text.tokenizer import Tokenizer
+    from learnjax.training.pretraining import PretrainRecipe
 
     r = PretrainRecipe()
     vocab = len(Tokenizer.from_texts(corpus.build_corpus(r.n_texts, r.corpus_seed)))
@@ -118,11 +118,11 @@ def step_flops(size: Size, objective: str) -> int:
 def make_data(size: Size, n_batches: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
     """Packed rows for pre-training and single-text rows with labels for the
     supervised step, from the docs' default corpus, plus fixed index batches
-    drawn as `learnjax.training.batch_indices` draws them."""
-    from learnjax import corpus
-    from learnjax.pretraining import PretrainRecipe
-    from learnjax.tokenizer import Tokenizer
-    from learnjax.training import batch_indices
+    drawn as `learnjax.training.loops.batch_indices` draws them."""
+    from learnjax.data import corpus
+    from learnjax.text.tokenizer import Tokenizer
+    from learnjax.training.loops import batch_indices
+    from learnjax.training.pretraining import PretrainRecipe
 
     r = PretrainRecipe()
     texts = corpus.build_corpus(r.n_texts, r.corpus_seed)

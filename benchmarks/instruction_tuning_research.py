@@ -24,11 +24,11 @@ import time
 
 import numpy as np
 
-from learnjax import instructions
-from learnjax.cache import foundation_model
-from learnjax.generation import join_words
-from learnjax.instruction_tuning import SFTSettings, instruction_tune, knows, score_answers, untuned
-from learnjax.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE, generate_text
+from learnjax.data import questions
+from learnjax.models.generation import join_words
+from learnjax.storage.cache import foundation_model
+from learnjax.training.instruction_tuning import SFTSettings, instruction_tune, knows, score_answers, untuned
+from learnjax.training.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE, generate_text
 
 
 def says(assistant, examples) -> dict:
@@ -56,7 +56,7 @@ def tune(foundation, mode, lrs, args, dev, held) -> dict:
     for lr in lrs:
         dev_scores, held_scores, cpu = [], [], time.process_time()
         for seed in args.seeds:
-            assistant = instruction_tune(foundation, instructions.training_examples(args.examples, seed), mode=mode,
+            assistant = instruction_tune(foundation, questions.training_examples(args.examples, seed), mode=mode,
                                          settings=SFTSettings(learning_rate=lr, steps=args.steps), seed=seed)
             dev_scores.append(says(assistant, dev))
             held_scores.append(says(assistant, held))
@@ -94,8 +94,8 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=0, help="wrong held-out answers to print per mode")
     parser.add_argument("--json", default="", help="also write the figures to this file")
     args = parser.parse_args()
-    held, dev = instructions.questions("held_out"), instructions.questions("dev")
-    splits = instructions.entity_splits()
+    held, dev = questions.questions("held_out"), questions.questions("dev")
+    splits = questions.entity_splits()
     print(f"entities: train {len(splits['train'])}, dev {len(splits['dev'])}, held-out {len(splits['held_out'])};"
           f" questions: held-out {len(held)}, dev {len(dev)}; {args.examples} examples, {args.steps} steps, seeds {args.seeds}")
     recipes = {"plain": NEXT_WORD_RECIPE.replace(seed=args.pretrain_seed),
@@ -105,7 +105,7 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         foundation = foundation_model(recipes[name], progress=False)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        known = knows(foundation, instructions.facts_of("held_out"))
+        known = knows(foundation, questions.facts_of("held_out"))
         before = says(untuned(foundation), held)
         trained_now = f", {cpu:.0f} s cpu in this call" if wall > 5 else ""
         print(f"{name}: pre-training {foundation.seconds:.0f} s wall{trained_now}; knows {known['known']:.2f}"

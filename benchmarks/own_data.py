@@ -53,9 +53,9 @@ class Clock:
 
 
 def tokenizer_throughput(path: Path) -> list[dict]:
-    from learnjax.subword import SubwordTokenizer
-    from learnjax.textfiles import TextLines
-    from learnjax.tokenizer import Tokenizer
+    from learnjax.data.textfiles import TextLines
+    from learnjax.text.subword import SubwordTokenizer
+    from learnjax.text.tokenizer import Tokenizer
 
     megabytes = path.stat().st_size / 1e6
     texts = list(TextLines([path]))  # in memory: the rows time the tokenizers, not the disk
@@ -85,10 +85,10 @@ def tokens_per_second(path: Path, vocab_sizes: tuple[int, ...], steps: int) -> l
     vocabulary size; the step compiles first (not timed)."""
     import jax
 
-    from learnjax.pretraining import PretrainRecipe, corpus_rows, create_model_and_optimizer, model_shapes
-    from learnjax.model import EncoderConfig
-    from learnjax.textfiles import TextLines
-    from learnjax.training import adamw, train_masked_prediction
+    from learnjax.data.textfiles import TextLines
+    from learnjax.models.transformer import EncoderConfig
+    from learnjax.training.loops import adamw, train_masked_prediction
+    from learnjax.training.pretraining import PretrainRecipe, corpus_rows, create_model_and_optimizer, model_shapes
 
     texts = list(TextLines([path]))
     rows = []

@@ -33,15 +33,19 @@ import numpy as np
 import optax
 from flax import nnx
 
-import learnjax.model
-import learnjax.steps
+import learnjax.models.transformer
+import learnjax.training.steps
 from benchmarks import timing
-from learnjax.masking import mask_tokens, masked_batch
-from learnjax.pretraining import create_model_and_optimizer
-from learnjax.steps import masked_prediction_step, masked_prediction_update
-from learnjax.training import (
-    STEP_COMPILER_OPTIONS, STEPS_PER_CALL, adamw, masked_prediction_steps, masking_args,
+from learnjax.training.loops import (
+    STEP_COMPILER_OPTIONS,
+    STEPS_PER_CALL,
+    adamw,
+    masked_prediction_steps,
+    masking_args,
 )
+from learnjax.training.masking import mask_tokens, masked_batch
+from learnjax.training.pretraining import create_model_and_optimizer
+from learnjax.training.steps import masked_prediction_step, masked_prediction_update
 
 # Timed rounds per comparison, and the least time of one candidate's round (a
 # step of the docs' model takes longer: its round is one call). The loops'
@@ -85,7 +89,7 @@ def swapped(module, name: str, value):
 def products_on_3d_arrays():
     """Each Linear applied to (B, T, D) arrays directly, as the model was first
     written, instead of through `per_token`."""
-    return swapped(learnjax.model, "per_token", lambda layer, x: layer(x))
+    return swapped(learnjax.models.transformer, "per_token", lambda layer, x: layer(x))
 
 
 step_with_3d_products = nnx.jit(masked_prediction_update)
@@ -107,7 +111,7 @@ def argmax_masked_prediction_loss(model, batch):
 
 def accuracy_from_argmax():
     """The step's accuracy taken from an argmax, as first written."""
-    return swapped(learnjax.steps, "masked_prediction_loss",
+    return swapped(learnjax.training.steps, "masked_prediction_loss",
                    argmax_masked_prediction_loss)
 
 # --8<-- [end:argmax_accuracy]
@@ -117,8 +121,8 @@ class Setup:
     """The docs' model size and one batch of packed rows of the built-in corpus."""
 
     def __init__(self, batch_size: int | None = None, n_layers: int | None = None, n_texts: int = 1_000):
-        from learnjax import corpus
-        from learnjax.cache import foundation_model
+        from learnjax.data import corpus
+        from learnjax.storage.cache import foundation_model
 
         foundation = foundation_model()  # for its recipe and its vocabulary
         self.recipe, self.config = foundation.recipe, foundation.model.config
@@ -284,7 +288,7 @@ def _accuracies(setup: Setup, timed) -> timing.Comparison:
     logits = jnp.asarray(np.random.default_rng(0).standard_normal((*batch["targets"].shape, setup.config.vocab_size), dtype=np.float32))
     # A "model" that returns the scores; they are an argument, not a constant XLA would fold in.
     on_scores = lambda loss: jax.jit(lambda logits, batch: loss(lambda *_: logits, batch))
-    library, argmax = on_scores(learnjax.steps.masked_prediction_loss), on_scores(argmax_masked_prediction_loss)
+    library, argmax = on_scores(learnjax.training.steps.masked_prediction_loss), on_scores(argmax_masked_prediction_loss)
     return timed({"argmax": lambda: argmax(logits, batch), "max and gather": lambda: library(logits, batch)})
 
 
@@ -318,7 +322,7 @@ def embedding_gradients(setup: Setup, timed):
 def measured() -> dict:
     """The Performance page's figures: `measure()`, taken once per version of the
     code on this machine and kept in learnjax's cache."""
-    from learnjax.cache import cached_json
+    from learnjax.storage.cache import cached_json
 
     return cached_json("performance", {}, measure, extra_files=(__file__, timing.__file__))
 
@@ -327,7 +331,7 @@ if __name__ == "__main__":
     import json
     import time
 
-    from learnjax.cache import foundation_model
+    from learnjax.storage.cache import foundation_model
 
     foundation_model()  # loaded first, as a site build has it: the time below is the measurement's own
     started = time.perf_counter()

@@ -29,9 +29,9 @@ def child(devices: int, fsdp: bool, size_name: str, steps: int) -> dict:
     import jax
     from flax import nnx
 
-    from learnjax import sharding
-    from learnjax.model import EncoderConfig, MaskedLanguageModel
-    from learnjax.training import STEPS_PER_CALL, adamw, new_optimizer, train_masked_prediction
+    from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+    from learnjax.training import sharding
+    from learnjax.training.loops import STEPS_PER_CALL, adamw, new_optimizer, train_masked_prediction
 
     size = harness.sizes([size_name])[0]
     data = harness.make_data(size)

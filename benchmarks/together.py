@@ -35,7 +35,7 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
-from learnjax.training import History, call_stacks, check_finite, masked_prediction_steps, masking_args, supervised_steps
+from learnjax.training.loops import History, call_stacks, check_finite, masked_prediction_steps, masking_args, supervised_steps
 
 
 def stack(trees: Sequence) -> object:
@@ -173,10 +173,10 @@ def train_masked_prediction_together(
 
 
 def _fine_tuning_runs(n_runs: int):
-    from learnjax import messages
-    from learnjax.cache import foundation_model
-    from learnjax.finetuning import FinetuneSettings, build_classifier
-    from learnjax.training import adamw, new_optimizer
+    from learnjax.data import messages
+    from learnjax.storage.cache import foundation_model
+    from learnjax.training.finetuning import FinetuneSettings, build_classifier
+    from learnjax.training.loops import adamw, new_optimizer
 
     foundation, settings = foundation_model(), FinetuneSettings()
     pool = messages.labeled_splits()["pool"]
@@ -195,7 +195,7 @@ def main() -> int:
     after another: CPU seconds, compilation included, in this process."""
     import time
 
-    from learnjax.training import train_classifier
+    from learnjax.training.loops import train_classifier
 
     n_runs = 28
     for name in ("one after another", "together (vmap)", "one after another", "together (vmap)"):

@@ -1,9 +1,9 @@
 """A plain PyTorch counterpart of learnjax's encoder, objectives and steps.
 
-It mirrors `learnjax.model` (pre-LayerNorm blocks, segment-aware attention,
+It mirrors `learnjax.models.transformer` (pre-LayerNorm blocks, segment-aware attention,
 positions restarting per packed text, tied output head with bias, logits only
-at the selected positions), `learnjax.masking` (BERT 80/10/10 corruption, top-k
-slot selection) and `learnjax.steps` (AdamW), so that a step does the same
+at the selected positions), `learnjax.training.masking` (BERT 80/10/10 corruption, top-k
+slot selection) and `learnjax.training.steps` (AdamW), so that a step does the same
 arithmetic in both frameworks. It is written the way one would write it by
 hand: no fused kernels, no scaled_dot_product_attention.
 """
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learnjax.tokenizer import MASK_ID, PAD_ID, SPECIAL_TOKENS  # the same ids as the JAX side
+from learnjax.text.tokenizer import MASK_ID, PAD_ID, SPECIAL_TOKENS  # the same ids as the JAX side
 
 N_SPECIAL = len(SPECIAL_TOKENS)
 LN_EPS = 1e-6  # flax's LayerNorm default
@@ -107,7 +107,7 @@ class EncoderClassifier(nn.Module):
 
 
 def masked_batch(tokens, segments, vocab_size: int, rate: float, max_predictions: int):
-    """`learnjax.masking.masked_batch`: corrupt, then keep the chosen slots.
+    """`learnjax.training.masking.masked_batch`: corrupt, then keep the chosen slots.
 
     Draws from the global generator: an explicit `torch.Generator` argument
     breaks the graph under torch.compile."""
@@ -149,7 +149,7 @@ def warmup_cosine(learning_rate: float, steps: int, warmup_steps: int):
 
 
 class MaskedTrainer:
-    """One masked-prediction step per call, as `learnjax.training.train_masked_prediction` runs it."""
+    """One masked-prediction step per call, as `learnjax.training.loops.train_masked_prediction` runs it."""
 
     def __init__(self, size, *, compile: bool, seed: int = 0):
         torch.manual_seed(seed)
@@ -172,7 +172,7 @@ class MaskedTrainer:
 
 
 class SupervisedTrainer:
-    """One `learnjax.steps.supervised_step` per call: full fine-tuning of an encoder classifier."""
+    """One `learnjax.training.steps.supervised_step` per call: full fine-tuning of an encoder classifier."""
 
     def __init__(self, size, *, compile: bool, seed: int = 0):
         torch.manual_seed(seed)
@@ -190,7 +190,7 @@ class SupervisedTrainer:
 
 
 class NextWordModel(nn.Module):
-    """`learnjax.model.NextWordModel` by hand: the same blocks read causally, the
+    """`learnjax.models.transformer.NextWordModel` by hand: the same blocks read causally, the
     token embeddings as the output layer, and a KV cache written the usual way."""
 
     def __init__(self, vocab_size: int, max_len: int, d_model: int, n_layers: int, n_heads: int, d_ff: int):

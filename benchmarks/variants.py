@@ -3,9 +3,9 @@ against the library as it is, and what a few further ideas would add.
 
     python -m benchmarks.variants [--json out.json] [--quick] [--groups code,flags,shapes,large,startup] [--cores N]
 
-The library's step (`learnjax.training.train_masked_prediction`) has three changes in:
+The library's step (`learnjax.training.loops.train_masked_prediction`) has three changes in:
 every Linear and the tied output head run on a 2-D (tokens, features) array
-(`learnjax.model.per_token`); the accuracy is computed with a max and a gather
+(`learnjax.models.transformer.per_token`); the accuracy is computed with a max and a gather
 instead of an argmax; and the loop calls `fused_masked_prediction_step`, a `jax.jit`
 of the split state with the masking fused in and the state donated. Each
 "undo" variant reverts one of them (or one part of the fused step) and "all
@@ -48,14 +48,14 @@ from benchmarks.harness import Row, Runner
 
 
 def heads_first_attention(self, x, allowed, cache=None, at=None):
-    """`learnjax.model.SelfAttention.__call__` (training: no cache) with q, k, v
+    """`learnjax.models.transformer.SelfAttention.__call__` (training: no cache) with q, k, v
     moved to (B, H, T, Dh) by one transpose, so that both attention products batch
     over leading axes and XLA's backward pass needs fewer layout copies. Same
     parameters, same arithmetic."""
     import jax
     import jax.numpy as jnp
 
-    from learnjax.model import per_token
+    from learnjax.models.transformer import per_token
 
     B, T, D = x.shape
     H = self.n_heads
@@ -89,7 +89,7 @@ class Options:
     # mask_outside: a donated step of the split state on a batch masked by a separate call;
     # cached_partial: the loop before, nnx.cached_partial(masked_prediction_step, ...) on a masked batch.
     loop: str = "fused"
-    flat: bool = True  # 2-D matmuls (learnjax.model.per_token); False: each layer on the 3-D array
+    flat: bool = True  # 2-D matmuls (learnjax.models.transformer.per_token); False: each layer on the 3-D array
     argmax: bool = False  # accuracy from an argmax, as before
     scan: int = 0  # steps per compiled call (0: one step, no scan)
     heads_first: bool = False
@@ -125,12 +125,12 @@ class Variant(Runner):
         import optax
         from flax import nnx
 
-        import learnjax.model
+        import learnjax.models.transformer
         from benchmarks.performance import accuracy_from_argmax, products_on_3d_arrays, swapped
-        from learnjax.masking import masked_batch
-        from learnjax.model import EncoderConfig, MaskedLanguageModel
-        from learnjax.steps import masked_prediction_step, masked_prediction_update
-        from learnjax.training import STEP_COMPILER_OPTIONS, fused_masked_prediction_step, warmup_cosine
+        from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+        from learnjax.training.loops import STEP_COMPILER_OPTIONS, fused_masked_prediction_step, warmup_cosine
+        from learnjax.training.masking import masked_batch
+        from learnjax.training.steps import masked_prediction_step, masked_prediction_update
 
         # Module globals, looked up when the step is traced (at its first call):
         # switched for the life of this worker process, which runs only this variant.
@@ -140,7 +140,7 @@ class Variant(Runner):
         if opts.argmax:
             self.switches.enter_context(accuracy_from_argmax())
         if opts.heads_first:
-            self.switches.enter_context(swapped(learnjax.model.SelfAttention, "__call__", heads_first_attention))
+            self.switches.enter_context(swapped(learnjax.models.transformer.SelfAttention, "__call__", heads_first_attention))
         self.jax, self.np, self.opts = jax, np, opts
         config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
         tx = optax.adamw(warmup_cosine(size.learning_rate, 1800, 100), weight_decay=0.01)

@@ -3,9 +3,10 @@
 Run it: python snippets/finetune_spam.py
 """
 
-from learnjax import foundation_model, messages
-from learnjax.finetuning import finetune
-from learnjax.training import accuracy
+from learnjax import foundation_model
+from learnjax.data import messages
+from learnjax.training.finetuning import finetune
+from learnjax.training.loops import accuracy
 
 foundation = foundation_model()  # pre-trained on unlabeled text, loaded from the cache
 splits = messages.labeled_splits()

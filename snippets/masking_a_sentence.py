@@ -6,7 +6,8 @@ Run it: python snippets/masking_a_sentence.py
 
 import jax
 
-from learnjax import Tokenizer, corpus, mask_tokens
+from learnjax import Tokenizer, mask_tokens
+from learnjax.data import corpus
 
 texts = corpus.build_corpus(2_000)  # unlabeled text: nobody wrote any answers
 tokenizer = Tokenizer.from_texts(texts)

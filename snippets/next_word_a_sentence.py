@@ -4,8 +4,9 @@ answer for the words before it.
 Run it: python snippets/next_word_a_sentence.py
 """
 
-from learnjax import Tokenizer, corpus
-from learnjax.steps import next_word_targets
+from learnjax import Tokenizer
+from learnjax.data import corpus
+from learnjax.training.steps import next_word_targets
 
 texts = corpus.build_corpus(2_000)  # the same unlabeled text
 tokenizer = Tokenizer.from_texts(texts)

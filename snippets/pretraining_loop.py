@@ -1,16 +1,16 @@
 """Pre-training: a Transformer learns to recover hidden words of unlabeled text.
 
-Run it: python snippets/pretraining_loop.py
-"""
+Run it: python snippets/pretraining_loop.py"""
 
 import jax
 import optax
 from flax import nnx
 
-from learnjax import Tokenizer, corpus, mask_tokens
-from learnjax.model import EncoderConfig, MaskedLanguageModel
-from learnjax.readable import masked_word_step
-from learnjax.training import batch_indices
+from learnjax import Tokenizer, mask_tokens
+from learnjax.data import corpus
+from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+from learnjax.training.loops import batch_indices
+from learnjax.training.readable import masked_word_step
 
 texts = corpus.build_corpus(10_000)  # unlabeled sentences and messages
 tokenizer = Tokenizer.from_texts(texts)

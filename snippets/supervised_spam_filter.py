@@ -4,11 +4,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from learnjax import messages
-from learnjax.model import BagOfWordsClassifier
-from learnjax.steps import supervised_step
-from learnjax.supervised import pool_tokenizer, to_arrays
-from learnjax.training import accuracy
+from learnjax.data import messages
+from learnjax.experiments.spam_filter import pool_tokenizer, to_arrays
+from learnjax.models.transformer import BagOfWordsClassifier
+from learnjax.training.loops import accuracy
+from learnjax.training.steps import supervised_step
 
 # Labeled examples: each message comes with its answer, 1 = spam, 0 = not spam.
 splits = messages.labeled_splits()

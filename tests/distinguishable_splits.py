@@ -3,7 +3,7 @@ wrong split shows in the result. Pool, dev and test hold 1/2, 3/4 and 1/4 spam,
 so a classifier that always says spam scores 3/4 on dev and 1/4 on test, one
 that never does the reverse."""
 
-from learnjax import messages
+from learnjax.data import messages
 
 
 def with_spam_share(items, n: int, spam_share: float) -> tuple[messages.Message, ...]:

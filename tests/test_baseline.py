@@ -3,11 +3,11 @@ seeds and labeled subsets of the label-efficiency experiment, in rows of its sha
 
 import json
 
-from learnjax import baseline, messages
-from learnjax.cache import cached_json
-from learnjax.cli import main
-from learnjax.experiments import LABEL_SIZES, SEEDS
 from distinguishable_splits import spam_share_splits
+from learnjax.cli import main
+from learnjax.data import messages
+from learnjax.experiments import LABEL_SIZES, SEEDS, tfidf_baseline
+from learnjax.storage.cache import cached_json
 
 
 def test_the_baseline_trains_on_the_label_efficiency_subsets(monkeypatch):
@@ -17,8 +17,8 @@ def test_the_baseline_trains_on_the_label_efficiency_subsets(monkeypatch):
         seen.append((tuple(texts), C))
         return {"dev": 0.5, "dev_loss": C, "test": 0.75}  # the smallest dev loss wins the tie: the first C
 
-    monkeypatch.setattr(baseline, "_fit_and_score", fit_and_score)
-    result = baseline._tfidf_label_efficiency((8, 16), (0, 1, 2), (0.1, 1.0))
+    monkeypatch.setattr(tfidf_baseline, "_fit_and_score", fit_and_score)
+    result = tfidf_baseline._tfidf_label_efficiency((8, 16), (0, 1, 2), (0.1, 1.0))
     pool = messages.labeled_splits()["pool"]
     subset = lambda n, seed: tuple(m.text for m in messages.balanced_subset(pool, n, seed))  # noqa: E731
     assert seen == [(subset(8, 0), 0.1), (subset(8, 0), 1.0), (subset(8, 1), 0.1), (subset(8, 2), 0.1),
@@ -43,8 +43,8 @@ def test_c_is_chosen_on_dev_and_the_test_scores_are_reported(monkeypatch):
         fitted_on.append(set(texts))
         return DummyClassifier(strategy="constant", constant=messages.SPAM if C == SPAM_C else messages.HAM).fit(texts, labels)
 
-    monkeypatch.setattr(baseline, "fit_tfidf", constant_fit)
-    result = baseline._tfidf_label_efficiency((8, 16), (0, 1, 2), (SPAM_C, HAM_C))
+    monkeypatch.setattr(tfidf_baseline, "fit_tfidf", constant_fit)
+    result = tfidf_baseline._tfidf_label_efficiency((8, 16), (0, 1, 2), (SPAM_C, HAM_C))
     for row in result["rows"]:
         assert row["C"] == SPAM_C and row["scores"] == [0.25] * 3, row
         assert row["dev_by_C"] == {str(SPAM_C): 0.75, str(HAM_C): 0.25}, row
@@ -52,17 +52,17 @@ def test_c_is_chosen_on_dev_and_the_test_scores_are_reported(monkeypatch):
 
 
 def test_the_cached_baseline_has_the_rows_of_the_label_efficiency_experiment():
-    result = baseline.tfidf_label_efficiency()
+    result = tfidf_baseline.tfidf_label_efficiency()
     assert [r["n_labels"] for r in result["rows"]] == list(LABEL_SIZES) and result["seeds"] == list(SEEDS)
     for row in result["rows"]:
-        assert row["mode"] == "tfidf" and len(row["scores"]) == len(SEEDS) and 0 <= row["mean"] <= 1 and row["C"] in baseline.C_VALUES
+        assert row["mode"] == "tfidf" and len(row["scores"]) == len(SEEDS) and 0 <= row["mean"] <= 1 and row["C"] in tfidf_baseline.C_VALUES
     assert result["rows"][-1]["mean"] > result["rows"][0]["mean"]  # more labels, better
 
 
 def test_the_table_gains_a_column_for_the_baseline():
     table = "| labels | fine-tuned |\n|---|---|\n| 8 | 90.0% ± 1.0% |\n| 16 | 95.0% ± 0.5% |"
     rows = [{"n_labels": 8, "mean": 0.6, "std": 0.05}, {"n_labels": 16, "mean": 0.7, "std": 0.0}]
-    assert baseline.table_with_baseline(table, {"rows": rows}).splitlines() == [
+    assert tfidf_baseline.table_with_baseline(table, {"rows": rows}).splitlines() == [
         "| labels | fine-tuned | TF-IDF + logistic regression |", "|---|---|---|",
         "| 8 | 90.0% ± 1.0% | 60.0%\u00a0±\u00a05.0% |", "| 16 | 95.0% ± 0.5% | 70.0%\u00a0±\u00a00.0% |"]  # no-break spaces
 

@@ -13,9 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from learnjax.cache import (
-    RECORD_SUFFIX, _code_only, _current_code, _source_of, cache_key, cache_root, cached_json, computation, entries_used,
-    list_entries, prune, use_compilation_cache,
+from learnjax.storage.cache import (
+    RECORD_SUFFIX,
+    _code_only,
+    _current_code,
+    _source_of,
+    cache_key,
+    cache_root,
+    cached_json,
+    computation,
+    entries_used,
+    list_entries,
+    prune,
+    use_compilation_cache,
 )
 
 
@@ -80,7 +90,7 @@ def test_an_experiment_may_compute_another_inside_its_own_computation(tmp_path, 
 
 _TIMED_COMPUTATION = """
 import json, sys, time
-from learnjax.cache import cached_json
+from learnjax.storage.cache import cached_json
 
 def timed():
     started = time.time()
@@ -108,7 +118,7 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_learnjax_imports_where_fcntl_does_not_exist():
-    result = _python("import sys; sys.modules['fcntl'] = None  # as on Windows\nimport learnjax, learnjax.cache, learnjax.cli")
+    result = _python("import sys; sys.modules['fcntl'] = None  # as on Windows\nimport learnjax, learnjax.storage.cache, learnjax.cli")
     assert result.returncode == 0, result.stderr
 
 
@@ -179,7 +189,7 @@ def test_the_command_line_reads_the_default_model_from_a_read_only_cache(tmp_pat
     from learnjax import PretrainRecipe, foundation_model
 
     foundation_model()  # in the tests' own cache
-    from learnjax.pretraining import pretrain
+    from learnjax.training.pretraining import pretrain
 
     key = cache_key("foundation", PretrainRecipe().to_dict(), computation(_source_of(pretrain)).code())
     shutil.copytree(cache_root() / key, tmp_path / "cache" / key)
@@ -198,13 +208,14 @@ def test_the_code_of_an_entry_is_found_again_from_its_record():
     """An entry's record names its computation by file and function; read back
     from the file alone (nothing imported), the code gives the same key part as
     when the entry was made: whatever the module, and with decorators."""
-    from learnjax import experiments, training
+    from learnjax import experiments
+    from learnjax.training import loops
 
-    for compute in (experiments._label_efficiency, experiments._scaling_curve, training.adamw, _double):
+    for compute in (experiments._label_efficiency, experiments._scaling_curve, loops.adamw, _double):
         source = _source_of(compute)
         found = computation(source)
         assert found is not None and _current_code({"source": source}) == found.code(), compute
-    assert "learnjax.finetuning" in computation(_source_of(experiments._label_efficiency)).modules
+    assert "learnjax.training.finetuning" in computation(_source_of(experiments._label_efficiency)).modules
     assert computation(_source_of(_double)).modules == frozenset(), "a function that imports nothing of the package"
 
 

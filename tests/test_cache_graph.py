@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import learnjax
-from learnjax import cache
-from learnjax.cache import _content, cached_json, computation, entries_used, list_entries
-from learnjax.code_graph import definition_closure, import_graph, imports_of
+from learnjax.storage import cache
+from learnjax.storage.cache import _content, cached_json, computation, entries_used, list_entries
+from learnjax.storage.code_graph import definition_closure, import_graph, imports_of
 
 PACKAGE = Path(learnjax.__file__).parent
 
@@ -29,7 +29,7 @@ def package_copy(tmp_path, monkeypatch):
 
 def _pretrain_source() -> dict:
     """Where pretrain lives, relative to the package: found in whichever copy `cache.PACKAGE` is."""
-    from learnjax.pretraining import pretrain
+    from learnjax.training.pretraining import pretrain
 
     return {"file": Path(inspect.getsourcefile(pretrain)).relative_to(PACKAGE).as_posix(), "in_package": True, "function": "pretrain"}
 
@@ -59,7 +59,7 @@ def _inside(source: str, function: str, line: str) -> str:
 def test_the_foundation_key_covers_every_module_its_training_runs_and_no_other(package_copy):
     graph = import_graph(package_copy)
     runs = computation(_pretrain_source()).modules
-    assert {m.rsplit(".", 1)[-1] for m in runs} >= {"sharding", "lora", "subword", "training", "steps", "model", "checkpoints"}
+    assert {m.rsplit(".", 1)[-1] for m in runs} >= {"sharding", "lora", "subword", "loops", "steps", "transformer", "checkpoints"}
     before = _foundation_code()
     for module in sorted(runs):
         text = _plant(graph.files[module], "_PLANTED = 1")
@@ -84,7 +84,7 @@ def test_the_foundation_key_covers_every_module_its_training_runs_and_no_other(p
 def test_an_entry_is_computed_again_after_a_change_to_code_it_imports_and_reused_after_others(tmp_path, package_copy, monkeypatch):
     monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / "cache"))
     module = tmp_path / "tiny_entry.py"
-    module.write_text("RUNS = []\n\ndef rank(r):\n    from learnjax.lora import add_lora\n    RUNS.append(r)\n    return r\n", encoding="utf-8")
+    module.write_text("RUNS = []\n\ndef rank(r):\n    from learnjax.models.lora import add_lora\n    RUNS.append(r)\n    return r\n", encoding="utf-8")
     from importlib.util import module_from_spec, spec_from_file_location
 
     spec = spec_from_file_location("tiny_entry", module)
@@ -144,7 +144,7 @@ def test_only_the_definitions_a_function_uses_count_in_its_own_file():
 
 READER = """
 from importlib.util import module_from_spec, spec_from_file_location
-from learnjax.cache import cached_json
+from learnjax.storage.cache import cached_json
 
 RUNS = []
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learnjax import PretrainRecipe, corpus, foundation_model, messages, pretrain
-from learnjax.checkpoints import MANIFEST
-from learnjax.finetuning import FinetuneSettings, finetune
-from learnjax.pretraining import Foundation
+from learnjax import PretrainRecipe, foundation_model, pretrain
+from learnjax.data import corpus, messages
+from learnjax.storage.checkpoints import MANIFEST
+from learnjax.training.finetuning import FinetuneSettings, finetune
+from learnjax.training.pretraining import Foundation
 
 SMALL = PretrainRecipe(steps=40, batch_size=16)
 
@@ -84,7 +85,7 @@ def _as_format_1(directory):
 
     from flax import serialization
 
-    from learnjax.tokenizer import LEGACY_SPECIAL_TOKENS, SPECIAL_TOKENS
+    from learnjax.text.tokenizer import LEGACY_SPECIAL_TOKENS, SPECIAL_TOKENS
 
     added = len(SPECIAL_TOKENS) - len(LEGACY_SPECIAL_TOKENS)
     manifest = json.loads((directory / MANIFEST).read_text())
@@ -103,7 +104,7 @@ def _as_format_1(directory):
 
 
 def test_a_model_saved_before_the_chat_tokens_still_loads_and_predicts_the_same(tmp_path):
-    from learnjax.pretraining import fill_masks
+    from learnjax.training.pretraining import fill_masks
 
     foundation = foundation_model()
     foundation.save(tmp_path / "model")

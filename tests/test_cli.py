@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from learnjax.cli import main
-from learnjax.tokenizer import SPECIAL_TOKENS
 from cli_process import run_cli
+from learnjax.cli import main
+from learnjax.text.tokenizer import SPECIAL_TOKENS
 from one_line import is_one_line
 
 

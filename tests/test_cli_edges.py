@@ -12,11 +12,11 @@ import time
 import pytest
 
 from learnjax import PretrainRecipe, fill_mask, foundation_model, pretrain
-from learnjax.checkpoints import MANIFEST
 from learnjax.cli import main
-from learnjax.finetuning import FinetuneSettings, finetune
-from learnjax.pretraining import Foundation, fill_masks
-from learnjax.tokenizer import SPECIAL_TOKENS
+from learnjax.storage.checkpoints import MANIFEST
+from learnjax.text.tokenizer import SPECIAL_TOKENS
+from learnjax.training.finetuning import FinetuneSettings, finetune
+from learnjax.training.pretraining import Foundation, fill_masks
 from one_line import is_one_line
 
 CORPUS = "the cat sat on the mat.\nthe dog sat on the rug.\na bird sang in the tree.\n" * 20
@@ -123,7 +123,7 @@ def _fake_experiment() -> dict:
 
 def test_experiment_json_says_whether_it_was_read_from_the_cache(tmp_path, monkeypatch, capsys):
     from learnjax import experiments
-    from learnjax.cache import cached_json
+    from learnjax.storage.cache import cached_json
 
     monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
     monkeypatch.setattr(experiments, "label_efficiency", lambda: cached_json("label-efficiency", {}, _fake_experiment))
@@ -171,7 +171,7 @@ import signal, sys
 from pathlib import Path
 
 signal.signal(signal.SIGINT, signal.default_int_handler)
-import learnjax.pretraining as pretraining
+import learnjax.training.pretraining as pretraining
 
 train = pretraining.train_masked_prediction
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from learnjax.cli import main
 from cli_process import run_cli
+from learnjax.cli import main
 from one_line import is_one_line
 
 

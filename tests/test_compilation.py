@@ -4,11 +4,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from learnjax import corpus
-from learnjax.diagnostics import count_compilations
-from learnjax.model import BagOfWordsClassifier, EncoderConfig, MaskedLanguageModel
-from learnjax.tokenizer import Tokenizer
-from learnjax.training import train_classifier, train_masked_prediction
+from learnjax.data import corpus
+from learnjax.models.transformer import BagOfWordsClassifier, EncoderConfig, MaskedLanguageModel
+from learnjax.text.tokenizer import Tokenizer
+from learnjax.training.diagnostics import count_compilations
+from learnjax.training.loops import train_classifier, train_masked_prediction
 
 
 def test_masked_prediction_loop_compiles_once():
@@ -39,8 +39,9 @@ def test_supervised_loop_compiles_once_even_when_labels_are_few():
 
 
 def test_fine_tuning_runs_share_one_compiled_step():
-    from learnjax import foundation_model, messages
-    from learnjax.finetuning import FinetuneSettings, finetune
+    from learnjax import foundation_model
+    from learnjax.data import messages
+    from learnjax.training.finetuning import FinetuneSettings, finetune
 
     foundation = foundation_model()
     items = messages.labeled_splits()["pool"][:16]
@@ -56,8 +57,8 @@ def test_pretraining_finds_its_programs_compiled_ahead_on_another_thread():
     import jax
     import pytest
 
-    from learnjax.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
-    from learnjax.training import adamw, compile_masked_prediction_steps
+    from learnjax.training.loops import adamw, compile_masked_prediction_steps
+    from learnjax.training.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
 
     texts = corpus.build_corpus(500)
     tokenizer = Tokenizer.from_texts(texts)
@@ -76,8 +77,8 @@ def test_pretraining_finds_its_programs_compiled_ahead_on_another_thread():
 
 
 def test_next_word_loop_compiles_once():
-    from learnjax.model import NextWordModel
-    from learnjax.training import train_next_word
+    from learnjax.models.transformer import NextWordModel
+    from learnjax.training.loops import train_next_word
 
     texts = corpus.build_corpus(500)
     tokenizer = Tokenizer.from_texts(texts)
@@ -93,8 +94,9 @@ def test_next_word_loop_compiles_once():
 
 def test_runs_at_different_learning_rates_share_one_compiled_step():
     # The peak learning rate is a value in the optimizer's state, not part of the program.
-    from learnjax import foundation_model, messages
-    from learnjax.finetuning import FinetuneSettings, finetune
+    from learnjax import foundation_model
+    from learnjax.data import messages
+    from learnjax.training.finetuning import FinetuneSettings, finetune
 
     foundation = foundation_model()
     items = messages.labeled_splits()["pool"][:16]
@@ -113,7 +115,7 @@ def test_a_program_read_back_from_the_persistent_cache_loads_silently(tmp_path):
     import subprocess
     import sys
 
-    program = ("import sys, jax, jax.numpy as jnp\nfrom learnjax.cache import use_compilation_cache\n"
+    program = ("import sys, jax, jax.numpy as jnp\nfrom learnjax.storage.cache import use_compilation_cache\n"
                "use_compilation_cache(sys.argv[1])\nprint(jax.jit(lambda x: (x * 2).sum())(jnp.ones(3)))")
     runs = [subprocess.run([sys.executable, "-c", program, str(tmp_path)], capture_output=True, text=True, timeout=300) for _ in range(2)]
     assert [(r.returncode, r.stdout, r.stderr) for r in runs] == [(0, "6.0\n", "")] * 2

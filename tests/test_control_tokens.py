@@ -16,13 +16,13 @@ from flax import nnx
 
 from learnjax import EncoderConfig, Tokenizer
 from learnjax.cli import main
-from learnjax.instruction_tuning import Assistant
-from learnjax.instructions import Example, chat_ids, chat_rows
-from learnjax.model import NextWordModel
-from learnjax.pretraining import Foundation, PretrainRecipe, corpus_rows, fill_masks
-from learnjax.subword import SubwordTokenizer
-from learnjax.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, MASK_ID, PAD_ID, USER_ID
-from learnjax.training import History
+from learnjax.data.questions import Example, chat_ids, chat_rows
+from learnjax.models.transformer import NextWordModel
+from learnjax.text.subword import SubwordTokenizer
+from learnjax.text.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, MASK_ID, PAD_ID, USER_ID
+from learnjax.training.instruction_tuning import Assistant
+from learnjax.training.loops import History
+from learnjax.training.pretraining import Foundation, PretrainRecipe, corpus_rows, fill_masks
 from test_model_directories import tiny_classifier, tiny_foundation
 
 WRITTEN = "[USER] [ASSISTANT] [END] [CLS] [PAD] [UNK] [MASK] [end] [Mask] [user]"
@@ -85,7 +85,7 @@ def tiny_writer(seed: int = 0) -> Foundation:
 
 
 def test_generate_reads_written_tokens_as_text(tmp_path, capsys, monkeypatch):
-    from learnjax import generation
+    from learnjax.models import generation
 
     prompts_read = []
     continue_ids = generation.continue_ids

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from learnjax import PretrainRecipe, corpus, pretrain
+from learnjax import PretrainRecipe, pretrain
 from learnjax.cli import main
-from learnjax.labeled_files import read_labeled
-from learnjax.textfiles import iter_lines, text_files
-from learnjax.tokenizer import CLS_ID, Tokenizer
+from learnjax.data import corpus
+from learnjax.data.labeled_files import read_labeled
+from learnjax.data.textfiles import iter_lines, text_files
+from learnjax.text.tokenizer import CLS_ID, Tokenizer
 
 # Texts that a line-by-line reader changes: a quoted delimiter, line breaks of
 # every kind (a blank line too), Unicode line separators, quotes, a tab.

@@ -4,6 +4,7 @@ broken block or a broken snippet fails the suite."""
 from textwrap import dedent
 
 import pytest
+
 from docs_harness import ROOT, PythonFenceParser, SnippetDocument, expand_snippets, python_fence_count
 
 PAGES = sorted((ROOT / "docs").rglob("*.md"))
@@ -48,7 +49,7 @@ def test_parser_collects_fences_with_attributes():
 
 def test_snippet_includes_are_expanded_like_the_site():
     page = (ROOT / "docs" / "supervised-learning.md").read_text(encoding="utf-8")
-    assert '--8<-- "src/learnjax/steps.py:supervised_step"' in page
+    assert '--8<-- "src/learnjax/training/steps.py:supervised_step"' in page
     expanded = expand_snippets(page)
     assert "def supervised_update(" in expanded and "supervised_step = nnx.jit(supervised_update)" in expanded
     assert "--8<--" not in expanded

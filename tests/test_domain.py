@@ -8,8 +8,8 @@ import pytest
 from flax import nnx
 
 from learnjax.cli import main
-from learnjax.domain import TREATMENTS, clinic_cloze, clinic_notes, domain_specialization, domain_table
-from learnjax.pretraining import Foundation, PretrainRecipe, pretrain, with_vocabulary
+from learnjax.experiments.domain_specialization import TREATMENTS, clinic_cloze, clinic_notes, domain_specialization, domain_table
+from learnjax.training.pretraining import Foundation, PretrainRecipe, pretrain, with_vocabulary
 
 GENERAL = ["the doctor works at the hospital.", "the nurse drives to the hospital.", "my aunt drinks coffee at the café."] * 20
 SMALL = dict(max_len=16, steps=10, batch_size=8, d_model=16, n_layers=1, d_ff=32)

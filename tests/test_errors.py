@@ -7,13 +7,13 @@ from pathlib import Path
 import jax
 import pytest
 
-from learnjax import PretrainRecipe, fill_mask, foundation_model, mask_tokens, pretrain
-from learnjax.checkpoints import CheckpointError
-from learnjax.finetuning import finetune
-from learnjax.labeled_files import read_labeled
-from learnjax.model import EncoderConfig
-from learnjax.pretraining import Foundation
 from cli_process import run_cli as _cli
+from learnjax import PretrainRecipe, fill_mask, foundation_model, mask_tokens, pretrain
+from learnjax.data.labeled_files import read_labeled
+from learnjax.models.transformer import EncoderConfig
+from learnjax.storage.checkpoints import CheckpointError
+from learnjax.training.finetuning import finetune
+from learnjax.training.pretraining import Foundation
 from one_line import is_one_line
 
 

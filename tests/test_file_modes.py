@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from learnjax import cache
-from learnjax.atomic import replacing, write_text
+from learnjax.files.atomic import replacing, write_text
+from learnjax.storage import cache
 from test_model_directories import tiny_classifier, tiny_foundation
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fchmod"), reason="files have no Unix modes here")

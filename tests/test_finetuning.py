@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import learnjax.cache
-import learnjax.finetuning
-from learnjax import experiments, foundation_model, messages
-from learnjax.finetuning import MODES, FinetuneSettings, TextClassifier, build_classifier, finetune
-from learnjax.tokenizer import Tokenizer
+import learnjax.storage.cache
+import learnjax.training.finetuning
 from distinguishable_splits import spam_share_splits
+from learnjax import experiments, foundation_model
+from learnjax.data import messages
+from learnjax.text.tokenizer import Tokenizer
+from learnjax.training.finetuning import MODES, FinetuneSettings, TextClassifier, build_classifier, finetune
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +49,14 @@ def _distinguishable_splits(monkeypatch) -> dict:
     splits = spam_share_splits()
     monkeypatch.setattr(messages, "labeled_splits", lambda seed=0: splits)
     tokenizer = Tokenizer.from_texts([m.text for items in splits.values() for m in items])
-    monkeypatch.setattr(learnjax.cache, "foundation_model", lambda *a, **kw: SimpleNamespace(tokenizer=tokenizer))
+    monkeypatch.setattr(learnjax.storage.cache, "foundation_model", lambda *a, **kw: SimpleNamespace(tokenizer=tokenizer))
     trained_on = []
 
     def trained(texts, mode, learning_rate):
         trained_on.append(texts)
         return SimpleNamespace(model=ConstantClassifier(learning_rate == SPAM_RATE, adapter=mode == "lora"), mode=mode)
 
-    monkeypatch.setattr(learnjax.finetuning, "finetune", lambda foundation, texts, labels, *, mode="full", settings=FinetuneSettings(), **kw:
+    monkeypatch.setattr(learnjax.training.finetuning, "finetune", lambda foundation, texts, labels, *, mode="full", settings=FinetuneSettings(), **kw:
                         trained(texts, mode, settings.learning_rate))
     return {"splits": splits, "trained_on": trained_on}
 
@@ -152,8 +153,8 @@ def test_scratch_with_all_labels_reaches_95_percent(result):
 def test_the_corpus_holds_every_rare_topic_word_but_no_test_message():
     """What pre-training can transfer: the fine-tuned model met every rare word of
     the test messages in the unlabeled corpus, never a test message itself."""
-    from learnjax import corpus
-    from learnjax.tokenizer import split_words
+    from learnjax.data import corpus
+    from learnjax.text.tokenizer import split_words
 
     texts = corpus.build_corpus()
     rare = {w for label in messages.TOPICS for w in messages.TOPICS[label][messages.N_COMMON:]}
@@ -207,7 +208,7 @@ def test_lora_starts_from_the_pre_trained_model_exactly():
 
 
 def test_lora_scales_its_correction_by_alpha_over_rank():
-    from learnjax.lora import ScaledLoRA
+    from learnjax.models.lora import ScaledLoRA
 
     base = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
     layer = ScaledLoRA(base, rank=2, alpha=8.0, rngs=nnx.Rngs(1))

@@ -1,5 +1,5 @@
 """The fine-tuning page's figures show what the models really are, and the
-figures of learnjax.plots keep their legends off the data."""
+figures of learnjax.site.plots keep their legends off the data."""
 
 from types import SimpleNamespace
 
@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learnjax import finetuning_figures as figures
-from learnjax import plots
-from learnjax.finetuning import LORA_RANK, MODES
-from learnjax.instructions import Example, chat_rows
-from learnjax.model import EncoderConfig, MaskedLanguageModel
-from learnjax.tokenizer import Tokenizer
+from learnjax.data.questions import Example, chat_rows
+from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+from learnjax.site import finetuning_figures as figures
+from learnjax.site import plots
+from learnjax.text.tokenizer import Tokenizer
+from learnjax.training.finetuning import LORA_RANK, MODES
 
 pytest.importorskip("matplotlib")
 

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learnjax import corpus, experiments
-from learnjax.diagnostics import count_compilations
-from learnjax.generation import Sampling, encode_prompts, generate, prompt_rows, sample_next
-from learnjax.model import EncoderConfig, NextWordModel
-from learnjax.steps import next_word_targets
-from learnjax.tokenizer import CLS_ID, END_ID, PAD_ID, Tokenizer
+from learnjax import experiments
+from learnjax.data import corpus
+from learnjax.models.generation import Sampling, encode_prompts, generate, prompt_rows, sample_next
+from learnjax.models.transformer import EncoderConfig, NextWordModel
+from learnjax.text.tokenizer import CLS_ID, END_ID, PAD_ID, Tokenizer
+from learnjax.training.diagnostics import count_compilations
+from learnjax.training.steps import next_word_targets
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +174,7 @@ def test_temperature_brings_variety(measured):
 
 
 def test_trigram_probabilities_sum_to_one_in_any_context():
-    from learnjax.ngram import KneserNeyTrigram
+    from learnjax.models.ngram import KneserNeyTrigram
 
     texts = corpus.build_corpus(2000)
     tokenizer = Tokenizer.from_texts(texts)

@@ -8,29 +8,29 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learnjax import corpus, experiments, instructions
-from learnjax.diagnostics import count_compilations
-from learnjax.instruction_tuning import SFTSettings, build_assistant, instruction_tune
-from learnjax.lora import add_lora, load_adapter, merge_lora, save_adapter, trainable_share
-from learnjax.model import EncoderConfig, NextWordModel
-from learnjax.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, USER_ID, Tokenizer
 from cli_process import run_cli as _cli
-
+from learnjax import experiments
+from learnjax.data import corpus, questions
+from learnjax.models.lora import add_lora, load_adapter, merge_lora, save_adapter, trainable_share
+from learnjax.models.transformer import EncoderConfig, NextWordModel
+from learnjax.text.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, USER_ID, Tokenizer
+from learnjax.training.diagnostics import count_compilations
+from learnjax.training.instruction_tuning import SFTSettings, build_assistant, instruction_tune
 
 # The data.
 
 def test_entity_splits_are_disjoint_and_cover_every_kind():
-    splits = instructions.entity_splits()
+    splits = questions.entity_splits()
     assert not splits["train"] & splits["dev"] and not splits["train"] & splits["held_out"] and not splits["dev"] & splits["held_out"]
     for split in ("dev", "held_out"):
         assert {kind for kind, _ in splits[split]} == {kind for kind, _ in splits["train"]}, split
 
 
 def test_no_fine_tuning_example_and_no_faq_text_is_about_a_held_out_or_dev_entity():
-    hidden = {entity for split in ("held_out", "dev") for _, entity in instructions.entity_splits()[split]}
-    for example in instructions.training_examples(1024, seed=0):
+    hidden = {entity for split in ("held_out", "dev") for _, entity in questions.entity_splits()[split]}
+    for example in questions.training_examples(1024, seed=0):
         assert example.fact.entity not in hidden
-    train_questions = {q.prompt for q in instructions.questions("train")}
+    train_questions = {q.prompt for q in questions.questions("train")}
     faq = [t for t in corpus.build_corpus(faq_share=0.1) if t.startswith("Question:")]
     assert faq
     for text in faq:
@@ -40,14 +40,14 @@ def test_no_fine_tuning_example_and_no_faq_text_is_about_a_held_out_or_dev_entit
 
 def test_held_out_entities_appear_in_the_pre_training_corpus():
     texts = " ".join(corpus.build_corpus()).lower()
-    for _, entity in instructions.entity_splits()["held_out"]:
+    for _, entity in questions.entity_splits()["held_out"]:
         assert f" {entity}" in texts, entity
 
 
 def test_the_loss_counts_the_answer_and_its_end_only():
     tokenizer = Tokenizer.from_texts(["where does a nurse work ? at the hospital ."])
-    example = instructions.Example("where does a nurse work?", "at the hospital.")
-    tokens, segments, learn = instructions.chat_rows(tokenizer, [example], 16)
+    example = questions.Example("where does a nurse work?", "at the hospital.")
+    tokens, segments, learn = questions.chat_rows(tokenizer, [example], 16)
     ids = tokens[0].tolist()
     assert ids[:2] == [CLS_ID, USER_ID] and ASSISTANT_ID in ids
     answer_start, end = ids.index(ASSISTANT_ID) + 1, ids.index(END_ID)
@@ -58,7 +58,7 @@ def test_the_loss_counts_the_answer_and_its_end_only():
 def test_a_too_long_example_is_named():
     tokenizer = Tokenizer.from_texts(["a b c"])
     with pytest.raises(ValueError, match="example 2 has 13 tokens"):
-        instructions.chat_rows(tokenizer, [instructions.Example("a", "b"), instructions.Example("a " * 8, "b")], 10)
+        questions.chat_rows(tokenizer, [questions.Example("a", "b"), questions.Example("a " * 8, "b")], 10)
 
 
 # LoRA.
@@ -73,7 +73,7 @@ def small():
 def test_lora_starts_from_the_foundation_and_trains_only_its_adapters(small):
     import optax
 
-    from learnjax.steps import next_word_step
+    from learnjax.training.steps import next_word_step
 
     base, _ = small
     model = add_lora(nnx.clone(base), rank=4, alpha=8.0)
@@ -109,10 +109,10 @@ def test_an_adapter_saves_alone_loads_onto_its_foundation_and_merges(small, tmp_
 
 def test_instruction_tuning_compiles_its_step_once_for_any_learning_rate():
     from learnjax import foundation_model
-    from learnjax.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.pretraining import NEXT_WORD_RECIPE
 
     foundation = foundation_model(NEXT_WORD_RECIPE)
-    examples = instructions.training_examples(32, seed=0)
+    examples = questions.training_examples(32, seed=0)
     instruction_tune(foundation, examples, settings=SFTSettings(steps=4))
     with count_compilations() as again:
         for rate in (3e-4, 3e-3):
@@ -122,7 +122,7 @@ def test_instruction_tuning_compiles_its_step_once_for_any_learning_rate():
 
 def test_scratch_starts_from_random_weights_and_full_from_the_foundation():
     from learnjax import foundation_model
-    from learnjax.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.pretraining import NEXT_WORD_RECIPE
 
     foundation = foundation_model(NEXT_WORD_RECIPE)
     full, _ = build_assistant(foundation, "full")
@@ -136,10 +136,10 @@ def test_scratch_starts_from_random_weights_and_full_from_the_foundation():
 
 def test_lora_instruction_tuning_changes_the_adapters_and_nothing_else():
     from learnjax import foundation_model
-    from learnjax.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.pretraining import NEXT_WORD_RECIPE
 
     foundation = foundation_model(NEXT_WORD_RECIPE)
-    assistant = instruction_tune(foundation, instructions.training_examples(32, seed=0), mode="lora",
+    assistant = instruction_tune(foundation, questions.training_examples(32, seed=0), mode="lora",
                                  settings=SFTSettings(steps=4, learning_rate=1e-2))
     frozen = nnx.state(assistant.model, nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam)))
     tuned = dict(jax.tree_util.tree_leaves_with_path(frozen))
@@ -170,22 +170,22 @@ class SplitAnswerer:
 def test_sft_chooses_each_cells_rate_on_dev_and_reports_the_held_out_scores(monkeypatch):
     """Dev prefers one rate, the held-out questions the other: every cell must
     follow dev and report that rate's held-out scores, trained on train entities only."""
-    import learnjax.instruction_tuning
+    import learnjax.training.instruction_tuning
 
     trained_on = []
 
     def tuned(foundation, examples, *, mode, seed, settings):
         trained_on.extend(e.prompt for e in examples)
-        return SplitAnswerer(instructions.questions("dev" if settings.learning_rate == DEV_RATE else "held_out"))
+        return SplitAnswerer(questions.questions("dev" if settings.learning_rate == DEV_RATE else "held_out"))
 
-    monkeypatch.setattr(learnjax.instruction_tuning, "instruction_tune", tuned)
+    monkeypatch.setattr(learnjax.training.instruction_tuning, "instruction_tune", tuned)
     rates = {mode: (DEV_RATE, HELD_OUT_RATE) for mode in ("full", "lora", "scratch")}
     rows, chosen = experiments._sft_search({"plain": None, "mixed": None}, (16,), (0, 1), rates, SFTSettings())
     assert {(r["foundation"], r["mode"]) for r in rows} == set(experiments.SFT_CELLS)
     for row in rows:
         assert row["learning_rate"] == DEV_RATE and row["exact"] == row["contains"] == 0.0 and row["exact_by_seed"] == [0.0, 0.0], row
         assert row["dev_exact_by_learning_rate"] == {str(DEV_RATE): 1.0, str(HELD_OUT_RATE): 0.0}, row
-    assert set(trained_on) <= {q.prompt for q in instructions.questions("train")}
+    assert set(trained_on) <= {q.prompt for q in questions.questions("train")}
 
 
 def test_the_research_script_chooses_each_modes_rate_on_dev(monkeypatch, capsys):
@@ -196,9 +196,9 @@ def test_the_research_script_chooses_each_modes_rate_on_dev(monkeypatch, capsys)
     from benchmarks import instruction_tuning_research as research
 
     monkeypatch.setattr(research, "instruction_tune", lambda foundation, examples, *, mode, settings, seed:
-                        SplitAnswerer(instructions.questions("dev" if settings.learning_rate == DEV_RATE else "held_out")))
+                        SplitAnswerer(questions.questions("dev" if settings.learning_rate == DEV_RATE else "held_out")))
     args = SimpleNamespace(examples=16, steps=1, seeds=[0, 1], show=0)
-    result = research.tune(None, "full", [DEV_RATE, HELD_OUT_RATE], args, instructions.questions("dev"), instructions.questions("held_out"))
+    result = research.tune(None, "full", [DEV_RATE, HELD_OUT_RATE], args, questions.questions("dev"), questions.questions("held_out"))
     assert (result["chosen"]["lr"], result["chosen"]["dev"], result["chosen"]["held_out"]) == (DEV_RATE, 1.0, 0.0)
     assert "chosen on dev: lr 1e-04 -> held-out exact 0.00" in capsys.readouterr().out
 
@@ -235,9 +235,9 @@ def test_sft_from_scratch_answers_few(measured):
 
 
 def test_the_held_out_set_is_whole(measured):
-    assert measured["questions"]["held_out"] == len(instructions.questions("held_out"))
+    assert measured["questions"]["held_out"] == len(questions.questions("held_out"))
     for r in measured["rows"]:
-        assert set(r["per_kind"]) == {kind for kind, _ in instructions.entity_splits()["held_out"]}
+        assert set(r["per_kind"]) == {kind for kind, _ in questions.entity_splits()["held_out"]}
 
 
 def test_lora_figures(measured):
@@ -253,7 +253,7 @@ def test_lora_figures(measured):
 def assistant(tmp_path_factory):
     root = tmp_path_factory.mktemp("assistant")
     with open(root / "questions.jsonl", "w", encoding="utf-8") as f:
-        for e in instructions.training_examples(32, seed=0):
+        for e in questions.training_examples(32, seed=0):
             f.write(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n")
     done = _cli("finetune", "--train", root / "questions.jsonl", "--steps", "20", "--json", "--out", root / "assistant")
     assert done.returncode == 0, done.stderr

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from learnjax.masking import mask_tokens, masked_batch, select_predictions
-from learnjax.tokenizer import CLS_ID, MASK_ID, PAD_ID
+from learnjax.text.tokenizer import CLS_ID, MASK_ID, PAD_ID
+from learnjax.training.masking import mask_tokens, masked_batch, select_predictions
 
 
 def _tokens(rows=256, length=32, vocab=100):

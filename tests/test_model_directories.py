@@ -15,11 +15,11 @@ import pytest
 from flax import nnx
 
 from learnjax import EncoderConfig, MaskedLanguageModel, Tokenizer
-from learnjax.checkpoints import LOCK, MANIFEST, CheckpointError, check_writable_model_dir, read_manifest
-from learnjax.finetuning import TextClassifier
-from learnjax.model import EncoderClassifier, Transformer
-from learnjax.pretraining import Foundation
-from learnjax.training import History
+from learnjax.models.transformer import EncoderClassifier, Transformer
+from learnjax.storage.checkpoints import LOCK, MANIFEST, CheckpointError, check_writable_model_dir, read_manifest
+from learnjax.training.finetuning import TextClassifier
+from learnjax.training.loops import History
+from learnjax.training.pretraining import Foundation
 from one_line import is_one_line
 
 WORDS = "the cat sat on a mat while dog ran to red barn and bird sang in tall old tree by river".split()
@@ -346,10 +346,9 @@ def test_pretrain_replaces_a_saved_model_only_with_overwrite(tmp_path, small_cor
 def test_malformed_metadata_is_a_one_line_checkpoint_error(tmp_path, metadata):
     import json
 
-    from learnjax.checkpoints import CheckpointError
-    from learnjax.pretraining import Foundation
-
     from learnjax import foundation_model
+    from learnjax.storage.checkpoints import CheckpointError
+    from learnjax.training.pretraining import Foundation
 
     path = foundation_model().save(tmp_path / "model")
     manifest = json.loads((path / "learnjax.json").read_text())

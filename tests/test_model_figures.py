@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from learnjax import foundation_model
-from learnjax.model_figures import attention_heads, attention_of, strongest_link, two_masks
+from learnjax.site.model_figures import attention_heads, attention_of, strongest_link, two_masks
 
 CAFE = "Today I went to the café and drank [MASK]."
 

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from learnjax.checkpoints import MANIFEST
 from learnjax.cli import main
-from learnjax.finetuning import FinetuneSettings, finetune
-from learnjax.pretraining import Foundation, PretrainRecipe, pretrain
-from learnjax.textfiles import MAX_LINE_BYTES
+from learnjax.data.textfiles import MAX_LINE_BYTES
+from learnjax.storage.checkpoints import MANIFEST
+from learnjax.training.finetuning import FinetuneSettings, finetune
+from learnjax.training.pretraining import Foundation, PretrainRecipe, pretrain
 
 CORPUS = ["the cat sat on the mat.", "the dog sat on the rug.", "a bird sang in the tree."] * 20
 
@@ -102,7 +102,7 @@ def test_a_stray_nul_in_a_large_corpus_is_dropped_and_reported_in_one_line(tmp_p
 
 
 def test_the_library_reader_drops_what_is_not_text_and_says_where(tmp_path):
-    from learnjax.textfiles import TextLines
+    from learnjax.data.textfiles import TextLines
 
     (tmp_path / "a.txt").write_bytes(b"one\r\ntw\x00o\r\nthree\x0cfour\n\xffjunk\n\tfive\n" + b"six\n" * 9)
     texts = TextLines([tmp_path])
@@ -114,7 +114,7 @@ def test_the_library_reader_drops_what_is_not_text_and_says_where(tmp_path):
 
 def test_a_binary_file_given_as_a_corpus_is_still_refused(tmp_path):
     """Most of its start is not text: a mistake, not a corpus with stray bytes."""
-    from learnjax.textfiles import iter_lines
+    from learnjax.data.textfiles import iter_lines
 
     (tmp_path / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
     (tmp_path / "utf16.txt").write_bytes("the cat sat on the mat.\n".encode("utf-16"))
@@ -132,7 +132,7 @@ LABELED_WITH_STRAY_BYTES = {
 
 @pytest.mark.parametrize("name", sorted(LABELED_WITH_STRAY_BYTES))
 def test_labeled_rows_that_are_not_text_are_refused_or_left_out_when_asked(tmp_path, name):
-    from learnjax.labeled_files import read_instructions, read_labeled
+    from learnjax.data.labeled_files import read_instructions, read_labeled
 
     path = tmp_path / name
     path.write_bytes(LABELED_WITH_STRAY_BYTES[name])

@@ -20,6 +20,7 @@ import symtable
 import sys
 
 import pytest
+
 from docs_harness import ROOT, page_blocks
 
 PAGES = sorted((ROOT / "docs").rglob("*.md"))
@@ -125,7 +126,7 @@ def markdown_in_strings(source: str) -> list[str]:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_shown_code_prints_no_markdown_syntax(page):
-    """The code a reader is shown is the lesson; tables and notes come from learnjax.render."""
+    """The code a reader is shown is the lesson; tables and notes come from learnjax.site.render."""
     problems = [f"{text!r}" for source in shown_blocks(page) for text in markdown_in_strings(source)]
     assert not problems, "\n".join(problems)
 

@@ -4,24 +4,24 @@ measure the machine's load; and the page's cached figures change with the code
 that measures them."""
 
 import doctest
-from pathlib import Path
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 from flax import nnx
 
-import learnjax.cache
-import learnjax.model
-import learnjax.steps
+import learnjax.models.transformer
+import learnjax.storage.cache
+import learnjax.training.steps
 from benchmarks import harness, performance, timing
 from benchmarks.timing import compare, other_processes_load
-from learnjax.masking import mask_tokens, max_predictions_for, select_predictions
-from learnjax.steps import masked_prediction_step, masked_prediction_update
-from learnjax.training import STEPS_PER_CALL
+from learnjax.training.loops import STEPS_PER_CALL
+from learnjax.training.masking import mask_tokens, max_predictions_for, select_predictions
+from learnjax.training.steps import masked_prediction_step, masked_prediction_update
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +41,11 @@ def test_scoring_hidden_positions_only_gives_the_same_loss(setup):
 
 
 def test_3d_products_compute_the_same_step_and_the_switch_is_undone(setup):
-    flat = learnjax.model.per_token
+    flat = learnjax.models.transformer.per_token
     model, optimizer = setup.fresh()
     step_3d = performance.compile_ahead(performance.step_with_3d_products, model, optimizer, setup.batch,
                                         switch=performance.products_on_3d_arrays()).result()
-    assert learnjax.model.per_token is flat
+    assert learnjax.models.transformer.per_token is flat
     loss_3d, accuracy_3d = step_3d(model, optimizer, setup.batch)
     loss_2d, accuracy_2d = masked_prediction_step(*setup.fresh(), setup.batch)
     np.testing.assert_allclose(float(loss_3d), float(loss_2d), rtol=1e-5)
@@ -55,11 +55,11 @@ def test_3d_products_compute_the_same_step_and_the_switch_is_undone(setup):
 
 
 def test_argmax_and_max_accuracy_agree_and_the_switch_is_undone(setup):
-    library_loss = learnjax.steps.masked_prediction_loss
+    library_loss = learnjax.training.steps.masked_prediction_loss
     with performance.accuracy_from_argmax():
-        assert learnjax.steps.masked_prediction_loss is performance.argmax_masked_prediction_loss
+        assert learnjax.training.steps.masked_prediction_loss is performance.argmax_masked_prediction_loss
         argmax = nnx.jit(masked_prediction_update)(*setup.fresh(), setup.batch)
-    assert learnjax.steps.masked_prediction_loss is library_loss
+    assert learnjax.training.steps.masked_prediction_loss is library_loss
     library = masked_prediction_step(*setup.fresh(), setup.batch)
     assert float(argmax[1]) == float(library[1])
     np.testing.assert_allclose(float(argmax[0]), float(library[0]), rtol=1e-6)
@@ -125,7 +125,7 @@ def test_the_benchmarks_use_the_library_s_own_functions_without_importing_jax():
             "batches = harness.library_function('training', 'batch_indices', np=np)(10, 4, 5, 3)\n"
             "print([b.tolist() for b in batches], harness.LARGE.max_predictions, 'jax' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=harness.ROOT, capture_output=True, text=True, check=True)
-    from learnjax.training import batch_indices
+    from learnjax.training.loops import batch_indices
 
     expected = [b.tolist() for b in batch_indices(10, 4, 5, 3)]
     assert done.stdout.split() == f"{expected} {max_predictions_for(harness.LARGE.max_len, harness.LARGE.mask_rate)} False".split()
@@ -133,7 +133,7 @@ def test_the_benchmarks_use_the_library_s_own_functions_without_importing_jax():
 
 def test_the_page_s_figures_are_keyed_by_the_code_that_measures_them(monkeypatch):
     calls = []
-    monkeypatch.setattr(learnjax.cache, "cached_json", lambda kind, params, compute, **kw: calls.append((kind, compute, kw)))
+    monkeypatch.setattr(learnjax.storage.cache, "cached_json", lambda kind, params, compute, **kw: calls.append((kind, compute, kw)))
     performance.measured()
     [(kind, compute, kw)] = calls
     assert (kind, compute) == ("performance", performance.measure)
@@ -154,11 +154,11 @@ def test_cached_json_computes_again_when_an_extra_file_changes_and_lists_it_curr
     _COMPUTED.clear()
     compute = _count_a_computation
     extra.write_text("x = 1\n")
-    first = learnjax.cache.cached_json("extra", {}, compute, extra_files=(extra,))
-    assert [e.status for e in learnjax.cache.list_entries() if e.name.startswith("extra")] == ["current"]
+    first = learnjax.storage.cache.cached_json("extra", {}, compute, extra_files=(extra,))
+    assert [e.status for e in learnjax.storage.cache.list_entries() if e.name.startswith("extra")] == ["current"]
     extra.write_text("x = 1  # a comment\n")
-    again = learnjax.cache.cached_json("extra", {}, compute, extra_files=(extra,))
+    again = learnjax.storage.cache.cached_json("extra", {}, compute, extra_files=(extra,))
     extra.write_text("x = 2\n")
-    assert [e.status for e in learnjax.cache.list_entries() if e.name.startswith("extra")] == ["stale"]
-    changed = learnjax.cache.cached_json("extra", {}, compute, extra_files=(extra,))
+    assert [e.status for e in learnjax.storage.cache.list_entries() if e.name.startswith("extra")] == ["stale"]
+    changed = learnjax.storage.cache.cached_json("extra", {}, compute, extra_files=(extra,))
     assert (first, again, changed) == (1, 1, 2)

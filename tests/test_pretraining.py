@@ -5,9 +5,18 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learnjax import corpus, experiments, fill_mask, foundation_model, instructions, world
-from learnjax.model import MaskedLanguageModel
-from learnjax.pretraining import NEXT_WORD_RECIPE, Foundation, PretrainRecipe, cloze_accuracy, fill_masks, grammar_accuracy, masked_token_scores
+from learnjax import experiments, fill_mask, foundation_model
+from learnjax.data import corpus, questions, world
+from learnjax.models.transformer import MaskedLanguageModel
+from learnjax.training.pretraining import (
+    NEXT_WORD_RECIPE,
+    Foundation,
+    PretrainRecipe,
+    cloze_accuracy,
+    fill_masks,
+    grammar_accuracy,
+    masked_token_scores,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +57,7 @@ def test_faq_text_replaces_texts_of_its_length_about_train_entities_only(texts):
     original = set(texts)
     faqs = [t for t in mixed if t not in original]
     assert len(faqs) == round(0.1 * len(texts))
-    assert set(faqs) <= set(instructions.faq_texts(instructions.facts_of("train")))
+    assert set(faqs) <= set(questions.faq_texts(questions.facts_of("train")))
 
 
 def test_a_faq_share_the_corpus_has_no_room_for_is_refused():
@@ -172,10 +181,10 @@ def test_the_masked_loop_runs_the_fused_step_once_per_batch():
     import optax
     from flax import nnx
 
-    from learnjax import corpus
-    from learnjax.model import EncoderConfig, MaskedLanguageModel
-    from learnjax.tokenizer import Tokenizer
-    from learnjax.training import STEPS_PER_CALL, masking_args, batch_indices, fused_masked_prediction_step, train_masked_prediction
+    from learnjax.data import corpus
+    from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+    from learnjax.text.tokenizer import Tokenizer
+    from learnjax.training.loops import STEPS_PER_CALL, batch_indices, fused_masked_prediction_step, masking_args, train_masked_prediction
 
     texts = corpus.build_corpus(300)
     tokenizer = Tokenizer.from_texts(texts)

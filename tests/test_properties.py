@@ -5,8 +5,8 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from learnjax.masking import mask_tokens
-from learnjax.tokenizer import CLS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, split_words
+from learnjax.text.tokenizer import CLS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, split_words
+from learnjax.training.masking import mask_tokens
 
 WORDS = ["the", "café", "coffee", "drank", "naïve", "über", "日本", "don't", "well-known", ".", ",", "!", "?", "🙂"]
 TOKENIZER = Tokenizer.from_texts([" ".join(WORDS)])

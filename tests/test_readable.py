@@ -7,12 +7,14 @@ import optax
 import pytest
 from flax import nnx
 
-from learnjax import corpus, mask_tokens, readable
-from learnjax.generation import encode_prompts, generate
-from learnjax.masking import mask_words, masked_batch
-from learnjax.model import EncoderConfig, MaskedLanguageModel, NextWordModel
-from learnjax.steps import masked_prediction_loss, masked_prediction_step, next_word_loss, next_word_step
-from learnjax.tokenizer import Tokenizer
+from learnjax import mask_tokens
+from learnjax.data import corpus
+from learnjax.models.generation import encode_prompts, generate
+from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel, NextWordModel
+from learnjax.text.tokenizer import Tokenizer
+from learnjax.training import readable
+from learnjax.training.masking import mask_words, masked_batch
+from learnjax.training.steps import masked_prediction_loss, masked_prediction_step, next_word_loss, next_word_step
 
 TOLERANCE = dict(rtol=2e-5, atol=2e-5)
 

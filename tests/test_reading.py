@@ -8,9 +8,19 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from reading import (
-    MAX_BLOCK_LINES, MAX_CODE_BEFORE_RESULT, ROOT, WIDTH, blocks_and_prose, learn_pages, measure, names_in, page_text,
-    private_names_of_the_library, table,
+    MAX_BLOCK_LINES,
+    MAX_CODE_BEFORE_RESULT,
+    ROOT,
+    WIDTH,
+    blocks_and_prose,
+    learn_pages,
+    measure,
+    names_in,
+    page_text,
+    private_names_of_the_library,
+    table,
 )
 
 ALL_PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if "overrides" not in p.parts)

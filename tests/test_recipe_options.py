@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from learnjax.checkpoints import MANIFEST
 from learnjax.cli import main
-from learnjax.pretraining import MAX_POSITIONS, Foundation, PretrainRecipe, pretrain
+from learnjax.storage.checkpoints import MANIFEST
+from learnjax.training.pretraining import MAX_POSITIONS, Foundation, PretrainRecipe, pretrain
 
 CORPUS = "the cat sat on the mat.\nthe dog sat on the rug.\na bird sang in the tree.\n" * 20
 

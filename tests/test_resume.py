@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learnjax import checkpoints
-from learnjax.checkpoints import CHECKPOINT_FOLDER, MANIFEST, CheckpointError, TrainingCheckpoints
-from learnjax.finetuning import FinetuneSettings, finetune
-from learnjax.pretraining import Foundation, PretrainRecipe, pretrain
+from learnjax.storage import checkpoints
+from learnjax.storage.checkpoints import CHECKPOINT_FOLDER, MANIFEST, CheckpointError, TrainingCheckpoints
+from learnjax.training.finetuning import FinetuneSettings, finetune
+from learnjax.training.pretraining import Foundation, PretrainRecipe, pretrain
 
 TEXTS = ["the cat sat on the mat.", "the dog sat on the rug.", "a bird sang in the tree.", "the cat saw the bird."] * 20
 SMALL = dict(steps=50, batch_size=8, d_model=16, n_layers=1, d_ff=32)
@@ -87,7 +87,7 @@ def test_resuming_with_other_settings_or_without_a_checkpoint_is_refused(tmp_pat
 _STOPPED_AFTER_TWO_CHECKPOINTS = """
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from learnjax import checkpoints
+from learnjax.storage import checkpoints
 save, saved = checkpoints.save, []
 
 def saving(*args, **kwargs):

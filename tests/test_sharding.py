@@ -10,9 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from learnjax import experiments, sharding
+from learnjax import experiments
 
 # Eight devices add the gradients and losses of their rows in another order than
+from learnjax.training import sharding
+
 # one device does: float32 sums that differ in the last bits, step after step.
 # Measured: at most 2.4e-6 after 40 steps, on losses of 3 to 6.
 TOLERANCE = 1e-4
@@ -109,7 +111,7 @@ def _process_runs_alive() -> list:
 
 
 def test_the_launcher_ends_every_process_on_a_timeout_or_a_failure():
-    from learnjax.scaling_check import run_processes
+    from learnjax.training.scaling_check import run_processes
 
     with pytest.raises(subprocess.TimeoutExpired):
         run_processes(2, 2, steps=20, timeout=1)

@@ -294,7 +294,7 @@ def _block_page(runs: Path, code: str) -> str:
 
 
 def test_a_block_runs_again_only_when_code_it_imports_changes_and_a_reverted_edit_costs_nothing(tmp_path, monkeypatch):
-    from learnjax import cache
+    from learnjax.storage import cache
 
     monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / "cache"))
     package = tmp_path / "learnjax"
@@ -325,7 +325,7 @@ WRITER = "def write(x):\n    return x * int(open({factor!r}).read())\n"
 
 
 def test_a_block_runs_again_when_an_entry_it_read_holds_something_else(tmp_path, monkeypatch):
-    from learnjax.cache import list_entries
+    from learnjax.storage.cache import list_entries
 
     monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / "cache"))
     factor, writer = tmp_path / "factor.txt", tmp_path / "writer.py"
@@ -335,7 +335,7 @@ def test_a_block_runs_again_when_an_entry_it_read_holds_something_else(tmp_path,
     outputs = hook.BlockOutputs(tmp_path / "cache" / "site" / "blocks")
     monkeypatch.setitem(markdown_exec.formatters, "python", outputs.format_python)
     runs = tmp_path / "runs.txt"
-    block = ('```python exec="on"\nopen({runs!r}, "a").write("r")\nimport importlib.util\nfrom learnjax.cache import cached_json\n'
+    block = ('```python exec="on"\nopen({runs!r}, "a").write("r")\nimport importlib.util\nfrom learnjax.storage.cache import cached_json\n'
              'spec = importlib.util.spec_from_file_location("writer", {writer!r})\nwriter = importlib.util.module_from_spec(spec)\n'
              'spec.loader.exec_module(writer)\nprint("value", cached_json("writer", {{"x": 7}}, writer.write))\n```\n').format(runs=str(runs), writer=str(writer))
     assert "value 14" in _render(outputs, block) and runs.read_text() == "r"
@@ -357,13 +357,13 @@ def test_a_block_that_does_not_parse_fails_as_markdown_exec_reports_it(tmp_path,
 
 
 def test_a_block_that_shows_what_the_cache_says_runs_again_when_the_cache_s_code_changes(tmp_path, monkeypatch):
-    from learnjax import cache
+    from learnjax.storage import cache
 
     package = tmp_path / "learnjax"
     shutil.copytree(Path(cache.PACKAGE), package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(cache, "PACKAGE", package)
     hook = _build_cache_hook()
-    source = ["from learnjax.cache import entry_graph\nprint(entry_graph())"]
+    source = ["from learnjax.storage.cache import entry_graph\nprint(entry_graph())"]
     before = hook.code_key(source)
     cache_file = next(f for m, f in hook.import_graph(package).files.items() if m in cache.MACHINERY)
     cache_file.write_text(cache_file.read_text(encoding="utf-8") + "\n_PLANTED = 1\n", encoding="utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from learnjax import world
+from learnjax.data import world
 
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPETS = sorted((ROOT / "snippets").glob("*.py"))

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learnjax import checkpoints
-from learnjax.generation import Sampling
-from learnjax.pretraining import Foundation, PretrainRecipe, fill_mask, generate_text, pretrain
-from learnjax.subword import ALPHABET, SubwordTokenizer
-from learnjax.tokenizer import CLS_ID, END, END_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, tokenizer_from_json
+from learnjax.models.generation import Sampling
+from learnjax.storage import checkpoints
+from learnjax.text.subword import ALPHABET, SubwordTokenizer
+from learnjax.text.tokenizer import CLS_ID, END, END_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, tokenizer_from_json
+from learnjax.training.pretraining import Foundation, PretrainRecipe, fill_mask, generate_text, pretrain
 
 WORDS = ("nurse", "doctor", "patient", "checks", "reads", "the", "chart", "ward", "fever", "café", "grüße", "naïve", "straße", "über")
 

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from learnjax import experiments, messages
-from learnjax.supervised import train_spam_filter
+from learnjax import experiments
+from learnjax.data import messages
+from learnjax.experiments.spam_filter import train_spam_filter
 
 
 def test_splits_are_balanced_and_disjoint():
@@ -28,7 +29,7 @@ def test_test_set_uses_only_rare_topic_words():
 
 def test_the_pool_mostly_says_the_common_topic_words():
     """The supervised page: the pool mostly says "prize" and "dinner", the test set "jackpot" and "barbecue"."""
-    from learnjax.tokenizer import split_words
+    from learnjax.text.tokenizer import split_words
 
     common = {w for label in messages.TOPICS for w in messages.TOPICS[label][: messages.N_COMMON]}
     topic = {w for label in messages.TOPICS for w in messages.TOPICS[label]}
@@ -54,10 +55,11 @@ def test_more_labels_give_better_held_out_accuracy():
 
 
 def test_labels_must_match_rows():
-    from flax import nnx
     import optax
-    from learnjax.model import BagOfWordsClassifier
-    from learnjax.training import train_classifier
+    from flax import nnx
+
+    from learnjax.models.transformer import BagOfWordsClassifier
+    from learnjax.training.loops import train_classifier
 
     model = BagOfWordsClassifier(10, rngs=nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
@@ -73,9 +75,9 @@ def test_the_loop_runs_exactly_the_documented_step_once_per_batch():
     import optax
     from flax import nnx
 
-    from learnjax.model import BagOfWordsClassifier
-    from learnjax.steps import supervised_step
-    from learnjax.training import STEPS_PER_CALL, batch_indices, train_classifier
+    from learnjax.models.transformer import BagOfWordsClassifier
+    from learnjax.training.loops import STEPS_PER_CALL, batch_indices, train_classifier
+    from learnjax.training.steps import supervised_step
 
     rng = np.random.default_rng(0)
     tokens = rng.integers(4, 50, size=(40, 12)).astype(np.int32)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from learnjax.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, USER_ID, Tokenizer, split_words
+from learnjax.text.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, USER_ID, Tokenizer, split_words
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learnjax.training import batch_indices
+from learnjax.training.loops import batch_indices
 
 
 def draw(n_examples: int, batch_size: int, steps: int, seed: int = 0) -> np.ndarray:

@@ -20,9 +20,10 @@
 # `pip install learnjax[docs]` (or from a clone: `pip install -e ".[docs]"`).
 
 # %%
-from learnjax import experiments, foundation_model, plots
-from learnjax.generation import Sampling
-from learnjax.pretraining import NEXT_WORD_RECIPE, generate_text
+from learnjax import experiments, foundation_model
+from learnjax.models.generation import Sampling
+from learnjax.site import plots
+from learnjax.training.pretraining import NEXT_WORD_RECIPE, generate_text
 
 # %% [markdown]
 # ## The next-word model and its loss
@@ -55,7 +56,7 @@ for seed in range(5):
 # ## Facts by temperature
 #
 # Continuations of fact prompts, each checked against the world the corpus was
-# written from (see `learnjax.facts`).
+# written from (see `learnjax.data.facts`).
 
 # %%
 generation = experiments.generation()

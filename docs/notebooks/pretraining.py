@@ -21,8 +21,10 @@
 # %%
 import jax
 
-from learnjax import corpus, experiments, fill_mask, foundation_model, mask_tokens, plots
-from learnjax.pretraining import cloze_accuracy, grammar_accuracy
+from learnjax import experiments, fill_mask, foundation_model, mask_tokens
+from learnjax.data import corpus
+from learnjax.site import plots
+from learnjax.training.pretraining import cloze_accuracy, grammar_accuracy
 
 # %% [markdown]
 # ## Masking a real sentence

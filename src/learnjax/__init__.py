@@ -12,25 +12,25 @@ from typing import TYPE_CHECKING
 
 # Each re-exported name and the module it lives in.
 _HOMES = {
-    "foundation_model": "cache",
-    "mask_tokens": "masking", "masked_batch": "masking",
-    "BagOfWordsClassifier": "model", "EncoderClassifier": "model", "EncoderConfig": "model", "MaskedLanguageModel": "model",
-    "NextWordModel": "model",
-    "Foundation": "pretraining", "PretrainRecipe": "pretraining", "NEXT_WORD_RECIPE": "pretraining", "fill_mask": "pretraining",
-    "generate_text": "pretraining", "pretrain": "pretraining",
-    "masked_prediction_step": "steps", "next_word_step": "steps", "supervised_step": "steps",
-    "Tokenizer": "tokenizer",
+    "foundation_model": "storage.cache",
+    "mask_tokens": "training.masking", "masked_batch": "training.masking",
+    "BagOfWordsClassifier": "models.transformer", "EncoderClassifier": "models.transformer", "EncoderConfig": "models.transformer", "MaskedLanguageModel": "models.transformer",
+    "NextWordModel": "models.transformer",
+    "Foundation": "training.pretraining", "PretrainRecipe": "training.pretraining", "NEXT_WORD_RECIPE": "training.pretraining", "fill_mask": "training.pretraining",
+    "generate_text": "training.pretraining", "pretrain": "training.pretraining",
+    "masked_prediction_step": "training.steps", "next_word_step": "training.steps", "supervised_step": "training.steps",
+    "Tokenizer": "text.tokenizer",
 }
 
 __all__ = sorted(_HOMES, key=lambda name: (name[0].islower(), name))
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from learnjax.cache import foundation_model
-    from learnjax.masking import mask_tokens, masked_batch
-    from learnjax.model import BagOfWordsClassifier, EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel
-    from learnjax.pretraining import NEXT_WORD_RECIPE, Foundation, PretrainRecipe, fill_mask, generate_text, pretrain
-    from learnjax.steps import masked_prediction_step, next_word_step, supervised_step
-    from learnjax.tokenizer import Tokenizer
+    from learnjax.models.transformer import BagOfWordsClassifier, EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel
+    from learnjax.storage.cache import foundation_model
+    from learnjax.text.tokenizer import Tokenizer
+    from learnjax.training.masking import mask_tokens, masked_batch
+    from learnjax.training.pretraining import NEXT_WORD_RECIPE, Foundation, PretrainRecipe, fill_mask, generate_text, pretrain
+    from learnjax.training.steps import masked_prediction_step, next_word_step, supervised_step
 
 
 def __getattr__(name: str):

@@ -42,10 +42,10 @@ import markdown_exec
 from markdown_exec import base_format
 from markdown_exec._internal.formatters.python import _run_python  # markdown-exec's way of running a block
 
-from learnjax import cache
-from learnjax.atomic import write_text
-from learnjax.cache import SITE_OUTPUTS, SITE_USED, XLA, cache_root, code_version, entries_read, still_hold
-from learnjax.code_graph import import_graph, imports_of
+from learnjax.storage import cache
+from learnjax.files.atomic import write_text
+from learnjax.storage.cache import SITE_OUTPUTS, SITE_USED, XLA, cache_root, code_version, entries_read, still_hold
+from learnjax.storage.code_graph import import_graph, imports_of
 
 PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec", "mkdocs-jupyter", "nbconvert")
 JUPYTER_CONFIG = Path(__file__).parent / "jupyter"  # KernelManager.transport = "ipc"

@@ -1,0 +1,5 @@
+"""`python -m learnjax.cli`."""
+
+from learnjax.cli import main
+
+raise SystemExit(main())

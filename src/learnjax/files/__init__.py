@@ -1,0 +1,1 @@
+"""Writing files whole: no JAX, nothing else of learnjax."""

@@ -1,0 +1,1 @@
+"""The networks: the Transformer and its heads, LoRA, the sampler."""

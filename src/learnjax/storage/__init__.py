@@ -1,0 +1,1 @@
+"""Saved models, the cache of computed results, and the import graph that keys it."""

@@ -1,0 +1,1 @@
+"""Training steps and loops: pre-training, fine-tuning, instruction tuning."""

@@ -1,0 +1,223 @@
+"""Fine-tuning: adapt the foundation model to one task with a few labeled examples.
+
+Four ways to build the spam classifier, all on the same architecture (the
+pre-trained encoder's shape plus a new linear head) and trained with the same
+step, `supervised_update` (what `supervised_step` compiles):
+
+- `full`: start from the pre-trained encoder and update every parameter;
+- `probe`: start from the pre-trained encoder and freeze it, training only the
+  head (the optimizer's `wrt` filter leaves the encoder out);
+- `lora`: freeze the pre-trained encoder and train low-rank adapters in its
+  layers (`learnjax.models.lora`) with the head;
+- `scratch`: the same architecture from a random initialisation: supervised
+  learning alone, no pre-training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+from learnjax.models.lora import add_lora, merge_lora
+from learnjax.models.transformer import EncoderClassifier, Transformer
+from learnjax.storage import checkpoints
+from learnjax.text.tokenizer import BaseTokenizer
+from learnjax.training.loops import History, adamw, new_optimizer, predict, train_classifier
+from learnjax.training.pretraining import Foundation
+
+MODES = ("full", "probe", "lora", "scratch")
+LORA_RANK, LORA_ALPHA = 8, 16.0
+# How a text longer than the model's rows is classified: by its first window of
+# tokens (as it was trained), or by the mean of the probabilities of all its windows.
+WINDOWS = ("first", "average")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    return mode
+
+
+# --8<-- [start:build_classifier]
+def build_classifier(
+    foundation: Foundation, mode: str, n_classes: int = 2, seed: int = 0
+) -> tuple[EncoderClassifier, "nnx.filterlib.Filter"]:
+    """A classifier for `mode`, and the filter of the parameters to train."""
+    rngs = nnx.Rngs(seed)
+    if mode == "scratch":
+        # Random weights, in the same shape.
+        encoder = Transformer(foundation.model.config, rngs=rngs)
+    else:
+        # A copy: the foundation stays as it is.
+        encoder = nnx.clone(foundation.model.encoder)
+    model = EncoderClassifier(encoder, n_classes, rngs=rngs)
+    head = nnx.All(nnx.Param, nnx.PathContains("head"))
+    if mode == "probe":
+        return model, head
+    if mode == "lora":
+        return (add_lora(model, LORA_RANK, LORA_ALPHA, seed),
+                nnx.Any(nnx.LoRAParam, head))
+    return model, nnx.Param
+# --8<-- [end:build_classifier]
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """The training budget, the same for every mode."""
+
+    steps: int = 80
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    warmup_steps: int = 10
+    weight_decay: float = 0.01
+
+
+@dataclass
+class TextClassifier:
+    """A fine-tuned classifier with its tokenizer and label names."""
+
+    model: EncoderClassifier
+    tokenizer: BaseTokenizer
+    labels: tuple[str, ...]
+    mode: str
+    history: History
+
+    def predict_proba(self, texts: list[str], windows: str = "first") -> np.ndarray:
+        """The probability of each label (N, labels). A text longer than a row is
+        read by its first window of tokens, or with `windows="average"` by all
+        of them: the mean of each window's probabilities (`encode_windows`)."""
+        import jax
+
+        if windows not in WINDOWS:
+            raise ValueError(f"windows must be one of {', '.join(WINDOWS)}; got {windows!r}")
+        max_len = self.model.encoder.config.max_len
+        if windows == "first":
+            rows, owners = self.tokenizer.encode_batch(texts, max_len), np.arange(len(texts))
+        else:
+            rows, owners = self.tokenizer.encode_windows(texts, max_len)
+        probs = np.asarray(jax.nn.softmax(_predict_in_blocks(self.model, rows), axis=-1))
+        sums = np.zeros((len(texts), probs.shape[1]))
+        np.add.at(sums, owners, probs)
+        return sums / np.bincount(owners, minlength=len(texts))[:, None]
+
+    def classify(self, texts: list[str], windows: str = "first") -> list[tuple[str, float]]:
+        """The most likely label of each text, with its probability."""
+        probs = self.predict_proba(texts, windows)
+        return [(self.labels[int(row.argmax())], float(row.max())) for row in probs]
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        metadata = {"labels": list(self.labels), "mode": self.mode, "history": {"loss": self.history.loss, "accuracy": self.history.accuracy}}
+        model = merge_lora(nnx.clone(self.model)) if self.mode == "lora" else self.model  # saved as plain weights
+        return checkpoints.save(directory, model, self.tokenizer, "classifier", metadata)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> TextClassifier:
+        manifest, tokenizer, config = checkpoints.open_checkpoint(directory, "classifier")
+        with checkpoints.reading_metadata(directory):
+            meta = manifest.get("metadata", {})
+            labels = tuple(meta.get("labels") or ())
+            history = History(**meta["history"]) if meta.get("history") else History()
+        if len(labels) < 2 or not all(isinstance(label, str) for label in labels):
+            raise checkpoints.CheckpointError(f"{str(directory)!r} names labels {list(labels)[:5]}; a classifier needs at least 2, as strings")
+        model = nnx.eval_shape(lambda: EncoderClassifier(Transformer(config, rngs=nnx.Rngs(0)), len(labels), rngs=nnx.Rngs(0)))
+        checkpoints.restore_into(directory, model, manifest)
+        return cls(model, tokenizer, labels, meta.get("mode", "full"), history)
+
+
+def finetune(
+    foundation: Foundation,
+    texts: list[str],
+    labels: list[str] | list[int],
+    *,
+    mode: str = "full",
+    settings: FinetuneSettings = FinetuneSettings(),
+    seed: int = 0,
+    label_names: tuple[str, ...] | None = None,
+    max_len: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    mesh=None,
+    fsdp: bool = False,
+) -> TextClassifier:
+    """Fine-tunes a classifier on labeled `texts` (over the devices of `mesh`,
+    if given: see `learnjax.training.sharding`).
+
+    `labels` are label names (any strings) or class indices into `label_names`.
+    `max_len` (at most the foundation's) sets the row length; shorter rows are
+    faster, and a longer text is learned from its first window of tokens.
+    `checkpoint_dir`, `checkpoint_every` and `resume` checkpoint the run and
+    resume it, as `learnjax.training.pretraining.pretrain` does.
+    """
+    model, optimizer, tokens, label_ids, label_names = _prepare(foundation, texts, labels, mode, seed, settings, label_names, max_len)
+    if checkpoint_dir is None and (resume or checkpoint_every):
+        raise ValueError("checkpoint_every and resume need a checkpoint_dir")
+    checkpointing = None
+    if checkpoint_dir is not None:
+        run_settings = {"mode": mode, "seed": seed, **dataclasses.asdict(settings), "labels": list(label_names),
+                        "data": checkpoints.data_fingerprint(tokens, label_ids), "foundation": checkpoints.params_fingerprint(foundation.model)}
+        checkpointing = checkpoints.TrainingCheckpoints(checkpoint_dir, "classifier").checkpointing(
+            model, optimizer, foundation.tokenizer, run_settings, every=checkpoint_every, resume=resume)
+    history = train_classifier(model, optimizer, tokens, label_ids, steps=settings.steps, batch_size=settings.batch_size, seed=seed,
+                               progress=progress, mesh=mesh, fsdp=fsdp, checkpointing=checkpointing)
+    return TextClassifier(model, foundation.tokenizer, label_names, mode, history)
+
+
+def _prepare(foundation: Foundation, texts, labels, mode: str, seed: int, settings: FinetuneSettings, label_names, max_len):
+    """The model, optimizer, token rows, label ids and label names of one run, each checked."""
+    check_mode(mode)
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    if not texts:
+        raise ValueError("no labeled examples to fine-tune on")
+    names, label_ids = _label_ids(labels, label_names)
+    if len(set(label_ids.tolist())) < 2:
+        raise ValueError(f"the labels hold a single class ({names[int(label_ids[0])]!r}); a classifier needs examples of at least two")
+    tokens = foundation.tokenizer.encode_batch(texts, _check_max_len(foundation, max_len))
+    model, trainable = build_classifier(foundation, mode, len(names), seed)
+    # The same transform for every run of these settings, the rate a value in its state: one compiled program for all.
+    optimizer = new_optimizer(model, adamw(settings.steps, settings.warmup_steps, settings.weight_decay), settings.learning_rate, trainable)
+    return model, optimizer, tokens, label_ids, names
+
+
+def _label_ids(labels: list[str] | list[int], label_names: tuple[str, ...] | None) -> tuple[tuple[str, ...], np.ndarray]:
+    """Class indices for `labels`, given as names or as indices into `label_names`."""
+    if label_names is None:
+        label_names = tuple(sorted({str(label) for label in labels}))
+    index = {name: i for i, name in enumerate(label_names)}
+    ids = []
+    for label in labels:
+        if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+            if not 0 <= label < len(label_names):
+                raise ValueError(f"label index {label} is outside the {len(label_names)} labels {list(label_names)}")
+            ids.append(int(label))
+        elif str(label) in index:
+            ids.append(index[str(label)])
+        else:
+            raise ValueError(f"label {label!r} is not one of the model's labels {list(label_names)}")
+    return tuple(label_names), np.array(ids, dtype=np.int32)
+
+
+def _check_max_len(foundation: Foundation, max_len: int | None) -> int:
+    limit = foundation.model.config.max_len
+    if max_len is None:
+        return limit
+    if not 2 <= max_len <= limit:
+        raise ValueError(f"max_len must be between 2 and the model's {limit}, got {max_len}")
+    return max_len
+
+
+def _predict_in_blocks(model: EncoderClassifier, rows: np.ndarray, block: int = 256) -> np.ndarray:
+    """`predict` on `rows` padded to a power of two up to `block`, then to a
+    multiple of it: texts read a chunk at a time run a few compiled programs,
+    not one per chunk size."""
+    n = len(rows)
+    size = min(block, 1 << max(0, n - 1).bit_length())
+    padded = np.concatenate([rows, np.zeros((-n % size, rows.shape[1]), rows.dtype)])
+    return predict(model, padded, batch_size=size)[:n]
