@@ -150,7 +150,7 @@ def private_names_of_the_library(src: Path = ROOT / "src" / "learnjax") -> set[s
     import ast
 
     names = set()
-    for path in src.glob("*.py"):
+    for path in src.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             name = getattr(node, "name", None) or (node.id if isinstance(node, ast.Name) else None)
             if name and name.startswith("_") and not name.startswith("__") and name != "_":

@@ -92,7 +92,7 @@ def test_an_entry_is_computed_again_after_a_change_to_code_it_imports_and_reused
     spec.loader.exec_module(tiny)
     graph = import_graph(package_copy)
     lora = next(f for f in graph.files.values() if f.name == "lora.py")
-    cli = next(f for f in graph.files.values() if f.name == "cli.py")
+    cli = graph.files["learnjax.cli"]
 
     assert cached_json("tiny", {"r": 4}, tiny.rank) == 4 and tiny.RUNS == [4]
     _plant(cli, "_PLANTED = 1")

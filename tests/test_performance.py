@@ -122,7 +122,7 @@ def test_load_is_unknown_where_the_system_does_not_report_it(monkeypatch):
 
 def test_the_benchmarks_use_the_library_s_own_functions_without_importing_jax():
     code = ("import sys, numpy as np\nfrom benchmarks import harness\n"
-            "batches = harness.library_function('training', 'batch_indices', np=np)(10, 4, 5, 3)\n"
+            "batches = harness.library_function('training.loops', 'batch_indices', np=np)(10, 4, 5, 3)\n"
             "print([b.tolist() for b in batches], harness.LARGE.max_predictions, 'jax' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=harness.ROOT, capture_output=True, text=True, check=True)
     from learnjax.training.loops import batch_indices

@@ -304,8 +304,8 @@ def test_a_block_runs_again_only_when_code_it_imports_changes_and_a_reverted_edi
     outputs = hook.BlockOutputs(tmp_path / "cache" / "site" / "blocks")
     monkeypatch.setitem(markdown_exec.formatters, "python", outputs.format_python)
     runs = tmp_path / "runs.txt"
-    block = '```python exec="on"\nopen({!r}, "a").write("r")\nfrom learnjax import lora\nprint(6 * 7)\n```\n'.format(str(runs))
-    lora, cli = package / "lora.py", package / "cli.py"
+    block = '```python exec="on"\nopen({!r}, "a").write("r")\nfrom learnjax.models import lora\nprint(6 * 7)\n```\n'.format(str(runs))
+    lora, cli = package / "models" / "lora.py", package / "cli" / "__init__.py"
 
     def render() -> int:
         assert "42" in _render(outputs, block)
