@@ -39,7 +39,8 @@ from flax import nnx, serialization
 
 from learnjax.files.atomic import write_bytes
 from learnjax.models.transformer import EncoderConfig
-from learnjax.text.tokenizer import LEGACY_SPECIAL_TOKENS, TOKENIZER_KINDS, BaseTokenizer, tokenizer_from_json
+from learnjax.text.loading import tokenizer_from_json
+from learnjax.text.tokenizer import LEGACY_SPECIAL_TOKENS, TOKENIZER_KINDS, BaseTokenizer
 from learnjax.training.loops import Checkpointing, History
 
 FORMAT_VERSION = 1

@@ -291,7 +291,7 @@ class Tokenizer(BaseTokenizer):
         which moves its word ids up by 3 (see `checkpoints` for its model)."""
         data = json.loads(text)
         if isinstance(data, dict) and data.get("kind", "word") != "word":
-            raise ValueError(f"not a learnjax tokenizer of words: it is a {data['kind']!r} tokenizer (`tokenizer_from_json` reads every kind)")
+            raise ValueError(f"not a learnjax tokenizer of words: it is a {data['kind']!r} tokenizer (`learnjax.text.loading.tokenizer_from_json` reads every kind)")
         if not isinstance(data, dict) or data.get("format") not in (1, TOKENIZER_FORMAT):
             raise ValueError(f"not a learnjax tokenizer (format {TOKENIZER_FORMAT}): {text[:60]!r}")
         vocab = data["vocab"]
@@ -313,21 +313,6 @@ def checked_vocabulary(vocab: Iterable[str]) -> list[str]:
     if len(set(tokens)) != len(tokens):
         raise ValueError(f"vocabulary has duplicate entries: {[t for t, n in collections.Counter(tokens).items() if n > 1][:5]}")
     return tokens
-
-
-def tokenizer_from_json(text: str) -> BaseTokenizer:
-    """A saved tokenizer of either kind (`BaseTokenizer.to_json`)."""
-    try:
-        kind = json.loads(text).get("kind", "word")
-    except (ValueError, AttributeError):
-        kind = "word"  # Tokenizer.from_json says what is wrong with it
-    if kind == "subword":
-        from learnjax.text.subword import SubwordTokenizer  # loads the `tokenizers` library only when needed
-
-        return SubwordTokenizer.from_json(text)
-    if kind != "word":
-        raise ValueError(f"unknown tokenizer kind {kind!r}; this learnjax reads {', '.join(TOKENIZER_KINDS)}")
-    return Tokenizer.from_json(text)
 
 
 def _check_row_length(max_len: int) -> None:
