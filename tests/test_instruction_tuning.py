@@ -31,7 +31,7 @@ def test_no_fine_tuning_example_and_no_faq_text_is_about_a_held_out_or_dev_entit
     for example in questions.training_examples(1024, seed=0):
         assert example.fact.entity not in hidden
     train_questions = {q.prompt for q in questions.questions("train")}
-    faq = [t for t in corpus.build_corpus(faq_share=0.1) if t.startswith("Question:")]
+    faq = [t for t in questions.with_faq(corpus.build_corpus(), 0.1) if t.startswith("Question:")]
     assert faq
     for text in faq:
         question = text.removeprefix("Question: ").split(" Answer: ")[0]

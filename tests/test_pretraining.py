@@ -51,7 +51,7 @@ def test_cloze_sentences_are_held_out(texts):
 
 
 def test_faq_text_replaces_texts_of_its_length_about_train_entities_only(texts):
-    mixed = corpus.with_faq(texts, 0.1)
+    mixed = questions.with_faq(texts, 0.1)
     assert corpus.corpus_statistics(mixed)["texts"] == len(texts)
     assert corpus.corpus_statistics(mixed)["tokens"] == corpus.corpus_statistics(texts)["tokens"]
     original = set(texts)
@@ -62,7 +62,7 @@ def test_faq_text_replaces_texts_of_its_length_about_train_entities_only(texts):
 
 def test_a_faq_share_the_corpus_has_no_room_for_is_refused():
     with pytest.raises(ValueError, match=r"faq_share=0.5 replaces 5 texts, but only 0 have the length of an FAQ text"):
-        corpus.with_faq(["Hello there."] * 10, 0.5)
+        questions.with_faq(["Hello there."] * 10, 0.5)
 
 
 def test_held_out_cloze_accuracy(foundation):

@@ -15,47 +15,11 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from learnjax.data import messages, world
+from learnjax.data import messages, phrasing, world
+from learnjax.data.phrasing import HOW_OFTEN, Subject, agree, article, be, sentence
 from learnjax.text.tokenizer import MASK, split_words
 
-
-@dataclass(frozen=True)
-class Subject:
-    text: str
-    pronoun: str
-    third_person: bool  # "she drinks" vs "they drink"
-
-
-def _named_subject(rng: random.Random) -> Subject:
-    name, pronoun = rng.choice(world.NAMES)
-    return Subject(name.capitalize(), pronoun, True)
-
-
-def _subject(rng: random.Random, allow_i: bool = True) -> Subject:
-    roll = rng.random()
-    if roll < 0.45:
-        return _named_subject(rng)
-    if roll < 0.6:
-        relative = rng.choice(world.RELATIVES_SINGULAR)
-        pronoun = {"sister": "she", "aunt": "she", "brother": "he", "uncle": "he"}.get(relative) or rng.choice(("she", "he"))
-        return Subject(f"my {relative}", pronoun, True)
-    if roll < 0.75:
-        return Subject(f"my {rng.choice(world.RELATIVES_PLURAL)}", "they", False)
-    if allow_i and roll < 0.85:
-        return Subject("I", "I", False)
-    return rng.choice((Subject("we", "we", False), Subject("they", "they", False)))
-
-
-def _agree(verb: world.Verb, subject: Subject) -> str:
-    return verb.third if subject.third_person else verb.base
-
-
-def _be(subject: Subject) -> str:
-    return {"I": "am"}.get(subject.text, "is" if subject.third_person else "are")
-
-
 WHEN_PAST = ("today", "yesterday", "this morning", "last night", "after work", "on saturday", "at the weekend", "last week")
-HOW_OFTEN = ("usually", "often", "always", "sometimes")
 
 # Frames about what people do at places. Each takes (rng, subject, activity).
 ActivityFrame = Callable[[random.Random, Subject, world.Activity], str]
@@ -64,9 +28,9 @@ ACTIVITY_FRAMES: dict[str, ActivityFrame] = {
     "past_at": lambda r, s, a: f"{s.text} {a.verb.past} {a.thing} at the {a.place} {r.choice(WHEN_PAST)}.",
     "met_at": lambda r, s, a: f"we met at the {a.place} and {a.verb.past} {a.thing} together.",
     "goes_to": lambda r, s, a: f"{s.text} {r.choice(HOW_OFTEN)} {'goes' if s.third_person else 'go'} to the {a.place} to {a.verb.base} {a.thing}.",
-    "at_the": lambda r, s, a: f"at the {a.place}, {s.text} {r.choice(HOW_OFTEN)} {_agree(a.verb, s)} {a.thing}.",
-    "every_day": lambda r, s, a: f"every {r.choice(world.DAYS)} {s.text} {_agree(a.verb, s)} {a.thing} at the {a.place}.",
-    "wants_to": lambda r, s, a: f"{s.text} {'wants' if s.third_person else 'want'} to {a.verb.base} {a.thing}, so {s.pronoun} {_be(Subject(s.pronoun, s.pronoun, s.third_person))} going to the {a.place}.",
+    "at_the": lambda r, s, a: f"at the {a.place}, {s.text} {r.choice(HOW_OFTEN)} {agree(a.verb, s)} {a.thing}.",
+    "every_day": lambda r, s, a: f"every {r.choice(world.DAYS)} {s.text} {agree(a.verb, s)} {a.thing} at the {a.place}.",
+    "wants_to": lambda r, s, a: f"{s.text} {'wants' if s.third_person else 'want'} to {a.verb.base} {a.thing}, so {s.pronoun} {be(Subject(s.pronoun, s.pronoun, s.third_person))} going to the {a.place}.",
     "if_you": lambda r, s, a: f"if you want to {a.verb.base} {a.thing}, go to the {a.place}.",
     "likes_because": lambda r, s, a: f"{s.text} {'likes' if s.third_person else 'like'} the {a.place} because {s.pronoun} can {a.verb.base} {a.thing} there.",
     "question": lambda r, s, a: f"shall we go to the {a.place} and {a.verb.base} {a.thing} later?",
@@ -86,7 +50,7 @@ FactFrame = Callable[[random.Random, Subject], str]
 def _meal(r: random.Random, s: Subject) -> str:
     meal = r.choice(world.MEALS)
     return r.choice((
-        f"{meal.at}, {s.text} {_agree(world.EAT, s)} {meal.food}.",
+        f"{meal.at}, {s.text} {agree(world.EAT, s)} {meal.food}.",
         f"every {meal.when}, {s.text} {'has' if s.third_person else 'have'} {meal.food}.",
         f"{s.text} ate {meal.food} {meal.at}.",
     ))
@@ -94,10 +58,9 @@ def _meal(r: random.Random, s: Subject) -> str:
 
 def _weather(r: random.Random, s: Subject) -> str:
     condition, verb, item = r.choice(world.WEATHER)
-    article = "" if item.endswith("s") else "an " if item[0] in "aeiou" else "a "
     if r.random() < 0.5:
-        return f"when it is {condition}, {s.text} {_agree(verb, s)} {article}{item}."
-    return f"it was {condition} yesterday, so {s.text} {verb.past} {article}{item}."
+        return f"when it is {condition}, {s.text} {agree(verb, s)} {article(item)}{item}."
+    return f"it was {condition} yesterday, so {s.text} {verb.past} {article(item)}{item}."
 
 
 def _day(r: random.Random, s: Subject) -> str:
@@ -122,11 +85,6 @@ def _colour(r: random.Random, s: Subject) -> str:
 FACT_FRAMES: tuple[FactFrame, ...] = (_meal, _weather, _day, _colour)
 
 
-def _sentence(text: str) -> str:
-    text = " ".join(text.split())
-    return text[0].upper() + text[1:]
-
-
 # Held out of the corpus: activity frame by place, and job frame by job.
 HELD_OUT_ACTIVITIES = {(list(ACTIVITY_FRAMES)[(i * 3) % len(ACTIVITY_FRAMES)], a.place) for i, a in enumerate(world.ACTIVITIES)}
 HELD_OUT_JOBS = {(list(JOB_FRAMES)[i % len(JOB_FRAMES)], job) for i, (job, _) in enumerate(world.JOBS)}
@@ -134,22 +92,22 @@ HELD_OUT_JOBS = {(list(JOB_FRAMES)[i % len(JOB_FRAMES)], job) for i, (job, _) in
 
 def _world_sentence(rng: random.Random) -> str:
     roll = rng.random()
-    subject = _subject(rng)
+    subject = phrasing.subject(rng)
     if roll < 0.6:
         while True:
             frame_name = rng.choice(list(ACTIVITY_FRAMES))
             activity = rng.choice(world.ACTIVITIES)
             if (frame_name, activity.place) not in HELD_OUT_ACTIVITIES:
-                return _sentence(ACTIVITY_FRAMES[frame_name](rng, subject, activity))
+                return sentence(ACTIVITY_FRAMES[frame_name](rng, subject, activity))
     if roll < 0.75:
         if not subject.third_person:
-            subject = _named_subject(rng)
+            subject = phrasing.named_subject(rng)
         while True:
             frame_name = rng.choice(list(JOB_FRAMES))
             job, place = rng.choice(world.JOBS)
             if (frame_name, job) not in HELD_OUT_JOBS:
-                return _sentence(JOB_FRAMES[frame_name](rng, subject, job, place))
-    return _sentence(rng.choice(FACT_FRAMES)(rng, subject))
+                return sentence(JOB_FRAMES[frame_name](rng, subject, job, place))
+    return sentence(rng.choice(FACT_FRAMES)(rng, subject))
 
 
 def iter_corpus(n_texts: int, seed: int = 0, message_share: float = 0.2) -> Iterator[str]:
@@ -173,40 +131,10 @@ def iter_corpus(n_texts: int, seed: int = 0, message_share: float = 0.2) -> Iter
         yield text
 
 
-def build_corpus(n_texts: int = 40_000, seed: int = 0, faq_share: float = 0.0) -> list[str]:
-    """The default unlabeled corpus (a list of texts). With `faq_share`, that
-    share of its texts is replaced by question-and-answer text (`with_faq`)."""
-    texts = list(iter_corpus(n_texts, seed))
-    return with_faq(texts, faq_share, seed) if faq_share else texts
-
-
-def with_faq(texts: list[str], share: float, seed: int = 0) -> list[str]:
-    """`texts` with `share` of them replaced by FAQ-style questions and answers
-    about the world, as web text holds them ("Question: ... Answer: ..."),
-    about the entities that instruction tuning trains on only
-    (`learnjax.data.questions`). Each replaced text has exactly as many tokens as
-    the FAQ text that replaces it: the same number of texts and of tokens."""
-    from learnjax.data import questions  # it builds on this module
-
-    if not 0 <= share < 1:
-        raise ValueError(f"faq_share must be in [0, 1), got {share}")
-    rng = random.Random(seed + 1)
-    by_length: dict[int, list[int]] = {}
-    for i, text in enumerate(texts):
-        by_length.setdefault(len(split_words(text)), []).append(i)
-    for indices in by_length.values():
-        rng.shuffle(indices)
-    faqs = [(faq, len(split_words(faq))) for faq in questions.faq_texts(questions.facts_of("train"))]
-    texts, n = list(texts), round(share * len(texts))
-    fitting = [(faq, length) for faq, length in faqs if by_length.get(length)]
-    for replaced in range(n):
-        if not fitting:  # every text of an FAQ text's length is replaced already
-            raise ValueError(f"faq_share={share} replaces {n} texts, but only {replaced} have the length of an FAQ text")
-        faq, length = rng.choice(fitting)
-        texts[by_length[length].pop()] = faq
-        if not by_length[length]:
-            fitting = [(f, k) for f, k in fitting if k != length]
-    return texts
+def build_corpus(n_texts: int = 40_000, seed: int = 0) -> list[str]:
+    """The default unlabeled corpus (a list of texts). `learnjax.data.questions.with_faq`
+    replaces a share of it by question-and-answer text."""
+    return list(iter_corpus(n_texts, seed))
 
 
 @dataclass(frozen=True)
@@ -242,13 +170,13 @@ def _held_out_clozes(rng: random.Random, per_fact: int = 1, frames: dict[str, tu
         if frames is None or frame_name in frames["activity"]:
             activity = next(a for a in world.ACTIVITIES if a.place == place)
             for _ in range(per_fact):
-                text = _sentence(ACTIVITY_FRAMES[frame_name](rng, _named_subject(rng), activity))
+                text = sentence(ACTIVITY_FRAMES[frame_name](rng, phrasing.named_subject(rng), activity))
                 items.append(Cloze(_mask_word(text, activity.thing), activity.thing, f"what people do at the {place}"))
     for frame_name, job in sorted(HELD_OUT_JOBS):
         if frames is None or frame_name in frames["job"]:
             place = dict(world.JOBS)[job]
             for _ in range(per_fact):
-                text = _sentence(JOB_FRAMES[frame_name](rng, _named_subject(rng), job, place))
+                text = sentence(JOB_FRAMES[frame_name](rng, phrasing.named_subject(rng), job, place))
                 items.append(Cloze(_mask_word(text, place), place, f"where a {job} works"))
     return items
 
@@ -284,10 +212,10 @@ def grammar_probes(corpus: list[str] | None = None) -> list[GrammarProbe]:
             else:
                 name, pronoun = world.NAMES[i % len(world.NAMES)]
                 subject = Subject(name.capitalize(), pronoun, True)
-            text = _sentence(ACTIVITY_FRAMES["at_the"](rng, subject, activity))
+            text = sentence(ACTIVITY_FRAMES["at_the"](rng, subject, activity))
             if text in seen:
                 continue
-            verb = _agree(activity.verb, subject)
+            verb = agree(activity.verb, subject)
             masked = text.replace(f" {verb} {activity.thing}", f" {MASK} {activity.thing}")
             accepted = (base if plural else third) | past
             probes.append(GrammarProbe(masked, accepted, "plural subject" if plural else "singular subject"))

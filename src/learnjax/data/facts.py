@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 
 from learnjax.data import world
-from learnjax.data.corpus import HOW_OFTEN, _sentence
+from learnjax.data.phrasing import HOW_OFTEN, article, sentence, third_person
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,6 @@ CANDIDATES = {
     for kind in KINDS
 }
 RELATIVES = ("my aunt", "my uncle", "my sister", "my brother")
-_THIRD = {v.base: v.third for v in [a.verb for a in world.ACTIVITIES] + [verb for _, verb, _ in world.WEATHER]}
-
-
-def article(word: str) -> str:
-    """"a ", "an " or nothing (a plural) before `word`."""
-    return "" if word.endswith("s") else "an " if word[0] in "aeiou" else "a "
 
 
 def meal_time(when: str) -> str:
@@ -63,14 +57,14 @@ def statement_prompt(fact: Fact, rng: random.Random) -> str:
     answer word would finish: "At the teahouse, my aunt usually drinks"."""
     subject = rng.choice(RELATIVES)
     text = {
-        "activity": lambda: f"at the {fact.entity}, {subject} {rng.choice(HOW_OFTEN)} {_THIRD[fact.verb]}",
+        "activity": lambda: f"at the {fact.entity}, {subject} {rng.choice(HOW_OFTEN)} {third_person(fact.verb)}",
         "job": lambda: f"every day the {fact.entity} drives to the",
         "day": lambda: f"after {fact.entity} comes",
         "colour": lambda: f"the {fact.entity} is",
-        "weather": lambda: f"when it is {fact.entity}, {subject} {_THIRD[fact.verb]} {article(fact.answer)}".rstrip(),
+        "weather": lambda: f"when it is {fact.entity}, {subject} {third_person(fact.verb)} {article(fact.answer)}".rstrip(),
         "meal": lambda: f"{meal_time(fact.entity)}, {subject} eats",
     }[fact.kind]()
-    return _sentence(text)
+    return sentence(text)
 
 
 @dataclass(frozen=True)

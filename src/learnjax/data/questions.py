@@ -18,8 +18,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from learnjax.data.facts import KINDS, Fact, article, meal_time, world_facts
-from learnjax.text.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, USER_ID, Tokenizer
+from learnjax.data.facts import KINDS, Fact, meal_time, world_facts
+from learnjax.data.phrasing import article
+from learnjax.text.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, USER_ID, Tokenizer, split_words
 
 # Several phrasings of each question; one answer form per kind.
 QUESTIONS = {
@@ -134,3 +135,30 @@ def faq_texts(facts: list[Fact]) -> list[str]:
     """Each fact in each phrasing as question-and-answer text in a web page's
     FAQ style: plain words, no chat tokens, as real pre-training corpora hold."""
     return [f"Question: {question_text(q, fact)} Answer: {answer_text(fact)}" for fact in facts for q in QUESTIONS[fact.kind]]
+
+
+def with_faq(texts: list[str], share: float, seed: int = 0) -> list[str]:
+    """`texts` with `share` of them replaced by FAQ-style questions and answers
+    about the world, as web text holds them ("Question: ... Answer: ..."),
+    about the entities that instruction tuning trains on only. Each replaced
+    text has exactly as many tokens as the FAQ text that replaces it: the same
+    number of texts and of tokens."""
+    if not 0 <= share < 1:
+        raise ValueError(f"faq_share must be in [0, 1), got {share}")
+    rng = random.Random(seed + 1)
+    by_length: dict[int, list[int]] = {}
+    for i, text in enumerate(texts):
+        by_length.setdefault(len(split_words(text)), []).append(i)
+    for indices in by_length.values():
+        rng.shuffle(indices)
+    faqs = [(faq, len(split_words(faq))) for faq in faq_texts(facts_of("train"))]
+    texts, n = list(texts), round(share * len(texts))
+    fitting = [(faq, length) for faq, length in faqs if by_length.get(length)]
+    for replaced in range(n):
+        if not fitting:  # every text of an FAQ text's length is replaced already
+            raise ValueError(f"faq_share={share} replaces {n} texts, but only {replaced} have the length of an FAQ text")
+        faq, length = rng.choice(fitting)
+        texts[by_length[length].pop()] = faq
+        if not by_length[length]:
+            fitting = [(f, k) for f, k in fitting if k != length]
+    return texts

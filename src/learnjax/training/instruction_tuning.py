@@ -31,7 +31,7 @@ from learnjax.training.pretraining import MIXED_RECIPE, Foundation
 MODES = ("full", "lora", "scratch")
 
 # The foundation an assistant starts from by default: the corpus with question-
-# and-answer text in it (`corpus.with_faq`), from which fine-tuning can surface
+# and-answer text in it (`questions.with_faq`), from which fine-tuning can surface
 # what pre-training stored (measured by `experiments.instruction_tuning`).
 ASSISTANT_RECIPE = MIXED_RECIPE
 

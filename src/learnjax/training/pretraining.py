@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from learnjax.data import corpus
+from learnjax.data import corpus, questions
 from learnjax.models.generation import Generation, Sampling, generate
 from learnjax.models.lora import add_lora, merge_lora
 from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel, NextWordModel
@@ -86,7 +86,7 @@ class PretrainRecipe:
     # texts still has enough context left to learn from.
     mask_rate: float = 0.25  # masked prediction only
     seed: int = 0
-    faq_share: float = 0.0  # share of the corpus replaced by question-and-answer text (`corpus.with_faq`)
+    faq_share: float = 0.0  # share of the corpus replaced by question-and-answer text (`questions.with_faq`)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -230,7 +230,8 @@ def pretrain(
     elif lora_rank is not None:
         raise ValueError("lora_rank adapts a model being continued: give the model as init")
     if texts is None:
-        texts = corpus.build_corpus(recipe.n_texts, recipe.corpus_seed, recipe.faq_share)
+        texts = corpus.build_corpus(recipe.n_texts, recipe.corpus_seed)
+        texts = questions.with_faq(texts, recipe.faq_share, recipe.corpus_seed) if recipe.faq_share else texts
     kind = OBJECTIVES[recipe.objective][1]
     if checkpoint_dir is None and (resume or checkpoint_every):
         raise ValueError("checkpoint_every and resume need a checkpoint_dir")
