@@ -113,8 +113,8 @@ def first_token(have_torch: bool) -> dict:
     from flax import nnx
 
     from learnjax.models.transformer import EncoderConfig, NextWordModel
+    from learnjax.storage.progress import History
     from learnjax.text.tokenizer import SPECIAL_TOKENS, Tokenizer
-    from learnjax.training.loops import History
     from learnjax.training.pretraining import Foundation
 
     results = {}

@@ -164,8 +164,9 @@ def _save(kind: str, directory: Path) -> Path:
     from learnjax.models.lora import add_lora, save_adapter
     from learnjax.models.transformer import EncoderClassifier, Transformer
     from learnjax.storage.checkpoints import TrainingCheckpoints
+    from learnjax.storage.progress import History
     from learnjax.training.finetuning import TextClassifier
-    from learnjax.training.loops import History, adamw
+    from learnjax.training.loops import adamw
     from learnjax.training.pretraining import Foundation
 
     if kind == "subword":

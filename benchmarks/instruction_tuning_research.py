@@ -26,9 +26,8 @@ import numpy as np
 
 from learnjax.data import questions
 from learnjax.models.generation import join_words
-from learnjax.storage.cache import foundation_model
 from learnjax.training.instruction_tuning import SFTSettings, instruction_tune, knows, score_answers, untuned
-from learnjax.training.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE, generate_text
+from learnjax.training.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE, foundation_model, generate_text
 
 
 def says(assistant, examples) -> dict:

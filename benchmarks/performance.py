@@ -122,7 +122,7 @@ class Setup:
 
     def __init__(self, batch_size: int | None = None, n_layers: int | None = None, n_texts: int = 1_000):
         from learnjax.data import corpus
-        from learnjax.storage.cache import foundation_model
+        from learnjax.training.pretraining import foundation_model
 
         foundation = foundation_model()  # for its recipe and its vocabulary
         self.recipe, self.config = foundation.recipe, foundation.model.config
@@ -331,7 +331,7 @@ if __name__ == "__main__":
     import json
     import time
 
-    from learnjax.storage.cache import foundation_model
+    from learnjax.training.pretraining import foundation_model
 
     foundation_model()  # loaded first, as a site build has it: the time below is the measurement's own
     started = time.perf_counter()

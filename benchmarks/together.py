@@ -35,7 +35,8 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
-from learnjax.training.loops import History, call_stacks, check_finite, masked_prediction_steps, masking_args, supervised_steps
+from learnjax.storage.progress import History
+from learnjax.training.loops import call_stacks, check_finite, masked_prediction_steps, masking_args, supervised_steps
 
 
 def stack(trees: Sequence) -> object:
@@ -174,9 +175,9 @@ def train_masked_prediction_together(
 
 def _fine_tuning_runs(n_runs: int):
     from learnjax.data import messages
-    from learnjax.storage.cache import foundation_model
     from learnjax.training.finetuning import FinetuneSettings, build_classifier
     from learnjax.training.loops import adamw, new_optimizer
+    from learnjax.training.pretraining import foundation_model
 
     foundation, settings = foundation_model(), FinetuneSettings()
     pool = messages.labeled_splits()["pool"]

@@ -18,10 +18,10 @@ from learnjax import EncoderConfig, Tokenizer
 from learnjax.cli import main
 from learnjax.data.questions import Example, chat_ids, chat_rows
 from learnjax.models.transformer import NextWordModel
+from learnjax.storage.progress import History
 from learnjax.text.subword import SubwordTokenizer
 from learnjax.text.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, MASK_ID, PAD_ID, USER_ID
 from learnjax.training.instruction_tuning import Assistant
-from learnjax.training.loops import History
 from learnjax.training.pretraining import Foundation, PretrainRecipe, corpus_rows, fill_masks
 from test_model_directories import tiny_classifier, tiny_foundation
 

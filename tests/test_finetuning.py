@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import learnjax.storage.cache
 import learnjax.training.finetuning
+import learnjax.training.pretraining
 from distinguishable_splits import spam_share_splits
 from learnjax import experiments, foundation_model
 from learnjax.data import messages
@@ -49,7 +49,7 @@ def _distinguishable_splits(monkeypatch) -> dict:
     splits = spam_share_splits()
     monkeypatch.setattr(messages, "labeled_splits", lambda seed=0: splits)
     tokenizer = Tokenizer.from_texts([m.text for items in splits.values() for m in items])
-    monkeypatch.setattr(learnjax.storage.cache, "foundation_model", lambda *a, **kw: SimpleNamespace(tokenizer=tokenizer))
+    monkeypatch.setattr(learnjax.training.pretraining, "foundation_model", lambda *a, **kw: SimpleNamespace(tokenizer=tokenizer))
     trained_on = []
 
     def trained(texts, mode, learning_rate):

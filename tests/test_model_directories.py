@@ -17,8 +17,8 @@ from flax import nnx
 from learnjax import EncoderConfig, MaskedLanguageModel, Tokenizer
 from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.storage.checkpoints import LOCK, MANIFEST, CheckpointError, check_writable_model_dir, read_manifest
+from learnjax.storage.progress import History
 from learnjax.training.finetuning import TextClassifier
-from learnjax.training.loops import History
 from learnjax.training.pretraining import Foundation
 from one_line import is_one_line
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 # Each re-exported name and the module it lives in.
 _HOMES = {
-    "foundation_model": "storage.cache",
+    "foundation_model": "training.pretraining",
     "mask_tokens": "training.masking", "masked_batch": "training.masking",
     "BagOfWordsClassifier": "models.transformer", "EncoderClassifier": "models.transformer", "EncoderConfig": "models.transformer", "MaskedLanguageModel": "models.transformer",
     "NextWordModel": "models.transformer",
@@ -26,10 +26,9 @@ __all__ = sorted(_HOMES, key=lambda name: (name[0].islower(), name))
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from learnjax.models.transformer import BagOfWordsClassifier, EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel
-    from learnjax.storage.cache import foundation_model
     from learnjax.text.tokenizer import Tokenizer
     from learnjax.training.masking import mask_tokens, masked_batch
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE, Foundation, PretrainRecipe, fill_mask, generate_text, pretrain
+    from learnjax.training.pretraining import NEXT_WORD_RECIPE, Foundation, PretrainRecipe, fill_mask, foundation_model, generate_text, pretrain
     from learnjax.training.steps import masked_prediction_step, next_word_step, supervised_step
 
 

@@ -139,7 +139,7 @@ def _load_foundation(path: Path | None, json_output: bool, recipe=None):
 
     if path is not None:
         return Foundation.load(path)
-    from learnjax.storage.cache import foundation_model
+    from learnjax.training.pretraining import foundation_model
 
     return foundation_model(recipe, progress=not json_output)
 

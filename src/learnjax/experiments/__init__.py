@@ -98,8 +98,8 @@ def _label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_r
 
     import numpy as np
 
-    from learnjax.storage.cache import foundation_model
     from learnjax.training.finetuning import MODES, FinetuneSettings
+    from learnjax.training.pretraining import foundation_model
 
     foundation = foundation_model()
     base = FinetuneSettings()
@@ -172,8 +172,7 @@ def _generation(temperatures: tuple[float, ...], per_kind: int, samples: int) ->
     from learnjax.data import corpus, facts
     from learnjax.models.generation import Sampling
     from learnjax.models.ngram import KneserNeyTrigram
-    from learnjax.storage.cache import foundation_model
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE, generate_text, next_word_accuracy, perplexity
+    from learnjax.training.pretraining import NEXT_WORD_RECIPE, foundation_model, generate_text, next_word_accuracy, perplexity
 
     started = time.perf_counter()
     foundation = foundation_model(NEXT_WORD_RECIPE)
@@ -301,9 +300,8 @@ def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning
 
     from learnjax.data import questions
     from learnjax.models.lora import save_adapter, trainable_share
-    from learnjax.storage.cache import foundation_model
     from learnjax.training.instruction_tuning import SFTSettings, instruction_tune, knows, untuned
-    from learnjax.training.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE
+    from learnjax.training.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE, foundation_model
 
     started = time.perf_counter()
     foundations = {"plain": foundation_model(NEXT_WORD_RECIPE), "mixed": foundation_model(MIXED_RECIPE)}

@@ -96,8 +96,7 @@ def _domain_specialization(settings: dict) -> dict:
     import time
 
     from learnjax.data import corpus
-    from learnjax.storage.cache import foundation_model
-    from learnjax.training.pretraining import PretrainRecipe, pretrain
+    from learnjax.training.pretraining import PretrainRecipe, foundation_model, pretrain
 
     started = time.perf_counter()
     s = DomainSettings(**settings)

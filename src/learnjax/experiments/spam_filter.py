@@ -11,8 +11,9 @@ from flax import nnx
 
 from learnjax.data import messages
 from learnjax.models.transformer import BagOfWordsClassifier
+from learnjax.storage.progress import History
 from learnjax.text.tokenizer import Tokenizer
-from learnjax.training.loops import History, accuracy, train_classifier
+from learnjax.training.loops import accuracy, train_classifier
 
 MAX_LEN = 32
 

@@ -36,15 +36,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from filelock import FileLock, Timeout
 
 from learnjax.files.atomic import write_text
 from learnjax.storage.code_graph import definition_closure, import_graph, imports_of, module_of_file
-
-if TYPE_CHECKING:  # imported where used: the `learnjax` command's cache commands need no JAX
-    from learnjax.training.pretraining import Foundation, PretrainRecipe
 
 PACKAGE = Path(__file__).parent.parent
 # The cache's own module: what it serves an entry is keyed by content, so the
@@ -329,9 +326,10 @@ def _demand(record: dict) -> str | None:
     """Computes (or reads) the current version of the entry `record` describes,
     by calling its computation again; its key, or None where it cannot be called."""
     if record["kind"] == "foundation":
-        from learnjax.training.pretraining import PretrainRecipe
-
-        compute = lambda: foundation_model(PretrainRecipe(**record["params"]), progress=False)  # noqa: E731
+        entry = _function_named(record.get("entry") or {})
+        if entry is None:
+            return None
+        compute = lambda: entry(record["params"])  # noqa: E731
     else:
         function = _function_named(record.get("source") or {})
         if function is None:
@@ -471,28 +469,27 @@ def _read_or_compute(key: str, kind: str, read: Callable[[], Any], compute_and_s
         return read()
 
 
-_loaded: dict[str, tuple[str | None, Foundation]] = {}
+_loaded: dict[str, tuple[str | None, Any]] = {}
 
 
-def foundation_model(recipe: PretrainRecipe | None = None, *, progress: bool = True) -> Foundation:
-    """The foundation model of `recipe` (default: `PretrainRecipe()`): loaded from
-    the cache, or pre-trained once and saved (with a progress bar when stderr is
-    a terminal and `progress` is on)."""
-    from learnjax.training.pretraining import Foundation, PretrainRecipe, pretrain
-
-    recipe = recipe or PretrainRecipe()
-    source = _source_of(pretrain)
+def cached_model(params: dict[str, Any], train: Callable, *, read: Callable[[Path], Any], make: Callable[[Path], None], what: str,
+                 entry: Callable[[dict[str, Any]], Any]) -> Any:
+    """`read(folder)` of the model directory (kind "foundation") keyed by
+    `params` and the code of `train` (the function that trains it, with every
+    package module it imports), made first by `make(folder)` where the cache
+    has none. Read once per process. `entry(params)` is the public way to the
+    same model, which `cache graph` calls to bring the entry up to date."""
+    source = _source_of(train)
     found = computation(source)
     code = found.code()
-    key = cache_key("foundation", recipe.to_dict(), code)
+    key = cache_key("foundation", params, code)
     path = _entry_path(key, "foundation")
-    record = {"kind": "foundation", "params": recipe.to_dict(), "code": code, "source": source, "extra_files": [],
+    record = {"kind": "foundation", "params": params, "code": code, "source": source, "entry": _source_of(entry), "extra_files": [],
               "modules": sorted(found.modules), "reads": []}
     if key in _loaded:
         _note_use(key, "foundation", cached=True, content=_loaded[key][0])
         return _loaded[key][1]
-    model = _read_or_compute(key, "foundation", lambda: Foundation.load(path), lambda: pretrain(recipe, progress=progress).save(path),
-                             "pre-training the foundation model", record)
+    model = _read_or_compute(key, "foundation", lambda: read(path), lambda: make(path), what, record)
     _loaded[key] = (_content(key, "foundation"), model)
     return model
 

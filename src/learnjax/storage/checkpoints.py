@@ -39,9 +39,9 @@ from flax import nnx, serialization
 
 from learnjax.files.atomic import write_bytes
 from learnjax.models.transformer import EncoderConfig
+from learnjax.storage.progress import Checkpointing, History
 from learnjax.text.loading import tokenizer_from_json
 from learnjax.text.tokenizer import LEGACY_SPECIAL_TOKENS, TOKENIZER_KINDS, BaseTokenizer
-from learnjax.training.loops import Checkpointing, History
 
 FORMAT_VERSION = 1
 MANIFEST = "learnjax.json"

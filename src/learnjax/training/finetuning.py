@@ -26,8 +26,9 @@ from flax import nnx
 from learnjax.models.lora import add_lora, merge_lora
 from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.storage import checkpoints
+from learnjax.storage.progress import History
 from learnjax.text.tokenizer import BaseTokenizer
-from learnjax.training.loops import History, adamw, new_optimizer, predict, train_classifier
+from learnjax.training.loops import adamw, new_optimizer, predict, train_classifier
 from learnjax.training.pretraining import Foundation
 
 MODES = ("full", "probe", "lora", "scratch")

@@ -24,8 +24,9 @@ from learnjax.models.generation import continue_ids, join_words
 from learnjax.models.lora import add_lora
 from learnjax.models.transformer import NextWordModel
 from learnjax.storage import checkpoints
+from learnjax.storage.progress import History
 from learnjax.text.tokenizer import END_ID, Tokenizer
-from learnjax.training.loops import History, adamw, new_optimizer, owned_copy, train_next_word
+from learnjax.training.loops import adamw, new_optimizer, owned_copy, train_next_word
 from learnjax.training.pretraining import MIXED_RECIPE, Foundation
 
 MODES = ("full", "lora", "scratch")

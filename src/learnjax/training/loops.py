@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +14,7 @@ import optax
 from flax import nnx
 from tqdm import tqdm  # plain text bars: no widget warnings in notebooks
 
+from learnjax.storage.progress import Checkpointing, History
 from learnjax.training import sharding
 from learnjax.training.masking import check_mask_rate, masked_batch, max_predictions_for
 from learnjax.training.steps import masked_prediction_update, next_word_update, predict_logits, supervised_update
@@ -22,12 +22,6 @@ from learnjax.training.steps import masked_prediction_update, next_word_update, 
 
 class TrainingDiverged(RuntimeError):
     """The loss stopped being a finite number."""
-
-
-@dataclass
-class History:
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
 
 
 def batch_indices(n_examples: int, batch_size: int, steps: int, seed: int) -> Iterator[np.ndarray]:
@@ -205,28 +199,6 @@ def call_stacks(n_examples: int, batch_size: int, steps: int, seed: int, *, star
         stack = order[first:end]
         yield first, np.concatenate([stack, np.repeat(stack[-1:], STEPS_PER_CALL - len(stack), axis=0)]), end - first
         first = end
-
-
-@dataclass
-class Checkpointing:
-    """Intermediate checkpoints of a run of `run_calls`, and where a resumed run starts.
-
-    `save(step, history)` is called every `every` steps (never after the last:
-    the caller saves the finished model), with the model and optimizer holding
-    the state reached; `learnjax.storage.checkpoints.TrainingCheckpoints` writes it to
-    disk. A run resumed from a checkpoint starts at step `start` with the
-    `history` of the steps before it, and ends exactly as a run that was never
-    interrupted: the same batches, masks and updates, bit for bit.
-    """
-
-    every: int | None = None
-    save: Callable[[int, History], None] | None = None
-    start: int = 0
-    history: History = field(default_factory=History)
-
-    def __post_init__(self):
-        if self.every is not None and (isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1):
-            raise ValueError(f"checkpoint_every must be a positive number of steps, got {self.every!r}")
 
 
 def masking_args(vocab_size: int, max_len: int, mask_rate: float) -> dict:

@@ -30,7 +30,7 @@ from learnjax.data import corpus, questions
 from learnjax.models.generation import Generation, Sampling, generate
 from learnjax.models.lora import add_lora, merge_lora
 from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel, NextWordModel
-from learnjax.storage import checkpoints
+from learnjax.storage import cache, checkpoints
 from learnjax.text.subword import VOCAB_SIZE, SubwordTokenizer, rereadable
 from learnjax.text.tokenizer import END, MASK, MASK_ID, SPECIAL_TOKENS, TOKENIZER_KINDS, BaseTokenizer, Tokenizer
 from learnjax.training.loops import (
@@ -259,6 +259,22 @@ def pretrain(
     if lora_rank is not None:
         merge_lora(model)
     return Foundation(model, tokenizer, history, recipe, time.perf_counter() - started)
+
+
+
+
+def foundation_model(recipe: PretrainRecipe | None = None, *, progress: bool = True) -> Foundation:
+    """The foundation model of `recipe` (default: `PretrainRecipe()`): loaded from
+    the cache, or pre-trained once and saved (with a progress bar when stderr is
+    a terminal and `progress` is on)."""
+    recipe = recipe or PretrainRecipe()
+    return cache.cached_model(recipe.to_dict(), pretrain, read=Foundation.load, make=lambda path: pretrain(recipe, progress=progress).save(path),
+                              what="pre-training the foundation model", entry=foundation_of)
+
+
+def foundation_of(params: dict) -> Foundation:
+    """`foundation_model` of the recipe `params` describes (`PretrainRecipe.to_dict()`), quietly."""
+    return foundation_model(PretrainRecipe(**params), progress=False)
 
 
 NEW_WORD_MIN_COUNT = 2  # a word seen once in new text is as likely a typo as a term

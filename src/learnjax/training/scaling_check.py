@@ -29,10 +29,11 @@ def _runs(devices: int, steps: int) -> dict:
 
     from learnjax.data import corpus, messages
     from learnjax.models.transformer import EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel, Transformer
+    from learnjax.storage.progress import History
     from learnjax.text.tokenizer import Tokenizer
     from learnjax.training import sharding
     from learnjax.training.diagnostics import count_compilations
-    from learnjax.training.loops import History, adamw, new_optimizer, train_classifier, train_masked_prediction, train_next_word
+    from learnjax.training.loops import adamw, new_optimizer, train_classifier, train_masked_prediction, train_next_word
     from learnjax.training.pretraining import Foundation
 
     texts = corpus.build_corpus(2000)
