@@ -72,7 +72,7 @@ def tokenizer_throughput(path: Path) -> list[dict]:
         subword = SubwordTokenizer.train(texts)
     row("subword: WordPiece training (tokenizers)", clock, vocabulary=len(subword))
     with Clock() as clock:
-        subword._backend.encode_batch_fast(texts, add_special_tokens=False)
+        subword.backend.encode_batch_fast(texts, add_special_tokens=False)
     row("subword: encoding (tokenizers alone)", clock)
     with Clock() as clock:
         tokens, segments = subword.encode_packed(texts, 32)

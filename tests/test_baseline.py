@@ -17,8 +17,8 @@ def test_the_baseline_trains_on_the_label_efficiency_subsets(monkeypatch):
         seen.append((tuple(texts), C))
         return {"dev": 0.5, "dev_loss": C, "test": 0.75}  # the smallest dev loss wins the tie: the first C
 
-    monkeypatch.setattr(tfidf_baseline, "_fit_and_score", fit_and_score)
-    result = tfidf_baseline._tfidf_label_efficiency((8, 16), (0, 1, 2), (0.1, 1.0))
+    monkeypatch.setattr(tfidf_baseline, "fit_and_score", fit_and_score)
+    result = tfidf_baseline.measure_tfidf_label_efficiency((8, 16), (0, 1, 2), (0.1, 1.0))
     pool = messages.labeled_splits()["pool"]
     subset = lambda n, seed: tuple(m.text for m in messages.balanced_subset(pool, n, seed))  # noqa: E731
     assert seen == [(subset(8, 0), 0.1), (subset(8, 0), 1.0), (subset(8, 1), 0.1), (subset(8, 2), 0.1),
@@ -44,7 +44,7 @@ def test_c_is_chosen_on_dev_and_the_test_scores_are_reported(monkeypatch):
         return DummyClassifier(strategy="constant", constant=messages.SPAM if C == SPAM_C else messages.HAM).fit(texts, labels)
 
     monkeypatch.setattr(tfidf_baseline, "fit_tfidf", constant_fit)
-    result = tfidf_baseline._tfidf_label_efficiency((8, 16), (0, 1, 2), (SPAM_C, HAM_C))
+    result = tfidf_baseline.measure_tfidf_label_efficiency((8, 16), (0, 1, 2), (SPAM_C, HAM_C))
     for row in result["rows"]:
         assert row["C"] == SPAM_C and row["scores"] == [0.25] * 3, row
         assert row["dev_by_C"] == {str(SPAM_C): 0.75, str(HAM_C): 0.25}, row

@@ -15,16 +15,16 @@ import pytest
 
 from learnjax.storage.cache import (
     RECORD_SUFFIX,
-    _code_only,
-    _current_code,
-    _source_of,
     cache_key,
     cache_root,
     cached_json,
+    code_only,
     computation,
+    current_code,
     entries_used,
     list_entries,
     prune,
+    source_of,
     use_compilation_cache,
 )
 
@@ -32,18 +32,18 @@ from learnjax.storage.cache import (
 def test_documentation_does_not_change_the_key():
     plain = "def f(x):\n    return 2 * x\n\nSCALE = 2\n"
     documented = '"""Module."""\n\ndef f(x):\n    """Doubles."""\n    # twice\n    return 2 * x\n\nSCALE = 2\n"""The factor."""\n'
-    assert _code_only(plain) == _code_only(documented)
+    assert code_only(plain) == code_only(documented)
 
 
 def test_code_changes_the_key():
-    assert _code_only("def f(x):\n    return 2 * x\n") != _code_only("def f(x):\n    return 3 * x\n")
+    assert code_only("def f(x):\n    return 2 * x\n") != code_only("def f(x):\n    return 3 * x\n")
     key = cache_key("k", {"a": 1}, "code")
     assert key != cache_key("k", {"a": 2}, "code")
     assert key != cache_key("k", {"a": 1}, "other code")
 
 
 def test_a_body_of_documentation_only_stays_valid_code():
-    tree = _code_only('class A:\n    """Only a docstring."""\n')
+    tree = code_only('class A:\n    """Only a docstring."""\n')
     assert "Pass" in tree
 
 
@@ -191,7 +191,7 @@ def test_the_command_line_reads_the_default_model_from_a_read_only_cache(tmp_pat
     foundation_model()  # in the tests' own cache
     from learnjax.training.pretraining import pretrain
 
-    key = cache_key("foundation", PretrainRecipe().to_dict(), computation(_source_of(pretrain)).code())
+    key = cache_key("foundation", PretrainRecipe().to_dict(), computation(source_of(pretrain)).code())
     shutil.copytree(cache_root() / key, tmp_path / "cache" / key)
     read_only(tmp_path / "cache")
     before = _files(tmp_path / "cache")
@@ -211,12 +211,12 @@ def test_the_code_of_an_entry_is_found_again_from_its_record():
     from learnjax import experiments
     from learnjax.training import loops
 
-    for compute in (experiments._label_efficiency, experiments._scaling_curve, loops.adamw, _double):
-        source = _source_of(compute)
+    for compute in (experiments.measure_label_efficiency, experiments.measure_scaling_curve, loops.adamw, _double):
+        source = source_of(compute)
         found = computation(source)
-        assert found is not None and _current_code({"source": source}) == found.code(), compute
-    assert "learnjax.training.finetuning" in computation(_source_of(experiments._label_efficiency)).modules
-    assert computation(_source_of(_double)).modules == frozenset(), "a function that imports nothing of the package"
+        assert found is not None and current_code({"source": source}) == found.code(), compute
+    assert "learnjax.training.finetuning" in computation(source_of(experiments.measure_label_efficiency)).modules
+    assert computation(source_of(_double)).modules == frozenset(), "a function that imports nothing of the package"
 
 
 def _module_from(path: Path, body: str):
@@ -300,3 +300,10 @@ def test_the_cache_commands_report_json(tmp_path, monkeypatch, capsys):
     assert "removed 1 entries" in capsys.readouterr().out
     assert main(["cache", "list"]) == 0
     assert capsys.readouterr().out.startswith("0.0 MB in 0 entries")
+
+
+def test_the_written_out_foundation_source_names_pretrain():
+    from learnjax.storage.cache import FOUNDATION_SOURCE
+    from learnjax.training.pretraining import pretrain
+
+    assert FOUNDATION_SOURCE == source_of(pretrain)

@@ -12,7 +12,7 @@ import pytest
 
 import learnjax
 from learnjax.storage import cache
-from learnjax.storage.cache import _content, cached_json, computation, entries_used, list_entries
+from learnjax.storage.cache import cached_json, computation, entries_used, entry_content, list_entries
 from learnjax.storage.code_graph import definition_closure, import_graph, imports_of
 
 PACKAGE = Path(learnjax.__file__).parent
@@ -226,11 +226,11 @@ def test_a_foundation_model_trained_again_holds_the_same_content(tmp_path, monke
     contents = []
     for name in ("first", "second"):
         monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path / name))
-        cache._loaded.clear()
+        cache.forget_read_models()
         with entries_used() as used:
             foundation_model(tiny, progress=False)
-        contents.append(_content(used[-1]["entry"], "foundation"))
-    cache._loaded.clear()
+        contents.append(entry_content(used[-1]["entry"], "foundation"))
+    cache.forget_read_models()
     assert contents[0] is not None and contents[0] == contents[1]
 
 

@@ -65,7 +65,7 @@ def test_dev_scores_come_from_dev_and_test_scores_from_test(monkeypatch):
     """A classifier that always says spam scores 3/4 on dev and 1/4 on test, one
     that never does the reverse: each recorded score names the split it came from."""
     setup = _distinguishable_splits(monkeypatch)
-    result = experiments._label_efficiency((8,), (0, 1), (SPAM_RATE, HAM_RATE))
+    result = experiments.measure_label_efficiency((8,), (0, 1), (SPAM_RATE, HAM_RATE))
     assert {r["mode"] for r in result["rows"]} == set(MODES)  # the LoRA runs among the others
     for row in result["rows"]:
         assert row["dev_by_learning_rate"] == {str(SPAM_RATE): 0.75, str(HAM_RATE): 0.25}, row
@@ -79,7 +79,7 @@ def test_the_learning_rate_is_chosen_on_dev_and_the_test_scores_are_reported(mon
     """Dev prefers the rate that says spam (3/4 against 1/4), test the other: the
     experiment must follow dev and report that rate's test scores."""
     _distinguishable_splits(monkeypatch)
-    result = experiments._label_efficiency((8, 16), (0, 1, 2), (SPAM_RATE, HAM_RATE))
+    result = experiments.measure_label_efficiency((8, 16), (0, 1, 2), (SPAM_RATE, HAM_RATE))
     for row in result["rows"]:
         assert row["learning_rate"] == SPAM_RATE, row
         assert row["scores"] == pytest.approx([0.25, 0.25, 0.25]), row

@@ -180,7 +180,7 @@ def test_sft_chooses_each_cells_rate_on_dev_and_reports_the_held_out_scores(monk
 
     monkeypatch.setattr(learnjax.training.instruction_tuning, "instruction_tune", tuned)
     rates = {mode: (DEV_RATE, HELD_OUT_RATE) for mode in ("full", "lora", "scratch")}
-    rows, chosen = experiments._sft_search({"plain": None, "mixed": None}, (16,), (0, 1), rates, SFTSettings())
+    rows, chosen = experiments.sft_search({"plain": None, "mixed": None}, (16,), (0, 1), rates, SFTSettings())
     assert {(r["foundation"], r["mode"]) for r in rows} == set(experiments.SFT_CELLS)
     for row in rows:
         assert row["learning_rate"] == DEV_RATE and row["exact"] == row["contains"] == 0.0 and row["exact_by_seed"] == [0.0, 0.0], row

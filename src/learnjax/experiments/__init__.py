@@ -24,7 +24,7 @@ SCALING_AMOUNTS = (200, 1_000, 5_000, 40_000)
 SCALING_STEPS = 600
 
 
-def _scaling_curve(amounts: tuple[int, ...], steps: int) -> list[dict]:
+def measure_scaling_curve(amounts: tuple[int, ...], steps: int) -> list[dict]:
     from learnjax.data import corpus
     from learnjax.text.tokenizer import Tokenizer
     from learnjax.training.pretraining import PretrainRecipe, cloze_accuracy, masked_token_scores, pretrain
@@ -55,7 +55,7 @@ def _scaling_curve(amounts: tuple[int, ...], steps: int) -> list[dict]:
 def scaling_curve(amounts: tuple[int, ...] = SCALING_AMOUNTS, steps: int = SCALING_STEPS) -> list[dict]:
     """Held-out masked-token accuracy and loss against the amount of unlabeled
     text, each point a pre-training run of the same number of steps."""
-    return cached_json("scaling-curve", {"amounts": tuple(amounts), "steps": steps}, _scaling_curve)
+    return cached_json("scaling-curve", {"amounts": tuple(amounts), "steps": steps}, measure_scaling_curve)
 
 
 FINETUNE_LEARNING_RATES = (3e-4, 1e-3, 3e-3, 1e-2)
@@ -92,7 +92,7 @@ def _spam_scores(foundation, runs: list[tuple], settings) -> list[dict]:
     return scores
 
 
-def _label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> dict:
+def measure_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> dict:
     import dataclasses
     import time
 
@@ -136,7 +136,7 @@ def label_efficiency(sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[int, ...
     """Held-out accuracy of full fine-tuning, a linear probe and training from
     scratch, against the number of labels: the fine-tuning page's experiment."""
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "learning_rates": tuple(learning_rates)}
-    return cached_json("label-efficiency", params, _label_efficiency)
+    return cached_json("label-efficiency", params, measure_label_efficiency)
 
 
 MODE_NAMES = {"full": "fine-tuned", "probe": "linear probe (frozen)", "lora": "LoRA (adapters)", "scratch": "from scratch"}
@@ -250,7 +250,7 @@ def _asked(assistant, questions) -> dict:
     return score_answers(assistant.answer([q.prompt for q in questions]), questions)
 
 
-def _sft_search(foundations: dict, sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: dict[str, tuple[float, ...]], base) -> tuple[list[dict], dict]:
+def sft_search(foundations: dict, sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: dict[str, tuple[float, ...]], base) -> tuple[list[dict], dict]:
     """Instruction tuning of each cell (`SFT_CELLS` by size): each learning rate on
     the first seed, chosen on the dev entities' questions (exact match, then
     contains-the-answer to break ties), the other seeds at it, all scored on the
@@ -307,7 +307,7 @@ def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning
     foundations = {"plain": foundation_model(NEXT_WORD_RECIPE), "mixed": foundation_model(MIXED_RECIPE)}
     held_out, dev = questions.questions("held_out"), questions.questions("dev")
     base = SFTSettings()
-    rows, chosen = _sft_search(foundations, sizes, seeds, learning_rates, base)
+    rows, chosen = sft_search(foundations, sizes, seeds, learning_rates, base)
     knowing = {name: knows(f, questions.facts_of("held_out")) for name, f in foundations.items()}
     before = {name: _asked(untuned(f), held_out) for name, f in foundations.items()}
 

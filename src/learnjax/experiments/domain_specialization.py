@@ -135,7 +135,7 @@ def _scores(foundation, domain_items: list[Cloze], general_items: list[Cloze]) -
     top1 = [p[0].word == c.answer for p, c in zip(predictions, items)]
     top5 = [c.answer in {x.word for x in p} for p, c in zip(predictions, items)]
     n = len(domain_items)
-    share = lambda hits: sum(hits) / len(hits)  # noqa: E731
+    share = lambda hits: sum(hits) / len(hits)
     return {"domain_top1": share(top1[:n]), "domain_top5": share(top5[:n]), "general_top1": share(top1[n:]), "general_top5": share(top5[n:])}
 
 

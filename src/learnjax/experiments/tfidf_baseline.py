@@ -34,7 +34,7 @@ def fit_tfidf(texts: list[str], labels: list, C: float = 1.0):
     return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(C=C, max_iter=1000)).fit(texts, labels)
 
 
-def _fit_and_score(texts: list[str], labels: list[int], C: float, splits: dict) -> dict:
+def fit_and_score(texts: list[str], labels: list[int], C: float, splits: dict) -> dict:
     """Accuracy of `fit_tfidf` on the dev and test sets, and the dev log loss
     (to break ties, as the neural modes' search does)."""
     from sklearn.metrics import log_loss
@@ -50,7 +50,7 @@ def _fit_and_score(texts: list[str], labels: list[int], C: float, splits: dict) 
     return scores
 
 
-def _tfidf_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], C_values: tuple[float, ...]) -> dict:
+def measure_tfidf_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], C_values: tuple[float, ...]) -> dict:
     import time
 
     import numpy as np
@@ -62,7 +62,7 @@ def _tfidf_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], C_va
 
     def run(n: int, seed: int, C: float) -> dict:
         labeled = messages.balanced_subset(splits["pool"], n, seed)
-        return _fit_and_score([m.text for m in labeled], [m.label for m in labeled], C, splits)
+        return fit_and_score([m.text for m in labeled], [m.label for m in labeled], C, splits)
 
     rows = []
     for n in sizes:
@@ -79,7 +79,7 @@ def tfidf_label_efficiency(sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[in
     labels: rows of the shape `label_efficiency` gives (`n_labels`, `mean` and
     `std` over the seeds, `scores`), with the `C` chosen on the dev set."""
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "C_values": tuple(C_values)}
-    return cached_json("tfidf-baseline", params, _tfidf_label_efficiency)
+    return cached_json("tfidf-baseline", params, measure_tfidf_label_efficiency)
 
 
 def table_with_baseline(table: str, baseline: dict) -> str:

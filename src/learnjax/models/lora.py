@@ -88,7 +88,7 @@ def merge_lora(model: nnx.Module) -> nnx.Module:
 
 def trainable_share(model: nnx.Module) -> dict:
     """How many parameters the adapters hold, against the whole model."""
-    count = lambda state: sum(x.size for x in jax.tree.leaves(state))  # noqa: E731
+    count = lambda state: sum(x.size for x in jax.tree.leaves(state))
     adapters, everything = count(nnx.state(model, nnx.LoRAParam)), count(nnx.state(model, nnx.Param))
     return {"adapters": adapters, "model": everything - adapters, "share": adapters / (everything - adapters)}
 

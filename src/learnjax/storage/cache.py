@@ -87,7 +87,7 @@ def use_compilation_cache(directory: str | os.PathLike | None = None) -> Path | 
     return path
 
 
-def _code_only(code: str | list[ast.stmt]) -> str:
+def code_only(code: str | list[ast.stmt]) -> str:
     """The syntax tree of `code` (source, or parsed statements, whose docstrings
     are removed in place) without docstrings (of modules, classes, functions and
     attributes): comments and documentation can change without invalidating what
@@ -103,15 +103,15 @@ def _code_only(code: str | list[ast.stmt]) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _module_code(path: Path, modified_ns: int) -> str:
-    """`_code_only` of a source file, parsed once per version of the file."""
-    return _code_only(path.read_text(encoding="utf-8"))
+    """`code_only` of a source file, parsed once per version of the file."""
+    return code_only(path.read_text(encoding="utf-8"))
 
 
 def code_version(modules: Iterable[str], extra_source: str = "") -> str:
     """A hash of the code (not the docstrings) of the named package modules
     (dotted names, as `code_graph` gives them) and of `extra_source`."""
     files = import_graph(PACKAGE).files
-    digest = hashlib.sha256(_code_only(extra_source).encode())
+    digest = hashlib.sha256(code_only(extra_source).encode())
     for name in sorted(modules):
         path = files[name]
         digest.update(name.encode() + _module_code(path, path.stat().st_mtime_ns).encode())
@@ -135,7 +135,7 @@ class Computation:
 
 
 def computation(source: dict, extra_files: tuple[str, ...] = ()) -> Computation | None:
-    """The `Computation` of the function that `source` (`_source_of`) names, read
+    """The `Computation` of the function that `source` (`source_of`) names, read
     from its file; None where the file or the function is gone."""
     file = PACKAGE / source["file"] if source.get("in_package") else Path(source["file"])
     module = module_of_file(file, PACKAGE)
@@ -154,7 +154,7 @@ def computation(source: dict, extra_files: tuple[str, ...] = ()) -> Computation 
         return None
     # Its own module counts whole only where what it imports imports it back.
     modules = import_graph(PACKAGE).closure(imports, stop_at=MACHINERY)
-    return Computation(_code_only(statements), modules, tuple(extra_files))
+    return Computation(code_only(statements), modules, tuple(extra_files))
 
 
 def cache_key(kind: str, params: dict[str, Any], code: str) -> str:
@@ -218,7 +218,7 @@ def _entry_path(key: str, kind: str) -> Path:
     return cache_root() / (key if kind == "foundation" else f"{key}.json")
 
 
-def _source_of(compute: Callable) -> dict | None:
+def source_of(compute: Callable) -> dict | None:
     """Where `compute`'s source lives: a file (relative to the package when inside
     it, so that a reinstalled learnjax finds its own) and the function's name."""
     function = inspect.unwrap(compute)  # a decorated function's own source, as `inspect.getsource` finds it
@@ -255,7 +255,7 @@ def _read_record(key: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _content(key: str, kind: str) -> str | None:
+def entry_content(key: str, kind: str) -> str | None:
     """A hash of what the entry holds: a JSON entry's bytes; a model's manifest
     (which names its data files by their hashes), less the wall time it took."""
     path = _saved(key, kind)
@@ -270,7 +270,7 @@ def _content(key: str, kind: str) -> str | None:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _current_code(record: dict) -> str | None:
+def current_code(record: dict) -> str | None:
     """The code part of the key this installation computes for the entry's
     recipe, or None where its computation is gone (file, function or module)."""
     source = record.get("source")
@@ -284,7 +284,7 @@ def _current_code(record: dict) -> str | None:
 
 
 def _current_key(record: dict) -> str | None:
-    code = _current_code(record)
+    code = current_code(record)
     return None if code is None else cache_key(record["kind"], record["params"], code)
 
 
@@ -305,7 +305,7 @@ def _current_content(read: dict, compute_missing: bool) -> str | None:
             return None
         key = found
         current = _read_record(key) or {}
-    return current.get("content") or _content(key, current.get("kind", record["kind"]))
+    return current.get("content") or entry_content(key, current.get("kind", record["kind"]))
 
 
 def _still_valid(record: dict, compute_missing: bool = True) -> bool | None:
@@ -329,12 +329,12 @@ def _demand(record: dict) -> str | None:
         entry = _function_named(record.get("entry") or {})
         if entry is None:
             return None
-        compute = lambda: entry(record["params"])  # noqa: E731
+        compute = lambda: entry(record["params"])
     else:
         function = _function_named(record.get("source") or {})
         if function is None:
             return None
-        compute = lambda: cached_json(record["kind"], record["params"], function, extra_files=tuple(record.get("extra_files", ())))  # noqa: E731
+        compute = lambda: cached_json(record["kind"], record["params"], function, extra_files=tuple(record.get("extra_files", ())))
     with entries_used() as used, entries_read():  # read to check another entry, not by the computation running
         compute()
     return used[-1]["entry"]
@@ -377,7 +377,7 @@ def entries_used() -> Iterator[list[dict]]:
 
 
 def _note_use(key: str, kind: str, cached: bool, content: str | None = None) -> None:
-    content = content or (_read_record(key) or {}).get("content") or _content(key, kind)
+    content = content or (_read_record(key) or {}).get("content") or entry_content(key, kind)
     for collected in (getattr(_used, "entries", None), getattr(_used, "reads", None)):
         if collected is not None:
             collected.append({"entry": key, "cached": cached, "content": content})
@@ -436,7 +436,7 @@ def _read_or_compute(key: str, kind: str, read: Callable[[], Any], compute_and_s
             return False
         stored = _read_record(key)
         if stored is None:
-            _write_record(key, {**record, "content": _content(key, kind)})  # an entry made before records existed
+            _write_record(key, {**record, "content": entry_content(key, kind)})  # an entry made before records existed
             return True
         return _still_valid(stored) is True  # its reads brought up to date first (computed where missing)
 
@@ -464,12 +464,17 @@ def _read_or_compute(key: str, kind: str, read: Callable[[], Any], compute_and_s
             started = time.perf_counter()
             with _announced(what, path), entries_read() as reads:
                 compute_and_save()
-            _write_record(key, {**record, "seconds": time.perf_counter() - started, "reads": reads, "content": _content(key, kind)})
+            _write_record(key, {**record, "seconds": time.perf_counter() - started, "reads": reads, "content": entry_content(key, kind)})
         _note_use(key, kind, cached)
         return read()
 
 
-_loaded: dict[str, tuple[str | None, Any]] = {}
+_loaded: dict[str, tuple[str | None, Any]] = {}  # the models this process read, by key: (content, model)
+
+
+def forget_read_models() -> None:
+    """Forget the models this process read, so that the next request reads the cache again."""
+    _loaded.clear()
 
 
 def cached_model(params: dict[str, Any], train: Callable, *, read: Callable[[Path], Any], make: Callable[[Path], None], what: str,
@@ -479,18 +484,18 @@ def cached_model(params: dict[str, Any], train: Callable, *, read: Callable[[Pat
     package module it imports), made first by `make(folder)` where the cache
     has none. Read once per process. `entry(params)` is the public way to the
     same model, which `cache graph` calls to bring the entry up to date."""
-    source = _source_of(train)
+    source = source_of(train)
     found = computation(source)
     code = found.code()
     key = cache_key("foundation", params, code)
     path = _entry_path(key, "foundation")
-    record = {"kind": "foundation", "params": params, "code": code, "source": source, "entry": _source_of(entry), "extra_files": [],
+    record = {"kind": "foundation", "params": params, "code": code, "source": source, "entry": source_of(entry), "extra_files": [],
               "modules": sorted(found.modules), "reads": []}
     if key in _loaded:
         _note_use(key, "foundation", cached=True, content=_loaded[key][0])
         return _loaded[key][1]
     model = _read_or_compute(key, "foundation", lambda: read(path), lambda: make(path), what, record)
-    _loaded[key] = (_content(key, "foundation"), model)
+    _loaded[key] = (entry_content(key, "foundation"), model)
     return model
 
 
@@ -502,10 +507,10 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
     library that `compute` runs). The entries it reads count by their content:
     one computed again with the same result leaves this one valid."""
     extra_files = tuple(str(Path(f).resolve()) for f in extra_files)
-    source = _source_of(compute)
+    source = source_of(compute)
     found = computation(source, extra_files) if source else None
     if found is None:  # no file to read it from (defined in an interactive session): its own source alone
-        found = Computation(_code_only(inspect.getsource(compute)), frozenset(), extra_files)
+        found = Computation(code_only(inspect.getsource(compute)), frozenset(), extra_files)
     code = found.code()
     key = cache_key(kind, params, code)
     path = _entry_path(key, kind)
@@ -558,11 +563,9 @@ def _size(path: Path) -> int:
     return path.lstat().st_size
 
 
-def _foundation_source() -> dict:
-    """Where the foundation's computation lives (it imports JAX)."""
-    from learnjax.training.pretraining import pretrain
-
-    return _source_of(pretrain)
+# Where the foundation's computation lives (`source_of(pretrain)`, written out:
+# pre-training sits in a later layer, and imports JAX).
+FOUNDATION_SOURCE = {"file": "training/pretraining.py", "in_package": True, "function": "pretrain"}
 
 
 def _status(key: str, kind: str, files: dict[str, Path]) -> str:
@@ -572,13 +575,13 @@ def _status(key: str, kind: str, files: dict[str, Path]) -> str:
     if record is None and kind == "foundation":  # a model's manifest holds its recipe: the key follows from it
         try:
             recipe = json.loads(_saved(key, kind).read_text(encoding="utf-8"))["metadata"]["recipe"]
-            record = {"kind": kind, "params": recipe, "source": _foundation_source()}
+            record = {"kind": kind, "params": recipe, "source": FOUNDATION_SOURCE}
         except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return "unknown"
     if record is None or not isinstance(record.get("source") or {}, dict):
         return "unknown"  # a record learnjax did not write
     if kind == "foundation" and not record.get("source"):  # recorded before records named the computation
-        record = {**record, "source": _foundation_source()}
+        record = {**record, "source": FOUNDATION_SOURCE}
     if "<" in str((record.get("source") or {}).get("function", "<")):
         return "unknown"  # a computation not found by name: a lambda, a nested function, or one without a file
     try:

@@ -95,6 +95,11 @@ class SubwordTokenizer(BaseTokenizer):
         self.ids: dict[str, int] = {p: i for i, p in enumerate(pieces)}
         self._backend = _pipeline(models.WordPiece(self.ids, unk_token=UNK, continuing_subword_prefix=PIECE_PREFIX))
 
+    @property
+    def backend(self):
+        """The `tokenizers` library's tokenizer underneath (to measure it alone)."""
+        return self._backend
+
     @classmethod
     def train(cls, texts: Iterable[str] | Callable[[], Iterable[str]], vocab_size: int = VOCAB_SIZE, *,
               min_frequency: int = 2) -> SubwordTokenizer:
