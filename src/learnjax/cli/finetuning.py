@@ -1,0 +1,189 @@
+"""`learnjax finetune`, `ask` and `chat`: classifiers and assistants made from a foundation, and talking to an assistant."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from learnjax.cli.common import (
+    UsageError,
+    add_checkpoint_options,
+    add_command,
+    add_device_options,
+    device_mesh,
+    load_foundation,
+    options_named,
+    positive,
+    print_json,
+    report_skipped,
+    seed_number,
+    training_checkpoints,
+)
+
+EXAMPLES = {
+    "finetune": """examples:
+  learnjax finetune --model foundation/ --train labeled.csv --out spam-filter/
+  learnjax finetune --model foundation/ --train labeled.jsonl --mode probe --steps 200 --out probe/
+  learnjax finetune --model writer/ --train questions.jsonl --mode lora --out assistant/
+  learnjax finetune --model foundation/ --train labeled.csv --checkpoint-every 50 --out spam-filter/   # then --resume
+
+The file needs a header (CSV/TSV) or keys (JSON Lines) named text and label
+(a classifier, from a masked model) or prompt and response (an assistant, from
+a next-word model; without --model, the built-in one).""",
+    "ask": """examples:
+  learnjax ask --model assistant/ "where does a nurse work?" "which day comes after friday?"
+  learnjax ask --model assistant/ --json "what colour is the banana?" """,
+    "chat": """examples:
+  learnjax chat --model assistant/
+  printf 'what do people do at the pub?\\nwhat colour is the sky?\\n' | learnjax chat --model assistant/""",
+}
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from learnjax.data.labeled_files import example_kind
+    from learnjax.storage.checkpoints import check_writable_model_dir
+
+    kind = example_kind(args.train)  # text/label: a classifier; prompt/response: an assistant
+    check_writable_model_dir(args.out, overwrite=args.overwrite, reading_from=args.model)  # before any training
+    (_finetune_assistant if kind == "assistant" else _finetune_classifier)(args)
+
+
+def _finetune_classifier(args: argparse.Namespace) -> None:
+    from learnjax.data.labeled_files import read_labeled
+    from learnjax.training.finetuning import FinetuneSettings, check_mode, finetune
+
+    check_mode(args.mode)
+    skipped: list[int] | None = [] if args.skip_bad_rows else None
+    texts, labels = read_labeled(args.train, skipped=skipped)  # checked before any model is loaded
+    report_skipped(args, skipped)
+    foundation = load_foundation(args.model, args.json)
+    if foundation.objective != "masked":
+        raise ValueError(f"{args.model} is a {foundation.objective} model, which writes text; a classifier is fine-tuned from a masked "
+                         "model (or give prompt and response columns to make an assistant)")
+    changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
+    settings = dataclasses.replace(FinetuneSettings(), **changes)
+    started = time.perf_counter()
+    checkpoints = training_checkpoints(args, "classifier")
+    keep = args.checkpoint_every is not None or args.resume
+    with options_named():
+        classifier = finetune(foundation, texts, labels, mode=args.mode, settings=settings, seed=args.seed, progress=not args.json,
+                              mesh=device_mesh(args), fsdp=args.fsdp, checkpoint_dir=checkpoints.directory if keep else None,
+                              checkpoint_every=args.checkpoint_every, resume=args.resume)
+    out = classifier.save(args.out)
+    checkpoints.remove()  # the finished model is saved
+    result = {
+        "out": str(out), "built": "classifier", "mode": args.mode, "examples": len(texts), "labels": list(classifier.labels),
+        **({"skipped_lines": skipped} if skipped is not None else {}),
+        "final_loss": classifier.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
+    }
+    if args.json:
+        print_json(result)
+    else:
+        print(f"saved a classifier to {out}: {args.mode} fine-tuning on {len(texts)} examples, labels {', '.join(classifier.labels)}, "
+              f"final loss {result['final_loss']:.3f}")
+
+
+def _finetune_assistant(args: argparse.Namespace) -> None:
+    from learnjax.data.labeled_files import read_instructions
+    from learnjax.data.questions import Example, chat_ids
+    from learnjax.training.instruction_tuning import ASSISTANT_RECIPE, MODES, SFTSettings, instruction_tune
+
+    if args.mode not in MODES:
+        why = " (a probe trains a classification head; an assistant has none)" if args.mode == "probe" else ""
+        raise ValueError(f"an assistant is fine-tuned with --mode {', '.join(MODES)}; got {args.mode!r}{why}")
+    if args.checkpoint_every is not None or args.resume:
+        raise UsageError("--checkpoint-every and --resume checkpoint a classifier's training; instruction tuning "
+                         "(prompt and response columns) runs in one go", args.command)
+    skipped: list[int] | None = [] if args.skip_bad_rows else None
+    prompts, responses, lines = read_instructions(args.train, skipped=skipped)  # checked before any model is loaded
+    report_skipped(args, skipped)
+    foundation = load_foundation(args.model, args.json, ASSISTANT_RECIPE)
+    if foundation.objective != "next-word":
+        raise ValueError(f"{args.model} is a {foundation.objective} model, which does not write; an assistant is fine-tuned from a "
+                         "next-word model (learnjax pretrain --objective next-word)")
+    max_len = foundation.model.config.max_len
+    for prompt, response, line in zip(prompts, responses, lines):
+        n = len(chat_ids(foundation.tokenizer, prompt, response))
+        if n > max_len:
+            raise ValueError(f"{args.train} line {line}: the example has {n} tokens in the chat template; the model reads at most {max_len}")
+    changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
+    settings = dataclasses.replace(SFTSettings(), **changes)
+    started = time.perf_counter()
+    assistant = instruction_tune(foundation, [Example(p, r) for p, r in zip(prompts, responses)], mode=args.mode, settings=settings,
+                                 seed=args.seed, progress=not args.json, mesh=device_mesh(args), fsdp=args.fsdp)
+    out = assistant.save(args.out)
+    result = {"out": str(out), "built": "assistant", "mode": args.mode, "examples": len(prompts),
+              **({"skipped_lines": skipped} if skipped is not None else {}),
+              "final_loss": assistant.history.loss[-1], "seconds": round(time.perf_counter() - started, 2)}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"saved an assistant to {out}: {args.mode} instruction tuning on {len(prompts)} examples, final loss {result['final_loss']:.3f}")
+
+
+def cmd_ask(args: argparse.Namespace) -> None:
+    from learnjax.training.instruction_tuning import Assistant
+
+    assistant = Assistant.load(args.model)
+    answers = assistant.answer(args.questions)
+    if args.json:
+        print_json({"model": str(args.model), "results": [{"question": q, "answer": a} for q, a in zip(args.questions, answers)]})
+    else:
+        for answer in answers:
+            print(answer)
+
+
+def cmd_chat(args: argparse.Namespace) -> None:
+    """A question per line: typed at a terminal (an empty line or end of input stops),
+    or read from stdin when it is not one, an answer per question."""
+    from learnjax.training.instruction_tuning import Assistant
+
+    assistant = Assistant.load(args.model)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"learnjax chat with {args.model}: ask a question; an empty line or Ctrl-D ends.", file=sys.stderr)
+    while True:
+        try:
+            question = input("you: " if interactive else "")
+        except EOFError:
+            break
+        if not question.strip():
+            if interactive:
+                break
+            continue
+        answer = assistant.answer([question])[0]
+        if args.json:
+            print(json.dumps({"question": question, "answer": answer}, ensure_ascii=False))
+        else:
+            print(f"assistant: {answer}" if interactive else answer, flush=True)
+
+
+def add_commands(commands) -> None:
+    """`finetune`, `ask` and `chat`."""
+    p = add_command(commands, EXAMPLES, "finetune", "Fine-tune a classifier (text and label columns) or an assistant (prompt and response columns).", cmd_finetune)
+    p.add_argument("--model", type=Path, help="a pre-trained model directory (default: the built-in foundation model)")
+    p.add_argument("--train", required=True, type=Path,
+                   help="CSV, TSV or JSON Lines: 'text' and 'label' columns for a classifier, 'prompt' and 'response' for an assistant")
+    p.add_argument("--out", required=True, type=Path, help="directory to save the model to: new, empty, or holding a model (not the --model directory)")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="leave out rows of --train holding what cannot be text (bytes that are not UTF-8, NUL), and say which, "
+                        "instead of refusing the file")
+    add_device_options(p)
+    p.add_argument("--mode", default="full",
+                   help="full (update everything), probe (frozen encoder; classifiers), lora (low-rank adapters) or scratch (no pre-training)")
+    p.add_argument("--steps", type=positive, help="training steps (default: 80)")
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.001)")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed (default: 0)")
+    add_checkpoint_options(p)
+
+    p = add_command(commands, EXAMPLES, "ask", "Ask an instruction-tuned assistant questions.", cmd_ask)
+    p.add_argument("questions", nargs="+", metavar="QUESTION", help="one or more questions")
+    p.add_argument("--model", required=True, type=Path, help="an assistant directory (learnjax finetune with prompt and response columns)")
+
+    p = add_command(commands, EXAMPLES, "chat", "Talk to an assistant: one question per line, typed or piped in.", cmd_chat)
+    p.add_argument("--model", required=True, type=Path, help="an assistant directory")
