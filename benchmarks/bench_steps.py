@@ -1,6 +1,7 @@
 """Training-step throughput of learnjax against plain PyTorch, on this machine's CPU.
 
     python -m benchmarks.bench_steps [--json out.json] [--quick]
+    python benchmarks/bench_steps.py [--json out.json] [--quick]   (the same)
 
 Measures, at the docs' default model size and at a larger one, float32:
 - tokens/s of the masked-prediction step, run through `learnjax.training.loops.train_masked_prediction`
@@ -30,6 +31,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+if not __package__:  # run as a file: the repository root holds the `benchmarks` package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import harness
 from benchmarks.harness import Row, Runner
