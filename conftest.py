@@ -5,7 +5,16 @@ and over the library's docstrings, whose examples run as doctests."""
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent / "tests"))
+# --8<-- [start:settings]
+# The project's settings: a copy of this file in another project edits these lines only.
+DOCS = "docs"  # the pages, as mkdocs.yml's docs_dir
+SOURCE = "src"  # the library, whose docstrings' examples run as doctests
+HARNESS = "tests"  # the folder holding docs_harness.py
+# The site tests share one strict build, so they stay on one worker.
+SITE_TESTS = ("tests/test_site.py", "tests/test_browser.py", "tests/test_reading.py")
+# --8<-- [end:settings]
+
+sys.path.insert(0, str(Path(__file__).parent / HARNESS))
 
 import pytest  # noqa: E402
 from sybil import Sybil  # noqa: E402
@@ -15,10 +24,12 @@ from docs_harness import PythonFenceParser, SnippetDocument, fail_skips_in_ci  #
 
 pytest_plugins = ["pytester"]
 
-pages = Sybil(parsers=[PythonFenceParser()], patterns=["*.md"], path="docs", document_types={".md": SnippetDocument})
-docstrings = Sybil(parsers=[DocTestParser()], patterns=["*.py"], path="src")
+# --8<-- [start:sybil]
+pages = Sybil(parsers=[PythonFenceParser()], patterns=["*.md"], path=DOCS, document_types={".md": SnippetDocument})
+docstrings = Sybil(parsers=[DocTestParser()], patterns=["*.py"], path=SOURCE)
 pytest_collect_file = (pages + docstrings).pytest()
 pytest_runtest_makereport = fail_skips_in_ci  # in CI, a skipped test of the docs or the site fails
+# --8<-- [end:sybil]
 
 
 # Under pytest-xdist (`-n`, set in pyproject.toml) tests run in parallel workers.
@@ -26,14 +37,13 @@ pytest_runtest_makereport = fail_skips_in_ci  # in CI, a skipped test of the doc
 # module, so each page and each module stays on one worker; the site tests
 # share one strict build, so they stay together too. These groups are the
 # longest, so they start first.
-SITE_TESTS = ("tests/test_site.py", "tests/test_browser.py", "tests/test_reading.py")
 
 
 def _group(item) -> str | None:
     path = Path(item.path).relative_to(Path(__file__).parent).as_posix()
     if path in SITE_TESTS:
         return "site"
-    if path.startswith(("docs/", "src/")):
+    if path.startswith((f"{DOCS}/", f"{SOURCE}/")):
         return path
     return None
 

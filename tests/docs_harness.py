@@ -26,20 +26,31 @@ from sybil import Document, Example, Region
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 
-ROOT = Path(__file__).resolve().parents[1]
+# --8<-- [start:settings]
+# The project's settings: a copy of this file in another project edits these lines only.
+ROOT = Path(__file__).resolve().parents[1]  # the repository: this file sits in tests/
+MKDOCS_YML = ROOT / "mkdocs.yml"  # its pymdownx.snippets options expand the pages' includes
+# In CI (this variable set to 1) a skip among these tests fails: a page renamed or
+# a browser missing must not pass as "skipped". Paths relative to the root.
+CI_VARIABLE = "LEARNJAX_CI"
+NO_SKIPS_IN_CI = ("docs/", "src/", "tests/test_browser.py", "tests/test_site.py", "tests/test_docs_harness.py",
+                  "tests/test_pasted_blocks.py", "tests/test_walkthroughs.py", "tests/test_snippets.py",
+                  "tests/test_api_reference.py")
+# --8<-- [end:settings]
+
 PYTHON_LANGUAGES = ("python", "py", "python3")
 # Any fence whose info string names Python in any spelling: what must be run.
 ANY_PYTHON_FENCE = re.compile(r"^[ \t]*(?:`{3,}|~{3,})[ \t]*\{?\.?(?:python3?|py|pycon|ipython)\b", re.MULTILINE | re.IGNORECASE)
 
 
 @functools.cache
-def snippet_config(mkdocs_yml: Path = ROOT / "mkdocs.yml") -> dict:
+def snippet_config(mkdocs_yml: Path = MKDOCS_YML) -> dict:
     """The pymdownx.snippets options exactly as `mkdocs_yml` sets them."""
     config = load_config(str(mkdocs_yml))
     return dict(config["mdx_configs"]["pymdownx.snippets"])
 
 
-def expand_snippets(text: str, mkdocs_yml: Path = ROOT / "mkdocs.yml") -> str:
+def expand_snippets(text: str, mkdocs_yml: Path = MKDOCS_YML) -> str:
     """`text` with every `--8<--` include replaced by what it includes."""
     md = markdown.Markdown(extensions=["pymdownx.snippets"], extension_configs={"pymdownx.snippets": snippet_config(mkdocs_yml)})
     return "\n".join(md.preprocessors["snippet"].run(text.split("\n")))
@@ -48,7 +59,7 @@ def expand_snippets(text: str, mkdocs_yml: Path = ROOT / "mkdocs.yml") -> str:
 class SnippetDocument(Document):
     """A Markdown page with its `--8<--` includes expanded before parsing."""
 
-    mkdocs_yml: Path = ROOT / "mkdocs.yml"
+    mkdocs_yml: Path = MKDOCS_YML
 
     @classmethod
     def parse(cls, path: str, *parsers, encoding: str = "utf-8") -> Document:
@@ -155,14 +166,6 @@ def page_blocks(page: Path) -> list[PythonBlock]:
 
 def python_fence_count(text: str) -> int:
     return len(ANY_PYTHON_FENCE.findall(text))
-
-
-# In CI (LEARNJAX_CI=1, set by .ci/run) a skip among the tests of the pages, the
-# docstrings, the built site and the browser is a failure: a page renamed or a
-# browser missing must not pass as "skipped".
-CI_VARIABLE = "LEARNJAX_CI"
-NO_SKIPS_IN_CI = ("docs/", "src/", "tests/test_browser.py", "tests/test_site.py", "tests/test_docs_harness.py",
-                  "tests/test_pasted_blocks.py", "tests/test_snippets.py", "tests/test_api_reference.py")
 
 
 @pytest.hookimpl(wrapper=True)

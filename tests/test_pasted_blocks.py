@@ -14,7 +14,6 @@ import ast
 import builtins
 import json
 import re
-import shlex
 import subprocess
 import symtable
 import sys
@@ -23,8 +22,17 @@ import pytest
 
 from docs_harness import ROOT, page_blocks
 
+# --8<-- [start:settings]
+# The project's settings: a copy of this file in another project edits these lines only.
 PAGES = sorted((ROOT / "docs").rglob("*.md"))
-WALKTHROUGHS = [ROOT / "README.md", *PAGES]
+# A reader pastes a page's imports into a `python` started here, with the package installed.
+READER_DIRECTORY = ROOT
+PACKAGE_NAME = "learnjax"  # the package the pages import
+MIN_SHOWN_IMPORTS = 20  # the pages show at least this many imports: the check found the blocks
+# Strings holding a line of Markdown table or note syntax: what a block prints to lay out the
+# page, which the shown code must leave to the project's own renderer (learnjax.site.render).
+MARKDOWN_SYNTAX = re.compile(r"^\s*(\||\?\?\?|!!!)", re.MULTILINE)  # `| a | b |`, `|---|`, `??? note`, `!!! tip`
+# --8<-- [end:settings]
 
 
 def shown_blocks(page) -> list[str]:
@@ -53,7 +61,7 @@ print(json.dumps(failures))
 
 
 def failing_imports(statements_by_page: dict[str, list[str]]) -> dict[str, list[str]]:
-    result = subprocess.run([sys.executable, "-c", IMPORT_CHECK], input=json.dumps(statements_by_page), cwd=ROOT,
+    result = subprocess.run([sys.executable, "-c", IMPORT_CHECK], input=json.dumps(statements_by_page), cwd=READER_DIRECTORY,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -61,15 +69,15 @@ def failing_imports(statements_by_page: dict[str, list[str]]) -> dict[str, list[
 
 def test_shown_imports_work_from_the_repository_root():
     statements = {p.relative_to(ROOT).as_posix(): [s for source in shown_blocks(p) for s in imports_of(source)] for p in PAGES}
-    assert sum(map(len, statements.values())) >= 20
+    assert sum(map(len, statements.values())) >= MIN_SHOWN_IMPORTS
     assert failing_imports(statements) == {}
 
 
 def test_the_import_check_sees_only_what_a_reader_has():
     # tests/ is on pytest's path (docs_harness is imported from there), not on a reader's.
-    failures = failing_imports({"page.md": ["import json", "import docs_harness", "from learnjax import no_such_name"]})
+    failures = failing_imports({"page.md": ["import json", "import docs_harness", f"from {PACKAGE_NAME} import no_such_name"]})
     assert [f.split(":")[:2] for f in failures["page.md"]] == [
-        ["import docs_harness", " ModuleNotFoundError"], ["from learnjax import no_such_name", " ImportError"],
+        ["import docs_harness", " ModuleNotFoundError"], [f"from {PACKAGE_NAME} import no_such_name", " ImportError"],
     ]
 
 
@@ -99,10 +107,6 @@ def test_shown_functions_have_every_name_they_use(page):
 def test_a_function_with_a_missing_import_is_found():
     shown = ["import jax\n", "def double(x):\n    return 2 * jnp.asarray(x)\n\nclass Box:\n    size = jax.numpy.ones(len(SIZES))\n"]
     assert names_missing_in_functions(shown) == ["Box uses SIZES", "double uses jnp"]
-
-
-# A line of Markdown table or note syntax: `| a | b |`, `|---|`, `??? note`, `!!! tip`.
-MARKDOWN_SYNTAX = re.compile(r"^\s*(\||\?\?\?|!!!)", re.MULTILINE)
 
 
 def markdown_in_strings(source: str) -> list[str]:
@@ -135,39 +139,6 @@ def test_markdown_syntax_in_strings_is_found():
     source = 'print("| a | b |")\nprint(f"    | {x} | {y:.1%} |")\nprint(\'??? note "x"\')\nprint("a | b", " | ".join(c))\n'
     assert sorted(markdown_in_strings(source)) == sorted(["| a | b |", "    | {} | {} |", '??? note "x"', " | "])
     assert markdown_in_strings('print("a | b", f"{x} | {y}", "what? !!!")') == []
-
-
-def shell_walkthrough(text: str) -> list[list[str]]:
-    """The `learnjax` commands of the shell blocks of a README or page, in order, as argument lists."""
-    blocks = re.findall(r"^```(?:bash|sh|console|shell)\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
-    lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]  # continuations joined
-    commands = [shlex.split(line, comments=True) for line in lines]
-    return [words for words in commands if words[:1] == ["learnjax"]]
-
-
-def pretrains_twice(commands: list[list[str]]) -> list[str]:
-    """The commands that, after the walk-through pre-trained a model of its own,
-    use the default model instead (which pre-trains the same recipe again)."""
-    pretrained, twice = False, []
-    for words in commands:
-        if words[1:2] == ["pretrain"]:
-            pretrained = True
-        elif pretrained and words[1:2] in (["fill-mask"], ["finetune"]) and "--model" not in words:
-            twice.append(" ".join(words))
-    return twice
-
-
-@pytest.mark.parametrize("path", WALKTHROUGHS, ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_walkthrough_uses_the_model_it_pretrained(path):
-    assert pretrains_twice(shell_walkthrough(path.read_text(encoding="utf-8"))) == []
-
-
-def test_readme_has_a_walkthrough():
-    commands = shell_walkthrough((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert [w[1] for w in commands][:3] == ["pretrain", "pretrain", "fill-mask"]
-    continued = "```bash\nlearnjax pretrain \\\n  --out f/  # a comment\n```\n"
-    assert shell_walkthrough(continued) == [["learnjax", "pretrain", "--out", "f/"]]
-    assert pretrains_twice([["learnjax", "pretrain", "--out", "f/"], ["learnjax", "fill-mask", "a [MASK]."]]) == ["learnjax fill-mask a [MASK]."]
 
 
 def only_imports(source: str) -> bool:

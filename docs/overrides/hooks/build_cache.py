@@ -42,14 +42,21 @@ import markdown_exec
 from markdown_exec import base_format
 from markdown_exec._internal.formatters.python import _run_python  # markdown-exec's way of running a block
 
-from learnjax.storage import cache
-from learnjax.files.atomic import write_text
-from learnjax.storage.cache import SITE_OUTPUTS, SITE_USED, XLA, cache_root, code_version, entries_read, still_hold
-from learnjax.storage.code_graph import import_graph, imports_of
+# --8<-- [start:settings]
+# The project's settings: a copy of this hook in another project edits these lines only.
+from learnjax.files.atomic import write_text  # write_text(path, text): the whole file or nothing
+from learnjax.storage import cache  # cache.PACKAGE: the package's folder; cache.MACHINERY: modules counted by their code alone
+from learnjax.storage.cache import cache_root  # the cache's folder (~/.cache/learnjax or $LEARNJAX_CACHE)
+from learnjax.storage.cache import code_version  # a hash of the code of named package modules and of extra source
+from learnjax.storage.cache import entries_read, still_hold  # the results a block read, and whether they still hold the same
+from learnjax.storage.cache import SITE_OUTPUTS, SITE_USED, XLA  # folder names inside the cache
+from learnjax.storage.code_graph import import_graph, imports_of  # the package's import graph, read with ast
 
-PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec", "mkdocs-jupyter", "nbconvert")
-JUPYTER_CONFIG = Path(__file__).parent / "jupyter"  # KernelManager.transport = "ipc"
+PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec", "mkdocs-jupyter", "nbconvert")  # they draw the outputs
 ROOT = Path(__file__).resolve().parents[3]  # the repository: docs/overrides/hooks/ is three levels down
+# --8<-- [end:settings]
+
+JUPYTER_CONFIG = Path(__file__).parent / "jupyter"  # KernelManager.transport = "ipc"
 ENTRIES = "cache-entries.json"  # the cache's entries when the last build ended
 
 
