@@ -185,3 +185,72 @@ def test_outside_ci_or_outside_the_docs_tests_a_skip_stays_a_skip(pytester, monk
     _skipping_project(pytester, "docs/test_page.py").assert_outcomes(skipped=1, xfailed=1)
     monkeypatch.setenv("LEARNJAX_CI", "1")
     _skipping_project(pytester, "tests/test_other.py").assert_outcomes(skipped=1, xfailed=1)
+
+
+# ------------------------------------------------ the set-up copied into another project
+
+def with_settings(path, settings: str) -> str:
+    """The text of `path` with its marked settings section (`# --8<-- [start:settings]`
+    to `[end:settings]`) replaced by `settings`: the only lines a copy edits."""
+    text = path.read_text(encoding="utf-8")
+    start, end = "# --8<-- [start:settings]\n", "# --8<-- [end:settings]\n"
+    assert text.count(start) == 1 and text.count(end) == 1, path
+    before, rest = text.split(start)
+    return before + start + settings + end + rest.split(end)[1]
+
+
+COPIED_CONFTEST_SETTINGS = 'DOCS = "pages"\nSOURCE = "lib"\nHARNESS = "checks"\nSITE_TESTS = ()\n'
+COPIED_HARNESS_SETTINGS = ('ROOT = Path(__file__).resolve().parents[1]\nMKDOCS_YML = ROOT / "mkdocs.yml"\n'
+                           'CI_VARIABLE = "TINY_CI"\nNO_SKIPS_IN_CI = ("pages/",)\n')
+TINY_PACKAGE = '''\
+    """A tiny package.
+
+    >>> double(21)
+    42
+    """
+
+
+    def double(x):
+        return 2 * x
+    '''
+TINY_PAGE = '''\
+    # Doubling
+
+    ```python
+    from tiny import double
+
+    print(double(21))
+    ```
+
+    ```python exec="on" source="above"
+    assert double(21) == {expected}
+    ```
+    '''
+
+
+def _copied_project(pytester, monkeypatch, expected: int):
+    """A tiny mkdocs project (folders named unlike learnjax's) with the root conftest.py and
+    tests/docs_harness.py copied in, only their settings edited."""
+    (pytester.path / "checks").mkdir()
+    (pytester.path / "checks" / "docs_harness.py").write_text(with_settings(ROOT / "tests" / "docs_harness.py", COPIED_HARNESS_SETTINGS))
+    pytester.makeconftest(with_settings(ROOT / "conftest.py", COPIED_CONFTEST_SETTINGS))
+    pytester.path.joinpath("mkdocs.yml").write_text(MKDOCS_YML.replace("site_name: t", "site_name: t\ndocs_dir: pages"))
+    (pytester.path / "lib" / "tiny").mkdir(parents=True)
+    (pytester.path / "lib" / "tiny" / "__init__.py").write_text(dedent(TINY_PACKAGE))
+    (pytester.path / "pages").mkdir()
+    (pytester.path / "pages" / "index.md").write_text(dedent(TINY_PAGE).format(expected=expected))
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path / "lib"))  # the tiny package, as if installed
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
+
+
+def test_the_set_up_copied_into_another_project_runs_its_pages_and_docstrings(pytester, monkeypatch):
+    result = _copied_project(pytester, monkeypatch, expected=42)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*lib/tiny/__init__.py::line:3,column:1 PASSED*", "*pages/index.md::line:3,column:1 PASSED*",
+                                 "*pages/index.md::line:9,column:1 PASSED*"])
+
+
+def test_the_copied_set_up_fails_on_a_wrong_output(pytester, monkeypatch):
+    result = _copied_project(pytester, monkeypatch, expected=41)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*pages/index.md::line:9,column:1 FAILED*"])
