@@ -25,10 +25,11 @@ from docs_harness import PythonFenceParser, SnippetDocument, fail_skips_in_ci  #
 pytest_plugins = ["pytester"]
 
 # --8<-- [start:sybil]
-pages = Sybil(parsers=[PythonFenceParser()], patterns=["*.md"], path=DOCS, document_types={".md": SnippetDocument})
+pages = Sybil(parsers=[PythonFenceParser()], patterns=["*.md"], path=DOCS,
+              document_types={".md": SnippetDocument})
 docstrings = Sybil(parsers=[DocTestParser()], patterns=["*.py"], path=SOURCE)
 pytest_collect_file = (pages + docstrings).pytest()
-pytest_runtest_makereport = fail_skips_in_ci  # in CI, a skipped test of the docs or the site fails
+pytest_runtest_makereport = fail_skips_in_ci  # in CI, a skipped test of the docs fails
 # --8<-- [end:sybil]
 
 

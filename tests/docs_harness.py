@@ -29,12 +29,13 @@ from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 # --8<-- [start:settings]
 # The project's settings: a copy of this file in another project edits these lines only.
 ROOT = Path(__file__).resolve().parents[1]  # the repository: this file sits in tests/
-MKDOCS_YML = ROOT / "mkdocs.yml"  # its pymdownx.snippets options expand the pages' includes
+MKDOCS_YML = ROOT / "mkdocs.yml"  # its pymdownx.snippets options expand the includes
 # In CI (this variable set to 1) a skip among these tests fails: a page renamed or
 # a browser missing must not pass as "skipped". Paths relative to the root.
 CI_VARIABLE = "LEARNJAX_CI"
-NO_SKIPS_IN_CI = ("docs/", "src/", "tests/test_browser.py", "tests/test_site.py", "tests/test_docs_harness.py",
-                  "tests/test_pasted_blocks.py", "tests/test_walkthroughs.py", "tests/test_snippets.py",
+NO_SKIPS_IN_CI = ("docs/", "src/", "tests/test_browser.py", "tests/test_site.py",
+                  "tests/test_docs_harness.py", "tests/test_pasted_blocks.py",
+                  "tests/test_walkthroughs.py", "tests/test_snippets.py",
                   "tests/test_api_reference.py")
 # --8<-- [end:settings]
 

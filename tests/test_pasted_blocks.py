@@ -25,13 +25,13 @@ from docs_harness import ROOT, page_blocks
 # --8<-- [start:settings]
 # The project's settings: a copy of this file in another project edits these lines only.
 PAGES = sorted((ROOT / "docs").rglob("*.md"))
-# A reader pastes a page's imports into a `python` started here, with the package installed.
+# A reader pastes a page's imports into a `python` started here, the package installed.
 READER_DIRECTORY = ROOT
 PACKAGE_NAME = "learnjax"  # the package the pages import
-MIN_SHOWN_IMPORTS = 20  # the pages show at least this many imports: the check found the blocks
-# Strings holding a line of Markdown table or note syntax: what a block prints to lay out the
-# page, which the shown code must leave to the project's own renderer (learnjax.site.render).
-MARKDOWN_SYNTAX = re.compile(r"^\s*(\||\?\?\?|!!!)", re.MULTILINE)  # `| a | b |`, `|---|`, `??? note`, `!!! tip`
+MIN_SHOWN_IMPORTS = 20  # the pages show at least this many: the check found the blocks
+# A line of Markdown table or note syntax (`| a | b |`, `|---|`, `??? note`, `!!! tip`)
+# in a string: layout, which shown code leaves to the project's renderer (site.render).
+MARKDOWN_SYNTAX = re.compile(r"^\s*(\||\?\?\?|!!!)", re.MULTILINE)
 # --8<-- [end:settings]
 
 

@@ -44,16 +44,23 @@ from markdown_exec._internal.formatters.python import _run_python  # markdown-ex
 
 # --8<-- [start:settings]
 # The project's settings: a copy of this hook in another project edits these lines only.
-from learnjax.files.atomic import write_text  # write_text(path, text): the whole file or nothing
-from learnjax.storage import cache  # cache.PACKAGE: the package's folder; cache.MACHINERY: modules counted by their code alone
-from learnjax.storage.cache import cache_root  # the cache's folder (~/.cache/learnjax or $LEARNJAX_CACHE)
-from learnjax.storage.cache import code_version  # a hash of the code of named package modules and of extra source
-from learnjax.storage.cache import entries_read, still_hold  # the results a block read, and whether they still hold the same
-from learnjax.storage.cache import SITE_OUTPUTS, SITE_USED, XLA  # folder names inside the cache
-from learnjax.storage.code_graph import import_graph, imports_of  # the package's import graph, read with ast
+# write_text(path, text): the whole file or nothing.
+from learnjax.files.atomic import write_text
+# cache.PACKAGE: the package's folder; cache.MACHINERY: modules counted by code alone.
+from learnjax.storage import cache
+# The cache's folder (~/.cache/learnjax or $LEARNJAX_CACHE) and folder names in it.
+from learnjax.storage.cache import SITE_OUTPUTS, SITE_USED, XLA, cache_root
+# A hash of the code of named package modules and of extra source.
+from learnjax.storage.cache import code_version
+# The results a block read, and whether they still hold the same content.
+from learnjax.storage.cache import entries_read, still_hold
+# The package's import graph, read with ast.
+from learnjax.storage.code_graph import import_graph, imports_of
 
-PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec", "mkdocs-jupyter", "nbconvert")  # they draw the outputs
-ROOT = Path(__file__).resolve().parents[3]  # the repository: docs/overrides/hooks/ is three levels down
+# The packages that draw the outputs: a new version runs every block again.
+PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec",
+            "mkdocs-jupyter", "nbconvert")
+ROOT = Path(__file__).resolve().parents[3]  # the repository: three levels up
 # --8<-- [end:settings]
 
 JUPYTER_CONFIG = Path(__file__).parent / "jupyter"  # KernelManager.transport = "ipc"
