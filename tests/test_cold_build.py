@@ -94,16 +94,23 @@ def test_the_planned_run_changes_and_restores_each_file_it_touches(tmp_path):
 
 
 def test_dry_run_lists_both_trees_commands_and_runs_nothing(capsys, monkeypatch):
-    if subprocess.run(["git", "cat-file", "-e", f"{cold_build.REFERENCE}^{{commit}}"], cwd=ROOT).returncode:
-        pytest.skip(f"a clone without the reference commit {cold_build.REFERENCE}")
     monkeypatch.setattr(cold_build, "execute", lambda *a, **k: pytest.fail("a dry run ran something"))
-    assert cold_build.main(["--dry-run", "--with-cold-tests"]) == 0
+    assert cold_build.main(["--dry-run", "--with-cold-tests", "--against", "HEAD"]) == 0  # HEAD: in shallow clones too
     out = capsys.readouterr().out
     for tree, folder in (("reference", "$SCRATCH/reference"), ("current", str(ROOT))):
         for figure, command in (("build cold", "-m mkdocs build --strict"), ("tests cold", "-m pytest -q"), ("tests warm", "-m pytest -q")):
             assert any(line.startswith(f"[{tree}] {figure}: cd {folder} && PYTHONPATH={folder}/src") and command in line
                        for line in out.splitlines()), (tree, figure)
-    assert "generation.py" in out and "src/learnjax/cli.py" in out
+        assert f"[{tree}] add `pass` to generate() in {folder}/src/learnjax/" in out
+
+
+def test_dry_run_finds_the_reference_commit_s_own_layout(capsys):
+    if subprocess.run(["git", "cat-file", "-e", f"{cold_build.REFERENCE}^{{commit}}"], cwd=ROOT).returncode:
+        pytest.skip(f"a clone without the reference commit {cold_build.REFERENCE}")
+    assert cold_build.main(["--dry-run", "--only", "build"]) == 0
+    out = capsys.readouterr().out
+    assert "add `pass` to main() in $SCRATCH/reference/src/learnjax/cli.py" in out
+    assert "add `pass` to generate() in $SCRATCH/reference/src/learnjax/generation.py" in out
 
 
 def test_a_reference_that_is_not_a_commit_is_one_clear_line(capsys):
