@@ -195,7 +195,8 @@ def run_command(command: list[str], cwd: Path, env: dict[str, str]) -> dict:
     if done.returncode:
         output = done.stdout + done.stderr
         result["tail"] = output.strip().splitlines()[-3:]
-        missing = sorted(set(re.findall(r"No module named '([^']+)'", output)))
+        named = set(re.findall(r"No module named '([^']+)'", output))
+        missing = sorted(name for name in named if name.split(".")[0] not in ("learnjax", "benchmarks"))  # dependencies, not the tree's own
         if missing:
             result["missing"] = missing
     return result

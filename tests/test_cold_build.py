@@ -1,7 +1,9 @@
 """The relative time budget's script, without running the hour-long measurement."""
 
 import ast
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -116,3 +118,14 @@ def test_dry_run_finds_the_reference_commit_s_own_layout(capsys):
 def test_a_reference_that_is_not_a_commit_is_one_clear_line(capsys):
     with pytest.raises(SystemExit, match="--against 'no-such-rev' is not a commit"):
         cold_build.main(["--dry-run", "--against", "no-such-rev"])
+
+
+def test_a_failed_run_names_the_dependency_missing_from_the_environment(tmp_path):
+    command = [sys.executable, "-c", "import no_such_dependency_here"]
+    run = cold_build.run_command(command, tmp_path, dict(os.environ))
+    assert not run["ok"] and run["missing"] == ["no_such_dependency_here"]
+    assert "ModuleNotFoundError" in run["tail"][-1]
+    printed = cold_build.report({"runs": [{"tree": "reference", "figure": "build cold", **run}],
+                                 "figures": {"reference": {"build cold": None}, "current": {}}, "split": {"reference": {}, "current": {}}},
+                                {"reference": "r", "current": "c"})
+    assert "missing from this environment: no_such_dependency_here" in printed
