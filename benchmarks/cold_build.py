@@ -245,6 +245,14 @@ def execute(steps: list[Step], folders: dict[str, Path], scratch: Path,
     return results
 
 
+def ratio(figures: dict[str, dict[str, float | None]], budget: Budget, tree: str) -> float | None:
+    """`tree`'s figure over the reference's same figure, or over its own cold
+    build, as `budget` says; None where a run it needs failed or is missing."""
+    seconds = figures.get(tree, {}).get(budget.figure)
+    over = figures.get(tree if budget.of == "cold build" else "reference", {}).get("build cold" if budget.of == "cold build" else budget.figure)
+    return seconds / over if seconds is not None and over else None
+
+
 def verdicts(figures: dict[str, dict[str, float | None]]) -> list[dict]:
     """One row per budgeted figure measured for either tree: both trees' seconds,
     the ratio the budget is about, the budget, and "holds", "over", "failed"
@@ -255,12 +263,8 @@ def verdicts(figures: dict[str, dict[str, float | None]]) -> list[dict]:
         if all(budget.figure not in figures.get(tree, {}) for tree in TREES):
             continue
 
-        def ratio(tree: str) -> float | None:
-            over = figures[tree].get("build cold") if budget.of == "cold build" else seconds["reference"]
-            return seconds[tree] / over if seconds[tree] is not None and over else None
-
-        row = {"figure": budget.figure, **seconds, "ratio": ratio("current"), "budget": budget.limit, "of": budget.of,
-               "reference_ratio": ratio("reference") if budget.of == "cold build" else None}
+        row = {"figure": budget.figure, **seconds, "ratio": ratio(figures, budget, "current"), "budget": budget.limit, "of": budget.of,
+               "reference_ratio": ratio(figures, budget, "reference") if budget.of == "cold build" else None}
         if row["ratio"] is None:
             row["verdict"] = "failed"
         else:
