@@ -199,8 +199,8 @@ def prompt_rows(prompt_ids: list[list[int]], max_len: int, max_new_tokens: int, 
     return rows, lengths
 
 
-def _batch_bucket(n: int) -> int:
-    """The next power of two: batches of 3 and 4 prompts run the same program."""
+def batch_bucket(n: int) -> int:
+    """The next power of two (at least 1): batches of 3 and 4 rows run the same program."""
     return 1 << max(0, n - 1).bit_length()
 
 
@@ -241,7 +241,7 @@ def continue_ids(
     new token ids of each, up to and with `[END]` if the model wrote it."""
     rows, lengths = prompt_rows(prompt_ids, model.config.max_len, max_new_tokens, names)
     n = len(prompt_ids)
-    size = _batch_bucket(n)
+    size = batch_bucket(n)
     rows = np.concatenate([rows, np.repeat(rows[:1], size - n, axis=0)])
     lengths = np.concatenate([lengths, np.repeat(lengths[:1], size - n)])
     graphdef, state = nnx.split(model)

@@ -147,6 +147,23 @@ def fused_masked_prediction_step(state, key, step, tokens, segments, *,
 STEPS_PER_CALL = 20
 
 
+# --8<-- [start:steps_in_one_loop]
+def steps_in_one_loop(step, state, count, stack_size):
+    """`state, loss, accuracy = step(i, state)` for i < `count`, as one
+    `jax.lax.fori_loop`. Returns the state and each step's loss and accuracy
+    (stack_size,), NaN for the steps not run."""
+    def one_step(i, carry):
+        state, losses, accuracies = carry
+        state, loss, accuracy = step(i, state)
+        return state, losses.at[i].set(loss), accuracies.at[i].set(accuracy)
+
+    unused = jnp.full(stack_size, jnp.nan, jnp.float32)
+    state, losses, accuracies = jax.lax.fori_loop(
+        0, count, one_step, (state, unused, unused))
+    return state, (losses, accuracies)
+# --8<-- [end:steps_in_one_loop]
+
+
 # --8<-- [start:masked_prediction_steps]
 @functools.partial(
     jax.jit,
@@ -163,18 +180,13 @@ def masked_prediction_steps(state, key, first_step, tokens, segments, count, *,
     `count` is a value, not a shape: a run's last, shorter call runs the same
     program. Returns the new state and each step's loss and accuracy (S,).
     """
-    def one_step(i, carry):
-        state, losses, accuracies = carry
+    def one_step(i, state):
         # the step's function, traced into this program
-        state, loss, accuracy = fused_masked_prediction_step.__wrapped__(
+        return fused_masked_prediction_step.__wrapped__(
             state, key, first_step + i, tokens[i], segments[i], graphdef=graphdef,
             vocab_size=vocab_size, rate=rate, max_predictions=max_predictions)
-        return state, losses.at[i].set(loss), accuracies.at[i].set(accuracy)
 
-    unused = jnp.full(tokens.shape[0], jnp.nan, jnp.float32)
-    state, losses, accuracies = jax.lax.fori_loop(
-        0, count, one_step, (state, unused, unused))
-    return state, (losses, accuracies)
+    return steps_in_one_loop(one_step, state, count, tokens.shape[0])
 # --8<-- [end:masked_prediction_steps]
 
 
@@ -373,17 +385,12 @@ def loop_over_batches(update, graphdef, state, count, batches):
     state. `count` is a value, not a shape: a run's last, shorter call runs the
     same program, and the stack's unused batches cost nothing. Returns the new
     state and each step's loss and accuracy (S,)."""
-    def one_step(i, carry):
-        state, losses, accuracies = carry
+    def one_step(i, state):
         model, optimizer = nnx.merge(graphdef, state)
         loss, accuracy = update(model, optimizer, *(b[i] for b in batches))
-        return (nnx.state((model, optimizer)), losses.at[i].set(loss),
-                accuracies.at[i].set(accuracy))
+        return nnx.state((model, optimizer)), loss, accuracy
 
-    unused = jnp.full(batches[0].shape[0], jnp.nan, jnp.float32)
-    state, losses, accuracies = jax.lax.fori_loop(
-        0, count, one_step, (state, unused, unused))
-    return state, (losses, accuracies)
+    return steps_in_one_loop(one_step, state, count, batches[0].shape[0])
 # --8<-- [end:loop_over_batches]
 
 
