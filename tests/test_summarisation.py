@@ -93,6 +93,7 @@ def test_the_measured_summaries_word_overlap_is_high_while_most_state_a_false_fa
     smallest = [r for r in result["rows"] if r["n_examples"] == result["sizes"][0]]
     for big, small in zip(largest, smallest):  # more examples, more summaries right
         assert big["week_right"] > small["week_right"] and big["rouge_l"] > small["rouge_l"]
+    assert all(r["faults"]["wrong person"] > 0.9 for r in largest)  # neither copies a name it never wrote
     for t in result["transcripts"]:  # the transcripts' verdicts are the fact check's
         for mode in MODES:
             assert check_summary(next(d for d in diaries.diaries("held_out", 128) if d.text == t["diary"]),

@@ -95,12 +95,11 @@ def _summarisation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rate
             runs = [search[best]] + [tuned(mode, n, seed, best) for seed in seeds[1:]]
             scores = [score_summaries(summarise(a, test), test) for a in runs]
             chosen[mode, n] = search[best]
-            mean = lambda key: float(np.mean([s[key] for s in scores]))  # noqa: E731
             rows.append({
                 "mode": mode, "n_examples": n, "learning_rate": best,
-                "rouge_l": mean("rouge_l"), "rouge_l_std": float(np.std([s["rouge_l"] for s in scores])),
-                "week_right": mean("week_right"), "week_right_std": float(np.std([s["week_right"] for s in scores])),
-                "correct": mean("correct"),
+                **{key: float(np.mean([s[key] for s in scores])) for key in ("rouge_l", "week_right", "correct")},
+                "rouge_l_std": float(np.std([s["rouge_l"] for s in scores])),
+                "week_right_std": float(np.std([s["week_right"] for s in scores])),
                 "faults": {f: float(np.mean([s["faults"][f] for s in scores])) for f in diaries.FAULTS},
                 "week_right_by_days": {k: float(np.mean([s["week_right_by_days"][k] for s in scores])) for k in scores[0]["week_right_by_days"]},
                 "seconds": time.perf_counter() - began,
