@@ -13,7 +13,7 @@ def test_each_fact_is_asked_both_ways_with_the_answer_in_the_notes_words():
     assert len(questions) == len(condition_splits()["held_out"]) * sum(map(len, clinic.QUESTIONS.values()))
     fever = [q for q in clinic_questions(next(s for s, c in condition_splits().items() if "fever" in c)) if "fever" in q.prompt
              or "paracetamol" in q.prompt]
-    assert {(q.prompt, q.response) for q in fever} >= {("what does the clinic give for a fever?", "they get paracetamol."),
+    assert {(q.prompt, q.response) for q in fever} >= {("what do you take for a fever?", "they get paracetamol."),
                                                        ("what is paracetamol for?", "it helps against a fever.")}
 
 

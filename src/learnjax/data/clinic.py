@@ -79,10 +79,11 @@ def clinic_cloze(per_condition: int = 4, seed: int = 1) -> list[Cloze]:
 
 # Each fact asked both ways, in several phrasings: the treatment for a condition
 # ("treatment" facts) and the condition a treatment is for ("use" facts). The
-# answer follows the words it follows in the notes ("get", "helps against").
+# answer follows the words it follows in the notes ("get", "helps against");
+# every word is one the general corpus or the notes have (none unknown).
 QUESTIONS = {
-    "treatment": ("what does the clinic give for {a_entity}?", "what helps against {a_entity}?", "what do patients with {a_entity} get?"),
-    "use": ("what is {entity} for?", "what does {entity} help against?", "when does the clinic give {entity}?"),
+    "treatment": ("what do you take for {a_entity}?", "what helps against {a_entity}?", "what do patients with {a_entity} get?"),
+    "use": ("what is {entity} for?", "what is {entity} good for?", "when do you need {entity}?"),
 }
 HELD_OUT_CONDITIONS, DEV_CONDITIONS = 3, 2
 
