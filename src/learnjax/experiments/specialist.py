@@ -3,8 +3,11 @@ on a clinic's notes (`learnjax.data.clinic`), then instruction tuning
 (`learnjax.training.instruction_tuning`); against the general foundation,
 instruction-tuned on the same examples.
 
-Both start from the assistant's foundation (`instruction_tuning.ASSISTANT_RECIPE`)
-and share one vocabulary: the specialist's, grown by the clinic's words while
+Both start from the assistant's foundation (`instruction_tuning.ASSISTANT_RECIPE`:
+the generative foundation whose corpus holds question-and-answer text, from
+which tuning can surface what pre-training stored; from the plain one, tuning
+on so few questions teaches their answers by heart instead) and share one
+vocabulary: the specialist's, grown by the clinic's words while
 it read the notes; the general model gets the same new words as fresh rows
 (`pretraining.with_vocabulary`). Both are tuned on questions about the `train`
 conditions, with questions about the world's train entities mixed in (the
