@@ -51,3 +51,20 @@ def test_every_activity_and_colour_of_the_lexicon_is_a_fact_of_the_world():
     assert {a.thing for a in spanish.ACTIVITIES} == set(spanish.THINGS)
     assert {a.verb.base for a in spanish.ACTIVITIES} <= set(spanish.VERBS)
     assert set(spanish.COLOURED) <= {thing for thing, _ in spanish.world.COLOURS}
+
+
+def test_the_bilingual_corpus_says_each_statement_in_one_language_only():
+    texts = spanish.monolingual_texts(2000)
+    assert len(texts) == 2000 and spanish.parallel_pairs(texts) == []
+    said = {s: (spanish.english(s) in texts, spanish.spanish(s) in texts) for s in spanish.all_statements()}
+    assert 0.3 < sum(en for en, _ in said.values()) / len(said) < 0.5 and 0.3 < sum(es for _, es in said.values()) / len(said) < 0.5
+    # Planted: one translated pair among the texts is found.
+    statement = next(s for s, (en, _) in said.items() if en)
+    assert spanish.parallel_pairs([*texts, spanish.spanish(statement)]) == [(spanish.english(statement), spanish.spanish(statement))]
+
+
+def test_every_statement_is_written_in_both_languages_and_no_two_alike():
+    statements = spanish.all_statements()
+    for write in (spanish.english, spanish.spanish):
+        texts = [write(s) for s in statements]
+        assert len(set(texts)) == len(texts)  # one text per statement: a translation is one answer

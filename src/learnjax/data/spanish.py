@@ -124,3 +124,33 @@ def spanish(s: Statement) -> str:
     verb = VERBS[activity.verb.base][2 * s.past + many]
     place, gender = PLACES[activity.place]
     return f"{subject} {verb} {THINGS[activity.thing]} en {ARTICLES[gender, False]} {place}."
+
+
+def all_statements() -> list[Statement]:
+    """Every statement the lexicon can write: each subject at each place, each
+    coloured thing, one or many, in both tenses."""
+    subjects = [name for name, _ in world.NAMES] + list(RELATIVES)
+    return ([Statement(who, a.place, past) for who in subjects for a in ACTIVITIES for past in (False, True)]
+            + [Statement("", thing, past, many) for thing in COLOURED for past in (False, True) for many in (False, True)])
+
+
+def monolingual_texts(n: int, seed: int = 0) -> list[str]:
+    """`n` texts about the world, half English, half Spanish, shuffled, with no
+    statement said in both languages: the English half and the Spanish half
+    are drawn from disjoint statements, so the corpus holds no translated pair."""
+    import random
+
+    rng = random.Random(seed)
+    pool = all_statements()
+    rng.shuffle(pool)
+    said_in = {"english": pool[: len(pool) // 2], "spanish": pool[len(pool) // 2 :]}
+    texts = [english(rng.choice(said_in["english"])) for _ in range(n // 2)] + [spanish(rng.choice(said_in["spanish"])) for _ in range(n - n // 2)]
+    rng.shuffle(texts)
+    return texts
+
+
+def parallel_pairs(texts: list[str]) -> list[tuple[str, str]]:
+    """The (English, Spanish) translations of one statement that are both among
+    `texts`: none in a monolingual corpus."""
+    present = set(texts)
+    return [(english(s), spanish(s)) for s in all_statements() if english(s) in present and spanish(s) in present]
