@@ -8,7 +8,8 @@ import pytest
 from flax import nnx
 
 from learnjax.cli import main
-from learnjax.experiments.domain_specialization import TREATMENTS, clinic_cloze, clinic_notes, domain_specialization, domain_table
+from learnjax.data.clinic import TREATMENTS, clinic_cloze, clinic_notes
+from learnjax.experiments.domain_specialization import domain_specialization, domain_table
 from learnjax.training.pretraining import Foundation, PretrainRecipe, pretrain, with_vocabulary
 
 GENERAL = ["the doctor works at the hospital.", "the nurse drives to the hospital.", "my aunt drinks coffee at the café."] * 20

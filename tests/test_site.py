@@ -180,7 +180,8 @@ def test_navigation_is_in_diataxis_order():
     assert [next(iter(entry)) for entry in nav] == ["Home", "Learn", "Under the hood", "Notebooks", "How-to", "Reference"]
     learn = next(entry["Learn"] for entry in nav if "Learn" in entry)
     assert [next(iter(page.values())) for page in learn] == [
-        "supervised-learning.md", "self-supervised-learning.md", "pre-training.md", "fine-tuning.md", "summary.md",
+        "supervised-learning.md", "self-supervised-learning.md", "pre-training.md", "fine-tuning.md",
+        "fine-tuning-other-tasks.md", "summary.md",
         "limitations.md",
     ]
 

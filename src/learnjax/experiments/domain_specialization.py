@@ -3,7 +3,7 @@ domain's text (a small clinic's notes), and what it costs in general knowledge.
 
 A general model has never read how a clinic treats a fever or a fracture; most
 of the words for it are not even in its vocabulary. Continued pre-training
-(`learnjax.training.pretraining.pretrain` with `init`) reads the clinic's notes: the
+(`learnjax.training.pretraining.pretrain` with `init`) reads the clinic's notes (`learnjax.data.clinic`): the
 new words join the vocabulary after the old ones (whose ids stay), and the
 model learns them in context. The experiment measures cloze accuracy on
 held-out clinic sentences (which treatment goes with which condition) and on
@@ -15,67 +15,11 @@ embeddings only).
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
+from learnjax.data.clinic import clinic_cloze, clinic_notes
 from learnjax.data.corpus import Cloze
 from learnjax.storage.cache import cached_json
-
-# The clinic's regularity: each condition has its treatment.
-TREATMENTS = {
-    "fever": "paracetamol",
-    "infection": "antibiotics",
-    "fracture": "plaster",
-    "cut": "stitches",
-    "allergy": "antihistamines",
-    "cough": "syrup",
-    "burn": "ointment",
-    "migraine": "painkillers",
-}
-PATIENTS = ("Anna", "Tom", "Omar", "Yuki", "Diego", "Grace", "Ravi", "Lucy", "Ben", "Sara", "the patient", "a child", "an old man")
-STAFF = ("the doctor", "the nurse", "the pharmacist", "the clinic")
-
-# Frames of the clinic's notes, and held-out frames that only the cloze sentences use.
-NOTE_FRAMES = (
-    "{staff} gave {patient} {treatment} for the {condition}.",
-    "for {a_condition}, {staff} usually brings {treatment}.",
-    "{patient} has {a_condition}, so {staff} hands over {treatment}.",
-    "patients with {a_condition} get {treatment} at the clinic.",
-    "{treatment} helps against {a_condition}, says {staff}.",
-    "today {patient} came in with {a_condition} and went home with {treatment}.",
-)
-CLOZE_FRAMES = (
-    "with {a_condition}, {patient} went home with [MASK].",
-    "for the {condition}, {staff} gave {patient} [MASK].",
-)
-
-
-def _filled(frame: str, rng: random.Random, condition: str) -> str:
-    article = "an" if condition[0] in "aeiou" else "a"
-    text = frame.format(staff=rng.choice(STAFF), patient=rng.choice(PATIENTS), condition=condition, a_condition=f"{article} {condition}",
-                        treatment=TREATMENTS[condition])
-    return text[0].upper() + text[1:]
-
-
-def clinic_notes(n: int = 1500, seed: int = 0) -> list[str]:
-    """`n` notes of a small clinic, in `NOTE_FRAMES`, drawn with `seed`."""
-    rng = random.Random(seed)
-    notes = []
-    for _ in range(n):
-        condition = rng.choice(sorted(TREATMENTS))
-        notes.append(_filled(rng.choice(NOTE_FRAMES), rng, condition))
-    return notes
-
-
-def clinic_cloze(per_condition: int = 4, seed: int = 1) -> list[Cloze]:
-    """Held-out cloze sentences: frames the notes never use, the treatment hidden."""
-    rng = random.Random(seed)
-    items = []
-    for condition, treatment in sorted(TREATMENTS.items()):
-        for i in range(per_condition):
-            items.append(Cloze(_filled(CLOZE_FRAMES[i % len(CLOZE_FRAMES)], rng, condition), treatment,
-                               "which treatment the clinic gives for a condition"))
-    return items
 
 
 @dataclass(frozen=True)
