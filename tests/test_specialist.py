@@ -64,8 +64,8 @@ def test_the_specialist_answers_what_only_the_notes_taught_and_the_general_assis
     assert max(general["held_out_contains_by_seed"]) <= 0.1 and max(general["dev_contains"].values()) <= 0.1, general
     assert general["trained_contains"] >= 0.9 and general["world_contains"] >= 0.5  # a working assistant, not a broken one
     # Every word of every clinic question and answer is one both models have.
-    from learnjax.storage.cache import foundation_model
     from learnjax.training.instruction_tuning import ASSISTANT_RECIPE
+    from learnjax.training.pretraining import foundation_model
 
     vocabulary = set(foundation_model(ASSISTANT_RECIPE).tokenizer.vocab) | set(result["new_words"])
     said = " ".join(f"{q.prompt} {q.response}" for split in ("train", "dev", "held_out") for q in clinic_questions(split))

@@ -43,9 +43,8 @@ def foundations() -> dict:
     import time
 
     from learnjax.experiments.domain_specialization import DomainSettings
-    from learnjax.storage.cache import foundation_model
     from learnjax.training.instruction_tuning import ASSISTANT_RECIPE
-    from learnjax.training.pretraining import Foundation, PretrainRecipe, pretrain, with_vocabulary
+    from learnjax.training.pretraining import Foundation, PretrainRecipe, foundation_model, pretrain, with_vocabulary
 
     general = foundation_model(ASSISTANT_RECIPE)
     s = DomainSettings()
@@ -106,7 +105,7 @@ def _specialist(seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> di
     shown = test[:: len(clinic.QUESTIONS["treatment"])]  # one phrasing of each held-out fact
     answers = {model: ask(chosen[model], shown) for model in MODELS}
     transcripts = [{"question": e.prompt, "expected": e.response,
-                    **{m: {"answer": answers[m][i], "right": e.fact.answer in answers[m][i].replace(".", " ").split()} for m in MODELS}}
+                    **{m: {"answer": answers[m][i], "right": e.fact is not None and e.fact.answer in answers[m][i].replace(".", " ").split()} for m in MODELS}}
                    for i, e in enumerate(shown)]
     return {
         "rows": rows, "transcripts": transcripts, "seeds": list(seeds), "learning_rates": list(learning_rates),

@@ -24,8 +24,7 @@ DEV_DIARIES, TEST_DIARIES = 64, 128
 
 def general_foundation():
     """The generative foundation model (`pretraining.NEXT_WORD_RECIPE`)."""
-    from learnjax.storage.cache import foundation_model
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.pretraining import NEXT_WORD_RECIPE, foundation_model
 
     return foundation_model(NEXT_WORD_RECIPE)
 
