@@ -69,6 +69,12 @@ The file needs a header (CSV/TSV) or keys (JSON Lines) named text and label.""",
   learnjax experiment label-efficiency
   learnjax experiment label-efficiency --json
   learnjax experiment generation""",
+    "export": """examples:
+  learnjax export --model mine/ --out web/
+  learnjax export --model spam-filter/ --out web/ --name spam --json
+
+Writes NAME.json (the model's kind, configuration and tokenizer) and NAME.bin
+(its parameters, little-endian float32) for a web page to run it.""",
     "cache": """examples:
   learnjax cache list
   learnjax cache graph          # what each entry read, and the seconds it took
@@ -535,6 +541,18 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         print(f"\n{took}.")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from learnjax.storage.export import export_directory
+
+    manifest = export_directory(args.model, args.out, name=args.name)
+    weights = manifest.with_suffix(".bin")
+    result = {"manifest": str(manifest), "weights": str(weights), "bytes": manifest.stat().st_size + weights.stat().st_size}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"exported {args.model} to {manifest} and {weights} ({_megabytes(result['bytes'])})")
+
+
 def _megabytes(n_bytes: int) -> str:
     return f"{n_bytes / 1e6:.1f} MB"
 
@@ -704,6 +722,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(commands, "experiment", "Run a measured experiment of the site and print its table.", cmd_experiment)
     p.add_argument("name", choices=list(EXPERIMENTS), help="; ".join(f"{name}: {what}" for name, what in EXPERIMENTS.items()))
+
+    p = command(commands, "export", "Write a saved model as a web page runs it: a JSON manifest and a float32 binary.", cmd_export)
+    p.add_argument("--model", required=True, type=Path, help="a saved model directory (pretrain or finetune --out)")
+    p.add_argument("--out", required=True, type=Path, help="folder to write NAME.json and NAME.bin to (made if missing)")
+    p.add_argument("--name", help="the files' name (default: the model's kind, e.g. masked_lm)")
 
     p = commands.add_parser("cache", help="List, graph or prune the cache of models and measurements ($LEARNJAX_CACHE).",
                             description="List, graph or prune the cache of models and measurements ($LEARNJAX_CACHE, else ~/.cache/learnjax).",
