@@ -1,0 +1,131 @@
+// Widgets that let a reader try the site's models: fill in a [MASK], or write a
+// continuation. Each is an element `<div class="learnjax-live" data-widget=...
+// data-model=... data-preset=...>` on a page; this script builds its controls.
+// Everything the reader types, and everything the model writes, is shown as
+// text (textContent), never parsed as HTML.
+
+import { loadModel } from "./learnjax-model.js";
+
+const MODELS = new URL("../models/", import.meta.url); // written there by the build (docs/overrides/hooks/live_models.py)
+const loaded = new Map();
+
+/** The exported model `name`, fetched once per page. */
+export function model(name) {
+  if (!loaded.has(name)) loaded.set(name, loadModel(new URL(`${name}.json`, MODELS).href));
+  return loaded.get(name);
+}
+
+let counter = 0;
+
+function element(tag, properties = {}, children = []) {
+  const node = Object.assign(document.createElement(tag), properties);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+/** A labelled control: the label names it for a screen reader and focuses it when clicked. */
+function labelled(text, control) {
+  control.id = `learnjax-live-${++counter}`;
+  return element("div", { className: "learnjax-live__field" }, [element("label", { htmlFor: control.id, textContent: text }), control]);
+}
+
+/** A range input with its value shown beside it (and announced through aria-valuetext). */
+function slider(text, { min, max, step, value, describe }) {
+  const input = element("input", { type: "range", min, max, step, value });
+  const shown = element("output", { className: "learnjax-live__value" });
+  const update = () => {
+    shown.textContent = describe(Number(input.value));
+    input.setAttribute("aria-valuetext", shown.textContent);
+  };
+  input.addEventListener("input", update);
+  update();
+  const field = labelled(text, input);
+  field.append(shown);
+  return { field, input };
+}
+
+function status(widget) {
+  return element("p", { className: "learnjax-live__status", role: "status" });
+}
+
+/** Shows the tokens the model read ([UNK] for a word it never saw) and a note when the text was cut. */
+function showReading(into, tokens, cut, total, maxWords) {
+  into.append(element("p", { className: "learnjax-live__tokens", textContent: `Read as: ${tokens.join(" ")}` }));
+  if (cut) {
+    into.append(element("p", { className: "learnjax-live__note",
+      textContent: `Your text has ${total} tokens; the model reads at most ${maxWords} here, so the rest was cut.` }));
+  }
+}
+
+function fillMaskWidget(root) {
+  const input = element("input", { type: "text", value: root.dataset.preset || "", autocomplete: "off", spellcheck: false });
+  const button = element("button", { type: "submit", className: "md-button", textContent: "Fill in the [MASK]" });
+  const said = status(root);
+  const results = element("div", { className: "learnjax-live__results", ariaLive: "polite" });
+  const form = element("form", { className: "learnjax-live__form" }, [labelled("A sentence with [MASK] where a word is hidden", input), button]);
+  root.replaceChildren(form, said, results);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    said.textContent = "Loading the model…";
+    try {
+      const m = await model(root.dataset.model);
+      const answer = m.fillMask(input.value, 5);
+      results.replaceChildren();
+      showReading(results, answer.tokens, answer.cut, answer.total, m.config.max_len - 1);
+      if (answer.masks !== 1) {
+        said.textContent = `Write exactly one [MASK] (found ${answer.masks}${answer.cut ? " in what was read" : ""}).`;
+        return;
+      }
+      const list = element("ol", { className: "learnjax-live__predictions" });
+      for (const { word, probability } of answer.predictions) {
+        list.append(element("li", { textContent: `${word}: ${(100 * probability).toFixed(1)}%` }));
+      }
+      results.append(element("p", { textContent: "The model's five likeliest words:" }), list);
+      said.textContent = `First: ${answer.predictions[0].word}.`;
+    } catch (error) {
+      said.textContent = `The model could not run: ${error.message}`;
+    }
+  });
+}
+
+function writeWidget(root) {
+  const input = element("input", { type: "text", value: root.dataset.preset || "", autocomplete: "off", spellcheck: false });
+  const temperature = slider("Temperature", { min: 0, max: 2, step: 0.1, value: 0,
+    describe: (t) => (t === 0 ? "0 (greedy: always the likeliest word)" : t.toFixed(1)) });
+  const topK = slider("Top-k", { min: 0, max: 50, step: 1, value: 0,
+    describe: (k) => (k === 0 ? "0 (no limit)" : `the ${k} likeliest`) });
+  const button = element("button", { type: "submit", className: "md-button", textContent: "Write" });
+  const said = status(root);
+  const results = element("div", { className: "learnjax-live__results", ariaLive: "polite" });
+  const form = element("form", { className: "learnjax-live__form" },
+    [labelled("A prompt for the model to continue", input), temperature.field, topK.field, button]);
+  root.replaceChildren(form, said, results);
+  let seed = 0;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    said.textContent = "Loading the model…";
+    try {
+      const m = await model(root.dataset.model);
+      const t = Number(temperature.input.value);
+      const written = m.write(input.value, { maxNewTokens: 16, temperature: t, topK: Number(topK.input.value), seed: t > 0 ? ++seed : 0 });
+      results.replaceChildren();
+      showReading(results, written.promptTokens, written.cut, written.total, m.config.max_len - 2);
+      const text = element("p", { className: "learnjax-live__written" }, [
+        element("span", { className: "learnjax-live__prompt", textContent: input.value }), " ",
+        element("strong", { textContent: written.text }),
+      ]);
+      results.append(text);
+      const ending = written.ended ? "it ended the text" : written.contextFull ? "the context is full" : "it reached 16 tokens";
+      said.textContent = `Wrote ${written.tokens.length} tokens (${ending}), ${written.millisecondsPerToken.toFixed(1)} ms per token.`;
+    } catch (error) {
+      said.textContent = `The model could not run: ${error.message}`;
+    }
+  });
+}
+
+const WIDGETS = { "fill-mask": fillMaskWidget, write: writeWidget };
+
+for (const root of document.querySelectorAll(".learnjax-live[data-widget]")) {
+  const build = WIDGETS[root.dataset.widget];
+  if (build) build(root);
+}
