@@ -59,7 +59,7 @@ function showReading(into, tokens, cut, total, maxWords) {
 
 function fillMaskWidget(root) {
   const input = element("input", { type: "text", value: root.dataset.preset || "", autocomplete: "off", spellcheck: false });
-  const button = element("button", { type: "submit", className: "md-button", textContent: "Fill in the [MASK]" });
+  const button = element("button", { type: "submit", className: "learnjax-live__button", textContent: "Fill in the [MASK]" });
   const said = status(root);
   const results = element("div", { className: "learnjax-live__results", ariaLive: "polite" });
   const form = element("form", { className: "learnjax-live__form" }, [labelled("A sentence with [MASK] where a word is hidden", input), button]);
@@ -94,7 +94,7 @@ function writeWidget(root) {
     describe: (t) => (t === 0 ? "0 (greedy: always the likeliest word)" : t.toFixed(1)) });
   const topK = slider("Top-k", { min: 0, max: 50, step: 1, value: 0,
     describe: (k) => (k === 0 ? "0 (no limit)" : `the ${k} likeliest`) });
-  const button = element("button", { type: "submit", className: "md-button", textContent: "Write" });
+  const button = element("button", { type: "submit", className: "learnjax-live__button", textContent: "Write" });
   const said = status(root);
   const results = element("div", { className: "learnjax-live__results", ariaLive: "polite" });
   const form = element("form", { className: "learnjax-live__form" },
