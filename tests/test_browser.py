@@ -786,12 +786,63 @@ def test_the_fill_mask_widget_finds_the_library_s_word_for_the_café_sentence(vi
     print(f"\ncafé sentence in the browser: {', '.join(f'{w} {p}%' for w, p in shown)}")
 
 
+_ATTENTION_JS = """async ({module, manifest, texts}) => {
+  const {loadModel} = await import(module);
+  const model = await loadModel(manifest);
+  return texts.map(text => {
+    const {ids} = model.read(text, {masks: true});
+    return {ids, layers: model.attention(ids)};
+  });
+}"""
+ATTENTION_TEXTS = [CAFE_MASK, "Every day the baker drives to the [MASK].", "My friends like the blue sky."]
+
+
+def test_the_browser_s_attention_weights_equal_the_library_s(visit, site_url, masked):
+    import numpy as np
+
+    from learnjax.site.model_figures import attention_of
+
+    page = visit("pre-training/").page
+    rows = page.evaluate(_ATTENTION_JS, {**_urls(site_url, "masked"), "texts": ATTENTION_TEXTS})
+    worst = 0.0
+    for text, row in zip(ATTENTION_TEXTS, rows):
+        words, layers = attention_of(masked, text)
+        assert [masked.tokenizer.vocab[i] for i in row["ids"]] == words, text
+        got = np.asarray(row["layers"])  # (layers, heads, tokens, tokens)
+        assert got.shape == np.shape(layers)
+        worst = max(worst, float(np.abs(got - np.asarray(layers)).max()))
+    print(f"\nattention: {len(ATTENTION_TEXTS)} sentences, largest difference from the library's weights {worst:.2e}")
+    assert worst < TOLERANCE
+
+
+def test_the_attention_widget_draws_the_chosen_layer_and_head_from_the_keyboard(visit, masked):
+    import numpy as np
+
+    from learnjax.site.model_figures import attention_of
+
+    page = visit("pre-training/").page
+    widget = page.locator('.learnjax-live[data-widget="attention"]')
+    layer, head = widget.get_by_label("Layer"), widget.get_by_label("Head")
+    layer.focus()
+    page.keyboard.press("ArrowDown")  # the keyboard alone picks layer 2, then head 2
+    head.focus()
+    page.keyboard.press("ArrowDown")
+    caption = widget.locator("caption")
+    assert caption.inner_text().startswith("Layer 2, head 2:")
+    words, layers = attention_of(masked, CAFE_MASK)
+    assert widget.locator("thead th").all_inner_texts() == words
+    cells = widget.locator("tbody td")
+    shown = np.array([float(w) for w in cells.evaluate_all("cells => cells.map(c => c.dataset.weight)")]).reshape(len(words), -1)
+    assert np.abs(shown - layers[1][1]).max() < TOLERANCE
+    assert cells.all_inner_texts() == [f"{100 * w:.0f}" for w in shown.ravel()]
+
+
 def test_what_the_reader_types_is_shown_as_text_and_runs_nothing(visit):
     page = visit("pre-training/").page
     field = page.get_by_label("A prompt for the model to continue")
     field.fill(XSS)
     field.press("Enter")
-    widget = page.locator(".learnjax-live")
+    widget = page.locator('.learnjax-live[data-widget="write"]')
     page.locator(".learnjax-live__written").wait_for()
     assert XSS in widget.locator(".learnjax-live__prompt").inner_text()
     assert widget.locator("img").count() == 0

@@ -123,7 +123,90 @@ function writeWidget(root) {
   });
 }
 
-const WIDGETS = { "fill-mask": fillMaskWidget, write: writeWidget };
+/** A background from white (weight 0) to dark blue (weight 1), and the text colour that reads on it. */
+function shade(weight) {
+  const mix = (from, to) => Math.round(from + (to - from) * weight);
+  const rgb = [mix(255, 8), mix(255, 48), mix(255, 107)];
+  const linear = rgb.map((c) => ((c /= 255) <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+  const luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2];
+  // Black or white, whichever contrasts more: never less than 4.5:1 on any shade.
+  const text = (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) ? "#000" : "#fff";
+  return { background: `rgb(${rgb.join(",")})`, color: text };
+}
+
+/** A table of one head's weights: a row per looking token, a column per token looked at, each cell in percent. */
+function attentionTable(tokens, weights, layer, head) {
+  const table = element("table", { className: "learnjax-live__attention" });
+  table.append(element("caption", { textContent: `Layer ${layer + 1}, head ${head + 1}: the percentage of its attention each token (row) gives to each token (column); each row adds up to 100.` }));
+  const header = element("tr", {}, [element("td")]);
+  for (const token of tokens) header.append(element("th", { scope: "col", textContent: token }));
+  table.append(element("thead", {}, [header]));
+  const body = element("tbody");
+  tokens.forEach((token, row) => {
+    const cells = [element("th", { scope: "row", textContent: token })];
+    weights[row].forEach((weight, column) => {
+      const cell = element("td", { textContent: (100 * weight).toFixed(0) });
+      Object.assign(cell.style, shade(weight));
+      cell.dataset.weight = String(weight);
+      cell.title = `${token} → ${tokens[column]}: ${(100 * weight).toFixed(1)}%`;
+      cells.push(cell);
+    });
+    body.append(element("tr", {}, cells));
+  });
+  table.append(body);
+  return table;
+}
+
+/** Choices 1..count in a labelled select. */
+function choice(text, count) {
+  const select = element("select");
+  for (let i = 0; i < count; i++) select.append(element("option", { value: String(i), textContent: String(i + 1) }));
+  return { field: labelled(text, select), select };
+}
+
+function attentionWidget(root) {
+  const input = element("input", { type: "text", value: root.dataset.preset || "", autocomplete: "off", spellcheck: false });
+  const button = element("button", { type: "submit", className: "learnjax-live__button", textContent: "Show the attention" });
+  const said = status(root);
+  const results = element("div", { className: "learnjax-live__results", ariaLive: "polite" });
+  const form = element("form", { className: "learnjax-live__form" }, [labelled("A sentence to look inside", input), button]);
+  const selectors = element("div", { className: "learnjax-live__selectors" });
+  const heatmap = element("div", { className: "learnjax-live__scroll" });
+  root.replaceChildren(form, selectors, said, results, heatmap);
+  let shown = null; // the tokens and every layer's and head's weights of the last sentence
+  let layer = null;
+  let head = null;
+  const draw = () => heatmap.replaceChildren(attentionTable(shown.tokens, shown.layers[layer.select.value][head.select.value],
+    Number(layer.select.value), Number(head.select.value)));
+  const run = async () => {
+    said.textContent = "Loading the model…";
+    try {
+      const m = await model(root.dataset.model);
+      if (!layer) {
+        layer = choice("Layer", m.config.n_layers);
+        head = choice("Head", m.config.n_heads);
+        selectors.replaceChildren(layer.field, head.field);
+        for (const select of [layer.select, head.select]) select.addEventListener("change", () => shown && draw());
+      }
+      const { ids, cut, total } = m.read(input.value, { masks: true });
+      const tokens = ["[CLS]", ...ids.slice(1).map((id) => m.tokenizer.vocab[id])];
+      shown = { tokens, layers: m.attention(ids) };
+      results.replaceChildren();
+      showReading(results, tokens.slice(1), cut, total, m.config.max_len - 1);
+      draw();
+      said.textContent = `Attention over ${tokens.length} tokens: pick a layer and a head.`;
+    } catch (error) {
+      said.textContent = `The model could not run: ${error.message}`;
+    }
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run();
+  });
+  run();
+}
+
+const WIDGETS = { "fill-mask": fillMaskWidget, write: writeWidget, attention: attentionWidget };
 
 for (const root of document.querySelectorAll(".learnjax-live[data-widget]")) {
   const build = WIDGETS[root.dataset.widget];
