@@ -11,7 +11,7 @@ from learnjax.models.transformer import EncoderClassifier, EncoderConfig, Masked
 from learnjax.storage import checkpoints
 from learnjax.storage.export import ExportError, export_directory, read_export
 from learnjax.text.subword import SubwordTokenizer
-from learnjax.text.tokenizer import SPECIAL_TOKENS, Tokenizer
+from learnjax.text.tokenizer import CLS_ID, SPECIAL_TOKENS, Tokenizer
 
 TEXTS = ["today i went to the café and drank coffee .", "the nurse checks the chart ."]
 
@@ -98,3 +98,13 @@ def test_a_classifier_without_labels_is_refused(tmp_path):
     with pytest.raises(ExportError) as error:
         export_directory(directory, tmp_path / "web")
     assert "only" in _one_line_error(error)
+
+
+@pytest.mark.parametrize("kind, metadata", [("masked_lm", None), ("classifier", {"labels": ["ham", "spam", "other"]})])
+def test_an_export_read_back_is_the_same_model_for_jax(tmp_path, kind, metadata):
+    from learnjax.storage.export import model_from_export
+
+    model, tokenizer, directory = _saved(tmp_path, kind, metadata=metadata)
+    rebuilt = model_from_export(*read_export(export_directory(directory, tmp_path / "web")))
+    tokens = np.array([[CLS_ID, *tokenizer.encode(TEXTS[0])][:8]])
+    np.testing.assert_array_equal(np.asarray(rebuilt(tokens)), np.asarray(model(tokens)))

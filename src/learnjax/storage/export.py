@@ -22,6 +22,7 @@ import json
 import os
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -72,19 +73,16 @@ def _gelu() -> str:
     return "tanh" if inspect.signature(nnx.gelu).parameters["approximate"].default else "erf"
 
 
-def export_model(model: nnx.Module, tokenizer: BaseTokenizer, kind: str, out: str | os.PathLike, *,
-                 name: str | None = None, labels: list[str] | None = None) -> Path:
-    """Writes `model` (of a saved `kind`: "masked_lm", "next_word_lm",
-    "classifier" or "assistant") and its tokenizer as `<out>/<name>.json` and
-    `<out>/<name>.bin` (`name`: the kind); returns the manifest's path."""
+def web_model(model: nnx.Module, tokenizer: BaseTokenizer, kind: str, *, name: str | None = None,
+              labels: list[str] | None = None) -> tuple[dict, bytes]:
+    """`model` (of a saved `kind`: "masked_lm", "next_word_lm", "classifier" or
+    "assistant") as a page reads it: the manifest of `<name>.json` and the bytes
+    of `<name>.bin` (`name`: the kind)."""
     if kind not in MODEL_BUILDERS:
         raise ExportError(f"cannot export a {kind!r} model; exportable kinds: {', '.join(MODEL_BUILDERS)}")
     name = name or kind
     if not name or Path(name).name != name or name.startswith("."):
         raise ExportError(f"export name {name!r} must be a plain file name")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"cannot export to {str(out)!r}: it is a file, not a folder")
     config = checkpoints.model_config(model)
     tensors, chunks, offset = {}, [], 0
     for path, array in flat_parameters(model).items():
@@ -107,6 +105,15 @@ def export_model(model: nnx.Module, tokenizer: BaseTokenizer, kind: str, out: st
                     "dtype": "float32", "byte_order": "little"},
         "tensors": tensors,
     }
+    return manifest, weights
+
+
+def write_web_model(manifest: dict, weights: bytes, out: str | os.PathLike) -> Path:
+    """Writes a `web_model` into the folder `out` (made if missing); returns the manifest's path."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"cannot export to {str(out)!r}: it is a file, not a folder")
+    name = Path(manifest["weights"]["file"]).stem
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_bytes(out / f"{name}.bin", weights)
@@ -114,6 +121,13 @@ def export_model(model: nnx.Module, tokenizer: BaseTokenizer, kind: str, out: st
     except OSError as e:
         raise ExportError(f"cannot export to {str(out)!r}: {e.strerror or e}") from None
     return out / f"{name}.json"
+
+
+def export_model(model: nnx.Module, tokenizer: BaseTokenizer, kind: str, out: str | os.PathLike, *,
+                 name: str | None = None, labels: list[str] | None = None) -> Path:
+    """Writes `model` and its tokenizer (`web_model`) as `<out>/<name>.json` and
+    `<out>/<name>.bin`; returns the manifest's path."""
+    return write_web_model(*web_model(model, tokenizer, kind, name=name, labels=labels), out)
 
 
 def export_directory(model_dir: str | os.PathLike, out: str | os.PathLike, *, name: str | None = None) -> Path:
@@ -150,3 +164,21 @@ def read_export(manifest_path: str | os.PathLike) -> tuple[dict, dict[str, np.nd
     arrays = {path: np.frombuffer(weights, "<f4", count=int(np.prod(t["shape"], dtype=np.int64)), offset=t["offset"]).reshape(t["shape"])
               for path, t in manifest["tensors"].items()}
     return manifest, arrays
+
+
+def model_from_export(manifest: dict, arrays: dict[str, np.ndarray]) -> nnx.Module:
+    """The library's model of an export (`read_export`): the same parameters, for JAX to run."""
+    labels = manifest["labels"]
+    config = EncoderConfig.from_dict(manifest["config"])
+    model = nnx.eval_shape(lambda: MODEL_BUILDERS[manifest["kind"]](config, labels))  # shapes only: the arrays fill it
+    nested: dict = {}
+    for path, array in arrays.items():
+        *parents, leaf = [int(key) if key.isdigit() else key for key in path.split(".")]
+        node = nested
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = jnp.asarray(array)
+    state = nnx.state(model, nnx.Param)
+    nnx.replace_by_pure_dict(state, nested)
+    nnx.update(model, state)
+    return model
