@@ -837,6 +837,63 @@ def test_the_attention_widget_draws_the_chosen_layer_and_head_from_the_keyboard(
     assert cells.all_inner_texts() == [f"{100 * w:.0f}" for w in shown.ravel()]
 
 
+SPAM_PRESET = "Quick question about the payout and the jackpot. thanks."
+SPAM_MESSAGES = [
+    SPAM_PRESET,
+    "Good news about the sleepover! the laundry is sorted too. see you soon.",
+    "Zoë's naïve flatmate, from Zürich, won the lottery!",  # unknown words
+    " ".join(["claim the giveaway now ."] * 12),  # longer than the context: its first window
+]
+_CLASSIFY_JS = """async ({module, manifest, texts}) => {
+  const {loadModel} = await import(module);
+  const model = await loadModel(manifest);
+  return texts.map(text => model.classify(text).labels.map(l => l.probability));
+}"""
+
+
+def _spam_filter(built_site, masked, mode: str):
+    """The library's classifier of the site's exported spam filter `mode`: the same weights, run by JAX."""
+    from learnjax.storage.export import model_from_export, read_export
+    from learnjax.training.finetuning import TextClassifier
+    from learnjax.training.loops import History
+
+    manifest, arrays = read_export(built_site / "models" / f"spam-{mode}.json")
+    assert manifest["tokenizer"]["vocab"] == masked.tokenizer.vocab  # the foundation's tokenizer
+    return TextClassifier(model_from_export(manifest, arrays), masked.tokenizer, tuple(manifest["labels"]), mode, History())
+
+
+@pytest.mark.parametrize("mode", ["full", "scratch"])
+def test_the_browser_s_spam_probabilities_equal_the_library_s(visit, site_url, built_site, masked, mode):
+    import numpy as np
+
+    classifier = _spam_filter(built_site, masked, mode)
+    page = visit("fine-tuning/").page
+    got = np.asarray(page.evaluate(_CLASSIFY_JS, {**_urls(site_url, f"spam-{mode}"), "texts": SPAM_MESSAGES}))
+    expected = classifier.predict_proba(SPAM_MESSAGES)
+    worst = float(np.abs(got - expected).max())
+    print(f"\nspam-{mode}: {len(SPAM_MESSAGES)} messages, largest difference from the library's probabilities {worst:.2e}")
+    assert worst < TOLERANCE
+
+
+def test_the_spam_widget_shows_both_filters_side_by_side(visit, built_site, masked):
+    import numpy as np
+
+    page = visit("fine-tuning/").page
+    widget = page.locator('.learnjax-live[data-widget="classify"]')
+    field = widget.get_by_label("A message to classify")
+    assert field.input_value() == SPAM_PRESET
+    field.press("Enter")  # the keyboard alone runs it
+    rows = widget.locator("tbody tr")
+    rows.first.wait_for()
+    assert widget.locator("thead th").all_inner_texts() == ["model", "probability of not spam", "probability of spam"]
+    shown = {row.locator("th").inner_text(): [float(t.rstrip("%")) for t in row.locator("td").all_inner_texts()] for row in rows.all()}
+    assert list(shown) == ["fine-tuned", "from scratch"]
+    for name, mode in (("fine-tuned", "full"), ("from scratch", "scratch")):
+        expected = _spam_filter(built_site, masked, mode).predict_proba([SPAM_PRESET])[0]
+        assert np.abs(np.asarray(shown[name]) - 100 * expected).max() < 0.051, (name, shown[name], expected)
+    print(f"\nspam widget, preset message: {shown}")
+
+
 def test_what_the_reader_types_is_shown_as_text_and_runs_nothing(visit):
     page = visit("pre-training/").page
     field = page.get_by_label("A prompt for the model to continue")
@@ -872,7 +929,7 @@ def test_long_input_is_cut_with_a_visible_note_and_the_sliders_work_from_the_key
 def test_the_models_are_small_and_come_from_the_site_itself(built_site, visit, site_url):
     files = sorted((built_site / "models").iterdir())
     manifests = [f for f in files if f.suffix == ".json"]
-    assert {f.stem for f in manifests} == {"masked", "writer"}
+    assert {f.stem for f in manifests} == {"masked", "writer", "spam-full", "spam-scratch"}
     for manifest in manifests:
         assert (built_site / "models" / json.loads(manifest.read_text(encoding="utf-8"))["weights"]["file"]).is_file()
     total = sum(f.stat().st_size for f in files)

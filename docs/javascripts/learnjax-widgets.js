@@ -206,7 +206,42 @@ function attentionWidget(root) {
   run();
 }
 
-const WIDGETS = { "fill-mask": fillMaskWidget, write: writeWidget, attention: attentionWidget };
+/** Several classifiers side by side on one message: each one's probability of each label. */
+function classifyWidget(root) {
+  const names = root.dataset.names.split(",");
+  const models = root.dataset.models.split(",");
+  const input = element("input", { type: "text", value: root.dataset.preset || "", autocomplete: "off", spellcheck: false });
+  const button = element("button", { type: "submit", className: "learnjax-live__button", textContent: "Classify" });
+  const said = status(root);
+  const results = element("div", { className: "learnjax-live__results", ariaLive: "polite" });
+  const form = element("form", { className: "learnjax-live__form" }, [labelled("A message to classify", input), button]);
+  root.replaceChildren(form, said, results);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    said.textContent = "Loading the models…";
+    try {
+      const loaded = await Promise.all(models.map(model));
+      const answers = loaded.map((m) => m.classify(input.value));
+      const { ids, cut, total } = loaded[0].read(input.value);
+      const labels = answers[0].labels.map(({ label }) => label);
+      const header = element("tr", {}, [element("th", { scope: "col", textContent: "model" }),
+        ...labels.map((label) => element("th", { scope: "col", textContent: `probability of ${label}` }))]);
+      const rows = answers.map((answer, i) => element("tr", {}, [element("th", { scope: "row", textContent: names[i] }),
+        ...answer.labels.map(({ probability }) => element("td", { textContent: `${(100 * probability).toFixed(1)}%` }))]));
+      results.replaceChildren();
+      showReading(results, ids.slice(1).map((id) => loaded[0].tokenizer.vocab[id]), cut, total, loaded[0].config.max_len - 1);
+      results.append(element("table", { className: "learnjax-live__classified" }, [element("thead", {}, [header]), element("tbody", {}, rows)]));
+      said.textContent = answers.map((answer, i) => {
+        const best = answer.labels.reduce((a, b) => (b.probability > a.probability ? b : a));
+        return `${names[i]}: ${best.label}`;
+      }).join("; ") + ".";
+    } catch (error) {
+      said.textContent = `The model could not run: ${error.message}`;
+    }
+  });
+}
+
+const WIDGETS = { "fill-mask": fillMaskWidget, write: writeWidget, attention: attentionWidget, classify: classifyWidget };
 
 for (const root of document.querySelectorAll(".learnjax-live[data-widget]")) {
   const build = WIDGETS[root.dataset.widget];
