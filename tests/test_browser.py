@@ -20,6 +20,7 @@ import http.server
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -640,6 +641,306 @@ def test_missing_page_shows_the_404_page(site_url, browser, screenshots):
         page.screenshot(path=str(screenshots / "404.png"), full_page=True)
     finally:
         page.close()
+
+
+# ---------------------------------------------------------------- live models
+#
+# The build exports the cached foundation models into the site (docs/overrides/
+# hooks/live_models.py) and the widgets run them with docs/javascripts/
+# learnjax-model.js. Through the pages: the scores equal JAX's within 1e-4,
+# greedy writing gives exactly the library's tokens, the café sentence's top
+# word is the library's, what the reader types is shown as text, and the models
+# come from the site itself. Their size, load time and milliseconds per written
+# token are printed (run with -s to see them).
+
+CAFE_MASK = "Today I went to the café and drank [MASK]."
+CAFE_PROMPT = "Today I went to the café and drank"
+MASKED_TEXTS = [
+    CAFE_MASK,
+    "The sky is [MASK].",
+    "Every day the baker drives to the [MASK].",
+    "Zoë's naïve flatmate, from Zürich, [mask] tea!",  # unknown words, accents, a lower-case mask
+    " ".join(["the nurse works at the hospital ."] * 6) + " [MASK]",  # longer than the context: cut
+]
+PROMPTS = [CAFE_PROMPT, "Every day the pilot drives to the", "After friday comes", "My friends", "Last night Tom"]
+MAX_NEW_TOKENS = 12
+TOLERANCE = 1e-4
+MODELS_BUDGET = 3_000_000  # bytes: every widget's model together
+XSS = '<img src=x onerror="window.__learnjaxXss = 1">'
+
+# Runs in the page: loads the module and a model from the site, then scores each text.
+_LOGITS_JS = """async ({module, manifest, texts, masks}) => {
+  const {loadModel} = await import(module);
+  const started = performance.now();
+  const model = await loadModel(manifest);
+  const loadMs = performance.now() - started;
+  const rows = texts.map(text => {
+    const {ids} = model.read(text, {masks});
+    return {ids, logits: model.logits(ids).map(row => Array.from(row))};
+  });
+  return {loadMs, rows};
+}"""
+
+_WRITE_JS = """async ({module, manifest, prompts, maxNewTokens}) => {
+  const {loadModel} = await import(module);
+  const model = await loadModel(manifest);
+  return prompts.map(prompt => model.write(prompt, {maxNewTokens}));
+}"""
+
+
+@pytest.fixture(scope="module")
+def masked():
+    from learnjax.storage.cache import foundation_model
+
+    return foundation_model(progress=False)
+
+
+@pytest.fixture(scope="module")
+def writer():
+    from learnjax.storage.cache import foundation_model
+    from learnjax.training.pretraining import NEXT_WORD_RECIPE
+
+    return foundation_model(NEXT_WORD_RECIPE, progress=False)
+
+
+@pytest.fixture
+def visit(browser, site_url):
+    """A page with a widget, opened as a reader opens it; closed after the test, its requests checked."""
+    opened = []
+
+    def open_page(path: str):
+        opened.append(_open(browser, site_url + path))
+        return opened[-1]
+
+    yield open_page
+    for page_visit in opened:
+        page_visit.page.close()
+        assert not page_visit.external_requests, page_visit.external_requests
+        assert not page_visit.console_errors, page_visit.console_errors
+        assert not page_visit.failed_requests, page_visit.failed_requests
+
+
+def _urls(site_url: str, name: str) -> dict:
+    return {"module": site_url + "javascripts/learnjax-model.js", "manifest": site_url + f"models/{name}.json"}
+
+
+def _jax_logits(foundation, ids: list[int]):
+    """The library's scores for one text's ids ([CLS] first), padded to the model's rows as the library pads."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    row = np.zeros((1, foundation.model.config.max_len), np.int32)
+    row[0, : len(ids)] = ids
+    return np.asarray(foundation.model(jnp.asarray(row)))[0, : len(ids)]
+
+
+@pytest.mark.parametrize("name, texts, masks", [("masked", MASKED_TEXTS, True), ("writer", PROMPTS, False)])
+def test_the_browser_s_scores_equal_jax_s(visit, site_url, masked, writer, name, texts, masks):
+    import numpy as np
+
+    from learnjax.text.tokenizer import CLS_ID
+
+    foundation = {"masked": masked, "writer": writer}[name]
+    page = visit("self-supervised-learning/" if name == "masked" else "pre-training/").page
+    result = page.evaluate(_LOGITS_JS, {**_urls(site_url, name), "texts": texts, "masks": masks})
+    worst = 0.0
+    for text, row in zip(texts, result["rows"]):
+        expected_ids = foundation.tokenizer.encode_batch([text], foundation.model.config.max_len, masks=masks)[0]
+        expected_ids = [int(i) for i in expected_ids if i] if masks else [CLS_ID, *foundation.tokenizer.encode(text)]
+        assert row["ids"] == expected_ids, text
+        difference = np.abs(np.asarray(row["logits"]) - _jax_logits(foundation, row["ids"])).max()
+        worst = max(worst, float(difference))
+    print(f"\n{name}: {len(texts)} texts, largest difference from JAX's logits {worst:.2e}; loaded in {result['loadMs']:.0f} ms")
+    assert worst < TOLERANCE
+
+
+def test_greedy_writing_gives_the_library_s_tokens(visit, site_url, writer):
+    from learnjax.training.pretraining import generate_text
+
+    page = visit("pre-training/").page
+    written = page.evaluate(_WRITE_JS, {**_urls(site_url, "writer"), "prompts": PROMPTS, "maxNewTokens": MAX_NEW_TOKENS})
+    expected = generate_text(writer, PROMPTS, max_new_tokens=MAX_NEW_TOKENS)
+    assert [w["tokens"] for w in written] == [g.tokens for g in expected]
+    assert [w["text"] for w in written] == [g.text for g in expected]
+    per_token = sum(w["milliseconds"] for w in written) / sum(len(w["tokens"]) for w in written)
+    print(f"\nwriter: {sum(len(w['tokens']) for w in written)} tokens written greedily, as the library's; "
+          f"{per_token:.2f} ms per token, prompt reading included")
+    assert per_token < 100
+
+
+def test_the_fill_mask_widget_finds_the_library_s_word_for_the_café_sentence(visit, masked):
+    from learnjax.training.pretraining import fill_mask
+
+    page = visit("self-supervised-learning/").page
+    field = page.get_by_label("A sentence with [MASK] where a word is hidden")
+    assert field.input_value() == CAFE_MASK
+    field.focus()
+    page.keyboard.press("Enter")  # the keyboard alone runs it
+    predictions = page.locator(".learnjax-live__predictions li")
+    predictions.first.wait_for()
+    shown = [re.fullmatch(r"(.+): ([\d.]+)%", text).groups() for text in predictions.all_inner_texts()]
+    expected = fill_mask(masked, CAFE_MASK, top_k=5)
+    assert [word for word, _ in shown] == [p.word for p in expected]
+    assert all(abs(float(percent) - 100 * p.probability) < 0.051 for (_, percent), p in zip(shown, expected))
+    assert shown[0][0] == "coffee"  # what the Pre-training page's café test says
+    print(f"\ncafé sentence in the browser: {', '.join(f'{w} {p}%' for w, p in shown)}")
+
+
+_ATTENTION_JS = """async ({module, manifest, texts}) => {
+  const {loadModel} = await import(module);
+  const model = await loadModel(manifest);
+  return texts.map(text => {
+    const {ids} = model.read(text, {masks: true});
+    return {ids, layers: model.attention(ids)};
+  });
+}"""
+ATTENTION_TEXTS = [CAFE_MASK, "Every day the baker drives to the [MASK].", "My friends like the blue sky."]
+
+
+def test_the_browser_s_attention_weights_equal_the_library_s(visit, site_url, masked):
+    import numpy as np
+
+    from learnjax.site.model_figures import attention_of
+
+    page = visit("pre-training/").page
+    rows = page.evaluate(_ATTENTION_JS, {**_urls(site_url, "masked"), "texts": ATTENTION_TEXTS})
+    worst = 0.0
+    for text, row in zip(ATTENTION_TEXTS, rows):
+        words, layers = attention_of(masked, text)
+        assert [masked.tokenizer.vocab[i] for i in row["ids"]] == words, text
+        got = np.asarray(row["layers"])  # (layers, heads, tokens, tokens)
+        assert got.shape == np.shape(layers)
+        worst = max(worst, float(np.abs(got - np.asarray(layers)).max()))
+    print(f"\nattention: {len(ATTENTION_TEXTS)} sentences, largest difference from the library's weights {worst:.2e}")
+    assert worst < TOLERANCE
+
+
+def test_the_attention_widget_draws_the_chosen_layer_and_head_from_the_keyboard(visit, masked):
+    import numpy as np
+
+    from learnjax.site.model_figures import attention_of
+
+    page = visit("pre-training/").page
+    widget = page.locator('.learnjax-live[data-widget="attention"]')
+    layer, head = widget.get_by_label("Layer"), widget.get_by_label("Head")
+    layer.focus()
+    page.keyboard.press("ArrowDown")  # the keyboard alone picks layer 2, then head 2
+    head.focus()
+    page.keyboard.press("ArrowDown")
+    caption = widget.locator("caption")
+    assert caption.inner_text().startswith("Layer 2, head 2:")
+    words, layers = attention_of(masked, CAFE_MASK)
+    assert widget.locator("thead th").all_inner_texts() == words
+    cells = widget.locator("tbody td")
+    shown = np.array([float(w) for w in cells.evaluate_all("cells => cells.map(c => c.dataset.weight)")]).reshape(len(words), -1)
+    assert np.abs(shown - layers[1][1]).max() < TOLERANCE
+    assert cells.all_inner_texts() == [f"{100 * w:.0f}" for w in shown.ravel()]
+
+
+SPAM_PRESET = "Quick question about the payout and the jackpot. thanks."
+SPAM_MESSAGES = [
+    SPAM_PRESET,
+    "Good news about the sleepover! the laundry is sorted too. see you soon.",
+    "Zoë's naïve flatmate, from Zürich, won the lottery!",  # unknown words
+    " ".join(["claim the giveaway now ."] * 12),  # longer than the context: its first window
+]
+_CLASSIFY_JS = """async ({module, manifest, texts}) => {
+  const {loadModel} = await import(module);
+  const model = await loadModel(manifest);
+  return texts.map(text => model.classify(text).labels.map(l => l.probability));
+}"""
+
+
+def _spam_filter(built_site, masked, mode: str):
+    """The library's classifier of the site's exported spam filter `mode`: the same weights, run by JAX."""
+    from learnjax.storage.export import model_from_export, read_export
+    from learnjax.training.finetuning import TextClassifier
+    from learnjax.training.loops import History
+
+    manifest, arrays = read_export(built_site / "models" / f"spam-{mode}.json")
+    assert manifest["tokenizer"]["vocab"] == masked.tokenizer.vocab  # the foundation's tokenizer
+    return TextClassifier(model_from_export(manifest, arrays), masked.tokenizer, tuple(manifest["labels"]), mode, History())
+
+
+@pytest.mark.parametrize("mode", ["full", "scratch"])
+def test_the_browser_s_spam_probabilities_equal_the_library_s(visit, site_url, built_site, masked, mode):
+    import numpy as np
+
+    classifier = _spam_filter(built_site, masked, mode)
+    page = visit("fine-tuning/").page
+    got = np.asarray(page.evaluate(_CLASSIFY_JS, {**_urls(site_url, f"spam-{mode}"), "texts": SPAM_MESSAGES}))
+    expected = classifier.predict_proba(SPAM_MESSAGES)
+    worst = float(np.abs(got - expected).max())
+    print(f"\nspam-{mode}: {len(SPAM_MESSAGES)} messages, largest difference from the library's probabilities {worst:.2e}")
+    assert worst < TOLERANCE
+
+
+def test_the_spam_widget_shows_both_filters_side_by_side(visit, built_site, masked):
+    import numpy as np
+
+    page = visit("fine-tuning/").page
+    widget = page.locator('.learnjax-live[data-widget="classify"]')
+    field = widget.get_by_label("A message to classify")
+    assert field.input_value() == SPAM_PRESET
+    field.press("Enter")  # the keyboard alone runs it
+    rows = widget.locator("tbody tr")
+    rows.first.wait_for()
+    assert widget.locator("thead th").all_inner_texts() == ["model", "probability of not spam", "probability of spam"]
+    shown = {row.locator("th").inner_text(): [float(t.rstrip("%")) for t in row.locator("td").all_inner_texts()] for row in rows.all()}
+    assert list(shown) == ["fine-tuned", "from scratch"]
+    for name, mode in (("fine-tuned", "full"), ("from scratch", "scratch")):
+        expected = _spam_filter(built_site, masked, mode).predict_proba([SPAM_PRESET])[0]
+        assert np.abs(np.asarray(shown[name]) - 100 * expected).max() < 0.051, (name, shown[name], expected)
+    print(f"\nspam widget, preset message: {shown}")
+
+
+def test_what_the_reader_types_is_shown_as_text_and_runs_nothing(visit):
+    page = visit("pre-training/").page
+    field = page.get_by_label("A prompt for the model to continue")
+    field.fill(XSS)
+    field.press("Enter")
+    widget = page.locator('.learnjax-live[data-widget="write"]')
+    page.locator(".learnjax-live__written").wait_for()
+    assert XSS in widget.locator(".learnjax-live__prompt").inner_text()
+    assert widget.locator("img").count() == 0
+    assert page.evaluate("window.__learnjaxXss") is None
+    assert "[UNK]" in widget.locator(".learnjax-live__tokens").inner_text()  # `img`, `onerror`: words it never read
+
+
+def test_long_input_is_cut_with_a_visible_note_and_the_sliders_work_from_the_keyboard(visit, writer):
+    page = visit("pre-training/").page
+    temperature = page.get_by_label("Temperature")
+    temperature.focus()
+    page.keyboard.press("ArrowRight")
+    assert temperature.input_value() == "0.1" and temperature.get_attribute("aria-valuetext") == "0.1"
+    page.get_by_label("Top-k").focus()
+    page.keyboard.press("ArrowRight")
+    assert page.get_by_label("Top-k").get_attribute("aria-valuetext") == "the 1 likeliest"
+    words = ["the", "sky", "is", "blue"] * writer.model.config.max_len
+    field = page.get_by_label("A prompt for the model to continue")
+    field.fill(" ".join(words))
+    page.get_by_role("button", name="Write").click()
+    note = page.locator(".learnjax-live__note")
+    note.wait_for()
+    assert note.is_visible() and f"Your text has {len(words)} tokens" in note.inner_text()
+    assert page.locator(".learnjax-live__written strong").inner_text()  # it still writes, within the context
+
+
+def test_the_models_are_small_and_come_from_the_site_itself(built_site, visit, site_url):
+    files = sorted((built_site / "models").iterdir())
+    manifests = [f for f in files if f.suffix == ".json"]
+    assert {f.stem for f in manifests} == {"masked", "writer", "spam-full", "spam-scratch"}
+    for manifest in manifests:
+        assert (built_site / "models" / json.loads(manifest.read_text(encoding="utf-8"))["weights"]["file"]).is_file()
+    total = sum(f.stat().st_size for f in files)
+    print(f"\nmodel files: {len(files)}, {total:,} bytes in all")
+    assert total <= MODELS_BUDGET
+    page_visit = visit("self-supervised-learning/")
+    page_visit.page.get_by_role("button", name="Fill in the [MASK]").click()
+    page_visit.page.locator(".learnjax-live__predictions li").first.wait_for()
+    fetched = [url for url in page_visit.requests if "/models/" in url]
+    assert fetched and all(url.startswith(site_url) for url in fetched)
+    assert not [url for url in page_visit.requests if _is_external(url)]
 
 
 def test_no_request_of_the_session_left_the_machine(browser, page_reports):

@@ -79,3 +79,20 @@ def test_a_second_run_reuses_the_compiled_programs(own_model, tmp_path):
     second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert second.stdout == first.stdout
     assert set((tmp_path / "cache" / "xla").iterdir()) == stored, "the second run compiles nothing new"
+
+
+def test_export_writes_a_model_trained_on_own_text_for_a_web_page(own_model, tmp_path):
+    from learnjax.storage.export import read_export
+    from learnjax.training.pretraining import Foundation
+
+    path, _ = own_model
+    result = run_cli("export", "--model", str(path), "--out", str(tmp_path / "web"), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    manifest, arrays = read_export(report["manifest"])
+    foundation = Foundation.load(path)
+    assert manifest["kind"] == "masked_lm" and manifest["tokenizer"]["vocab"] == foundation.tokenizer.vocab
+    assert report["bytes"] == (tmp_path / "web" / "masked_lm.json").stat().st_size + (tmp_path / "web" / "masked_lm.bin").stat().st_size
+    assert arrays["encoder.token_embed.embedding"].tolist() == foundation.model.encoder.token_embed.embedding[...].tolist()
+    refused = run_cli("export", "--model", str(tmp_path / "web"), "--out", str(tmp_path / "again"))
+    assert refused.returncode == 1 and is_one_line(refused.stderr) and "learnjax.json is missing" in refused.stderr, refused.stderr

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from learnjax.cli import cache, classifiers, experiments, finetuning, pretraining
+from learnjax.cli import cache, classifiers, experiments, export, finetuning, pretraining
 from learnjax.cli.common import Parser, UsageError
 
 __all__ = ["UsageError", "build_parser", "main", "run"]
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (pretraining, finetuning, classifiers, experiments, cache):  # the order of `--help`
+    for group in (pretraining, finetuning, classifiers, experiments, export, cache):  # the order of `--help`
         group.add_commands(commands)
     return parser
 

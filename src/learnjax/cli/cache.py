@@ -6,6 +6,7 @@ import argparse
 
 from learnjax.cli.common import (
     add_command,
+    megabytes,
     print_json,
 )
 
@@ -18,10 +19,6 @@ EXAMPLES = {
 }
 
 
-def _megabytes(n_bytes: int) -> str:
-    return f"{n_bytes / 1e6:.1f} MB"
-
-
 def cmd_cache_list(args: argparse.Namespace) -> None:
     from learnjax.storage.cache import cache_root, list_entries
 
@@ -31,9 +28,9 @@ def cmd_cache_list(args: argparse.Namespace) -> None:
         print_json({"cache": str(cache_root()), "entries": [e.to_dict() for e in entries], "total_bytes": total})
         return
     for e in entries:
-        print(f"{e.name:<40} {_megabytes(e.bytes):>10}  {e.status}")
+        print(f"{e.name:<40} {megabytes(e.bytes):>10}  {e.status}")
     stale = sum(e.status in ("stale", "outdated", "incomplete") for e in entries)
-    print(f"{_megabytes(total)} in {len(entries)} entries in {cache_root()}"
+    print(f"{megabytes(total)} in {len(entries)} entries in {cache_root()}"
           + (f"; `learnjax cache prune` removes the {stale} stale, outdated or incomplete" if stale else ""))
 
 
@@ -61,7 +58,7 @@ def cmd_cache_prune(args: argparse.Namespace) -> None:
         print_json({"cache": str(cache_root()), "removed": [e.to_dict() for e in removed], "freed_bytes": freed,
                      "kept": [e.to_dict() for e in kept]})
         return
-    print(f"removed {len(removed)} entries ({_megabytes(freed)}) from {cache_root()}; kept {len(kept)}"
+    print(f"removed {len(removed)} entries ({megabytes(freed)}) from {cache_root()}; kept {len(kept)}"
           + (f" ({', '.join(sorted({e.status for e in kept}))})" if kept else ""))
 
 

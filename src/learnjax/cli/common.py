@@ -68,6 +68,10 @@ temperature_number = number_in(0.0, 1e6, what="0 (greedy) or positive")
 top_p_number = number_in(0.0, 1.0, low_open=True, what="in (0, 1]")
 
 
+def megabytes(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB"
+
+
 def print_json(data) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
