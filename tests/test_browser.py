@@ -690,14 +690,14 @@ _WRITE_JS = """async ({module, manifest, prompts, maxNewTokens}) => {
 
 @pytest.fixture(scope="module")
 def masked():
-    from learnjax.storage.cache import foundation_model
+    from learnjax.training.pretraining import foundation_model
 
     return foundation_model(progress=False)
 
 
 @pytest.fixture(scope="module")
 def writer():
-    from learnjax.storage.cache import foundation_model
+    from learnjax.training.pretraining import foundation_model
     from learnjax.training.pretraining import NEXT_WORD_RECIPE
 
     return foundation_model(NEXT_WORD_RECIPE, progress=False)

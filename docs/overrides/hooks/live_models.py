@@ -20,7 +20,7 @@ MODELS_FOLDER = "models"
 def export_site_models(site_dir: str | Path) -> list[Path]:
     """Exports the site's cached models into `site_dir`/models/; returns the manifests."""
     from learnjax.experiments.live_models import spam_filters
-    from learnjax.storage.cache import foundation_model
+    from learnjax.training.pretraining import foundation_model
     from learnjax.storage.export import export_model, write_web_model
     from learnjax.training.pretraining import NEXT_WORD_RECIPE, OBJECTIVES
 

@@ -22,11 +22,11 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     manifest = export_directory(args.model, args.out, name=args.name)
     weights = manifest.with_suffix(".bin")
-    result = {"manifest": str(manifest), "weights": str(weights), "bytes": manifest.stat().st_size + weights.stat().st_size}
+    size = manifest.stat().st_size + weights.stat().st_size
     if args.json:
-        print_json(result)
+        print_json({"manifest": str(manifest), "weights": str(weights), "bytes": size})
     else:
-        print(f"exported {args.model} to {manifest} and {weights} ({megabytes(result['bytes'])})")
+        print(f"exported {args.model} to {manifest} and {weights} ({megabytes(size)})")
 
 
 def add_commands(commands) -> None:

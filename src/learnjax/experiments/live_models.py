@@ -22,7 +22,7 @@ def _train_spam_filters(modes: tuple[str, ...], labels: int, seed: int) -> dict:
     import time
 
     from learnjax.data import messages
-    from learnjax.storage.cache import foundation_model
+    from learnjax.training.pretraining import foundation_model
     from learnjax.storage.export import web_model
     from learnjax.training.finetuning import finetune
 
