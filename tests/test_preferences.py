@@ -61,3 +61,66 @@ def test_a_made_up_answer_is_a_fact_of_the_kind_the_world_does_not_hold():
     known = questions.questions("train")[0]
     assert unknowns.verdict(known.response, known) == "right"
     assert unknowns.verdict(unknowns.ABSTENTION, known) == "abstain"
+
+
+# DPO.
+
+
+@pytest.fixture(scope="module")
+def tiny_assistant():
+    from flax import nnx
+
+    from learnjax.models.transformer import EncoderConfig, NextWordModel
+    from learnjax.text.tokenizer import Tokenizer
+    from learnjax.training.instruction_tuning import Assistant
+    from learnjax.training.loops import History
+
+    tokenizer = Tokenizer.from_texts(corpus.build_corpus(300) + [unknowns.ABSTENTION, "what colour is the umbrella?"])
+    model = NextWordModel(EncoderConfig(len(tokenizer), 32, 32, 2, 4, 64), rngs=nnx.Rngs(0))
+    return Assistant(model, tokenizer, "full", History())
+
+
+def test_the_dpo_loss_is_log_2_where_the_policy_is_the_reference_and_falls_with_the_margin():
+    import math
+
+    import jax.numpy as jnp
+
+    from learnjax.training.preferences import dpo_loss
+
+    same = jnp.array([-3.0, -5.0])
+    assert float(dpo_loss(same, same - 1, same, same - 1, 0.1)) == pytest.approx(math.log(2))
+    better = float(dpo_loss(same + 1, same - 1, same, same - 1, 0.1))
+    worse = float(dpo_loss(same - 1, same - 1, same, same - 1, 0.1))
+    assert better < math.log(2) < worse
+
+
+def test_dpo_learns_the_preferences_against_a_reference_that_stays_frozen(tiny_assistant):
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    from learnjax.training.preferences import DPOSettings, Preference, answer_logprobs, preference_tune
+
+    before = jax.tree.map(np.array, nnx.state(tiny_assistant.model, nnx.Param))
+    pairs = [Preference("what colour is the umbrella?", unknowns.ABSTENTION, "it is red."),
+             Preference("what colour is the banana?", "it is yellow.", "it is blue.")]
+    tuned = preference_tune(tiny_assistant, pairs, DPOSettings(beta=0.5, steps=30, batch_size=2, learning_rate=3e-3))
+    after = nnx.state(tiny_assistant.model, nnx.Param)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))), "the reference trained"
+    assert tuned.mode == "dpo" and tuned.history.accuracy[-1] > 1.0  # the policy prefers the chosen answers more than the reference
+
+    def margin(model):
+        rows = questions.chat_rows(tiny_assistant.tokenizer, [questions.Example(p.prompt, a) for p in pairs for a in (p.chosen, p.rejected)], 32)
+        logprobs = np.asarray(answer_logprobs(model, *rows))
+        return logprobs[0::2] - logprobs[1::2]
+
+    assert (margin(tuned.model) > margin(tiny_assistant.model) + 1.0).all()
+
+
+def test_dpo_refuses_no_preferences_and_a_non_positive_beta(tiny_assistant):
+    from learnjax.training.preferences import DPOSettings, Preference, preference_tune
+
+    with pytest.raises(ValueError, match="no preferences"):
+        preference_tune(tiny_assistant, [])
+    with pytest.raises(ValueError, match="beta must be positive, got 0"):
+        preference_tune(tiny_assistant, [Preference("a", "b", "c")], DPOSettings(beta=0))

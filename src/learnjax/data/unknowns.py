@@ -89,12 +89,12 @@ def leaks(texts: list[str]) -> list[str]:
 
 
 def verdict(answer: str, example: Example) -> str:
-    """"right" (the expected answer, word for word), "abstain" (the abstention
-    where a fact was expected) or "wrong" (any other answer: for an unknown
-    entity, a stated fact the world does not hold, a hallucination)."""
-    if answer == example.response:
-        return "right"
-    return "abstain" if answer == ABSTENTION else "wrong"
+    """"abstain" (the abstention: right about an unknown entity, a false
+    abstention about a known one), "right" (the expected fact, word for word) or
+    "wrong" (any other answer: about an unknown entity, a hallucination)."""
+    if answer == ABSTENTION:
+        return "abstain"
+    return "right" if answer == example.response else "wrong"
 
 
 def with_abstentions(examples: list[Example], n_abstentions: int, seed: int = 0) -> list[Example]:
