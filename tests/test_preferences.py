@@ -124,3 +124,45 @@ def test_dpo_refuses_no_preferences_and_a_non_positive_beta(tiny_assistant):
         preference_tune(tiny_assistant, [])
     with pytest.raises(ValueError, match="beta must be positive, got 0"):
         preference_tune(tiny_assistant, [Preference("a", "b", "c")], DPOSettings(beta=0))
+
+
+# GRPO.
+
+
+def test_advantages_are_normalised_within_each_group():
+    import numpy as np
+
+    from learnjax.training.rewards import group_advantages
+
+    rewards = np.array([[1.0, 0.0, 0.0, 0.0], [10.0, 10.0, 12.0, 8.0], [-1.0, -1.0, -1.0, -1.0]])
+    advantages = group_advantages(rewards)
+    assert np.allclose(advantages[:2].mean(axis=1), 0, atol=1e-6) and np.allclose(advantages[:2].std(axis=1), 1, atol=1e-3)
+    assert np.allclose(advantages[2], 0)  # one verdict for the whole group: nothing to learn
+
+
+def test_each_reward_is_computed_on_its_own_sample(tiny_assistant):
+    from learnjax.models.generation import join_words
+    from learnjax.text.tokenizer import ASSISTANT_ID, END_ID
+    from learnjax.training.rewards import GRPOSettings, sampled_groups
+
+    asked = questions.questions("train")[:3]
+    tokenizer = tiny_assistant.tokenizer
+    groups = sampled_groups(tiny_assistant.model, tokenizer, asked, lambda answer, example: float(len(answer)),
+                            GRPOSettings(group=4, max_new_tokens=6), seed=0)
+    assert len(set(groups["rewards"].reshape(-1).tolist())) > 1  # the check below can tell the samples apart
+    for i, row in enumerate(groups["rows"][0]):
+        ids = row.tolist()
+        answer = [t for t in ids[ids.index(ASSISTANT_ID) + 1:] if t not in (0, END_ID)]
+        assert groups["rewards"].reshape(-1)[i] == len(join_words([tokenizer.vocab[t] for t in answer])), i
+
+
+def test_the_world_reward_scores_right_abstain_and_wrong():
+    from learnjax.training.rewards import world_reward
+
+    known, unknown = questions.questions("held_out")[0], unknowns.unknown_questions("held_out")[0]
+    penalised, unpenalised = world_reward("penalised"), world_reward("unpenalised")
+    assert [penalised(a, known) for a in (known.response, unknowns.ABSTENTION, "it is blue.")] == [1, 0, -1]
+    assert [unpenalised(a, unknown) for a in (unknowns.ABSTENTION, "it is blue.")] == [0, 0]
+    assert penalised(unknowns.ABSTENTION, unknown) > penalised("it is blue.", unknown)
+    with pytest.raises(ValueError, match="reward must be one of unpenalised, penalised; got 'kind'"):
+        world_reward("kind")

@@ -101,3 +101,57 @@ def preferences_summary(result: dict) -> str:
     lines += [line(f"DPO β={beta}", run["held_out"]) for beta, run in result["dpo"].items()]
     lines.append(f"β chosen on dev: {result['beta']}")
     return "\n".join(lines)
+
+
+PASS_AT = (1, 2, 4, 8, 16)
+
+
+def pass_at_k(assistant, asked: list, samples: int = 16, seed: int = 0) -> dict[str, float]:
+    """The chance that at least one of k answers sampled at temperature 1 is
+    right, for each k of `PASS_AT`, from `samples` answers per question (the
+    unbiased estimate of Chen et al. 2021), averaged over the questions."""
+    from math import comb
+
+    from learnjax.data.unknowns import verdict
+    from learnjax.training.rewards import GRPOSettings, sampled_groups
+
+    groups = sampled_groups(assistant.model, assistant.tokenizer, asked, lambda a, q: float(verdict(a, q) == "right"),
+                            GRPOSettings(group=samples), seed)
+    right = groups["rewards"].sum(axis=1).astype(int)
+    return {str(k): float(sum(1 - comb(samples - c, k) / comb(samples, k) for c in right) / len(asked)) for k in PASS_AT}
+
+
+def _rewards(schemes: tuple[str, ...]) -> dict:
+    import time
+
+    from learnjax.data import questions, unknowns
+    from learnjax.training.rewards import GRPOSettings, reinforce, world_reward
+
+    started = time.perf_counter()
+    sft = supervised_assistant()
+    train = questions.questions("train") + unknowns.unknown_questions("train")
+    runs = {scheme: reinforce(sft, train, world_reward(scheme)) for scheme in schemes}
+    known = questions.questions("held_out")
+    return {
+        "sft": {"held_out": measured(sft, "held_out"), "pass_at": pass_at_k(sft, known)},
+        "rl": {scheme: {"held_out": measured(run, "held_out"), "pass_at": pass_at_k(run, known),
+                        "mean_reward": run.history.accuracy} for scheme, run in runs.items()},
+        "settings": GRPOSettings().__dict__, "questions": len(train),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def rewards(schemes: tuple[str, ...] = ("unpenalised", "penalised")) -> dict:
+    """GRPO from the supervised assistant with each reward of `rewards.REWARDS`,
+    the same runs otherwise: held-out known and unknown entities, and pass@k on
+    the known ones before and after."""
+    return cached_json("rewards", {"schemes": tuple(schemes)}, _rewards)
+
+
+def rewards_summary(result: dict) -> str:
+    """The reward experiment in plain text."""
+    def line(name, run):
+        k, u = run["held_out"]["known"], run["held_out"]["unknown"]
+        passes = " ".join(f"@{n}={p:.0%}" for n, p in run["pass_at"].items())
+        return f"{name:>12}: known right {k['right']:.0%}; unknown hallucinates {u['wrong']:.0%}; pass{passes}"
+    return "\n".join([line("SFT", result["sft"])] + [line(s, run) for s, run in result["rl"].items()])

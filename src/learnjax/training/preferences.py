@@ -43,13 +43,17 @@ class DPOSettings:
     weight_decay: float = 0.0
 
 
-def answer_logprobs(model, tokens, segments, learn) -> jax.Array:
-    """The log-probability (B,) of each row's answer (the tokens `learn` marks,
-    and its `[END]`) given its prompt: the sum of its tokens' log-probabilities."""
+def token_logprobs(model, tokens, segments, learn) -> tuple[jax.Array, jax.Array]:
+    """The log-probability (B, T) of each answer token (the tokens `learn` marks,
+    and its `[END]`) given those before it, and the weights (B, T) that mark them."""
     logits = model(tokens, segments)  # (B, T, V)
     targets, weights = next_word_targets(tokens, segments, learn)
-    per_token = -optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-    return (per_token * weights).sum(-1)
+    return -optax.softmax_cross_entropy_with_integer_labels(logits, targets) * weights, weights
+
+
+def answer_logprobs(model, tokens, segments, learn) -> jax.Array:
+    """The log-probability (B,) of each row's answer given its prompt."""
+    return token_logprobs(model, tokens, segments, learn)[0].sum(-1)
 
 
 # --8<-- [start:dpo_loss]
