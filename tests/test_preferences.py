@@ -166,3 +166,52 @@ def test_the_world_reward_scores_right_abstain_and_wrong():
     assert penalised(unknowns.ABSTENTION, unknown) > penalised("it is blue.", unknown)
     with pytest.raises(ValueError, match="reward must be one of unpenalised, penalised; got 'kind'"):
         world_reward("kind")
+
+
+# The measured claims (cached experiments).
+
+
+@pytest.fixture(scope="module")
+def preference_result():
+    from learnjax.experiments import preferences
+
+    return preferences.preferences()
+
+
+@pytest.fixture(scope="module")
+def reward_result():
+    from learnjax.experiments import preferences
+
+    return preferences.rewards()
+
+
+def test_the_supervised_assistant_hallucinates_about_unknown_entities(preference_result):
+    sft = preference_result["sft"]["held_out"]
+    assert sft["unknown"]["wrong"] >= 0.5 and sft["known"]["right"] >= 0.5
+
+
+def test_dpo_at_the_dev_beta_halves_hallucination_and_costs_known_answers_by_false_abstention(preference_result):
+    from learnjax.experiments.preferences import balanced
+
+    dpo = preference_result["dpo"]
+    chosen = dpo[str(preference_result["beta"])]
+    assert balanced(chosen["dev"]) == max(balanced(run["dev"]) for run in dpo.values())
+    sft = preference_result["sft"]["held_out"]
+    assert chosen["held_out"]["unknown"]["wrong"] <= sft["unknown"]["wrong"] / 2
+    lost = sft["known"]["right"] - chosen["held_out"]["known"]["right"]
+    assert lost > 0.05 and chosen["held_out"]["known"]["abstain"] >= lost / 2  # mostly abstentions
+
+
+def test_only_the_reward_that_penalises_a_wrong_answer_lowers_hallucination(reward_result):
+    sft, rl = reward_result["sft"]["held_out"], reward_result["rl"]
+    assert rl["unpenalised"]["held_out"]["unknown"]["wrong"] > sft["unknown"]["wrong"] / 2
+    penalised = rl["penalised"]["held_out"]
+    assert penalised["unknown"]["wrong"] < rl["unpenalised"]["held_out"]["unknown"]["wrong"] - 0.2
+    assert abs(penalised["known"]["right"] - sft["known"]["right"]) <= 0.05
+
+
+def test_rewards_make_the_model_say_what_it_could_already_sample(reward_result):
+    before = reward_result["sft"]["pass_at"]
+    assert before["16"] - before["1"] > 0.2  # sixteen tries find many answers one try misses
+    for run in reward_result["rl"].values():
+        assert abs(run["pass_at"]["16"] - before["16"]) <= 0.05
