@@ -57,7 +57,8 @@ def answer_logprobs(model, tokens, segments, learn) -> jax.Array:
 
 
 # --8<-- [start:dpo_loss]
-def dpo_loss(policy_chosen, policy_rejected, reference_chosen, reference_rejected, beta):
+def dpo_loss(policy_chosen, policy_rejected,
+             reference_chosen, reference_rejected, beta):
     """DPO's loss from the answers' log-probabilities (B,): how much more the
     policy prefers the chosen answer than the frozen reference does, pushed up
     through a logistic loss."""

@@ -32,14 +32,14 @@ REWARDS = {"unpenalised": (1.0, 0.0, 0.0), "penalised": (1.0, 0.0, -1.0)}
 
 @dataclass(frozen=True)
 class GRPOSettings:
-    iterations: int = 60
+    iterations: int = 30
     questions_per_batch: int = 16
     group: int = 8  # answers sampled per question
     updates_per_batch: int = 2  # the later updates are off the sampling policy: clipping counts
     clip: float = 0.2
     kl_weight: float = 0.05
     temperature: float = 1.0
-    learning_rate: float = 3e-5
+    learning_rate: float = 6e-5
     max_new_tokens: int = 8
 
 
@@ -53,7 +53,8 @@ def group_advantages(rewards: np.ndarray) -> np.ndarray:
 
 
 # --8<-- [start:grpo_loss]
-def grpo_loss(logprobs, sampled_logprobs, reference_logprobs, advantages, weights, clip, kl_weight):
+def grpo_loss(logprobs, sampled_logprobs, reference_logprobs,
+              advantages, weights, clip, kl_weight):
     """Per answer token (B, T): the clipped policy-gradient objective, minus a
     penalty for the policy's drift from the reference; averaged, negated."""
     ratio = jnp.exp(logprobs - sampled_logprobs)
