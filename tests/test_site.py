@@ -180,8 +180,8 @@ def test_navigation_is_in_diataxis_order():
     assert [next(iter(entry)) for entry in nav] == ["Home", "Learn", "Under the hood", "Notebooks", "How-to", "Reference"]
     learn = next(entry["Learn"] for entry in nav if "Learn" in entry)
     assert [next(iter(page.values())) for page in learn] == [
-        "supervised-learning.md", "self-supervised-learning.md", "pre-training.md", "fine-tuning.md", "summary.md",
-        "limitations.md",
+        "supervised-learning.md", "self-supervised-learning.md", "pre-training.md", "fine-tuning.md",
+        "preferences-and-rewards.md", "summary.md", "limitations.md",
     ]
 
 
@@ -469,7 +469,8 @@ def test_each_limitation_is_measured_linked_and_answered(built_site):
     article = html[html.index("<article"):html.index("</article>")]
     sections = re.split(r"<h2 ", article)[1:]
     assert len(sections) >= 6, "expected six limitations and a summary"
-    learn = ("supervised-learning/", "self-supervised-learning/", "pre-training/", "fine-tuning/")
+    learn = ("supervised-learning/", "self-supervised-learning/", "pre-training/", "fine-tuning/",
+             "preferences-and-rewards/")
     for section in sections[:-1]:
         heading = re.sub(r"<[^>]+>", "", section[: section.index("</h2>")])
         assert "What to do." in section, f"{heading}: no advice"
