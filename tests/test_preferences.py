@@ -215,3 +215,49 @@ def test_rewards_make_the_model_say_what_it_could_already_sample(reward_result):
     assert before["16"] - before["1"] > 0.2  # sixteen tries find many answers one try misses
     for run in reward_result["rl"].values():
         assert abs(run["pass_at"]["16"] - before["16"]) <= 0.05
+
+
+# Preference and reward tuning from the user's files.
+
+
+def test_a_preference_file_without_a_rejected_answer_is_refused_naming_its_line(tmp_path):
+    from learnjax.training.preferences import read_preferences
+
+    path = tmp_path / "pairs.csv"
+    path.write_text("prompt,chosen\nwhat colour is the banana?,it is yellow.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"pairs.csv' line 2: no 'rejected' column"):
+        read_preferences(path)
+    path.write_text("prompt,chosen,rejected\nwhat colour is the banana?,it is yellow.,\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"pairs.csv' line 2: the 'rejected' is empty"):
+        read_preferences(path)
+
+
+def test_the_exact_reward_matches_the_accepted_answer_as_the_assistant_writes_it():
+    from learnjax.training.rewards import exact_reward
+
+    question = questions.Example("what colour is the banana?", "It is Yellow.")
+    reward = exact_reward(1.0, 0.0, -1.0)
+    assert [reward(a, question) for a in ("it is yellow.", unknowns.ABSTENTION, "it is blue.")] == [1.0, 0.0, -1.0]
+
+
+def test_tuning_from_files_keeps_the_saved_assistant_as_it_was(tiny_assistant, tmp_path):
+    import json
+
+    from learnjax.training.instruction_tuning import Assistant
+    from learnjax.training.preferences import DPOSettings, preference_tune_file
+    from learnjax.training.rewards import GRPOSettings, reinforce_file
+
+    tiny_assistant.save(tmp_path / "assistant")
+    saved = sorted((p.name, p.read_bytes()) for p in (tmp_path / "assistant").iterdir())
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "what colour is the umbrella?", "chosen": unknowns.ABSTENTION,
+                                 "rejected": "it is red."}) + "\n", encoding="utf-8")
+    tuned = preference_tune_file(tmp_path / "assistant", pairs, DPOSettings(steps=3, batch_size=1))
+    asked = tmp_path / "questions.csv"
+    asked.write_text("prompt,answer\nwhat colour is the banana?,It is yellow.\n", encoding="utf-8")
+    rewarded = reinforce_file(tmp_path / "assistant", asked, wrong=-1.0,
+                              settings=GRPOSettings(iterations=2, questions_per_batch=1, group=2, max_new_tokens=4))
+    assert tuned.mode == "dpo" and len(tuned.history.loss) == 3
+    assert rewarded.mode == "grpo" and len(rewarded.history.loss) == 2
+    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "assistant").iterdir()) == saved
+    assert isinstance(Assistant.load(tmp_path / "assistant"), Assistant)

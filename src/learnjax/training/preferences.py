@@ -115,3 +115,21 @@ def preference_tune(assistant, preferences: list[Preference], settings: DPOSetti
         history.loss.append(float(loss))
         history.accuracy.append(float(margin))
     return dataclasses.replace(assistant, model=policy, mode="dpo", history=history)
+
+
+def read_preferences(path) -> list[Preference]:
+    """The preferences of a .csv, .tsv or .jsonl file with `prompt`, `chosen` and
+    `rejected` columns; a bad file is refused with a one-line error naming it."""
+    from learnjax.data.labeled_files import read_text_columns
+
+    rows, _ = read_text_columns(path, ("prompt", "chosen", "rejected"))
+    return [Preference(r["prompt"], r["chosen"], r["rejected"]) for r in rows]
+
+
+def preference_tune_file(assistant_directory, path, settings: DPOSettings = DPOSettings(), seed: int = 0):
+    """The assistant saved in `assistant_directory`, tuned by DPO on the
+    preferences of the file `path` (`read_preferences`), itself the reference."""
+    from learnjax.training.instruction_tuning import Assistant
+
+    preferences = read_preferences(path)
+    return preference_tune(Assistant.load(assistant_directory), preferences, settings, seed)

@@ -140,3 +140,42 @@ def world_reward(scheme: str) -> Callable[[str, Example], float]:
         raise ValueError(f"reward must be one of {', '.join(REWARDS)}; got {scheme!r}")
     right, abstain, wrong = REWARDS[scheme]
     return lambda answer, example: {"right": right, "abstain": abstain, "wrong": wrong}[verdict(answer, example)]
+
+
+def as_written(answer: str) -> str:
+    """An answer as the assistant writes it: lower-case words, so that "It is
+    yellow." matches its "it is yellow."."""
+    from learnjax.text.tokenizer import split_words
+
+    return join_words(split_words(answer.lower()))
+
+
+def exact_reward(right: float = 1.0, abstain: float = 0.0, wrong: float = 0.0) -> Callable[[str, Example], float]:
+    """A reward for answers to questions with one accepted answer each (the
+    example's `response`): `right` for it, word for word, `abstain` for "i don't
+    know." and `wrong` for anything else."""
+    from learnjax.data.unknowns import verdict
+
+    scores = {"right": right, "abstain": abstain, "wrong": wrong}
+    return lambda answer, example: scores[verdict(answer, dataclasses.replace(example, response=as_written(example.response)))]
+
+
+def read_rewarded_questions(path) -> list[Example]:
+    """The questions of a .csv, .tsv or .jsonl file with `prompt` and `answer`
+    columns, each answer the one accepted; a bad file is refused with a one-line
+    error naming it."""
+    from learnjax.data.labeled_files import read_text_columns
+
+    rows, _ = read_text_columns(path, ("prompt", "answer"))
+    return [Example(r["prompt"], r["answer"]) for r in rows]
+
+
+def reinforce_file(assistant_directory, path, *, abstain: float = 0.0, wrong: float = 0.0,
+                   settings: GRPOSettings = GRPOSettings(), seed: int = 0):
+    """The assistant saved in `assistant_directory`, tuned by GRPO on the
+    questions of the file `path` (`read_rewarded_questions`), each answer scored
+    by `exact_reward(1, abstain, wrong)`; the saved assistant is the reference."""
+    from learnjax.training.instruction_tuning import Assistant
+
+    examples = read_rewarded_questions(path)
+    return reinforce(Assistant.load(assistant_directory), examples, exact_reward(1.0, abstain, wrong), settings, seed)
