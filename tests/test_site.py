@@ -181,7 +181,7 @@ def test_navigation_is_in_diataxis_order():
     learn = next(entry["Learn"] for entry in nav if "Learn" in entry)
     assert [next(iter(page.values())) for page in learn] == [
         "supervised-learning.md", "self-supervised-learning.md", "pre-training.md", "fine-tuning.md",
-        "fine-tuning-other-tasks.md", "summary.md",
+        "fine-tuning-other-tasks.md", "preferences-and-rewards.md", "summary.md",
         "limitations.md",
     ]
 
@@ -470,7 +470,8 @@ def test_each_limitation_is_measured_linked_and_answered(built_site):
     article = html[html.index("<article"):html.index("</article>")]
     sections = re.split(r"<h2 ", article)[1:]
     assert len(sections) >= 6, "expected six limitations and a summary"
-    learn = ("supervised-learning/", "self-supervised-learning/", "pre-training/", "fine-tuning/")
+    learn = ("supervised-learning/", "self-supervised-learning/", "pre-training/", "fine-tuning/",
+             "preferences-and-rewards/")
     for section in sections[:-1]:
         heading = re.sub(r"<[^>]+>", "", section[: section.index("</h2>")])
         assert "What to do." in section, f"{heading}: no advice"

@@ -140,10 +140,19 @@ def read_instructions(path: str | os.PathLike, *, skipped: list[int] | None = No
     """Prompts, responses and their lines from a .csv, .tsv or .jsonl file with
     `prompt` and `response` columns, read as `read_labeled` reads its files
     (`skipped` too); an empty prompt or response, or one that is not a string, is refused."""
+    rows, lines = read_text_columns(path, ("prompt", "response"), skipped=skipped)
+    return [r["prompt"] for r in rows], [r["response"] for r in rows], lines
+
+
+def read_text_columns(path: str | os.PathLike, columns: tuple[str, ...], *,
+                      skipped: list[int] | None = None) -> tuple[list[dict[str, str]], list[int]]:
+    """The `columns` of each record of a .csv, .tsv or .jsonl file, and its line,
+    read as `read_labeled` reads its files (`skipped` too); a missing column, an
+    empty field or one that is not a string is refused, naming its line."""
     path = Path(path)
-    prompts, responses, lines = [], [], []
+    records, lines = [], []
     for line, row in _rows(path, skipped=skipped):
-        for column in ("prompt", "response"):
+        for column in columns:
             if column not in row:
                 raise ValueError(f"{_name(path)} line {line}: no {column!r} column (found {sorted(row)})")
             value = row[column]
@@ -151,12 +160,11 @@ def read_instructions(path: str | os.PathLike, *, skipped: list[int] | None = No
                 raise ValueError(f"{_name(path)} line {line}: the {column!r} must be a string, got {json.dumps(value)[:60]}")
             if not (value or "").strip():
                 raise ValueError(f"{_name(path)} line {line}: the {column!r} is empty")
-        prompts.append(row["prompt"])
-        responses.append(row["response"])
+        records.append({column: row[column] for column in columns})
         lines.append(line)
-    if not prompts:
+    if not records:
         raise ValueError(f"{_name(path)} holds no examples")
-    return prompts, responses, lines
+    return records, lines
 
 
 def _table_rows(path: Path | str, lines: Iterable[str], delimiter: str) -> Iterator[tuple[int, dict[str, str | None]]]:

@@ -22,9 +22,9 @@ def _train_spam_filters(modes: tuple[str, ...], labels: int, seed: int) -> dict:
     import time
 
     from learnjax.data import messages
-    from learnjax.training.pretraining import foundation_model
     from learnjax.storage.export import web_model
     from learnjax.training.finetuning import finetune
+    from learnjax.training.pretraining import foundation_model
 
     started = time.perf_counter()
     foundation = foundation_model(progress=False)

@@ -1,0 +1,263 @@
+"""Preferences and rewards: the unknown entities, DPO against a frozen
+reference, and the measured claims of the Preferences and rewards page."""
+
+import random
+
+import pytest
+
+from learnjax.data import corpus, questions, unknowns, world
+from learnjax.data.facts import world_facts
+from learnjax.training.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE
+
+# The unknown entities.
+
+
+def test_unknown_entities_are_words_of_the_corpus_with_no_fact_of_their_kind():
+    facts = {(f.kind, f.entity) for f in world_facts()}
+    texts = corpus.build_corpus(MIXED_RECIPE.n_texts, MIXED_RECIPE.corpus_seed, MIXED_RECIPE.faq_share)
+    words = {w for t in texts for w in t.lower().replace(".", " ").replace(",", " ").split()}
+    for fact in unknowns.unknown_facts():
+        assert (fact.kind, fact.entity) not in facts, fact
+        assert fact.entity in words, fact  # heard of: a word of the vocabulary, not [UNK]
+
+
+@pytest.mark.parametrize("recipe", [NEXT_WORD_RECIPE, MIXED_RECIPE], ids=["plain", "mixed"])
+def test_no_fact_of_an_unknown_entity_leaks_into_the_corpus(recipe):
+    assert unknowns.leaks(corpus.build_corpus(recipe.n_texts, recipe.corpus_seed, recipe.faq_share)) == []
+
+
+def test_a_leaked_fact_is_found():
+    assert unknowns.leaks(["The umbrella is black.", "We met at the farm and caught fish together.", "I like tea."]) == [
+        "The umbrella is black.", "We met at the farm and caught fish together."]
+
+
+def test_an_unknown_given_a_colour_in_the_world_leaks_into_the_corpus(monkeypatch):
+    monkeypatch.setattr(world, "COLOURS", (*world.COLOURS, ("umbrella", "black")))
+    assert unknowns.leaks(corpus.build_corpus(4000, seed=0))
+
+
+def test_unknown_splits_are_disjoint_cover_every_kind_and_abstain():
+    splits = unknowns.unknown_splits()
+    assert not splits["train"] & splits["dev"] and not splits["train"] & splits["held_out"] and not splits["dev"] & splits["held_out"]
+    for split in splits:
+        assert {kind for kind, _ in splits[split]} == set(unknowns.UNKNOWN), split
+        assert {q.response for q in unknowns.unknown_questions(split)} == {unknowns.ABSTENTION}
+
+
+def test_abstentions_in_supervised_data_are_about_train_unknowns_only():
+    examples = unknowns.with_abstentions(questions.training_examples(256), 8)
+    abstaining = [e for e in examples if e.response == unknowns.ABSTENTION]
+    assert len(examples) == 256 and len(abstaining) == 8
+    train = {entity for _, entity in unknowns.unknown_splits()["train"]}
+    assert {e.fact.entity for e in abstaining} <= train
+
+
+def test_a_made_up_answer_is_a_fact_of_the_kind_the_world_does_not_hold():
+    rng = random.Random(0)
+    for example in questions.questions("train")[:30] + unknowns.unknown_questions("train"):
+        made_up = unknowns.made_up_answer(example, rng)
+        assert made_up != example.response and made_up != unknowns.ABSTENTION
+        assert unknowns.verdict(made_up, example) == "wrong"
+    known = questions.questions("train")[0]
+    assert unknowns.verdict(known.response, known) == "right"
+    assert unknowns.verdict(unknowns.ABSTENTION, known) == "abstain"
+
+
+# DPO.
+
+
+@pytest.fixture(scope="module")
+def tiny_assistant():
+    from flax import nnx
+
+    from learnjax.models.transformer import EncoderConfig, NextWordModel
+    from learnjax.text.tokenizer import Tokenizer
+    from learnjax.training.instruction_tuning import Assistant
+    from learnjax.training.loops import History
+
+    tokenizer = Tokenizer.from_texts(corpus.build_corpus(300) + [unknowns.ABSTENTION, "what colour is the umbrella?"])
+    model = NextWordModel(EncoderConfig(len(tokenizer), 32, 32, 2, 4, 64), rngs=nnx.Rngs(0))
+    return Assistant(model, tokenizer, "full", History())
+
+
+def test_the_dpo_loss_is_log_2_where_the_policy_is_the_reference_and_falls_with_the_margin():
+    import math
+
+    import jax.numpy as jnp
+
+    from learnjax.training.preferences import dpo_loss
+
+    same = jnp.array([-3.0, -5.0])
+    assert float(dpo_loss(same, same - 1, same, same - 1, 0.1)) == pytest.approx(math.log(2))
+    better = float(dpo_loss(same + 1, same - 1, same, same - 1, 0.1))
+    worse = float(dpo_loss(same - 1, same - 1, same, same - 1, 0.1))
+    assert better < math.log(2) < worse
+
+
+def test_dpo_learns_the_preferences_against_a_reference_that_stays_frozen(tiny_assistant):
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    from learnjax.training.preferences import DPOSettings, Preference, answer_logprobs, preference_tune
+
+    before = jax.tree.map(np.array, nnx.state(tiny_assistant.model, nnx.Param))
+    pairs = [Preference("what colour is the umbrella?", unknowns.ABSTENTION, "it is red."),
+             Preference("what colour is the banana?", "it is yellow.", "it is blue.")]
+    tuned = preference_tune(tiny_assistant, pairs, DPOSettings(beta=0.5, steps=30, batch_size=2, learning_rate=3e-3))
+    after = nnx.state(tiny_assistant.model, nnx.Param)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))), "the reference trained"
+    assert tuned.mode == "dpo" and tuned.history.accuracy[-1] > 1.0  # the policy prefers the chosen answers more than the reference
+
+    def margin(model):
+        rows = questions.chat_rows(tiny_assistant.tokenizer, [questions.Example(p.prompt, a) for p in pairs for a in (p.chosen, p.rejected)], 32)
+        logprobs = np.asarray(answer_logprobs(model, *rows))
+        return logprobs[0::2] - logprobs[1::2]
+
+    assert (margin(tuned.model) > margin(tiny_assistant.model) + 1.0).all()
+
+
+def test_dpo_refuses_no_preferences_and_a_non_positive_beta(tiny_assistant):
+    from learnjax.training.preferences import DPOSettings, Preference, preference_tune
+
+    with pytest.raises(ValueError, match="no preferences"):
+        preference_tune(tiny_assistant, [])
+    with pytest.raises(ValueError, match="beta must be positive, got 0"):
+        preference_tune(tiny_assistant, [Preference("a", "b", "c")], DPOSettings(beta=0))
+
+
+# GRPO.
+
+
+def test_advantages_are_normalised_within_each_group():
+    import numpy as np
+
+    from learnjax.training.rewards import group_advantages
+
+    rewards = np.array([[1.0, 0.0, 0.0, 0.0], [10.0, 10.0, 12.0, 8.0], [-1.0, -1.0, -1.0, -1.0]])
+    advantages = group_advantages(rewards)
+    assert np.allclose(advantages[:2].mean(axis=1), 0, atol=1e-6) and np.allclose(advantages[:2].std(axis=1), 1, atol=1e-3)
+    assert np.allclose(advantages[2], 0)  # one verdict for the whole group: nothing to learn
+
+
+def test_each_reward_is_computed_on_its_own_sample(tiny_assistant):
+    from learnjax.models.generation import join_words
+    from learnjax.text.tokenizer import ASSISTANT_ID, END_ID
+    from learnjax.training.rewards import GRPOSettings, sampled_groups
+
+    asked = questions.questions("train")[:3]
+    tokenizer = tiny_assistant.tokenizer
+    groups = sampled_groups(tiny_assistant.model, tokenizer, asked, lambda answer, example: float(len(answer)),
+                            GRPOSettings(group=4, max_new_tokens=6), seed=0)
+    assert len(set(groups["rewards"].reshape(-1).tolist())) > 1  # the check below can tell the samples apart
+    for i, row in enumerate(groups["rows"][0]):
+        ids = row.tolist()
+        answer = [t for t in ids[ids.index(ASSISTANT_ID) + 1:] if t not in (0, END_ID)]
+        assert groups["rewards"].reshape(-1)[i] == len(join_words([tokenizer.vocab[t] for t in answer])), i
+
+
+def test_the_world_reward_scores_right_abstain_and_wrong():
+    from learnjax.training.rewards import world_reward
+
+    known, unknown = questions.questions("held_out")[0], unknowns.unknown_questions("held_out")[0]
+    penalised, unpenalised = world_reward("penalised"), world_reward("unpenalised")
+    assert [penalised(a, known) for a in (known.response, unknowns.ABSTENTION, "it is blue.")] == [1, 0, -1]
+    assert [unpenalised(a, unknown) for a in (unknowns.ABSTENTION, "it is blue.")] == [0, 0]
+    assert penalised(unknowns.ABSTENTION, unknown) > penalised("it is blue.", unknown)
+    with pytest.raises(ValueError, match="reward must be one of unpenalised, penalised; got 'kind'"):
+        world_reward("kind")
+
+
+# The measured claims (cached experiments).
+
+
+@pytest.fixture(scope="module")
+def preference_result():
+    from learnjax.experiments import preferences
+
+    return preferences.preferences()
+
+
+@pytest.fixture(scope="module")
+def reward_result():
+    from learnjax.experiments import preferences
+
+    return preferences.rewards()
+
+
+def test_the_supervised_assistant_hallucinates_about_unknown_entities(preference_result):
+    sft = preference_result["sft"]["held_out"]
+    assert sft["unknown"]["wrong"] >= 0.5 and sft["known"]["right"] >= 0.5
+
+
+def test_dpo_at_the_dev_beta_halves_hallucination_and_costs_known_answers_by_false_abstention(preference_result):
+    from learnjax.experiments.preferences import balanced
+
+    dpo = preference_result["dpo"]
+    chosen = dpo[str(preference_result["beta"])]
+    assert balanced(chosen["dev"]) == max(balanced(run["dev"]) for run in dpo.values())
+    sft = preference_result["sft"]["held_out"]
+    assert chosen["held_out"]["unknown"]["wrong"] <= sft["unknown"]["wrong"] / 2
+    lost = sft["known"]["right"] - chosen["held_out"]["known"]["right"]
+    assert lost > 0.05 and chosen["held_out"]["known"]["abstain"] >= lost / 2  # mostly abstentions
+
+
+def test_only_the_reward_that_penalises_a_wrong_answer_lowers_hallucination(reward_result):
+    sft, rl = reward_result["sft"]["held_out"], reward_result["rl"]
+    assert rl["unpenalised"]["held_out"]["unknown"]["wrong"] > sft["unknown"]["wrong"] / 2
+    penalised = rl["penalised"]["held_out"]
+    assert penalised["unknown"]["wrong"] < rl["unpenalised"]["held_out"]["unknown"]["wrong"] - 0.2
+    assert abs(penalised["known"]["right"] - sft["known"]["right"]) <= 0.05
+
+
+def test_rewards_make_the_model_say_what_it_could_already_sample(reward_result):
+    before = reward_result["sft"]["pass_at"]
+    assert before["16"] - before["1"] > 0.2  # sixteen tries find many answers one try misses
+    for run in reward_result["rl"].values():
+        assert abs(run["pass_at"]["16"] - before["16"]) <= 0.05
+
+
+# Preference and reward tuning from the user's files.
+
+
+def test_a_preference_file_without_a_rejected_answer_is_refused_naming_its_line(tmp_path):
+    from learnjax.training.preferences import read_preferences
+
+    path = tmp_path / "pairs.csv"
+    path.write_text("prompt,chosen\nwhat colour is the banana?,it is yellow.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"pairs.csv' line 2: no 'rejected' column"):
+        read_preferences(path)
+    path.write_text("prompt,chosen,rejected\nwhat colour is the banana?,it is yellow.,\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"pairs.csv' line 2: the 'rejected' is empty"):
+        read_preferences(path)
+
+
+def test_the_exact_reward_matches_the_accepted_answer_as_the_assistant_writes_it():
+    from learnjax.training.rewards import exact_reward
+
+    question = questions.Example("what colour is the banana?", "It is Yellow.")
+    reward = exact_reward(1.0, 0.0, -1.0)
+    assert [reward(a, question) for a in ("it is yellow.", unknowns.ABSTENTION, "it is blue.")] == [1.0, 0.0, -1.0]
+
+
+def test_tuning_from_files_keeps_the_saved_assistant_as_it_was(tiny_assistant, tmp_path):
+    import json
+
+    from learnjax.training.instruction_tuning import Assistant
+    from learnjax.training.preferences import DPOSettings, preference_tune_file
+    from learnjax.training.rewards import GRPOSettings, reinforce_file
+
+    tiny_assistant.save(tmp_path / "assistant")
+    saved = sorted((p.name, p.read_bytes()) for p in (tmp_path / "assistant").iterdir())
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "what colour is the umbrella?", "chosen": unknowns.ABSTENTION,
+                                 "rejected": "it is red."}) + "\n", encoding="utf-8")
+    tuned = preference_tune_file(tmp_path / "assistant", pairs, DPOSettings(steps=3, batch_size=1))
+    asked = tmp_path / "questions.csv"
+    asked.write_text("prompt,answer\nwhat colour is the banana?,It is yellow.\n", encoding="utf-8")
+    rewarded = reinforce_file(tmp_path / "assistant", asked, wrong=-1.0,
+                              settings=GRPOSettings(iterations=2, questions_per_batch=1, group=2, max_new_tokens=4))
+    assert tuned.mode == "dpo" and len(tuned.history.loss) == 3
+    assert rewarded.mode == "grpo" and len(rewarded.history.loss) == 2
+    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "assistant").iterdir()) == saved
+    assert isinstance(Assistant.load(tmp_path / "assistant"), Assistant)
