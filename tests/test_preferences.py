@@ -12,9 +12,15 @@ from learnjax.training.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE
 # The unknown entities.
 
 
+def built_in_texts(recipe):
+    """The built-in corpus that `recipe` pre-trains on, question-and-answer text included."""
+    texts = corpus.build_corpus(recipe.n_texts, recipe.corpus_seed)
+    return questions.with_faq(texts, recipe.faq_share, recipe.corpus_seed) if recipe.faq_share else texts
+
+
 def test_unknown_entities_are_words_of_the_corpus_with_no_fact_of_their_kind():
     facts = {(f.kind, f.entity) for f in world_facts()}
-    texts = corpus.build_corpus(MIXED_RECIPE.n_texts, MIXED_RECIPE.corpus_seed, MIXED_RECIPE.faq_share)
+    texts = built_in_texts(MIXED_RECIPE)
     words = {w for t in texts for w in t.lower().replace(".", " ").replace(",", " ").split()}
     for fact in unknowns.unknown_facts():
         assert (fact.kind, fact.entity) not in facts, fact
@@ -23,7 +29,7 @@ def test_unknown_entities_are_words_of_the_corpus_with_no_fact_of_their_kind():
 
 @pytest.mark.parametrize("recipe", [NEXT_WORD_RECIPE, MIXED_RECIPE], ids=["plain", "mixed"])
 def test_no_fact_of_an_unknown_entity_leaks_into_the_corpus(recipe):
-    assert unknowns.leaks(corpus.build_corpus(recipe.n_texts, recipe.corpus_seed, recipe.faq_share)) == []
+    assert unknowns.leaks(built_in_texts(recipe)) == []
 
 
 def test_a_leaked_fact_is_found():
