@@ -89,7 +89,7 @@ def first_token_child(side: str) -> dict:
     folder = Path(os.environ["BENCH_MODEL"])
     if side == "learnjax":
         from learnjax.models.generation import Sampling, continue_ids
-        from learnjax.training.pretraining import Foundation
+        from learnjax.training.foundation import Foundation
 
         imported = time.perf_counter()
         foundation = Foundation.load(folder)
@@ -115,7 +115,7 @@ def first_token(have_torch: bool) -> dict:
     from learnjax.models.transformer import EncoderConfig, NextWordModel
     from learnjax.storage.progress import History
     from learnjax.text.tokenizer import SPECIAL_TOKENS, Tokenizer
-    from learnjax.training.pretraining import Foundation
+    from learnjax.training.foundation import Foundation
 
     results = {}
     with tempfile.TemporaryDirectory() as folder:

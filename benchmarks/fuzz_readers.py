@@ -166,8 +166,8 @@ def _save(kind: str, directory: Path) -> Path:
     from learnjax.storage.checkpoints import TrainingCheckpoints
     from learnjax.storage.progress import History
     from learnjax.training.finetuning import TextClassifier
+    from learnjax.training.foundation import Foundation
     from learnjax.training.loops import adamw
-    from learnjax.training.pretraining import Foundation
 
     if kind == "subword":
         from learnjax.text.subword import SubwordTokenizer
@@ -209,7 +209,7 @@ def _fix_checksum(directory: Path, fuzzed: Path) -> None:
     (directory / MANIFEST).write_text(json.dumps(manifest))
 
 def _load_foundation(directory: Path):
-    from learnjax.training.pretraining import Foundation
+    from learnjax.training.foundation import Foundation
 
     return Foundation.load(directory)
 

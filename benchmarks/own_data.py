@@ -88,7 +88,8 @@ def tokens_per_second(path: Path, vocab_sizes: tuple[int, ...], steps: int) -> l
     from learnjax.data.textfiles import TextLines
     from learnjax.models.transformer import EncoderConfig
     from learnjax.training.loops import adamw, train_masked_prediction
-    from learnjax.training.pretraining import PretrainRecipe, corpus_rows, create_model_and_optimizer, model_shapes
+    from learnjax.training.pretraining import corpus_rows, create_model_and_optimizer, model_shapes
+    from learnjax.training.recipe import PretrainRecipe
 
     texts = list(TextLines([path]))
     rows = []

@@ -21,8 +21,10 @@ from learnjax.models.transformer import NextWordModel
 from learnjax.storage.progress import History
 from learnjax.text.subword import SubwordTokenizer
 from learnjax.text.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, MASK_ID, PAD_ID, USER_ID
+from learnjax.training.foundation import Foundation, fill_masks
 from learnjax.training.instruction_tuning import Assistant
-from learnjax.training.pretraining import Foundation, PretrainRecipe, corpus_rows, fill_masks
+from learnjax.training.pretraining import corpus_rows
+from learnjax.training.recipe import PretrainRecipe
 from test_model_directories import tiny_classifier, tiny_foundation
 
 WRITTEN = "[USER] [ASSISTANT] [END] [CLS] [PAD] [UNK] [MASK] [end] [Mask] [user]"

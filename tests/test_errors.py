@@ -13,7 +13,7 @@ from learnjax.data.labeled_files import read_labeled
 from learnjax.models.transformer import EncoderConfig
 from learnjax.storage.checkpoints import CheckpointError
 from learnjax.training.finetuning import finetune
-from learnjax.training.pretraining import Foundation
+from learnjax.training.foundation import Foundation
 from one_line import is_one_line
 
 

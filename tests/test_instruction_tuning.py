@@ -109,7 +109,7 @@ def test_an_adapter_saves_alone_loads_onto_its_foundation_and_merges(small, tmp_
 
 def test_instruction_tuning_compiles_its_step_once_for_any_learning_rate():
     from learnjax import foundation_model
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.recipe import NEXT_WORD_RECIPE
 
     foundation = foundation_model(NEXT_WORD_RECIPE)
     examples = questions.training_examples(32, seed=0)
@@ -122,7 +122,7 @@ def test_instruction_tuning_compiles_its_step_once_for_any_learning_rate():
 
 def test_scratch_starts_from_random_weights_and_full_from_the_foundation():
     from learnjax import foundation_model
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.recipe import NEXT_WORD_RECIPE
 
     foundation = foundation_model(NEXT_WORD_RECIPE)
     full, _ = build_assistant(foundation, "full")
@@ -136,7 +136,7 @@ def test_scratch_starts_from_random_weights_and_full_from_the_foundation():
 
 def test_lora_instruction_tuning_changes_the_adapters_and_nothing_else():
     from learnjax import foundation_model
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.recipe import NEXT_WORD_RECIPE
 
     foundation = foundation_model(NEXT_WORD_RECIPE)
     assistant = instruction_tune(foundation, questions.training_examples(32, seed=0), mode="lora",

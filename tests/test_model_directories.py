@@ -19,7 +19,7 @@ from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.storage.checkpoints import LOCK, MANIFEST, CheckpointError, check_writable_model_dir, read_manifest
 from learnjax.storage.progress import History
 from learnjax.training.finetuning import TextClassifier
-from learnjax.training.pretraining import Foundation
+from learnjax.training.foundation import Foundation
 from one_line import is_one_line
 
 WORDS = "the cat sat on a mat while dog ran to red barn and bird sang in tall old tree by river".split()
@@ -348,7 +348,7 @@ def test_malformed_metadata_is_a_one_line_checkpoint_error(tmp_path, metadata):
 
     from learnjax import foundation_model
     from learnjax.storage.checkpoints import CheckpointError
-    from learnjax.training.pretraining import Foundation
+    from learnjax.training.foundation import Foundation
 
     path = foundation_model().save(tmp_path / "model")
     manifest = json.loads((path / "learnjax.json").read_text())

@@ -7,16 +7,10 @@ from flax import nnx
 
 from learnjax import experiments, fill_mask, foundation_model
 from learnjax.data import corpus, questions, world
+from learnjax.evaluation.language_model import cloze_accuracy, grammar_accuracy, masked_token_scores
 from learnjax.models.transformer import MaskedLanguageModel
-from learnjax.training.pretraining import (
-    NEXT_WORD_RECIPE,
-    Foundation,
-    PretrainRecipe,
-    cloze_accuracy,
-    fill_masks,
-    grammar_accuracy,
-    masked_token_scores,
-)
+from learnjax.training.foundation import Foundation, fill_masks
+from learnjax.training.recipe import NEXT_WORD_RECIPE, PretrainRecipe
 
 
 @pytest.fixture(scope="module")

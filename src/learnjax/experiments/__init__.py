@@ -26,8 +26,10 @@ SCALING_STEPS = 600
 
 def measure_scaling_curve(amounts: tuple[int, ...], steps: int) -> list[dict]:
     from learnjax.data import corpus
+    from learnjax.evaluation.language_model import cloze_accuracy, masked_token_scores
     from learnjax.text.tokenizer import Tokenizer
-    from learnjax.training.pretraining import PretrainRecipe, cloze_accuracy, masked_token_scores, pretrain
+    from learnjax.training.pretraining import pretrain
+    from learnjax.training.recipe import PretrainRecipe
 
     # The corpus generator is prefix-stable: the first n texts are the same for
     # every n, so texts outside the largest corpus are held out for every point.
@@ -170,9 +172,12 @@ def _generation(temperatures: tuple[float, ...], per_kind: int, samples: int) ->
     import time
 
     from learnjax.data import corpus, facts
+    from learnjax.evaluation.language_model import next_word_accuracy, perplexity
     from learnjax.models.generation import Sampling
     from learnjax.models.ngram import KneserNeyTrigram
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE, foundation_model, generate_text, next_word_accuracy, perplexity
+    from learnjax.training.foundation import generate_text
+    from learnjax.training.pretraining import foundation_model
+    from learnjax.training.recipe import NEXT_WORD_RECIPE
 
     started = time.perf_counter()
     foundation = foundation_model(NEXT_WORD_RECIPE)
@@ -301,7 +306,8 @@ def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning
     from learnjax.data import questions
     from learnjax.models.lora import save_adapter, trainable_share
     from learnjax.training.instruction_tuning import SFTSettings, instruction_tune, knows, untuned
-    from learnjax.training.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE, foundation_model
+    from learnjax.training.pretraining import foundation_model
+    from learnjax.training.recipe import MIXED_RECIPE, NEXT_WORD_RECIPE
 
     started = time.perf_counter()
     foundations = {"plain": foundation_model(NEXT_WORD_RECIPE), "mixed": foundation_model(MIXED_RECIPE)}

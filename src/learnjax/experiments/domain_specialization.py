@@ -96,7 +96,7 @@ def _domain_specialization(settings: dict) -> dict:
     import time
 
     from learnjax.data import corpus
-    from learnjax.training.pretraining import PretrainRecipe, foundation_model, pretrain
+    from learnjax.training.pretraining import foundation_model, pretrain
 
     started = time.perf_counter()
     s = DomainSettings(**settings)
@@ -104,7 +104,7 @@ def _domain_specialization(settings: dict) -> dict:
     notes, domain_items, general_items = clinic_notes(s.n_notes), clinic_cloze(), corpus.cloze_sentences()
     # The general run reads the notes and as many texts again of the corpus the model was pre-trained on.
     mixed = notes + corpus.build_corpus(round(s.n_notes * s.general_share / (1 - s.general_share)))
-    recipe = PretrainRecipe.continuing(foundation, steps=s.steps, batch_size=s.batch_size, learning_rate=s.learning_rate,
+    recipe = foundation.continuing_recipe(steps=s.steps, batch_size=s.batch_size, learning_rate=s.learning_rate,
                                        warmup_steps=s.warmup_steps)
     rows = [{"model": "general model (before)", **_scores(foundation, domain_items, general_items)}]
     runs = (("full: clinic notes", notes, None), (f"full: notes + {s.general_share:.0%} general text", mixed, None),
@@ -128,7 +128,7 @@ def _domain_specialization(settings: dict) -> dict:
 
 def _scores(foundation, domain_items: list[Cloze], general_items: list[Cloze]) -> dict:
     """Top-1 and top-5 cloze accuracy on both sets, from one batch of predictions."""
-    from learnjax.training.pretraining import fill_masks
+    from learnjax.training.foundation import fill_masks
 
     items = domain_items + general_items
     predictions = fill_masks(foundation, [c.text for c in items], top_k=5)

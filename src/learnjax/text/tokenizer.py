@@ -83,7 +83,7 @@ class BaseTokenizer:
     def encode(self, text: str, *, masks: bool = False) -> list[int]:
         """Token ids of `text`, without `[CLS]` or padding. Special tokens written
         in it are text, never their ids (`split_words`); with `masks`, `[MASK]`
-        written there is the mask to fill in (`learnjax.training.pretraining.fill_masks`)."""
+        written there is the mask to fill in (`learnjax.training.foundation.fill_masks`)."""
         raise NotImplementedError
 
     def encode_texts(self, texts: Iterable[str], *, masks: bool = False) -> Iterator[list[int]]:

@@ -28,8 +28,8 @@ from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.storage import checkpoints
 from learnjax.storage.progress import History
 from learnjax.text.tokenizer import BaseTokenizer
+from learnjax.training.foundation import Foundation
 from learnjax.training.loops import adamw, new_optimizer, predict, train_classifier
-from learnjax.training.pretraining import Foundation
 
 MODES = ("full", "probe", "lora", "scratch")
 LORA_RANK, LORA_ALPHA = 8, 16.0

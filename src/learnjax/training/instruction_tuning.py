@@ -26,8 +26,9 @@ from learnjax.models.transformer import NextWordModel
 from learnjax.storage import checkpoints
 from learnjax.storage.progress import History
 from learnjax.text.tokenizer import END_ID, Tokenizer
+from learnjax.training.foundation import Foundation
 from learnjax.training.loops import adamw, new_optimizer, owned_copy, train_next_word
-from learnjax.training.pretraining import MIXED_RECIPE, Foundation
+from learnjax.training.recipe import MIXED_RECIPE
 
 MODES = ("full", "lora", "scratch")
 
@@ -153,7 +154,7 @@ def knows(foundation: Foundation, facts: list[Fact], per_fact: int = 3, seed: in
     import random
 
     from learnjax.data.facts import statement_prompt
-    from learnjax.training.pretraining import generate_text
+    from learnjax.training.foundation import generate_text
 
     rng = random.Random(seed)
     prompts = [(fact, statement_prompt(fact, rng)) for fact in facts for _ in range(per_fact)]

@@ -33,8 +33,8 @@ def _runs(devices: int, steps: int) -> dict:
     from learnjax.text.tokenizer import Tokenizer
     from learnjax.training import sharding
     from learnjax.training.diagnostics import count_compilations
+    from learnjax.training.foundation import Foundation
     from learnjax.training.loops import adamw, new_optimizer, train_classifier, train_masked_prediction, train_next_word
-    from learnjax.training.pretraining import Foundation
 
     texts = corpus.build_corpus(2000)
     tokenizer = Tokenizer.from_texts(texts)
