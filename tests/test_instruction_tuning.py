@@ -170,15 +170,13 @@ class SplitAnswerer:
 def test_sft_chooses_each_cells_rate_on_dev_and_reports_the_held_out_scores(monkeypatch):
     """Dev prefers one rate, the held-out questions the other: every cell must
     follow dev and report that rate's held-out scores, trained on train entities only."""
-    import learnjax.training.instruction_tuning
-
     trained_on = []
 
     def tuned(foundation, examples, *, mode, seed, settings):
         trained_on.extend(e.prompt for e in examples)
         return SplitAnswerer(questions.questions("dev" if settings.learning_rate == DEV_RATE else "held_out"))
 
-    monkeypatch.setattr(learnjax.training.instruction_tuning, "instruction_tune", tuned)
+    monkeypatch.setattr(experiments, "instruction_tune", tuned)  # the name experiments calls
     rates = {mode: (DEV_RATE, HELD_OUT_RATE) for mode in ("full", "lora", "scratch")}
     rows, chosen = experiments.sft_search({"plain": None, "mixed": None}, (16,), (0, 1), rates, SFTSettings())
     assert {(r["foundation"], r["mode"]) for r in rows} == set(experiments.SFT_CELLS)

@@ -15,11 +15,16 @@ embeddings only).
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import time
 from dataclasses import dataclass
 
+from learnjax.data import corpus
 from learnjax.data.corpus import Cloze
 from learnjax.storage.cache import cached_json
+from learnjax.training.foundation import fill_masks
+from learnjax.training.pretraining import foundation_model, pretrain
 
 # The clinic's regularity: each condition has its treatment.
 TREATMENTS = {
@@ -93,11 +98,6 @@ class DomainSettings:
 
 
 def _domain_specialization(settings: dict) -> dict:
-    import time
-
-    from learnjax.data import corpus
-    from learnjax.training.pretraining import foundation_model, pretrain
-
     started = time.perf_counter()
     s = DomainSettings(**settings)
     foundation = foundation_model()
@@ -128,8 +128,6 @@ def _domain_specialization(settings: dict) -> dict:
 
 def _scores(foundation, domain_items: list[Cloze], general_items: list[Cloze]) -> dict:
     """Top-1 and top-5 cloze accuracy on both sets, from one batch of predictions."""
-    from learnjax.training.foundation import fill_masks
-
     items = domain_items + general_items
     predictions = fill_masks(foundation, [c.text for c in items], top_k=5)
     top1 = [p[0].word == c.answer for p, c in zip(predictions, items)]
@@ -143,8 +141,6 @@ def domain_specialization(settings: DomainSettings = DomainSettings()) -> dict:
     """Clinic and general cloze accuracy of the foundation model before and
     after continued pre-training on the clinic's notes: fully, fully with
     general text mixed in, and with LoRA. Each row's `seconds` is its run's."""
-    import dataclasses
-
     return cached_json("domain-specialization", {"settings": dataclasses.asdict(settings)}, _domain_specialization)
 
 

@@ -14,23 +14,30 @@ JAX loads). Prints JSON.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from learnjax.data import corpus, messages
+from learnjax.storage.progress import History
+from learnjax.text.tokenizer import Tokenizer
 
+
+# JAX, and the modules that import it, are imported inside the functions that run
+# in a started process, after `main` has set the number of simulated devices:
+# JAX reads it once, when it loads.
 def _runs(devices: int, steps: int) -> dict:
     import jax
     import numpy as np
     from flax import nnx
 
-    from learnjax.data import corpus, messages
     from learnjax.models.transformer import EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel, Transformer
-    from learnjax.storage.progress import History
-    from learnjax.text.tokenizer import Tokenizer
     from learnjax.training import sharding
     from learnjax.training.diagnostics import count_compilations
     from learnjax.training.foundation import Foundation
@@ -108,8 +115,6 @@ def _runs(devices: int, steps: int) -> dict:
 def _process_run(steps: int, coordinator: str | None, processes: int, process_id: int) -> dict:
     """One process's part of a masked-prediction run, data parallel over every
     device of every process (after `jax.distributed.initialize`)."""
-    import hashlib
-
     import jax
 
     if coordinator:
@@ -119,9 +124,7 @@ def _process_run(steps: int, coordinator: str | None, processes: int, process_id
     import numpy as np
     from flax import nnx
 
-    from learnjax.data import corpus
     from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
-    from learnjax.text.tokenizer import Tokenizer
     from learnjax.training import sharding
     from learnjax.training.loops import adamw, new_optimizer, train_masked_prediction
 
@@ -146,9 +149,6 @@ def run_processes(processes: int, devices: int, steps: int, timeout: float = 600
     """Starts `processes` processes of `devices` CPU devices each, joined by
     `jax.distributed` on localhost, and one process of one device for reference;
     returns each one's report. Every process is ended on a failure or timeout."""
-    import socket
-    import subprocess
-
     with socket.socket() as free:  # a port the OS chose for the coordinator
         free.bind(("localhost", 0))
         port = free.getsockname()[1]
