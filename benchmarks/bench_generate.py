@@ -39,9 +39,9 @@ def jax_candidates(batch: int, temperature: float) -> dict:
     from flax import nnx
 
     from learnjax.models.generation import generate_tokens
-    from learnjax.models.transformer import EncoderConfig, NextWordModel
+    from learnjax.models.transformer import NextWordModel, TransformerConfig
 
-    model = NextWordModel(EncoderConfig(VOCAB, MAX_LEN, D_MODEL, LAYERS, HEADS, D_FF), rngs=nnx.Rngs(0))
+    model = NextWordModel(TransformerConfig(VOCAB, MAX_LEN, D_MODEL, LAYERS, HEADS, D_FF), rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(model)
     rows = np.zeros((batch, MAX_LEN), np.int32)
     rows[:, :PROMPT] = np.random.default_rng(0).integers(7, VOCAB, (batch, PROMPT))
@@ -112,7 +112,7 @@ def first_token_child(side: str) -> dict:
 def first_token(have_torch: bool) -> dict:
     from flax import nnx
 
-    from learnjax.models.transformer import EncoderConfig, NextWordModel
+    from learnjax.models.transformer import NextWordModel, TransformerConfig
     from learnjax.storage.progress import History
     from learnjax.text.tokenizer import SPECIAL_TOKENS, Tokenizer
     from learnjax.training.foundation import Foundation
@@ -120,7 +120,7 @@ def first_token(have_torch: bool) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         tokenizer = Tokenizer([*SPECIAL_TOKENS, *(f"w{i}" for i in range(VOCAB - len(SPECIAL_TOKENS)))])
-        Foundation(NextWordModel(EncoderConfig(VOCAB, MAX_LEN, D_MODEL, LAYERS, HEADS, D_FF), rngs=nnx.Rngs(0)), tokenizer, History()).save(folder)
+        Foundation(NextWordModel(TransformerConfig(VOCAB, MAX_LEN, D_MODEL, LAYERS, HEADS, D_FF), rngs=nnx.Rngs(0)), tokenizer, History()).save(folder)
         sides = ["learnjax"]
         if have_torch:
             import torch

@@ -14,7 +14,7 @@ import json
 import pytest
 from flax import nnx
 
-from learnjax import EncoderConfig, Tokenizer
+from learnjax import Tokenizer, TransformerConfig
 from learnjax.cli import main
 from learnjax.data.questions import Example, chat_ids, chat_rows
 from learnjax.models.transformer import NextWordModel
@@ -82,7 +82,7 @@ def test_corpus_text_is_packed_with_no_special_token_it_wrote():
 
 def tiny_writer(seed: int = 0) -> Foundation:
     tokenizer = Tokenizer.from_texts(TEXTS)
-    config = EncoderConfig(vocab_size=len(tokenizer), max_len=96, d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    config = TransformerConfig(vocab_size=len(tokenizer), max_len=96, d_model=16, n_layers=1, n_heads=2, d_ff=32)
     return Foundation(NextWordModel(config, rngs=nnx.Rngs(seed)), tokenizer, History())
 
 

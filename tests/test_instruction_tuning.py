@@ -12,7 +12,7 @@ from cli_process import run_cli as _cli
 from learnjax import experiments
 from learnjax.data import corpus, questions
 from learnjax.models.lora import add_lora, load_adapter, merge_lora, save_adapter, trainable_share
-from learnjax.models.transformer import EncoderConfig, NextWordModel
+from learnjax.models.transformer import NextWordModel, TransformerConfig
 from learnjax.text.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, USER_ID, Tokenizer
 from learnjax.training.diagnostics import count_compilations
 from learnjax.training.instruction_tuning import SFTSettings, build_assistant, instruction_tune
@@ -67,7 +67,7 @@ def test_a_too_long_example_is_named():
 def small():
     texts = corpus.build_corpus(300)
     tokenizer = Tokenizer.from_texts(texts)
-    return NextWordModel(EncoderConfig(len(tokenizer), 32, 32, 2, 4, 64), rngs=nnx.Rngs(0)), tokenizer
+    return NextWordModel(TransformerConfig(len(tokenizer), 32, 32, 2, 4, 64), rngs=nnx.Rngs(0)), tokenizer
 
 
 def test_lora_starts_from_the_foundation_and_trains_only_its_adapters(small):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 _HOMES = {
     "foundation_model": "training.pretraining",
     "mask_tokens": "training.masking", "masked_batch": "training.masking",
-    "BagOfWordsClassifier": "models.transformer", "EncoderClassifier": "models.transformer", "EncoderConfig": "models.transformer", "MaskedLanguageModel": "models.transformer",
+    "BagOfWordsClassifier": "models.transformer", "EncoderClassifier": "models.transformer", "TransformerConfig": "models.transformer", "EncoderConfig": "models.transformer", "MaskedLanguageModel": "models.transformer",
     "NextWordModel": "models.transformer",
     "Foundation": "training.foundation", "PretrainRecipe": "training.recipe", "NEXT_WORD_RECIPE": "training.recipe", "fill_mask": "training.foundation",
     "generate_text": "training.foundation", "pretrain": "training.pretraining",
@@ -25,7 +25,14 @@ _HOMES = {
 __all__ = sorted(_HOMES, key=lambda name: (name[0].islower(), name))
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from learnjax.models.transformer import BagOfWordsClassifier, EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel
+    from learnjax.models.transformer import (
+        BagOfWordsClassifier,
+        EncoderClassifier,
+        EncoderConfig,
+        MaskedLanguageModel,
+        NextWordModel,
+        TransformerConfig,
+    )
     from learnjax.text.tokenizer import Tokenizer
     from learnjax.training.foundation import Foundation, fill_mask, generate_text
     from learnjax.training.masking import mask_tokens, masked_batch

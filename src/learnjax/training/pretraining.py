@@ -26,7 +26,7 @@ from flax import nnx
 
 from learnjax.data import corpus, questions
 from learnjax.models.lora import add_lora, merge_lora
-from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel, NextWordModel
+from learnjax.models.transformer import MaskedLanguageModel, NextWordModel, TransformerConfig
 from learnjax.storage import cache, checkpoints
 from learnjax.text.subword import SubwordTokenizer, rereadable
 from learnjax.text.tokenizer import SPECIAL_TOKENS, BaseTokenizer, Tokenizer
@@ -175,7 +175,7 @@ def _checked_stream(texts) -> Iterable[str]:
 
 
 def _new_model_and_optimizer(recipe: PretrainRecipe, vocab_size: int) -> tuple[nnx.Module, nnx.Optimizer]:
-    config = EncoderConfig(vocab_size, recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
+    config = TransformerConfig(vocab_size, recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
     tx, key, objective = adamw(recipe.steps, recipe.warmup_steps), jax.random.key(recipe.seed), recipe.objective
     shapes = model_shapes(config, tx, objective)
     compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=recipe.batch_size, objective=objective, mask_rate=recipe.mask_rate)
@@ -226,7 +226,7 @@ def with_vocabulary(model: MaskedLanguageModel | NextWordModel, vocab_size: int,
     return grown
 
 
-def _build_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate=1.0, objective: str = "masked"):
+def _build_model_and_optimizer(config: TransformerConfig, tx, key: jax.Array, learning_rate=1.0, objective: str = "masked"):
     model = OBJECTIVES[objective][0](config, rngs=nnx.Rngs(key))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     # A value in the optimizer's state (see `adamw`), traced here: the caller checks it.
@@ -234,7 +234,7 @@ def _build_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learni
     return model, optimizer
 
 
-def model_shapes(config: EncoderConfig, tx, objective: str = "masked") -> tuple[nnx.Module, nnx.Optimizer]:
+def model_shapes(config: TransformerConfig, tx, objective: str = "masked") -> tuple[nnx.Module, nnx.Optimizer]:
     """The model and optimizer `create_model_and_optimizer` builds, as shapes only (nothing computed)."""
     return nnx.eval_shape(lambda: _build_model_and_optimizer(config, tx, jax.random.key(0), 1.0, objective))
 
@@ -244,12 +244,12 @@ def model_shapes(config: EncoderConfig, tx, objective: str = "masked") -> tuple[
 # config and optimizer, same program (the key is an argument, not a constant).
 # It runs once, so XLA's optimisations are not worth their compile time.
 @functools.partial(jax.jit, static_argnames=("config", "tx", "objective"), compiler_options={"xla_backend_optimization_level": 0})
-def initial_state(config: EncoderConfig, tx, key: jax.Array, learning_rate: float, objective: str = "masked") -> nnx.State:
+def initial_state(config: TransformerConfig, tx, key: jax.Array, learning_rate: float, objective: str = "masked") -> nnx.State:
     return nnx.state(_build_model_and_optimizer(config, tx, key, learning_rate, objective))
 
 
 # --8<-- [start:compile_for_pretraining]
-def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=None, *,
+def compile_for_pretraining(config: TransformerConfig, tx, key: jax.Array, shapes=None, *,
                             batch_size: int, objective: str = "masked",
                             mask_rate: float = 0.15) -> Future:
     """Starts compiling the two programs pre-training runs first, the initial
@@ -270,7 +270,7 @@ def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=No
 # --8<-- [end:compile_for_pretraining]
 
 
-def create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate: float, shapes=None,
+def create_model_and_optimizer(config: TransformerConfig, tx, key: jax.Array, learning_rate: float, shapes=None,
                                objective: str = "masked") -> tuple[nnx.Module, nnx.Optimizer]:
     """A new language model for `objective` and its AdamW optimizer (`tx`, from
     `adamw`) at `learning_rate`, as `pretrain` builds them.

@@ -37,7 +37,7 @@ def _runs(devices: int, steps: int) -> dict:
     import numpy as np
     from flax import nnx
 
-    from learnjax.models.transformer import EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel, Transformer
+    from learnjax.models.transformer import EncoderClassifier, MaskedLanguageModel, NextWordModel, Transformer, TransformerConfig
     from learnjax.training import sharding
     from learnjax.training.diagnostics import count_compilations
     from learnjax.training.foundation import Foundation
@@ -50,7 +50,7 @@ def _runs(devices: int, steps: int) -> dict:
     pool = messages.labeled_splits()["pool"]
     labeled = tokenizer.encode_batch([m.text for m in pool], messages.MESSAGE_MAX_LEN)
     labels = np.array([m.label for m in pool], np.int32)
-    config = EncoderConfig(len(tokenizer), 32, 64, 2, 4, 128)
+    config = TransformerConfig(len(tokenizer), 32, 64, 2, 4, 128)
     tx = adamw(steps, 10)
     batch = 2 * devices * max(1, 16 // devices)  # divisible by the devices, the same on every layout
 
@@ -124,14 +124,14 @@ def _process_run(steps: int, coordinator: str | None, processes: int, process_id
     import numpy as np
     from flax import nnx
 
-    from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+    from learnjax.models.transformer import MaskedLanguageModel, TransformerConfig
     from learnjax.training import sharding
     from learnjax.training.loops import adamw, new_optimizer, train_masked_prediction
 
     texts = corpus.build_corpus(2000)
     tokenizer = Tokenizer.from_texts(texts)
     tokens, segments = tokenizer.encode_packed(texts, 32)
-    model = MaskedLanguageModel(EncoderConfig(len(tokenizer), 32, 64, 2, 4, 128), rngs=nnx.Rngs(0))
+    model = MaskedLanguageModel(TransformerConfig(len(tokenizer), 32, 64, 2, 4, 128), rngs=nnx.Rngs(0))
     optimizer = new_optimizer(model, adamw(steps, 10), 3e-3)
     mesh = sharding.data_mesh()
     history = train_masked_prediction(model, optimizer, tokens, segments, steps=steps, batch_size=16, mask_rate=0.25, mesh=mesh)
