@@ -39,9 +39,9 @@ def jax_candidates(batch: int, temperature: float) -> dict:
     from flax import nnx
 
     from learnjax.models.generation import generate_tokens
-    from learnjax.models.transformer import EncoderConfig, NextWordModel
+    from learnjax.models.transformer import NextWordModel, TransformerConfig
 
-    model = NextWordModel(EncoderConfig(VOCAB, MAX_LEN, D_MODEL, LAYERS, HEADS, D_FF), rngs=nnx.Rngs(0))
+    model = NextWordModel(TransformerConfig(VOCAB, MAX_LEN, D_MODEL, LAYERS, HEADS, D_FF), rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(model)
     rows = np.zeros((batch, MAX_LEN), np.int32)
     rows[:, :PROMPT] = np.random.default_rng(0).integers(7, VOCAB, (batch, PROMPT))
@@ -89,7 +89,7 @@ def first_token_child(side: str) -> dict:
     folder = Path(os.environ["BENCH_MODEL"])
     if side == "learnjax":
         from learnjax.models.generation import Sampling, continue_ids
-        from learnjax.training.pretraining import Foundation
+        from learnjax.training.foundation import Foundation
 
         imported = time.perf_counter()
         foundation = Foundation.load(folder)
@@ -112,15 +112,15 @@ def first_token_child(side: str) -> dict:
 def first_token(have_torch: bool) -> dict:
     from flax import nnx
 
-    from learnjax.models.transformer import EncoderConfig, NextWordModel
+    from learnjax.models.transformer import NextWordModel, TransformerConfig
     from learnjax.storage.progress import History
     from learnjax.text.tokenizer import SPECIAL_TOKENS, Tokenizer
-    from learnjax.training.pretraining import Foundation
+    from learnjax.training.foundation import Foundation
 
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         tokenizer = Tokenizer([*SPECIAL_TOKENS, *(f"w{i}" for i in range(VOCAB - len(SPECIAL_TOKENS)))])
-        Foundation(NextWordModel(EncoderConfig(VOCAB, MAX_LEN, D_MODEL, LAYERS, HEADS, D_FF), rngs=nnx.Rngs(0)), tokenizer, History()).save(folder)
+        Foundation(NextWordModel(TransformerConfig(VOCAB, MAX_LEN, D_MODEL, LAYERS, HEADS, D_FF), rngs=nnx.Rngs(0)), tokenizer, History()).save(folder)
         sides = ["learnjax"]
         if have_torch:
             import torch

@@ -84,8 +84,8 @@ SIDES = {"learnjax": "learnjax (CLI)", "torch": "PyTorch eager"}
 
 
 def recipe_defaults() -> dict:
-    """`PretrainRecipe()` as a dict, read from training/pretraining.py's source (importing it imports jax)."""
-    tree = ast.parse((SRC / "training" / "pretraining.py").read_text(encoding="utf-8"))
+    """`PretrainRecipe()` as a dict, read from training/recipe.py's source (importing it imports jax)."""
+    tree = ast.parse((SRC / "training" / "recipe.py").read_text(encoding="utf-8"))
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PretrainRecipe")
     return {n.target.id: ast.literal_eval(n.value) for n in cls.body if isinstance(n, ast.AnnAssign) and n.value is not None}
 
@@ -265,7 +265,7 @@ def check(folder: Path) -> bool:
     from learnjax.data import corpus
     from learnjax.text.tokenizer import Tokenizer
     from learnjax.training.loops import batch_indices as library_batches
-    from learnjax.training.pretraining import PretrainRecipe
+    from learnjax.training.recipe import PretrainRecipe
 
     path = folder / "torch-data.npz"
     subprocess.run([sys.executable, "-m", "benchmarks.bench_recipe", "--child", "torch-data", str(path)],

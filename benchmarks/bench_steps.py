@@ -51,12 +51,12 @@ class JaxLoop(Runner):
         import optax
         from flax import nnx
 
-        from learnjax.models.transformer import EncoderClassifier, EncoderConfig, Transformer
+        from learnjax.models.transformer import EncoderClassifier, Transformer, TransformerConfig
         from learnjax.training.loops import STEPS_PER_CALL, adamw, train_classifier, train_masked_prediction
         from learnjax.training.pretraining import compile_for_pretraining, create_model_and_optimizer, model_shapes
 
         self.jax, self.objective, self.size, self.jit = jax, objective, size, jit
-        config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
+        config = TransformerConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
         if objective == "masked":
             # As learnjax.training.pretraining.pretrain starts: both programs traced, then
             # compiled on a background thread (here nothing else waits to run).

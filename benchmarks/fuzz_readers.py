@@ -160,14 +160,14 @@ def _saved(kind: str) -> Path:
 def _save(kind: str, directory: Path) -> Path:
     from flax import nnx
 
-    from learnjax import EncoderConfig, MaskedLanguageModel, Tokenizer
+    from learnjax import MaskedLanguageModel, Tokenizer, TransformerConfig
     from learnjax.models.lora import add_lora, save_adapter
     from learnjax.models.transformer import EncoderClassifier, Transformer
     from learnjax.storage.checkpoints import TrainingCheckpoints
     from learnjax.storage.progress import History
     from learnjax.training.finetuning import TextClassifier
+    from learnjax.training.foundation import Foundation
     from learnjax.training.loops import adamw
-    from learnjax.training.pretraining import Foundation
 
     if kind == "subword":
         from learnjax.text.subword import SubwordTokenizer
@@ -175,7 +175,7 @@ def _save(kind: str, directory: Path) -> Path:
         tokenizer = SubwordTokenizer.train(TEXTS * 3, vocab_size=80, min_frequency=1)
     else:
         tokenizer = Tokenizer.from_texts(TEXTS)
-    config = EncoderConfig(vocab_size=len(tokenizer), max_len=8, d_model=8, n_layers=1, n_heads=2, d_ff=16)
+    config = TransformerConfig(vocab_size=len(tokenizer), max_len=8, d_model=8, n_layers=1, n_heads=2, d_ff=16)
     foundation = Foundation(MaskedLanguageModel(config, rngs=nnx.Rngs(0)), tokenizer, History())
     if kind in ("foundation", "subword"):
         foundation.save(directory)
@@ -209,7 +209,7 @@ def _fix_checksum(directory: Path, fuzzed: Path) -> None:
     (directory / MANIFEST).write_text(json.dumps(manifest))
 
 def _load_foundation(directory: Path):
-    from learnjax.training.pretraining import Foundation
+    from learnjax.training.foundation import Foundation
 
     return Foundation.load(directory)
 
@@ -222,14 +222,14 @@ def _resume(directory: Path):
     """Resuming a run from the checkpoint, as `pretrain --resume` does: its model, optimizer and step."""
     from flax import nnx
 
-    from learnjax import EncoderConfig, MaskedLanguageModel
+    from learnjax import MaskedLanguageModel, TransformerConfig
     from learnjax.storage.checkpoints import TrainingCheckpoints
     from learnjax.training.loops import adamw
 
     checkpoints = TrainingCheckpoints(directory, "masked_lm")
     checkpoints.step()
     tokenizer = checkpoints.tokenizer()
-    config = EncoderConfig(vocab_size=len(tokenizer), max_len=8, d_model=8, n_layers=1, n_heads=2, d_ff=16)
+    config = TransformerConfig(vocab_size=len(tokenizer), max_len=8, d_model=8, n_layers=1, n_heads=2, d_ff=16)
     model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, adamw(10, 2), wrt=nnx.Param)
     return checkpoints.checkpointing(model, optimizer, tokenizer, {"steps": 10, "seed": 0}, every=None, resume=True)

@@ -81,7 +81,7 @@ def docs_size() -> Size:
     """The model the docs pre-train: `PretrainRecipe()` with the default corpus's vocabulary."""
     from learnjax.data import corpus
     from learnjax.text.tokenizer import Tokenizer
-    from learnjax.training.pretraining import PretrainRecipe
+    from learnjax.training.recipe import PretrainRecipe
 
     r = PretrainRecipe()
     vocab = len(Tokenizer.from_texts(corpus.build_corpus(r.n_texts, r.corpus_seed)))
@@ -122,7 +122,7 @@ def make_data(size: Size, n_batches: int = 64, seed: int = 0) -> dict[str, np.nd
     from learnjax.data import corpus
     from learnjax.text.tokenizer import Tokenizer
     from learnjax.training.loops import batch_indices
-    from learnjax.training.pretraining import PretrainRecipe
+    from learnjax.training.recipe import PretrainRecipe
 
     r = PretrainRecipe()
     texts = corpus.build_corpus(r.n_texts, r.corpus_seed)

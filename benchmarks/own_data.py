@@ -86,16 +86,17 @@ def tokens_per_second(path: Path, vocab_sizes: tuple[int, ...], steps: int) -> l
     import jax
 
     from learnjax.data.textfiles import TextLines
-    from learnjax.models.transformer import EncoderConfig
+    from learnjax.models.transformer import TransformerConfig
     from learnjax.training.loops import adamw, train_masked_prediction
-    from learnjax.training.pretraining import PretrainRecipe, corpus_rows, create_model_and_optimizer, model_shapes
+    from learnjax.training.pretraining import corpus_rows, create_model_and_optimizer, model_shapes
+    from learnjax.training.recipe import PretrainRecipe
 
     texts = list(TextLines([path]))
     rows = []
     for tokenizer, vocab in [*(("subword", v) for v in vocab_sizes), ("word", 10**9)]:
         recipe = PretrainRecipe(tokenizer=tokenizer, vocab_size=vocab, steps=steps)
         tok, tokens, segments = corpus_rows(recipe, texts, None, None, False)
-        config = EncoderConfig(len(tok), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
+        config = TransformerConfig(len(tok), recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
         tx = adamw(steps, recipe.warmup_steps)
         model, optimizer = create_model_and_optimizer(config, tx, jax.random.key(0), recipe.learning_rate, model_shapes(config, tx))
         options = {"batch_size": recipe.batch_size, "mask_rate": recipe.mask_rate}

@@ -29,13 +29,13 @@ def child(devices: int, fsdp: bool, size_name: str, steps: int) -> dict:
     import jax
     from flax import nnx
 
-    from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+    from learnjax.models.transformer import MaskedLanguageModel, TransformerConfig
     from learnjax.training import sharding
     from learnjax.training.loops import STEPS_PER_CALL, adamw, new_optimizer, train_masked_prediction
 
     size = harness.sizes([size_name])[0]
     data = harness.make_data(size)
-    config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
+    config = TransformerConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
     mesh = sharding.data_mesh(devices) if devices > 1 else None
     model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
     optimizer = new_optimizer(model, adamw(steps + STEPS_PER_CALL, 10), size.learning_rate)

@@ -127,7 +127,7 @@ class Variant(Runner):
 
         import learnjax.models.transformer
         from benchmarks.performance import accuracy_from_argmax, products_on_3d_arrays, swapped
-        from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+        from learnjax.models.transformer import MaskedLanguageModel, TransformerConfig
         from learnjax.training.loops import STEP_COMPILER_OPTIONS, fused_masked_prediction_step, warmup_cosine
         from learnjax.training.masking import masked_batch
         from learnjax.training.steps import masked_prediction_step, masked_prediction_update
@@ -142,7 +142,7 @@ class Variant(Runner):
         if opts.heads_first:
             self.switches.enter_context(swapped(learnjax.models.transformer.SelfAttention, "__call__", heads_first_attention))
         self.jax, self.np, self.opts = jax, np, opts
-        config = EncoderConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
+        config = TransformerConfig(size.vocab_size, size.max_len, size.d_model, size.n_layers, size.n_heads, size.d_ff)
         tx = optax.adamw(warmup_cosine(size.learning_rate, 1800, 100), weight_decay=0.01)
 
         def create():

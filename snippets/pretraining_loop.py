@@ -8,7 +8,7 @@ from flax import nnx
 
 from learnjax import Tokenizer, mask_tokens
 from learnjax.data import corpus
-from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+from learnjax.models.transformer import MaskedLanguageModel, TransformerConfig
 from learnjax.training.loops import batch_indices
 from learnjax.training.readable import masked_word_step
 
@@ -16,7 +16,7 @@ texts = corpus.build_corpus(10_000)  # unlabeled sentences and messages
 tokenizer = Tokenizer.from_texts(texts)
 tokens, segments = tokenizer.encode_packed(texts, max_len=32)  # packed rows
 
-config = EncoderConfig(len(tokenizer), max_len=32, d_model=64,
+config = TransformerConfig(len(tokenizer), max_len=32, d_model=64,
                        n_layers=2, n_heads=4, d_ff=128)
 model = MaskedLanguageModel(config, rngs=nnx.Rngs(0))
 optimizer = nnx.Optimizer(model, optax.adamw(3e-3), wrt=nnx.Param)

@@ -14,7 +14,8 @@ import pytest
 from learnjax.cli import main
 from learnjax.evaluation.classifiers import classify_in_batches, scores
 from learnjax.training.finetuning import FinetuneSettings, TextClassifier, finetune
-from learnjax.training.pretraining import PretrainRecipe, pretrain
+from learnjax.training.pretraining import pretrain
+from learnjax.training.recipe import PretrainRecipe
 
 CORPUS = ["the cat sat on the mat.", "the dog sat on the rug.", "a bird sang in the tree.", "the bird flew over the cat."] * 20
 TEXTS = ["the cat sat on the mat.", "a bird sang, in the tree.", "the dog sat.", "the cat sang in the tree.", "a bird sat on the rug."]

@@ -698,7 +698,7 @@ def masked():
 @pytest.fixture(scope="module")
 def writer():
     from learnjax.training.pretraining import foundation_model
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.recipe import NEXT_WORD_RECIPE
 
     return foundation_model(NEXT_WORD_RECIPE, progress=False)
 
@@ -755,7 +755,7 @@ def test_the_browser_s_scores_equal_jax_s(visit, site_url, masked, writer, name,
 
 
 def test_greedy_writing_gives_the_library_s_tokens(visit, site_url, writer):
-    from learnjax.training.pretraining import generate_text
+    from learnjax.training.foundation import generate_text
 
     page = visit("pre-training/").page
     written = page.evaluate(_WRITE_JS, {**_urls(site_url, "writer"), "prompts": PROMPTS, "maxNewTokens": MAX_NEW_TOKENS})
@@ -769,7 +769,7 @@ def test_greedy_writing_gives_the_library_s_tokens(visit, site_url, writer):
 
 
 def test_the_fill_mask_widget_finds_the_library_s_word_for_the_café_sentence(visit, masked):
-    from learnjax.training.pretraining import fill_mask
+    from learnjax.training.foundation import fill_mask
 
     page = visit("self-supervised-learning/").page
     field = page.get_by_label("A sentence with [MASK] where a word is hidden")

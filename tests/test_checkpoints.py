@@ -11,7 +11,7 @@ from learnjax import PretrainRecipe, foundation_model, pretrain
 from learnjax.data import corpus, messages
 from learnjax.storage.checkpoints import MANIFEST
 from learnjax.training.finetuning import FinetuneSettings, finetune
-from learnjax.training.pretraining import Foundation
+from learnjax.training.foundation import Foundation
 
 SMALL = PretrainRecipe(steps=40, batch_size=16)
 
@@ -104,7 +104,7 @@ def _as_format_1(directory):
 
 
 def test_a_model_saved_before_the_chat_tokens_still_loads_and_predicts_the_same(tmp_path):
-    from learnjax.training.pretraining import fill_masks
+    from learnjax.training.foundation import fill_masks
 
     foundation = foundation_model()
     foundation.save(tmp_path / "model")

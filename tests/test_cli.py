@@ -83,7 +83,7 @@ def test_a_second_run_reuses_the_compiled_programs(own_model, tmp_path):
 
 def test_export_writes_a_model_trained_on_own_text_for_a_web_page(own_model, tmp_path):
     from learnjax.storage.export import read_export
-    from learnjax.training.pretraining import Foundation
+    from learnjax.training.foundation import Foundation
 
     path, _ = own_model
     result = run_cli("export", "--model", str(path), "--out", str(tmp_path / "web"), "--json")

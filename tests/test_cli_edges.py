@@ -16,7 +16,7 @@ from learnjax.cli import main
 from learnjax.storage.checkpoints import MANIFEST
 from learnjax.text.tokenizer import SPECIAL_TOKENS
 from learnjax.training.finetuning import FinetuneSettings, finetune
-from learnjax.training.pretraining import Foundation, fill_masks
+from learnjax.training.foundation import Foundation, fill_masks
 from one_line import is_one_line
 
 CORPUS = "the cat sat on the mat.\nthe dog sat on the rug.\na bird sang in the tree.\n" * 20

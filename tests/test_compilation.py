@@ -5,7 +5,7 @@ import optax
 from flax import nnx
 
 from learnjax.data import corpus
-from learnjax.models.transformer import BagOfWordsClassifier, EncoderConfig, MaskedLanguageModel
+from learnjax.models.transformer import BagOfWordsClassifier, MaskedLanguageModel, TransformerConfig
 from learnjax.text.tokenizer import Tokenizer
 from learnjax.training.diagnostics import count_compilations
 from learnjax.training.loops import train_classifier, train_masked_prediction
@@ -15,7 +15,7 @@ def test_masked_prediction_loop_compiles_once():
     texts = corpus.build_corpus(500)
     tokenizer = Tokenizer.from_texts(texts)
     tokens, segments = tokenizer.encode_packed(texts, 32)
-    model = MaskedLanguageModel(EncoderConfig(len(tokenizer), 32, 32, 1, 2, 64), rngs=nnx.Rngs(0))
+    model = MaskedLanguageModel(TransformerConfig(len(tokenizer), 32, 32, 1, 2, 64), rngs=nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optax.adamw(1e-3), wrt=nnx.Param)
     with count_compilations() as first:
         train_masked_prediction(model, optimizer, tokens, segments, steps=3, batch_size=8)
@@ -63,7 +63,7 @@ def test_pretraining_finds_its_programs_compiled_ahead_on_another_thread():
     texts = corpus.build_corpus(500)
     tokenizer = Tokenizer.from_texts(texts)
     tokens, segments = tokenizer.encode_packed(texts, 32)
-    config, tx, key = EncoderConfig(len(tokenizer), 32, 32, 1, 2, 64), adamw(10, 2, 0.01), jax.random.key(3)
+    config, tx, key = TransformerConfig(len(tokenizer), 32, 32, 1, 2, 64), adamw(10, 2, 0.01), jax.random.key(3)
     with count_compilations() as ahead:
         compile_for_pretraining(config, tx, key, batch_size=8, mask_rate=0.2).result()
     with count_compilations() as later:
@@ -83,7 +83,7 @@ def test_next_word_loop_compiles_once():
     texts = corpus.build_corpus(500)
     tokenizer = Tokenizer.from_texts(texts)
     tokens, segments = tokenizer.encode_packed(texts, 32, end=True)
-    model = NextWordModel(EncoderConfig(len(tokenizer), 32, 32, 1, 2, 64), rngs=nnx.Rngs(0))
+    model = NextWordModel(TransformerConfig(len(tokenizer), 32, 32, 1, 2, 64), rngs=nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optax.adamw(1e-3), wrt=nnx.Param)
     train_next_word(model, optimizer, tokens, segments, steps=3, batch_size=8)
     with count_compilations() as later:

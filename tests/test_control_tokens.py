@@ -14,15 +14,17 @@ import json
 import pytest
 from flax import nnx
 
-from learnjax import EncoderConfig, Tokenizer
+from learnjax import Tokenizer, TransformerConfig
 from learnjax.cli import main
 from learnjax.data.questions import Example, chat_ids, chat_rows
 from learnjax.models.transformer import NextWordModel
 from learnjax.storage.progress import History
 from learnjax.text.subword import SubwordTokenizer
 from learnjax.text.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, MASK_ID, PAD_ID, USER_ID
+from learnjax.training.foundation import Foundation, fill_masks
 from learnjax.training.instruction_tuning import Assistant
-from learnjax.training.pretraining import Foundation, PretrainRecipe, corpus_rows, fill_masks
+from learnjax.training.pretraining import corpus_rows
+from learnjax.training.recipe import PretrainRecipe
 from test_model_directories import tiny_classifier, tiny_foundation
 
 WRITTEN = "[USER] [ASSISTANT] [END] [CLS] [PAD] [UNK] [MASK] [end] [Mask] [user]"
@@ -80,7 +82,7 @@ def test_corpus_text_is_packed_with_no_special_token_it_wrote():
 
 def tiny_writer(seed: int = 0) -> Foundation:
     tokenizer = Tokenizer.from_texts(TEXTS)
-    config = EncoderConfig(vocab_size=len(tokenizer), max_len=96, d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    config = TransformerConfig(vocab_size=len(tokenizer), max_len=96, d_model=16, n_layers=1, n_heads=2, d_ff=32)
     return Foundation(NextWordModel(config, rngs=nnx.Rngs(seed)), tokenizer, History())
 
 

@@ -10,7 +10,9 @@ from flax import nnx
 from learnjax.cli import main
 from learnjax.data.clinic import TREATMENTS, clinic_cloze, clinic_notes
 from learnjax.experiments.domain_specialization import domain_specialization, domain_table
-from learnjax.training.pretraining import Foundation, PretrainRecipe, pretrain, with_vocabulary
+from learnjax.training.foundation import Foundation
+from learnjax.training.pretraining import pretrain, with_vocabulary
+from learnjax.training.recipe import PretrainRecipe
 
 GENERAL = ["the doctor works at the hospital.", "the nurse drives to the hospital.", "my aunt drinks coffee at the café."] * 20
 SMALL = dict(max_len=16, steps=10, batch_size=8, d_model=16, n_layers=1, d_ff=32)
@@ -57,7 +59,7 @@ def test_new_rows_leave_the_old_ones_as_they_were_and_differ_from_each_other(gen
 def test_with_lora_only_the_adapters_and_the_embeddings_learn(general):
     _, foundation = general
     notes = clinic_notes(200)
-    specialized = pretrain(PretrainRecipe.continuing(foundation, steps=5, batch_size=8), notes, init=foundation, lora_rank=4)
+    specialized = pretrain(foundation.continuing_recipe(steps=5, batch_size=8), notes, init=foundation, lora_rank=4)
     before, after = nnx.state(foundation.model), nnx.state(specialized.model)
     assert np.array_equal(before["encoder"]["ln_final"]["scale"][...], after["encoder"]["ln_final"]["scale"][...])  # frozen
     assert not np.array_equal(before["encoder"]["blocks"][0]["ff1"]["kernel"][...], after["encoder"]["blocks"][0]["ff1"]["kernel"][...])  # adapter merged in
@@ -69,7 +71,7 @@ def test_with_lora_only_the_adapters_and_the_embeddings_learn(general):
 def test_a_subword_model_reads_new_words_as_pieces(tmp_path):
     recipe = PretrainRecipe(tokenizer="subword", vocab_size=120, **SMALL)
     foundation = pretrain(recipe, GENERAL)
-    specialized = pretrain(PretrainRecipe.continuing(foundation, steps=3), clinic_notes(100), init=foundation)
+    specialized = pretrain(foundation.continuing_recipe(steps=3), clinic_notes(100), init=foundation)
     assert specialized.tokenizer == foundation.tokenizer
     assert len(specialized.tokenizer.tokens("antihistamines")) > 1
 

@@ -10,10 +10,10 @@ import pytest
 from cli_process import run_cli as _cli
 from learnjax import PretrainRecipe, fill_mask, foundation_model, mask_tokens, pretrain
 from learnjax.data.labeled_files import read_labeled
-from learnjax.models.transformer import EncoderConfig
+from learnjax.models.transformer import TransformerConfig
 from learnjax.storage.checkpoints import CheckpointError
 from learnjax.training.finetuning import finetune
-from learnjax.training.pretraining import Foundation
+from learnjax.training.foundation import Foundation
 from one_line import is_one_line
 
 
@@ -48,7 +48,7 @@ LIBRARY_CASES = [
     ("labeled file: unknown format", lambda t: read_labeled(_write(t, "f.xlsx", "x")), ValueError, "unknown format '.xlsx'"),
     ("label the model does not have", lambda t: finetune(foundation_model(), ["a", "b"], ["spam", "ham"], label_names=("not spam", "spam")), ValueError, "'ham' is not one of the model's labels"),
     ("fine-tune mode", lambda t: finetune(foundation_model(), ["a", "b"], ["x", "y"], mode="partial"), ValueError, "got 'partial'"),
-    ("config with a bad field", lambda t: EncoderConfig(vocab_size=0), ValueError, "vocab_size must be a positive int, got 0"),
+    ("config with a bad field", lambda t: TransformerConfig(vocab_size=0), ValueError, "vocab_size must be a positive int, got 0"),
 ]
 
 

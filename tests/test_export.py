@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learnjax.models.transformer import EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel, Transformer
+from learnjax.models.transformer import EncoderClassifier, TransformerConfig, MaskedLanguageModel, NextWordModel, Transformer
 from learnjax.storage import checkpoints
 from learnjax.storage.export import ExportError, export_directory, read_export
 from learnjax.text.subword import SubwordTokenizer
@@ -18,7 +18,7 @@ TEXTS = ["today i went to the café and drank coffee .", "the nurse checks the c
 
 def _saved(tmp_path, kind, tokenizer=None, metadata=None):
     tokenizer = tokenizer or Tokenizer.from_texts(TEXTS)
-    config = EncoderConfig(vocab_size=len(tokenizer), max_len=8, d_model=8, n_layers=2, n_heads=2, d_ff=16)
+    config = TransformerConfig(vocab_size=len(tokenizer), max_len=8, d_model=8, n_layers=2, n_heads=2, d_ff=16)
     rngs = nnx.Rngs(3)
     model = {
         "masked_lm": lambda: MaskedLanguageModel(config, rngs=rngs),

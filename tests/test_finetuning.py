@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import learnjax.training.finetuning
-import learnjax.training.pretraining
 from distinguishable_splits import spam_share_splits
 from learnjax import experiments, foundation_model
 from learnjax.data import messages
@@ -49,14 +47,14 @@ def _distinguishable_splits(monkeypatch) -> dict:
     splits = spam_share_splits()
     monkeypatch.setattr(messages, "labeled_splits", lambda seed=0: splits)
     tokenizer = Tokenizer.from_texts([m.text for items in splits.values() for m in items])
-    monkeypatch.setattr(learnjax.training.pretraining, "foundation_model", lambda *a, **kw: SimpleNamespace(tokenizer=tokenizer))
+    monkeypatch.setattr(experiments, "foundation_model", lambda *a, **kw: SimpleNamespace(tokenizer=tokenizer))
     trained_on = []
 
     def trained(texts, mode, learning_rate):
         trained_on.append(texts)
         return SimpleNamespace(model=ConstantClassifier(learning_rate == SPAM_RATE, adapter=mode == "lora"), mode=mode)
 
-    monkeypatch.setattr(learnjax.training.finetuning, "finetune", lambda foundation, texts, labels, *, mode="full", settings=FinetuneSettings(), **kw:
+    monkeypatch.setattr(experiments, "finetune", lambda foundation, texts, labels, *, mode="full", settings=FinetuneSettings(), **kw:
                         trained(texts, mode, settings.learning_rate))
     return {"splits": splits, "trained_on": trained_on}
 

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from learnjax.data.questions import Example, chat_rows
-from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+from learnjax.models.transformer import MaskedLanguageModel, TransformerConfig
 from learnjax.site import finetuning_figures as figures
 from learnjax.site import plots
 from learnjax.text.tokenizer import Tokenizer
@@ -16,7 +16,7 @@ from learnjax.training.finetuning import LORA_RANK, MODES
 
 pytest.importorskip("matplotlib")
 
-CONFIG = EncoderConfig(vocab_size=40, max_len=16, d_model=16, n_layers=2, n_heads=2, d_ff=32)
+CONFIG = TransformerConfig(vocab_size=40, max_len=16, d_model=16, n_layers=2, n_heads=2, d_ff=32)
 
 
 @pytest.fixture(scope="module")

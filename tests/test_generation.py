@@ -10,7 +10,7 @@ from flax import nnx
 from learnjax import experiments
 from learnjax.data import corpus
 from learnjax.models.generation import Sampling, encode_prompts, generate, prompt_rows, sample_next
-from learnjax.models.transformer import EncoderConfig, NextWordModel
+from learnjax.models.transformer import NextWordModel, TransformerConfig
 from learnjax.text.tokenizer import CLS_ID, END_ID, PAD_ID, Tokenizer
 from learnjax.training.diagnostics import count_compilations
 from learnjax.training.steps import next_word_targets
@@ -20,7 +20,7 @@ from learnjax.training.steps import next_word_targets
 def small():
     texts = corpus.build_corpus(400)
     tokenizer = Tokenizer.from_texts(texts)
-    model = NextWordModel(EncoderConfig(len(tokenizer), 32, 32, 2, 4, 64), rngs=nnx.Rngs(0))
+    model = NextWordModel(TransformerConfig(len(tokenizer), 32, 32, 2, 4, 64), rngs=nnx.Rngs(0))
     return model, tokenizer
 
 

@@ -12,7 +12,7 @@ from cli_process import run_cli as _cli
 from learnjax import experiments
 from learnjax.data import corpus, questions
 from learnjax.models.lora import add_lora, load_adapter, merge_lora, save_adapter, trainable_share
-from learnjax.models.transformer import EncoderConfig, NextWordModel
+from learnjax.models.transformer import NextWordModel, TransformerConfig
 from learnjax.text.tokenizer import ASSISTANT_ID, CLS_ID, END_ID, USER_ID, Tokenizer
 from learnjax.training.diagnostics import count_compilations
 from learnjax.training.instruction_tuning import SFTSettings, build_assistant, instruction_tune
@@ -67,7 +67,7 @@ def test_a_too_long_example_is_named():
 def small():
     texts = corpus.build_corpus(300)
     tokenizer = Tokenizer.from_texts(texts)
-    return NextWordModel(EncoderConfig(len(tokenizer), 32, 32, 2, 4, 64), rngs=nnx.Rngs(0)), tokenizer
+    return NextWordModel(TransformerConfig(len(tokenizer), 32, 32, 2, 4, 64), rngs=nnx.Rngs(0)), tokenizer
 
 
 def test_lora_starts_from_the_foundation_and_trains_only_its_adapters(small):
@@ -109,7 +109,7 @@ def test_an_adapter_saves_alone_loads_onto_its_foundation_and_merges(small, tmp_
 
 def test_instruction_tuning_compiles_its_step_once_for_any_learning_rate():
     from learnjax import foundation_model
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.recipe import NEXT_WORD_RECIPE
 
     foundation = foundation_model(NEXT_WORD_RECIPE)
     examples = questions.training_examples(32, seed=0)
@@ -122,7 +122,7 @@ def test_instruction_tuning_compiles_its_step_once_for_any_learning_rate():
 
 def test_scratch_starts_from_random_weights_and_full_from_the_foundation():
     from learnjax import foundation_model
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.recipe import NEXT_WORD_RECIPE
 
     foundation = foundation_model(NEXT_WORD_RECIPE)
     full, _ = build_assistant(foundation, "full")
@@ -136,7 +136,7 @@ def test_scratch_starts_from_random_weights_and_full_from_the_foundation():
 
 def test_lora_instruction_tuning_changes_the_adapters_and_nothing_else():
     from learnjax import foundation_model
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE
+    from learnjax.training.recipe import NEXT_WORD_RECIPE
 
     foundation = foundation_model(NEXT_WORD_RECIPE)
     assistant = instruction_tune(foundation, questions.training_examples(32, seed=0), mode="lora",
@@ -170,15 +170,13 @@ class SplitAnswerer:
 def test_sft_chooses_each_cells_rate_on_dev_and_reports_the_held_out_scores(monkeypatch):
     """Dev prefers one rate, the held-out questions the other: every cell must
     follow dev and report that rate's held-out scores, trained on train entities only."""
-    import learnjax.training.instruction_tuning
-
     trained_on = []
 
     def tuned(foundation, examples, *, mode, seed, settings):
         trained_on.extend(e.prompt for e in examples)
         return SplitAnswerer(questions.questions("dev" if settings.learning_rate == DEV_RATE else "held_out"))
 
-    monkeypatch.setattr(learnjax.training.instruction_tuning, "instruction_tune", tuned)
+    monkeypatch.setattr(experiments, "instruction_tune", tuned)  # the name experiments calls
     rates = {mode: (DEV_RATE, HELD_OUT_RATE) for mode in ("full", "lora", "scratch")}
     rows, chosen = experiments.sft_search({"plain": None, "mixed": None}, (16,), (0, 1), rates, SFTSettings())
     assert {(r["foundation"], r["mode"]) for r in rows} == set(experiments.SFT_CELLS)

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from learnjax import EncoderConfig, MaskedLanguageModel, Tokenizer
+from learnjax import MaskedLanguageModel, Tokenizer, TransformerConfig
 from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.storage.checkpoints import LOCK, MANIFEST, CheckpointError, check_writable_model_dir, read_manifest
 from learnjax.storage.progress import History
 from learnjax.training.finetuning import TextClassifier
-from learnjax.training.pretraining import Foundation
+from learnjax.training.foundation import Foundation
 from one_line import is_one_line
 
 WORDS = "the cat sat on a mat while dog ran to red barn and bird sang in tall old tree by river".split()
@@ -29,7 +29,7 @@ def tiny_foundation(seed: int = 0) -> Foundation:
     """A small untrained model; each seed has its own vocabulary size and values,
     so parameters and tokenizer of two seeds never fit together."""
     tokenizer = Tokenizer.from_texts([" ".join(WORDS[: 6 + seed])])
-    config = EncoderConfig(vocab_size=len(tokenizer), max_len=8, d_model=8, n_layers=1, n_heads=2, d_ff=16)
+    config = TransformerConfig(vocab_size=len(tokenizer), max_len=8, d_model=8, n_layers=1, n_heads=2, d_ff=16)
     return Foundation(MaskedLanguageModel(config, rngs=nnx.Rngs(seed)), tokenizer, History())
 
 
@@ -348,7 +348,7 @@ def test_malformed_metadata_is_a_one_line_checkpoint_error(tmp_path, metadata):
 
     from learnjax import foundation_model
     from learnjax.storage.checkpoints import CheckpointError
-    from learnjax.training.pretraining import Foundation
+    from learnjax.training.foundation import Foundation
 
     path = foundation_model().save(tmp_path / "model")
     manifest = json.loads((path / "learnjax.json").read_text())
@@ -356,3 +356,13 @@ def test_malformed_metadata_is_a_one_line_checkpoint_error(tmp_path, metadata):
     (path / "learnjax.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="metadata"):
         Foundation.load(path)
+
+
+def test_the_config_s_former_name_still_works():
+    """`EncoderConfig` was renamed `TransformerConfig` (it shapes decoders too); a
+    model directory stores the config's fields, not its class's name, so saved
+    models load unchanged, and code written with the former name still runs."""
+    from learnjax import EncoderConfig, TransformerConfig
+
+    assert EncoderConfig is TransformerConfig
+    assert EncoderConfig(vocab_size=20, d_model=16, n_heads=2, d_ff=32) == TransformerConfig(vocab_size=20, d_model=16, n_heads=2, d_ff=32)

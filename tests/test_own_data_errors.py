@@ -9,7 +9,9 @@ from learnjax.cli import main
 from learnjax.data.textfiles import MAX_LINE_BYTES
 from learnjax.storage.checkpoints import MANIFEST
 from learnjax.training.finetuning import FinetuneSettings, finetune
-from learnjax.training.pretraining import Foundation, PretrainRecipe, pretrain
+from learnjax.training.foundation import Foundation
+from learnjax.training.pretraining import pretrain
+from learnjax.training.recipe import PretrainRecipe
 
 CORPUS = ["the cat sat on the mat.", "the dog sat on the rug.", "a bird sang in the tree."] * 20
 

@@ -7,7 +7,7 @@ import pytest
 
 from learnjax.data import corpus, questions, unknowns, world
 from learnjax.data.facts import world_facts
-from learnjax.training.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE
+from learnjax.training.recipe import MIXED_RECIPE, NEXT_WORD_RECIPE
 
 # The unknown entities.
 
@@ -76,13 +76,13 @@ def test_a_made_up_answer_is_a_fact_of_the_kind_the_world_does_not_hold():
 def tiny_assistant():
     from flax import nnx
 
-    from learnjax.models.transformer import EncoderConfig, NextWordModel
+    from learnjax.models.transformer import TransformerConfig, NextWordModel
     from learnjax.text.tokenizer import Tokenizer
     from learnjax.training.instruction_tuning import Assistant
     from learnjax.training.loops import History
 
     tokenizer = Tokenizer.from_texts(corpus.build_corpus(300) + [unknowns.ABSTENTION, "what colour is the umbrella?"])
-    model = NextWordModel(EncoderConfig(len(tokenizer), 32, 32, 2, 4, 64), rngs=nnx.Rngs(0))
+    model = NextWordModel(TransformerConfig(len(tokenizer), 32, 32, 2, 4, 64), rngs=nnx.Rngs(0))
     return Assistant(model, tokenizer, "full", History())
 
 

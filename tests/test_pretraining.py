@@ -7,16 +7,10 @@ from flax import nnx
 
 from learnjax import experiments, fill_mask, foundation_model
 from learnjax.data import corpus, questions, world
+from learnjax.evaluation.language_model import cloze_accuracy, grammar_accuracy, masked_token_scores
 from learnjax.models.transformer import MaskedLanguageModel
-from learnjax.training.pretraining import (
-    NEXT_WORD_RECIPE,
-    Foundation,
-    PretrainRecipe,
-    cloze_accuracy,
-    fill_masks,
-    grammar_accuracy,
-    masked_token_scores,
-)
+from learnjax.training.foundation import Foundation, fill_masks
+from learnjax.training.recipe import NEXT_WORD_RECIPE, PretrainRecipe
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +176,7 @@ def test_the_masked_loop_runs_the_fused_step_once_per_batch():
     from flax import nnx
 
     from learnjax.data import corpus
-    from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
+    from learnjax.models.transformer import MaskedLanguageModel, TransformerConfig
     from learnjax.text.tokenizer import Tokenizer
     from learnjax.training.loops import STEPS_PER_CALL, batch_indices, fused_masked_prediction_step, masking_args, train_masked_prediction
 
@@ -192,7 +186,7 @@ def test_the_masked_loop_runs_the_fused_step_once_per_batch():
     steps = STEPS_PER_CALL + 3
 
     def fresh():
-        model = MaskedLanguageModel(EncoderConfig(len(tokenizer), 16, 32, 1, 2, 64), rngs=nnx.Rngs(0))
+        model = MaskedLanguageModel(TransformerConfig(len(tokenizer), 16, 32, 1, 2, 64), rngs=nnx.Rngs(0))
         return model, nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
 
     model, optimizer = fresh()

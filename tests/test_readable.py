@@ -10,7 +10,7 @@ from flax import nnx
 from learnjax import mask_tokens
 from learnjax.data import corpus
 from learnjax.models.generation import encode_prompts, generate
-from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel, NextWordModel
+from learnjax.models.transformer import MaskedLanguageModel, NextWordModel, TransformerConfig
 from learnjax.text.tokenizer import Tokenizer
 from learnjax.training import readable
 from learnjax.training.masking import mask_words, masked_batch
@@ -28,7 +28,7 @@ def data():
 
 
 def config(tokenizer):
-    return EncoderConfig(len(tokenizer), max_len=32, d_model=32, n_layers=2, n_heads=4, d_ff=64)
+    return TransformerConfig(len(tokenizer), max_len=32, d_model=32, n_layers=2, n_heads=4, d_ff=64)
 
 
 @pytest.mark.parametrize("seed, rate", [(0, 0.15), (1, 0.25), (2, 0.5)])

@@ -7,7 +7,9 @@ import pytest
 
 from learnjax.cli import main
 from learnjax.storage.checkpoints import MANIFEST
-from learnjax.training.pretraining import MAX_POSITIONS, Foundation, PretrainRecipe, pretrain
+from learnjax.training.foundation import Foundation
+from learnjax.training.pretraining import pretrain
+from learnjax.training.recipe import MAX_POSITIONS, PretrainRecipe
 
 CORPUS = "the cat sat on the mat.\nthe dog sat on the rug.\na bird sang in the tree.\n" * 20
 
@@ -66,5 +68,5 @@ def test_continued_pre_training_keeps_the_models_size_and_position_table(tmp_pat
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
     assert not (tmp_path / "domain").exists()
-    recipe = PretrainRecipe.continuing(Foundation.load(tmp_path / "general"), steps=7, max_len=8)
+    recipe = Foundation.load(tmp_path / "general").continuing_recipe(steps=7, max_len=8)
     assert (recipe.d_model, recipe.n_layers, recipe.max_len, recipe.steps, recipe.tokenizer) == (16, 1, 8, 7, "word")

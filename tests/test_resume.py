@@ -13,7 +13,9 @@ from flax import nnx
 from learnjax.storage import checkpoints
 from learnjax.storage.checkpoints import CHECKPOINT_FOLDER, MANIFEST, CheckpointError, TrainingCheckpoints
 from learnjax.training.finetuning import FinetuneSettings, finetune
-from learnjax.training.pretraining import Foundation, PretrainRecipe, pretrain
+from learnjax.training.foundation import Foundation
+from learnjax.training.pretraining import pretrain
+from learnjax.training.recipe import PretrainRecipe
 
 TEXTS = ["the cat sat on the mat.", "the dog sat on the rug.", "a bird sang in the tree.", "the cat saw the bird."] * 20
 SMALL = dict(steps=50, batch_size=8, d_model=16, n_layers=1, d_ff=32)

@@ -7,7 +7,8 @@ import pytest
 
 from learnjax.text.tokenizer import CLS_ID, END_ID, PAD_ID, Tokenizer
 from learnjax.training.finetuning import FinetuneSettings, finetune
-from learnjax.training.pretraining import PretrainRecipe, corpus_rows, pretrain
+from learnjax.training.pretraining import corpus_rows, pretrain
+from learnjax.training.recipe import PretrainRecipe
 
 WORDS = "the cat sat on the mat and the dog sat on the rug while a bird sang in the tree".split()
 LONG = " ".join(WORDS * 3) + " again"  # 61 words

@@ -23,7 +23,8 @@
 from learnjax import experiments, foundation_model
 from learnjax.models.generation import Sampling
 from learnjax.site import plots
-from learnjax.training.pretraining import NEXT_WORD_RECIPE, generate_text
+from learnjax.training.foundation import generate_text
+from learnjax.training.recipe import NEXT_WORD_RECIPE
 
 # %% [markdown]
 # ## The next-word model and its loss

@@ -23,8 +23,8 @@ import jax
 
 from learnjax import experiments, fill_mask, foundation_model, mask_tokens
 from learnjax.data import corpus
+from learnjax.evaluation.language_model import cloze_accuracy, grammar_accuracy
 from learnjax.site import plots
-from learnjax.training.pretraining import cloze_accuracy, grammar_accuracy
 
 # %% [markdown]
 # ## Masking a real sentence

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 _HOMES = {
     "foundation_model": "training.pretraining",
     "mask_tokens": "training.masking", "masked_batch": "training.masking",
-    "BagOfWordsClassifier": "models.transformer", "EncoderClassifier": "models.transformer", "EncoderConfig": "models.transformer", "MaskedLanguageModel": "models.transformer",
+    "BagOfWordsClassifier": "models.transformer", "EncoderClassifier": "models.transformer", "TransformerConfig": "models.transformer", "EncoderConfig": "models.transformer", "MaskedLanguageModel": "models.transformer",
     "NextWordModel": "models.transformer",
-    "Foundation": "training.pretraining", "PretrainRecipe": "training.pretraining", "NEXT_WORD_RECIPE": "training.pretraining", "fill_mask": "training.pretraining",
-    "generate_text": "training.pretraining", "pretrain": "training.pretraining",
+    "Foundation": "training.foundation", "PretrainRecipe": "training.recipe", "NEXT_WORD_RECIPE": "training.recipe", "fill_mask": "training.foundation",
+    "generate_text": "training.foundation", "pretrain": "training.pretraining",
     "masked_prediction_step": "training.steps", "next_word_step": "training.steps", "supervised_step": "training.steps",
     "Tokenizer": "text.tokenizer",
 }
@@ -25,10 +25,19 @@ _HOMES = {
 __all__ = sorted(_HOMES, key=lambda name: (name[0].islower(), name))
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from learnjax.models.transformer import BagOfWordsClassifier, EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel
+    from learnjax.models.transformer import (
+        BagOfWordsClassifier,
+        EncoderClassifier,
+        EncoderConfig,
+        MaskedLanguageModel,
+        NextWordModel,
+        TransformerConfig,
+    )
     from learnjax.text.tokenizer import Tokenizer
+    from learnjax.training.foundation import Foundation, fill_mask, generate_text
     from learnjax.training.masking import mask_tokens, masked_batch
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE, Foundation, PretrainRecipe, fill_mask, foundation_model, generate_text, pretrain
+    from learnjax.training.pretraining import foundation_model, pretrain
+    from learnjax.training.recipe import NEXT_WORD_RECIPE, PretrainRecipe
     from learnjax.training.steps import masked_prediction_step, next_word_step, supervised_step
 
 

@@ -22,7 +22,7 @@ def export_site_models(site_dir: str | Path) -> list[Path]:
     from learnjax.experiments.live_models import spam_filters
     from learnjax.training.pretraining import foundation_model
     from learnjax.storage.export import export_model, write_web_model
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE, OBJECTIVES
+    from learnjax.training.recipe import NEXT_WORD_RECIPE, OBJECTIVES
 
     out = Path(site_dir) / MODELS_FOLDER
     written = []

@@ -78,7 +78,7 @@ def print_json(data) -> None:
 
 def load_foundation(path: Path | None, json_output: bool, recipe=None):
     """The model in `path`, else the cached foundation model of `recipe` (default: the masked one)."""
-    from learnjax.training.pretraining import Foundation
+    from learnjax.training.foundation import Foundation
 
     if path is not None:
         return Foundation.load(path)

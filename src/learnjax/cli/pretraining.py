@@ -50,7 +50,9 @@ tokens) unless --tokenizer word; the built-in corpus keeps whole words.""",
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from learnjax.data.textfiles import TextLines
     from learnjax.storage.checkpoints import check_writable_model_dir
-    from learnjax.training.pretraining import OBJECTIVES, Foundation, PretrainRecipe, pretrain
+    from learnjax.training.foundation import Foundation
+    from learnjax.training.pretraining import pretrain
+    from learnjax.training.recipe import OBJECTIVES, PretrainRecipe
 
     if args.lora is not None and args.init is None:
         raise UsageError("--lora adapts the model of --init (continued pre-training)", args.command)
@@ -68,7 +70,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     with options_named():
         if init is not None:
-            recipe = PretrainRecipe.continuing(init, **changes)
+            recipe = init.continuing_recipe(**changes)
         else:
             if texts is not None:
                 changes.setdefault("tokenizer", "subword")  # real text: see `learnjax.text.subword`
@@ -116,7 +118,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_fill_mask(args: argparse.Namespace) -> None:
-    from learnjax.training.pretraining import fill_mask
+    from learnjax.training.foundation import fill_mask
 
     foundation = load_foundation(args.model, args.json)
     predictions = fill_mask(foundation, args.text, top_k=args.top_k)
@@ -135,7 +137,8 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from learnjax.models.generation import Sampling
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE, generate_text
+    from learnjax.training.foundation import generate_text
+    from learnjax.training.recipe import NEXT_WORD_RECIPE
 
     sampling = Sampling(args.temperature, args.top_k, args.top_p)
     foundation = load_foundation(args.model, args.json, NEXT_WORD_RECIPE)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TextIO
 
 import numpy as np
+from tqdm import tqdm  # plain text bars, as training's
 
 from learnjax.training.finetuning import TextClassifier
 
@@ -28,8 +29,6 @@ def classify_in_batches(classifier: TextClassifier, texts: Iterable[str], *, bat
                         progress: bool = False) -> Iterator[tuple[str, np.ndarray]]:
     """(text, probability of each label) for each text, in order, computed
     `batch_size` texts at a time; `progress` shows a bar on a terminal."""
-    from tqdm import tqdm  # plain text bars, as training's
-
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive whole number, got {batch_size!r}")
     texts = iter(texts)

@@ -6,7 +6,35 @@ the cache by every page, notebook and test that shows or checks it.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optax
+from flax import nnx
+
+from learnjax.data import corpus, facts, messages, questions
+from learnjax.evaluation.language_model import cloze_accuracy, masked_token_scores, next_word_accuracy, perplexity
+from learnjax.experiments.spam_filter import label_learning_curve
+from learnjax.models.generation import Sampling
+from learnjax.models.lora import merge_lora, save_adapter, trainable_share
+from learnjax.models.ngram import KneserNeyTrigram
+from learnjax.site.render import table
 from learnjax.storage.cache import cached_json
+from learnjax.text.tokenizer import Tokenizer
+from learnjax.training.finetuning import MODES, FinetuneSettings, finetune
+from learnjax.training.foundation import generate_text
+from learnjax.training.instruction_tuning import SFTSettings, instruction_tune, knows, score_answers, untuned
+from learnjax.training.loops import predict
+from learnjax.training.pretraining import foundation_model, pretrain
+from learnjax.training.recipe import MIXED_RECIPE, NEXT_WORD_RECIPE, PretrainRecipe
+from learnjax.training.scaling_check import run_processes
 
 LABEL_SIZES = (8, 16, 32, 64, 128, 256, 512)
 SEEDS = (0, 1, 2)
@@ -14,8 +42,6 @@ SEEDS = (0, 1, 2)
 
 def supervised_label_curve(sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[int, ...] = SEEDS) -> list[dict]:
     """Held-out accuracy of the from-scratch spam filter against the number of labels."""
-    from learnjax.experiments.spam_filter import label_learning_curve
-
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds)}
     return cached_json("supervised-curve", params, label_learning_curve)
 
@@ -25,10 +51,6 @@ SCALING_STEPS = 600
 
 
 def measure_scaling_curve(amounts: tuple[int, ...], steps: int) -> list[dict]:
-    from learnjax.data import corpus
-    from learnjax.text.tokenizer import Tokenizer
-    from learnjax.training.pretraining import PretrainRecipe, cloze_accuracy, masked_token_scores, pretrain
-
     # The corpus generator is prefix-stable: the first n texts are the same for
     # every n, so texts outside the largest corpus are held out for every point.
     largest = corpus.build_corpus(max(amounts))
@@ -65,15 +87,6 @@ def _spam_scores(foundation, runs: list[tuple], settings) -> list[dict]:
     """Fine-tunes each run (mode, number of labels, seed, learning rate), then scores
     it on the dev and test messages. Every run of a mode shares one compiled step:
     the learning rate is a value in the optimizer's state (`training.adamw`)."""
-    import dataclasses
-
-    import numpy as np
-    import optax
-
-    from learnjax.data import messages
-    from learnjax.training.finetuning import finetune
-    from learnjax.training.loops import predict
-
     splits = messages.labeled_splits()
     evaluation = {split: (foundation.tokenizer.encode_batch([m.text for m in splits[split]], messages.MESSAGE_MAX_LEN, truncate=False),
                           np.array([m.label for m in splits[split]])) for split in ("dev", "test")}
@@ -93,14 +106,6 @@ def _spam_scores(foundation, runs: list[tuple], settings) -> list[dict]:
 
 
 def measure_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> dict:
-    import dataclasses
-    import time
-
-    import numpy as np
-
-    from learnjax.training.finetuning import MODES, FinetuneSettings
-    from learnjax.training.pretraining import foundation_model
-
     foundation = foundation_model()
     base = FinetuneSettings()
     started = time.perf_counter()
@@ -144,8 +149,6 @@ MODE_NAMES = {"full": "fine-tuned", "probe": "linear probe (frozen)", "lora": "L
 
 def label_efficiency_table(result: dict) -> str:
     """The experiment as a Markdown table: one row per number of labels, one column per mode."""
-    from learnjax.site.render import table
-
     modes = list(dict.fromkeys(r["mode"] for r in result["rows"]))
     sizes = sorted({r["n_labels"] for r in result["rows"]})
     cell = {(r["mode"], r["n_labels"]): r for r in result["rows"]}
@@ -159,21 +162,11 @@ OPEN_PROMPTS = ("Today my aunt", "Yesterday we", "My friends", "Every morning I"
 
 def held_out_texts(n: int = 1000, seed: int = 12345) -> list[str]:
     """Texts of the corpus's kind that the default corpus does not contain."""
-    from learnjax.data import corpus
-
     seen = set(corpus.build_corpus())
     return [t for t in corpus.build_corpus(4 * n, seed=seed) if t not in seen][:n]
 
 
 def _generation(temperatures: tuple[float, ...], per_kind: int, samples: int) -> dict:
-    import collections
-    import time
-
-    from learnjax.data import corpus, facts
-    from learnjax.models.generation import Sampling
-    from learnjax.models.ngram import KneserNeyTrigram
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE, foundation_model, generate_text, next_word_accuracy, perplexity
-
     started = time.perf_counter()
     foundation = foundation_model(NEXT_WORD_RECIPE)
     probes = corpus.next_word_probes()
@@ -243,11 +236,9 @@ SFT_LEARNING_RATES = {"full": (1e-4, 3e-4, 1e-3, 3e-3), "scratch": (1e-4, 3e-4, 
 SFT_CELLS = (("plain", "full"), ("plain", "lora"), ("mixed", "full"), ("mixed", "lora"), ("plain", "scratch"))
 
 
-def _asked(assistant, questions) -> dict:
-    """`score_answers` of the assistant's answers to `questions`."""
-    from learnjax.training.instruction_tuning import score_answers
-
-    return score_answers(assistant.answer([q.prompt for q in questions]), questions)
+def _asked(assistant, asked: list) -> dict:
+    """`score_answers` of the assistant's answers to the questions `asked`."""
+    return score_answers(assistant.answer([q.prompt for q in asked]), asked)
 
 
 def sft_search(foundations: dict, sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: dict[str, tuple[float, ...]], base) -> tuple[list[dict], dict]:
@@ -255,13 +246,6 @@ def sft_search(foundations: dict, sizes: tuple[int, ...], seeds: tuple[int, ...]
     the first seed, chosen on the dev entities' questions (exact match, then
     contains-the-answer to break ties), the other seeds at it, all scored on the
     held-out questions. Rows for the table, and each cell's chosen assistant."""
-    import dataclasses
-
-    import numpy as np
-
-    from learnjax.data import questions
-    from learnjax.training.instruction_tuning import instruction_tune
-
     held_out, dev = questions.questions("held_out"), questions.questions("dev")
 
     def tuned(name: str, mode: str, n: int, seed: int, learning_rate: float):
@@ -290,19 +274,6 @@ def sft_search(foundations: dict, sizes: tuple[int, ...], seeds: tuple[int, ...]
 
 
 def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: dict[str, tuple[float, ...]]) -> dict:
-    import dataclasses
-    import tempfile
-    import time
-    from pathlib import Path
-
-    import numpy as np
-    from flax import nnx
-
-    from learnjax.data import questions
-    from learnjax.models.lora import save_adapter, trainable_share
-    from learnjax.training.instruction_tuning import SFTSettings, instruction_tune, knows, untuned
-    from learnjax.training.pretraining import MIXED_RECIPE, NEXT_WORD_RECIPE, foundation_model
-
     started = time.perf_counter()
     foundations = {"plain": foundation_model(NEXT_WORD_RECIPE), "mixed": foundation_model(MIXED_RECIPE)}
     held_out, dev = questions.questions("held_out"), questions.questions("dev")
@@ -333,7 +304,6 @@ def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning
         full_size = lora_run.save(Path(folder) / "merged")
         adapter_bytes = adapter.stat().st_size
         model_bytes = sum(f.stat().st_size for f in Path(full_size).glob("params-*"))
-    from learnjax.models.lora import merge_lora
 
     merged = merge_lora(nnx.clone(lora_run.model))
     probe = np.asarray(questions.chat_rows(lora_run.tokenizer, held_out[:8], lora_run.model.config.max_len)[0])
@@ -373,13 +343,6 @@ def instruction_tuning_summary(result: dict) -> str:
 
 
 def _scaling_out(devices: int, steps: int, processes: int, devices_per_process: int) -> dict:
-    import json
-    import subprocess
-    import sys
-    import time
-
-    from learnjax.training.scaling_check import run_processes
-
     started = time.perf_counter()
     # A process of its own: the number of devices is fixed when JAX starts.
     done = subprocess.run([sys.executable, "-m", "learnjax.training.scaling_check", "--devices", str(devices), "--steps", str(steps)],

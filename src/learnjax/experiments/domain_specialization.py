@@ -15,11 +15,16 @@ embeddings only).
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 
+from learnjax.data import corpus
 from learnjax.data.clinic import clinic_cloze, clinic_notes
 from learnjax.data.corpus import Cloze
 from learnjax.storage.cache import cached_json
+from learnjax.training.foundation import fill_masks
+from learnjax.training.pretraining import foundation_model, pretrain
 
 
 @dataclass(frozen=True)
@@ -37,18 +42,13 @@ class DomainSettings:
 
 
 def _domain_specialization(settings: dict) -> dict:
-    import time
-
-    from learnjax.data import corpus
-    from learnjax.training.pretraining import PretrainRecipe, foundation_model, pretrain
-
     started = time.perf_counter()
     s = DomainSettings(**settings)
     foundation = foundation_model()
     notes, domain_items, general_items = clinic_notes(s.n_notes), clinic_cloze(), corpus.cloze_sentences()
     # The general run reads the notes and as many texts again of the corpus the model was pre-trained on.
     mixed = notes + corpus.build_corpus(round(s.n_notes * s.general_share / (1 - s.general_share)))
-    recipe = PretrainRecipe.continuing(foundation, steps=s.steps, batch_size=s.batch_size, learning_rate=s.learning_rate,
+    recipe = foundation.continuing_recipe(steps=s.steps, batch_size=s.batch_size, learning_rate=s.learning_rate,
                                        warmup_steps=s.warmup_steps)
     rows = [{"model": "general model (before)", **_scores(foundation, domain_items, general_items)}]
     runs = (("full: clinic notes", notes, None), (f"full: notes + {s.general_share:.0%} general text", mixed, None),
@@ -72,8 +72,6 @@ def _domain_specialization(settings: dict) -> dict:
 
 def _scores(foundation, domain_items: list[Cloze], general_items: list[Cloze]) -> dict:
     """Top-1 and top-5 cloze accuracy on both sets, from one batch of predictions."""
-    from learnjax.training.pretraining import fill_masks
-
     items = domain_items + general_items
     predictions = fill_masks(foundation, [c.text for c in items], top_k=5)
     top1 = [p[0].word == c.answer for p, c in zip(predictions, items)]
@@ -87,8 +85,6 @@ def domain_specialization(settings: DomainSettings = DomainSettings()) -> dict:
     """Clinic and general cloze accuracy of the foundation model before and
     after continued pre-training on the clinic's notes: fully, fully with
     general text mixed in, and with LoRA. Each row's `seconds` is its run's."""
-    import dataclasses
-
     return cached_json("domain-specialization", {"settings": dataclasses.asdict(settings)}, _domain_specialization)
 
 

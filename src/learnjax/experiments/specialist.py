@@ -43,13 +43,14 @@ def foundations() -> dict:
     import time
 
     from learnjax.experiments.domain_specialization import DomainSettings
+    from learnjax.training.foundation import Foundation
     from learnjax.training.instruction_tuning import ASSISTANT_RECIPE
-    from learnjax.training.pretraining import Foundation, PretrainRecipe, foundation_model, pretrain, with_vocabulary
+    from learnjax.training.pretraining import foundation_model, pretrain, with_vocabulary
 
     general = foundation_model(ASSISTANT_RECIPE)
     s = DomainSettings()
     began = time.perf_counter()
-    recipe = PretrainRecipe.continuing(general, steps=s.steps, batch_size=s.batch_size, learning_rate=s.learning_rate, warmup_steps=s.warmup_steps)
+    recipe = general.continuing_recipe(steps=s.steps, batch_size=s.batch_size, learning_rate=s.learning_rate, warmup_steps=s.warmup_steps)
     specialist = pretrain(recipe, clinic.clinic_notes(s.n_notes), init=general)
     seconds = time.perf_counter() - began
     same_words = Foundation(with_vocabulary(general.model, len(specialist.tokenizer)), specialist.tokenizer, general.history, general.recipe)

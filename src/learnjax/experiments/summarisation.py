@@ -24,7 +24,8 @@ DEV_DIARIES, TEST_DIARIES = 64, 128
 
 def general_foundation():
     """The generative foundation model (`pretraining.NEXT_WORD_RECIPE`)."""
-    from learnjax.training.pretraining import NEXT_WORD_RECIPE, foundation_model
+    from learnjax.training.pretraining import foundation_model
+    from learnjax.training.recipe import NEXT_WORD_RECIPE
 
     return foundation_model(NEXT_WORD_RECIPE)
 
@@ -32,7 +33,8 @@ def general_foundation():
 def summarising_foundation():
     """The generative foundation model, its vocabulary grown by the words the
     diaries and summaries use that its corpus never did."""
-    from learnjax.training.pretraining import Foundation, with_vocabulary
+    from learnjax.training.foundation import Foundation
+    from learnjax.training.pretraining import with_vocabulary
 
     foundation = general_foundation()
     texts = [f"{e.prompt} {e.response}" for split in ("train", "dev", "held_out") for e in map(diaries.Diary.example, diaries.diaries(split, 256))]

@@ -11,6 +11,11 @@ regularisation chosen per cell on the dev set, scored on the same test set.
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
+
+from learnjax.data import messages
 from learnjax.experiments import LABEL_SIZES, SEEDS
 from learnjax.site.render import PLUS_MINUS
 from learnjax.storage.cache import cached_json
@@ -27,6 +32,7 @@ def fit_tfidf(texts: list[str], labels: list, C: float = 1.0):
     >>> model.predict(["a free prize for you"]).tolist()
     ['spam']
     """
+    # scikit-learn is imported where used: the docs and test extras install it, the library alone does not
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -37,7 +43,7 @@ def fit_tfidf(texts: list[str], labels: list, C: float = 1.0):
 def fit_and_score(texts: list[str], labels: list[int], C: float, splits: dict) -> dict:
     """Accuracy of `fit_tfidf` on the dev and test sets, and the dev log loss
     (to break ties, as the neural modes' search does)."""
-    from sklearn.metrics import log_loss
+    from sklearn.metrics import log_loss  # where used, as in fit_tfidf: an extra, not a dependency
 
     model = fit_tfidf(texts, labels, C)
     scores = {}
@@ -51,12 +57,6 @@ def fit_and_score(texts: list[str], labels: list[int], C: float, splits: dict) -
 
 
 def measure_tfidf_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], C_values: tuple[float, ...]) -> dict:
-    import time
-
-    import numpy as np
-
-    from learnjax.data import messages
-
     started = time.perf_counter()
     splits = messages.labeled_splits()
 

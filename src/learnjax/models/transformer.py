@@ -22,7 +22,10 @@ from learnjax.text.tokenizer import PAD_ID
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class TransformerConfig:
+    """The shape of a Transformer: of an encoder (masked prediction, classifiers)
+    and of a decoder (next-word prediction) alike."""
+
     vocab_size: int
     max_len: int = 32
     d_model: int = 128
@@ -34,7 +37,7 @@ class EncoderConfig:
         for field in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_ff"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"EncoderConfig.{field} must be a positive int, got {value!r}")
+                raise ValueError(f"TransformerConfig.{field} must be a positive int, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
 
@@ -42,12 +45,15 @@ class EncoderConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> EncoderConfig:
+    def from_dict(cls, data: dict) -> TransformerConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
-            raise ValueError(f"unknown EncoderConfig fields {sorted(unknown)}; expected {sorted(names)}")
+            raise ValueError(f"unknown TransformerConfig fields {sorted(unknown)}; expected {sorted(names)}")
         return cls(**data)
+
+
+EncoderConfig = TransformerConfig  # its name before it shaped next-word (decoder) models too; saved models store the fields only
 
 
 # --8<-- [start:bag_of_words]
@@ -126,7 +132,7 @@ class Block(nnx.Module):
 class Transformer(nnx.Module):
     """Token ids (B, T) to contextual vectors (B, T, D)."""
 
-    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+    def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
         self.config = config
         init = nnx.initializers.normal(0.02)
         self.token_embed = nnx.Embed(config.vocab_size, config.d_model,
@@ -169,14 +175,14 @@ class MaskedLanguageModel(nnx.Module):
     """BERT in miniature: the Transformer as an encoder, plus a head that scores
     every vocabulary word at every position."""
 
-    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+    def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
         self.encoder = Transformer(config, rngs=rngs)
         self.transform = nnx.Linear(config.d_model, config.d_model, rngs=rngs)
         self.ln = nnx.LayerNorm(config.d_model, rngs=rngs)
         self.bias = nnx.Param(jnp.zeros((config.vocab_size,)))
 
     @property
-    def config(self) -> EncoderConfig:
+    def config(self) -> TransformerConfig:
         return self.encoder.config
 
     def __call__(self, tokens: jax.Array, segments: jax.Array | None = None,
@@ -201,7 +207,7 @@ class EncoderClassifier(nnx.Module):
         self.head = nnx.Linear(encoder.config.d_model, n_classes, rngs=rngs)
 
     @property
-    def config(self) -> EncoderConfig:
+    def config(self) -> TransformerConfig:
         return self.encoder.config
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -218,7 +224,7 @@ class KVCache:
     values: jax.Array
 
     @classmethod
-    def empty(cls, config: EncoderConfig, batch: int, dtype=jnp.float32) -> "KVCache":
+    def empty(cls, config: TransformerConfig, batch: int, dtype=jnp.float32) -> "KVCache":
         shape = (batch, config.max_len, config.n_heads,
                  config.d_model // config.n_heads)
         return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
@@ -234,11 +240,11 @@ class NextWordModel(nnx.Module):
     """GPT in miniature: the same Transformer read causally (a decoder), whose
     output at each position scores every word of the vocabulary as the next one."""
 
-    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+    def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
         self.decoder = Transformer(config, rngs=rngs)
 
     @property
-    def config(self) -> EncoderConfig:
+    def config(self) -> TransformerConfig:
         return self.decoder.config
 
     def __call__(self, tokens: jax.Array,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from flax import nnx
+from matplotlib.patches import Rectangle
 
 from learnjax.site.plots import figure
 from learnjax.training.finetuning import MODES, build_classifier
@@ -72,8 +74,6 @@ def modes_figure(parts: dict[str, dict[str, dict[str, int]]], names: dict[str, s
 
 
 def _box(x: float, y: float, width: float, height: float, colour: str, hatch: str | None = None):
-    from matplotlib.patches import Rectangle
-
     return Rectangle((x, y), width, height, facecolor=colour, edgecolor="#455a64", hatch=hatch, linewidth=0.8)
 
 
@@ -154,8 +154,6 @@ def chat_figure(strip: list[tuple[str, bool]]):
 
 def forgetting_figure(rows: list[dict]):
     """Grouped bars per model: clinic cloze and general cloze, top-1."""
-    import numpy as np
-
     fig, ax = figure(width=7.6, height=3.6)
     xs = np.arange(len(rows))
     for offset, key, label, colour, hatch in ((-0.2, "domain_top1", "clinic sentences", "#3949ab", None),

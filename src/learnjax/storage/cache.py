@@ -24,6 +24,8 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -79,7 +81,7 @@ def use_compilation_cache(directory: str | os.PathLike | None = None) -> Path | 
     path = Path(directory) if directory else cache_root() / "xla"
     if not _writable(path):
         return None
-    import jax
+    import jax  # here only: the cache commands of `learnjax` (and its --help) run without JAX
 
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # the steps here compile in seconds, not minutes
@@ -342,9 +344,6 @@ def _demand(record: dict) -> str | None:
 
 def _function_named(source: dict) -> Callable | None:
     """The function `source` names, imported from its module (or its file, outside the package)."""
-    import importlib
-    import importlib.util
-
     if not source or "<" in source.get("function", "<"):
         return None
     try:
@@ -410,7 +409,7 @@ def _saved(key: str, kind: str) -> Path:
     path = _entry_path(key, kind)
     if kind != "foundation":
         return path
-    from learnjax.storage.checkpoints import MANIFEST
+    from learnjax.storage.checkpoints import MANIFEST  # here only: checkpoints imports JAX, the cache commands run without it
 
     return path / MANIFEST
 

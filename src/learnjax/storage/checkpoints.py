@@ -38,7 +38,7 @@ from filelock import FileLock
 from flax import nnx, serialization
 
 from learnjax.files.atomic import write_bytes
-from learnjax.models.transformer import EncoderConfig
+from learnjax.models.transformer import TransformerConfig
 from learnjax.storage.progress import Checkpointing, History
 from learnjax.text.loading import tokenizer_from_json
 from learnjax.text.tokenizer import LEGACY_SPECIAL_TOKENS, TOKENIZER_KINDS, BaseTokenizer
@@ -195,9 +195,9 @@ def reading_metadata(directory: str | os.PathLike) -> Iterator[None]:
         raise CheckpointError(f"{str(directory)!r}: its metadata is not what learnjax saves ({e})") from None
 
 
-def model_config(model: nnx.Module) -> EncoderConfig:
+def model_config(model: nnx.Module) -> TransformerConfig:
     config = getattr(model, "config", None)
-    if not isinstance(config, EncoderConfig):
+    if not isinstance(config, TransformerConfig):
         raise CheckpointError(f"{type(model).__name__} has no Transformer configuration; only Transformer models are saved")
     return config
 
@@ -250,7 +250,7 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     return manifest
 
 
-def open_checkpoint(directory: str | os.PathLike, kind: str | tuple[str, ...]) -> tuple[dict, BaseTokenizer, EncoderConfig]:
+def open_checkpoint(directory: str | os.PathLike, kind: str | tuple[str, ...]) -> tuple[dict, BaseTokenizer, TransformerConfig]:
     """The manifest, tokenizer and encoder configuration of a saved model of
     `kind` (or of one of several kinds), each checked; the parameters are then
     loaded with `restore_into`."""
@@ -261,11 +261,11 @@ def open_checkpoint(directory: str | os.PathLike, kind: str | tuple[str, ...]) -
         raise CheckpointError(f"{str(directory)!r} holds a {manifest['kind']!r} model, not a {wanted} model")
     tokenizer = load_tokenizer(directory, manifest)
     try:
-        config = EncoderConfig.from_dict(manifest["config"])
+        config = TransformerConfig.from_dict(manifest["config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{str(directory)!r} has an incompatible configuration: {e}") from None
     if tokenizer.ids_shifted_by:  # saved with a format-1 tokenizer: see `_with_added_special_rows`
-        config = EncoderConfig.from_dict({**manifest["config"], "vocab_size": config.vocab_size + tokenizer.ids_shifted_by})
+        config = TransformerConfig.from_dict({**manifest["config"], "vocab_size": config.vocab_size + tokenizer.ids_shifted_by})
         manifest = {**manifest, "added_special_rows": tokenizer.ids_shifted_by}
     if config.vocab_size != len(tokenizer):
         raise CheckpointError(f"{str(directory)!r}: model vocabulary {config.vocab_size} != tokenizer {len(tokenizer)}")

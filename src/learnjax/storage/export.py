@@ -27,7 +27,7 @@ import numpy as np
 from flax import nnx
 
 from learnjax.files.atomic import write_bytes, write_text
-from learnjax.models.transformer import EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel, Transformer
+from learnjax.models.transformer import EncoderClassifier, MaskedLanguageModel, NextWordModel, Transformer, TransformerConfig
 from learnjax.storage import checkpoints
 from learnjax.text.tokenizer import SPECIAL_TOKENS, BaseTokenizer
 
@@ -160,7 +160,7 @@ def read_export(manifest_path: str | os.PathLike) -> tuple[dict, dict[str, np.nd
         raise ExportError(f"cannot read the export {str(manifest_path)!r}: {e}") from None
     if hashlib.sha256(weights).hexdigest() != manifest["weights"]["sha256"]:
         raise ExportError(f"the weights of {str(manifest_path)!r} are corrupt (checksum mismatch)")
-    EncoderConfig.from_dict(manifest["config"])
+    TransformerConfig.from_dict(manifest["config"])
     arrays = {path: np.frombuffer(weights, "<f4", count=int(np.prod(t["shape"], dtype=np.int64)), offset=t["offset"]).reshape(t["shape"])
               for path, t in manifest["tensors"].items()}
     return manifest, arrays
@@ -169,7 +169,7 @@ def read_export(manifest_path: str | os.PathLike) -> tuple[dict, dict[str, np.nd
 def model_from_export(manifest: dict, arrays: dict[str, np.ndarray]) -> nnx.Module:
     """The library's model of an export (`read_export`): the same parameters, for JAX to run."""
     labels = manifest["labels"]
-    config = EncoderConfig.from_dict(manifest["config"])
+    config = TransformerConfig.from_dict(manifest["config"])
     model = nnx.eval_shape(lambda: MODEL_BUILDERS[manifest["kind"]](config, labels))  # shapes only: the arrays fill it
     nested: dict = {}
     for path, array in arrays.items():

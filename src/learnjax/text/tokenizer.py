@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm  # plain text bars, as training's
 
 from learnjax.files.atomic import write_text
 
@@ -83,7 +84,7 @@ class BaseTokenizer:
     def encode(self, text: str, *, masks: bool = False) -> list[int]:
         """Token ids of `text`, without `[CLS]` or padding. Special tokens written
         in it are text, never their ids (`split_words`); with `masks`, `[MASK]`
-        written there is the mask to fill in (`learnjax.training.pretraining.fill_masks`)."""
+        written there is the mask to fill in (`learnjax.training.foundation.fill_masks`)."""
         raise NotImplementedError
 
     def encode_texts(self, texts: Iterable[str], *, masks: bool = False) -> Iterator[list[int]]:
@@ -331,8 +332,6 @@ def _check_min_count(min_count: int) -> None:
 def _reading(texts: Iterable[str], progress: bool) -> Iterable[str]:
     """`texts`, with a bar on stderr counting them as they are read when `progress` is
     asked for and stderr is a terminal."""
-    from tqdm import tqdm  # plain text bars, as training's
-
     return tqdm(texts, desc="reading", unit=" texts", disable=None if progress else True, leave=False, mininterval=0.5)
 
 

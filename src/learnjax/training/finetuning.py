@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
 import numpy as np
 from flax import nnx
 
@@ -28,8 +29,8 @@ from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.storage import checkpoints
 from learnjax.storage.progress import History
 from learnjax.text.tokenizer import BaseTokenizer
+from learnjax.training.foundation import Foundation
 from learnjax.training.loops import adamw, new_optimizer, predict, train_classifier
-from learnjax.training.pretraining import Foundation
 
 MODES = ("full", "probe", "lora", "scratch")
 LORA_RANK, LORA_ALPHA = 8, 16.0
@@ -92,8 +93,6 @@ class TextClassifier:
         """The probability of each label (N, labels). A text longer than a row is
         read by its first window of tokens, or with `windows="average"` by all
         of them: the mean of each window's probabilities (`encode_windows`)."""
-        import jax
-
         if windows not in WINDOWS:
             raise ValueError(f"windows must be one of {', '.join(WINDOWS)}; got {windows!r}")
         max_len = self.model.encoder.config.max_len

@@ -12,22 +12,24 @@ only. Three modes, on the same architecture and budget:
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from flax import nnx
 
-from learnjax.data.facts import Fact
+from learnjax.data.facts import Fact, statement_prompt
 from learnjax.data.questions import Example, chat_ids, chat_rows
 from learnjax.models.generation import continue_ids, join_words
-from learnjax.models.lora import add_lora
+from learnjax.models.lora import add_lora, merge_lora
 from learnjax.models.transformer import NextWordModel
 from learnjax.storage import checkpoints
 from learnjax.storage.progress import History
 from learnjax.text.tokenizer import END_ID, Tokenizer
+from learnjax.training.foundation import Foundation, generate_text
 from learnjax.training.loops import adamw, new_optimizer, owned_copy, train_next_word
-from learnjax.training.pretraining import MIXED_RECIPE, Foundation
+from learnjax.training.recipe import MIXED_RECIPE
 
 MODES = ("full", "lora", "scratch")
 
@@ -83,8 +85,6 @@ class Assistant:
         return [join_words([self.tokenizer.vocab[i] for i in (ids[: ids.index(END_ID)] if END_ID in ids else ids)]) for ids in answers]
 
     def save(self, directory: str | os.PathLike) -> Path:
-        from learnjax.models.lora import merge_lora
-
         model = merge_lora(nnx.clone(self.model)) if self.mode == "lora" else self.model  # saved as plain weights
         metadata = {"mode": self.mode, "history": {"loss": self.history.loss, "accuracy": self.history.accuracy}}
         return checkpoints.save(directory, model, self.tokenizer, "assistant", metadata)
@@ -150,11 +150,6 @@ def knows(foundation: Foundation, facts: list[Fact], per_fact: int = 3, seed: in
     """Whether a next-word model completes each fact in the corpus's own phrasing
     ("At the teahouse, my aunt usually drinks" -> tea): what it knows, asked the
     way it read it. A fact counts as known when most of its prompts are right."""
-    import random
-
-    from learnjax.data.facts import statement_prompt
-    from learnjax.training.pretraining import generate_text
-
     rng = random.Random(seed)
     prompts = [(fact, statement_prompt(fact, rng)) for fact in facts for _ in range(per_fact)]
     generated = generate_text(foundation, [p for _, p in prompts], max_new_tokens=1)

@@ -4,8 +4,9 @@
 prediction (BERT: fill in hidden words, a model that reads) or next-word
 prediction (GPT: continue the text, a model that writes). Given a model to start
 from (`init`), it continues pre-training that model on new text: a domain's,
-say. `fill_mask` and `generate_text` ask them; the evaluations check what they
-learned on sentences they never saw.
+say. The recipe is `learnjax.training.recipe`'s, the model it returns
+`learnjax.training.foundation`'s, and `learnjax.evaluation.language_model`
+measures what it learned on sentences it never saw.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import math
 import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -27,14 +25,13 @@ import numpy as np
 from flax import nnx
 
 from learnjax.data import corpus, questions
-from learnjax.models.generation import Generation, Sampling, generate
 from learnjax.models.lora import add_lora, merge_lora
-from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel, NextWordModel
+from learnjax.models.transformer import MaskedLanguageModel, NextWordModel, TransformerConfig
 from learnjax.storage import cache, checkpoints
-from learnjax.text.subword import VOCAB_SIZE, SubwordTokenizer, rereadable
-from learnjax.text.tokenizer import END, MASK, MASK_ID, SPECIAL_TOKENS, TOKENIZER_KINDS, BaseTokenizer, Tokenizer
+from learnjax.text.subword import SubwordTokenizer, rereadable
+from learnjax.text.tokenizer import SPECIAL_TOKENS, BaseTokenizer, Tokenizer
+from learnjax.training.foundation import Foundation, check_continues
 from learnjax.training.loops import (
-    History,
     adamw,
     check_learning_rate,
     compile_in_background,
@@ -42,142 +39,10 @@ from learnjax.training.loops import (
     compile_next_word_steps,
     new_optimizer,
     owned_copy,
-    predict,
     train_masked_prediction,
     train_next_word,
 )
-from learnjax.training.masking import mask_tokens
-from learnjax.training.steps import next_word_loss, next_word_targets
-
-# Each objective, the model it trains, and the kind its saved directory records.
-OBJECTIVES = {"masked": (MaskedLanguageModel, "masked_lm"), "next-word": (NextWordModel, "next_word_lm")}
-
-
-# The longest rows a new model is built for: BERT's position table. Attention's
-# cost grows with the square of the row length.
-MAX_POSITIONS = 512
-
-
-@dataclass(frozen=True)
-class PretrainRecipe:
-    """Everything that decides the foundation model; its hash keys the cache.
-
-    Every value is checked when the recipe is made: a ValueError names the
-    field, e.g. `d_model=100 must be divisible by n_heads=3`.
-    """
-
-    objective: str = "masked"  # or "next-word"
-    # "word": whole words, clearest to show (the built-in corpus, the pages);
-    # "subword": WordPiece pieces from a vocabulary of `vocab_size`, for real text.
-    tokenizer: str = "word"
-    vocab_size: int = VOCAB_SIZE  # a subword vocabulary's size; at most this many words for "word"
-    n_texts: int = 40_000
-    corpus_seed: int = 0
-    max_len: int = 32
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 128
-    steps: int = 1800
-    batch_size: int = 64  # packed rows of max_len tokens, about 2.3 texts each
-    learning_rate: float = 5e-3
-    warmup_steps: int = 100
-    # Above BERT's 15%: more predictions per step, and a small model on short
-    # texts still has enough context left to learn from.
-    mask_rate: float = 0.25  # masked prediction only
-    seed: int = 0
-    faq_share: float = 0.0  # share of the corpus replaced by question-and-answer text (`questions.with_faq`)
-
-    def __post_init__(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {self.objective!r}")
-        if self.tokenizer not in TOKENIZER_KINDS:
-            raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)}; got {self.tokenizer!r}")
-        for name in ("n_texts", "max_len", "d_model", "n_layers", "n_heads", "d_ff", "steps", "batch_size", "vocab_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive whole number")
-        for name in ("warmup_steps", "seed", "corpus_seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}={value!r} must be a whole number, 0 or more")
-        if not 2 <= self.max_len <= MAX_POSITIONS:
-            raise ValueError(f"max_len={self.max_len} is beyond what a model here takes: rows of 2 ([CLS] and a token) to {MAX_POSITIONS} tokens")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads} (each head reads an equal share of the width)")
-        if self.vocab_size <= len(SPECIAL_TOKENS):
-            raise ValueError(f"vocab_size={self.vocab_size} must be above the {len(SPECIAL_TOKENS)} special tokens")
-        for name, low, high in (("learning_rate", 0, math.inf), ("mask_rate", 0, 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
-                raise ValueError(f"{name}={value!r} must be a number above {low}" + (f" and below {high}" if high < math.inf else ""))
-        if not 0 <= self.faq_share < 1:
-            raise ValueError(f"faq_share={self.faq_share!r} must be at least 0 and below 1")
-
-    @classmethod
-    def continuing(cls, foundation: Foundation, **changes) -> PretrainRecipe:
-        """The recipe that continues pre-training `foundation` on new text: its
-        objective, tokenizer and size, read from the model; the training settings
-        of its own recipe (else the defaults); then `changes`. A change to what
-        the model fixes is refused (continued pre-training keeps the model), and
-        `max_len` may be shorter than the model's position table, not longer."""
-        base = foundation.recipe or cls()
-        recipe = base.replace(**_fixed_by(foundation), vocab_size=max(len(foundation.tokenizer), base.vocab_size),
-                              max_len=foundation.model.config.max_len)
-        recipe = recipe.replace(**changes)
-        _check_continues(recipe, foundation)
-        return recipe
-
-    def replace(self, **changes) -> PretrainRecipe:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-NEXT_WORD_RECIPE = PretrainRecipe(objective="next-word")
-"""The generative foundation model: the same corpus, model size and budget, the next-word objective."""
-
-MIXED_RECIPE = NEXT_WORD_RECIPE.replace(faq_share=0.1)
-"""The generative foundation model of a corpus in which a tenth of the texts are
-questions and answers about the world (not about the entities held out from
-instruction tuning)."""
-
-
-@dataclass
-class Foundation:
-    """A pre-trained language model (masked or next-word) with its tokenizer and training history."""
-
-    model: MaskedLanguageModel | NextWordModel
-    tokenizer: BaseTokenizer
-    history: History
-    recipe: PretrainRecipe | None = None
-    seconds: float | None = None  # wall time of pre-training, corpus to trained model
-
-    @property
-    def objective(self) -> str:
-        return next(name for name, (model_class, _) in OBJECTIVES.items() if isinstance(self.model, model_class))
-
-    def save(self, directory: str | os.PathLike) -> Path:
-        metadata = {
-            "history": dataclasses.asdict(self.history),
-            "recipe": self.recipe.to_dict() if self.recipe else None,
-            "seconds": self.seconds,
-        }
-        return checkpoints.save(directory, self.model, self.tokenizer, OBJECTIVES[self.objective][1], metadata)
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike) -> Foundation:
-        kinds = {kind: model_class for model_class, kind in OBJECTIVES.values()}
-        manifest, tokenizer, config = checkpoints.open_checkpoint(directory, tuple(kinds))
-        model_class = kinds[manifest["kind"]]
-        model = nnx.eval_shape(lambda: model_class(config, rngs=nnx.Rngs(0)))  # shapes only: no initialisation
-        checkpoints.restore_into(directory, model, manifest)
-        with checkpoints.reading_metadata(directory):
-            meta = manifest.get("metadata", {})
-            history = History(**meta["history"]) if meta.get("history") else History()
-            recipe = PretrainRecipe(**meta["recipe"]) if meta.get("recipe") else None
-            return cls(model, tokenizer, history, recipe, meta.get("seconds"))
+from learnjax.training.recipe import OBJECTIVES, PretrainRecipe
 
 
 def pretrain(
@@ -209,7 +74,7 @@ def pretrain(
     memory). A given `tokenizer` is used as it is instead of building one.
 
     With `init`, a foundation model, pre-training continues from it on `texts`
-    (new text: a domain's) with its tokenizer (`PretrainRecipe.continuing`
+    (new text: a domain's) with its tokenizer (`Foundation.continuing_recipe`
     makes the recipe). A word-level vocabulary gains the new words seen at
     least `NEW_WORD_MIN_COUNT` times, after the words it had, whose ids stay
     (`with_vocabulary` gives them rows); a subword one reads new words as
@@ -224,7 +89,7 @@ def pretrain(
     """
     started = time.perf_counter()
     if init is not None:
-        _check_continues(recipe, init)
+        check_continues(recipe, init)
         if texts is None:
             raise ValueError("continued pre-training needs the new texts to train on")
     elif lora_rank is not None:
@@ -259,8 +124,6 @@ def pretrain(
     if lora_rank is not None:
         merge_lora(model)
     return Foundation(model, tokenizer, history, recipe, time.perf_counter() - started)
-
-
 
 
 def foundation_model(recipe: PretrainRecipe | None = None, *, progress: bool = True) -> Foundation:
@@ -311,26 +174,8 @@ def _checked_stream(texts) -> Iterable[str]:
     return itertools.chain([first], stream)
 
 
-def _fixed_by(foundation: Foundation) -> dict:
-    """What a model fixes of the recipes that continue it: its objective, tokenizer and size."""
-    config = foundation.model.config
-    return {"objective": foundation.objective, "tokenizer": foundation.tokenizer.kind, "d_model": config.d_model,
-            "n_layers": config.n_layers, "n_heads": config.n_heads, "d_ff": config.d_ff}
-
-
-def _check_continues(recipe: PretrainRecipe, init: Foundation) -> None:
-    """Refuses a recipe that does not fit the model it continues (`PretrainRecipe.continuing`)."""
-    config = init.model.config
-    for name, value in _fixed_by(init).items():
-        if getattr(recipe, name) != value:
-            raise ValueError(f"{name}={getattr(recipe, name)!r} differs from the model being continued ({name}={value!r}): "
-                             "continued pre-training keeps the model's objective, tokenizer and size")
-    if recipe.max_len > config.max_len:
-        raise ValueError(f"max_len={recipe.max_len} is beyond the position table of the model being continued ({config.max_len} positions)")
-
-
 def _new_model_and_optimizer(recipe: PretrainRecipe, vocab_size: int) -> tuple[nnx.Module, nnx.Optimizer]:
-    config = EncoderConfig(vocab_size, recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
+    config = TransformerConfig(vocab_size, recipe.max_len, recipe.d_model, recipe.n_layers, recipe.n_heads, recipe.d_ff)
     tx, key, objective = adamw(recipe.steps, recipe.warmup_steps), jax.random.key(recipe.seed), recipe.objective
     shapes = model_shapes(config, tx, objective)
     compiling = compile_for_pretraining(config, tx, key, shapes, batch_size=recipe.batch_size, objective=objective, mask_rate=recipe.mask_rate)
@@ -381,7 +226,7 @@ def with_vocabulary(model: MaskedLanguageModel | NextWordModel, vocab_size: int,
     return grown
 
 
-def _build_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate=1.0, objective: str = "masked"):
+def _build_model_and_optimizer(config: TransformerConfig, tx, key: jax.Array, learning_rate=1.0, objective: str = "masked"):
     model = OBJECTIVES[objective][0](config, rngs=nnx.Rngs(key))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     # A value in the optimizer's state (see `adamw`), traced here: the caller checks it.
@@ -389,7 +234,7 @@ def _build_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learni
     return model, optimizer
 
 
-def model_shapes(config: EncoderConfig, tx, objective: str = "masked") -> tuple[nnx.Module, nnx.Optimizer]:
+def model_shapes(config: TransformerConfig, tx, objective: str = "masked") -> tuple[nnx.Module, nnx.Optimizer]:
     """The model and optimizer `create_model_and_optimizer` builds, as shapes only (nothing computed)."""
     return nnx.eval_shape(lambda: _build_model_and_optimizer(config, tx, jax.random.key(0), 1.0, objective))
 
@@ -399,12 +244,12 @@ def model_shapes(config: EncoderConfig, tx, objective: str = "masked") -> tuple[
 # config and optimizer, same program (the key is an argument, not a constant).
 # It runs once, so XLA's optimisations are not worth their compile time.
 @functools.partial(jax.jit, static_argnames=("config", "tx", "objective"), compiler_options={"xla_backend_optimization_level": 0})
-def initial_state(config: EncoderConfig, tx, key: jax.Array, learning_rate: float, objective: str = "masked") -> nnx.State:
+def initial_state(config: TransformerConfig, tx, key: jax.Array, learning_rate: float, objective: str = "masked") -> nnx.State:
     return nnx.state(_build_model_and_optimizer(config, tx, key, learning_rate, objective))
 
 
 # --8<-- [start:compile_for_pretraining]
-def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=None, *,
+def compile_for_pretraining(config: TransformerConfig, tx, key: jax.Array, shapes=None, *,
                             batch_size: int, objective: str = "masked",
                             mask_rate: float = 0.15) -> Future:
     """Starts compiling the two programs pre-training runs first, the initial
@@ -425,7 +270,7 @@ def compile_for_pretraining(config: EncoderConfig, tx, key: jax.Array, shapes=No
 # --8<-- [end:compile_for_pretraining]
 
 
-def create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learning_rate: float, shapes=None,
+def create_model_and_optimizer(config: TransformerConfig, tx, key: jax.Array, learning_rate: float, shapes=None,
                                objective: str = "masked") -> tuple[nnx.Module, nnx.Optimizer]:
     """A new language model for `objective` and its AdamW optimizer (`tx`, from
     `adamw`) at `learning_rate`, as `pretrain` builds them.
@@ -434,128 +279,3 @@ def create_model_and_optimizer(config: EncoderConfig, tx, key: jax.Array, learni
     """
     shapes = shapes if shapes is not None else model_shapes(config, tx, objective)
     return nnx.merge(nnx.graphdef(shapes), initial_state(config, tx, key, check_learning_rate(learning_rate), objective))
-
-
-def _require(foundation: Foundation, objective: str, why: str) -> None:
-    if foundation.objective != objective:
-        raise ValueError(f"this is a {foundation.objective} model, not a {objective} model: only a {objective} model {why}")
-
-
-def generate_text(foundation: Foundation, prompts: list[str], *, max_new_tokens: int = 16, sampling: Sampling = Sampling(),
-                  seed: int = 0) -> list[Generation]:
-    """Continues each prompt with a next-word foundation model (`learnjax.models.generation.generate`).
-
-    >>> from learnjax import foundation_model
-    >>> generate_text(foundation_model(NEXT_WORD_RECIPE), ["Today I went to the café and drank"])[0].text
-    'coffee.'
-    """
-    _require(foundation, "next-word", "writes text; a masked model fills in a [MASK] (fill-mask)")
-    tokenizer = foundation.tokenizer
-    generated = generate(foundation.model, tokenizer, prompts, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed)
-    if tokenizer.kind == "word":
-        return generated
-    # `generate` joins tokens as words; subword pieces join into words as their tokenizer writes them.
-    return [dataclasses.replace(g, text=tokenizer.decode(tokenizer.ids[t] for t in g.tokens if t != END)) for g in generated]
-
-
-def next_word_accuracy(foundation: Foundation, probes: list[corpus.NextWordProbe] | None = None) -> dict:
-    """Share of held-out prompts whose greedy next word is the answer."""
-    probes = corpus.next_word_probes() if probes is None else probes
-    generated = generate_text(foundation, [p.prompt for p in probes], max_new_tokens=1)
-    right = [g.tokens[:1] == [p.answer] for g, p in zip(generated, probes)]
-    return {"accuracy": float(np.mean(right)), "n": len(probes), "answers": [g.tokens[0] for g in generated]}
-
-
-@nnx.jit
-def _next_word_nll(model: NextWordModel, tokens: jax.Array, segments: jax.Array) -> tuple[jax.Array, jax.Array]:
-    loss, _ = next_word_loss(model, tokens, segments, segments > 0)
-    _, weights = next_word_targets(tokens, segments, segments > 0)
-    return loss * weights.sum(), weights.sum()
-
-
-def perplexity(foundation: Foundation, texts: list[str], batch_size: int = 256) -> float:
-    """Per-token perplexity of a next-word model on `texts`: exp of the mean
-    negative log-probability of each word and of each text's `[END]`, the
-    tokens `ngram.KneserNeyTrigram.perplexity` scores too."""
-    _require(foundation, "next-word", "scores continuations")
-    tokens, segments = foundation.tokenizer.encode_packed(texts, foundation.model.config.max_len, end=True)
-    n = len(tokens)
-    pad = -n % batch_size if n > batch_size else 0
-    tokens, segments = (np.concatenate([a, np.zeros((pad, a.shape[1]), a.dtype)]) for a in (tokens, segments))
-    size = min(batch_size, len(tokens))
-    sums = jax.device_get([_next_word_nll(foundation.model, tokens[i : i + size], segments[i : i + size]) for i in range(0, len(tokens), size)])
-    return float(np.exp(sum(total for total, _ in sums) / sum(count for _, count in sums)))
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One token for a `[MASK]`. With a subword tokenizer a token may be a whole
-    word or a piece of one: `piece` marks a piece that continues the word before
-    it (`##ing`); one that starts a word may still need more pieces after it."""
-
-    word: str
-    probability: float
-    piece: bool = False
-
-
-def fill_mask(foundation: Foundation, text: str, top_k: int = 5) -> list[Prediction]:
-    """The `top_k` most likely words for the single `[MASK]` in `text`.
-
-    >>> from learnjax import foundation_model
-    >>> fill_mask(foundation_model(), "Today I went to the café and drank [MASK].", top_k=1)[0].word
-    'coffee'
-    """
-    return fill_masks(foundation, [text], top_k)[0]
-
-
-def fill_masks(foundation: Foundation, texts: list[str], top_k: int = 5) -> list[list[Prediction]]:
-    """`fill_mask` for many texts at once (one batched forward pass): one list
-    of predictions per text, in order. `top_k` beyond the vocabulary's words
-    gives every word (a special token is never an answer)."""
-    if not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
-    _require(foundation, "masked", "fills in a [MASK]; a next-word model continues a text (generate)")
-    tokenizer, max_len = foundation.tokenizer, foundation.model.config.max_len
-    # The one place where `[MASK]` written in a text is the special token; the
-    # tokenizer reads `[mask]` as it too, so masks are counted as the model sees them.
-    tokens = tokenizer.encode_batch(texts, max_len, truncate=False, masks=True)
-    for text, count in zip(texts, (tokens == MASK_ID).sum(axis=1)):
-        if count != 1:
-            raise ValueError(f"text must contain exactly one {MASK}, found {count}: {text!r}")
-    logits = predict(foundation.model, tokens)  # (N, T, V)
-    scores = logits[np.arange(len(tokens)), (tokens == MASK_ID).argmax(axis=1)]  # (N, V): each text's mask
-    scores[:, : len(SPECIAL_TOKENS)] = -np.inf
-    probs = np.asarray(jax.nn.softmax(scores, axis=-1))
-    top = np.argsort(-probs, axis=-1)[:, : min(top_k, len(tokenizer) - len(SPECIAL_TOKENS))]
-    return [[Prediction(tokenizer.vocab[j], float(p[j]), tokenizer.continues_word(tokenizer.vocab[j])) for j in row] for p, row in zip(probs, top)]
-
-
-def cloze_accuracy(foundation: Foundation, items: list[corpus.Cloze] | None = None, k: int = 5) -> dict[str, float]:
-    """Top-1 and top-k accuracy on held-out cloze sentences."""
-    items = corpus.cloze_sentences() if items is None else items
-    predictions = fill_masks(foundation, [c.text for c in items], top_k=k)
-    top1 = np.mean([p[0].word == c.answer for p, c in zip(predictions, items)])
-    topk = np.mean([c.answer in {x.word for x in p} for p, c in zip(predictions, items)])
-    return {"top1": float(top1), f"top{k}": float(topk), "n": len(items)}
-
-
-def grammar_accuracy(foundation: Foundation, probes: list[corpus.GrammarProbe] | None = None) -> dict[str, float]:
-    """Share of agreement probes whose top prediction has the right verb form."""
-    probes = corpus.grammar_probes() if probes is None else probes
-    predictions = fill_masks(foundation, [p.text for p in probes], top_k=1)
-    return {"accuracy": float(np.mean([pred[0].word in p.accepted for pred, p in zip(predictions, probes)])), "n": len(probes)}
-
-
-def masked_token_scores(foundation: Foundation, texts: list[str], mask_rate: float = 0.15, seed: int = 0) -> dict[str, float]:
-    """How well hidden words of `texts` (held-out text) are recovered: accuracy and
-    mean cross-entropy (loss) over the masked positions."""
-    tokens = foundation.tokenizer.encode_batch(texts, foundation.model.config.max_len)
-    inputs, targets, weights = jax.device_get(mask_tokens(jax.random.key(seed), tokens, len(foundation.tokenizer), mask_rate))
-    logits = predict(foundation.model, inputs)
-    log_probs = np.asarray(jax.nn.log_softmax(logits, axis=-1))
-    target_log_probs = np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
-    n = max(weights.sum(), 1.0)
-    return {
-        "accuracy": float(((logits.argmax(-1) == targets) * weights).sum() / n),
-        "loss": float(-(target_log_probs * weights).sum() / n),
-    }

@@ -14,27 +14,34 @@ JAX loads). Prints JSON.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from learnjax.data import corpus, messages
+from learnjax.storage.progress import History
+from learnjax.text.tokenizer import Tokenizer
 
+
+# JAX, and the modules that import it, are imported inside the functions that run
+# in a started process, after `main` has set the number of simulated devices:
+# JAX reads it once, when it loads.
 def _runs(devices: int, steps: int) -> dict:
     import jax
     import numpy as np
     from flax import nnx
 
-    from learnjax.data import corpus, messages
-    from learnjax.models.transformer import EncoderClassifier, EncoderConfig, MaskedLanguageModel, NextWordModel, Transformer
-    from learnjax.storage.progress import History
-    from learnjax.text.tokenizer import Tokenizer
+    from learnjax.models.transformer import EncoderClassifier, MaskedLanguageModel, NextWordModel, Transformer, TransformerConfig
     from learnjax.training import sharding
     from learnjax.training.diagnostics import count_compilations
+    from learnjax.training.foundation import Foundation
     from learnjax.training.loops import adamw, new_optimizer, train_classifier, train_masked_prediction, train_next_word
-    from learnjax.training.pretraining import Foundation
 
     texts = corpus.build_corpus(2000)
     tokenizer = Tokenizer.from_texts(texts)
@@ -43,7 +50,7 @@ def _runs(devices: int, steps: int) -> dict:
     pool = messages.labeled_splits()["pool"]
     labeled = tokenizer.encode_batch([m.text for m in pool], messages.MESSAGE_MAX_LEN)
     labels = np.array([m.label for m in pool], np.int32)
-    config = EncoderConfig(len(tokenizer), 32, 64, 2, 4, 128)
+    config = TransformerConfig(len(tokenizer), 32, 64, 2, 4, 128)
     tx = adamw(steps, 10)
     batch = 2 * devices * max(1, 16 // devices)  # divisible by the devices, the same on every layout
 
@@ -108,8 +115,6 @@ def _runs(devices: int, steps: int) -> dict:
 def _process_run(steps: int, coordinator: str | None, processes: int, process_id: int) -> dict:
     """One process's part of a masked-prediction run, data parallel over every
     device of every process (after `jax.distributed.initialize`)."""
-    import hashlib
-
     import jax
 
     if coordinator:
@@ -119,16 +124,14 @@ def _process_run(steps: int, coordinator: str | None, processes: int, process_id
     import numpy as np
     from flax import nnx
 
-    from learnjax.data import corpus
-    from learnjax.models.transformer import EncoderConfig, MaskedLanguageModel
-    from learnjax.text.tokenizer import Tokenizer
+    from learnjax.models.transformer import MaskedLanguageModel, TransformerConfig
     from learnjax.training import sharding
     from learnjax.training.loops import adamw, new_optimizer, train_masked_prediction
 
     texts = corpus.build_corpus(2000)
     tokenizer = Tokenizer.from_texts(texts)
     tokens, segments = tokenizer.encode_packed(texts, 32)
-    model = MaskedLanguageModel(EncoderConfig(len(tokenizer), 32, 64, 2, 4, 128), rngs=nnx.Rngs(0))
+    model = MaskedLanguageModel(TransformerConfig(len(tokenizer), 32, 64, 2, 4, 128), rngs=nnx.Rngs(0))
     optimizer = new_optimizer(model, adamw(steps, 10), 3e-3)
     mesh = sharding.data_mesh()
     history = train_masked_prediction(model, optimizer, tokens, segments, steps=steps, batch_size=16, mask_rate=0.25, mesh=mesh)
@@ -146,9 +149,6 @@ def run_processes(processes: int, devices: int, steps: int, timeout: float = 600
     """Starts `processes` processes of `devices` CPU devices each, joined by
     `jax.distributed` on localhost, and one process of one device for reference;
     returns each one's report. Every process is ended on a failure or timeout."""
-    import socket
-    import subprocess
-
     with socket.socket() as free:  # a port the OS chose for the coordinator
         free.bind(("localhost", 0))
         port = free.getsockname()[1]

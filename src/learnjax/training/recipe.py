@@ -1,0 +1,93 @@
+"""What a pre-training run is: its objective, corpus, model size and budget
+(`PretrainRecipe`), and the recipes the pages use."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from learnjax.models.transformer import MaskedLanguageModel, NextWordModel
+from learnjax.text.subword import VOCAB_SIZE
+from learnjax.text.tokenizer import SPECIAL_TOKENS, TOKENIZER_KINDS
+
+# Each objective, the model it trains, and the kind its saved directory records.
+OBJECTIVES = {"masked": (MaskedLanguageModel, "masked_lm"), "next-word": (NextWordModel, "next_word_lm")}
+
+
+# The longest rows a new model is built for: BERT's position table. Attention's
+# cost grows with the square of the row length.
+MAX_POSITIONS = 512
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """Everything that decides the foundation model; its hash keys the cache.
+
+    Every value is checked when the recipe is made: a ValueError names the
+    field, e.g. `d_model=100 must be divisible by n_heads=3`.
+    """
+
+    objective: str = "masked"  # or "next-word"
+    # "word": whole words, clearest to show (the built-in corpus, the pages);
+    # "subword": WordPiece pieces from a vocabulary of `vocab_size`, for real text.
+    tokenizer: str = "word"
+    vocab_size: int = VOCAB_SIZE  # a subword vocabulary's size; at most this many words for "word"
+    n_texts: int = 40_000
+    corpus_seed: int = 0
+    max_len: int = 32
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 128
+    steps: int = 1800
+    batch_size: int = 64  # packed rows of max_len tokens, about 2.3 texts each
+    learning_rate: float = 5e-3
+    warmup_steps: int = 100
+    # Above BERT's 15%: more predictions per step, and a small model on short
+    # texts still has enough context left to learn from.
+    mask_rate: float = 0.25  # masked prediction only
+    seed: int = 0
+    faq_share: float = 0.0  # share of the corpus replaced by question-and-answer text (`questions.with_faq`)
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {self.objective!r}")
+        if self.tokenizer not in TOKENIZER_KINDS:
+            raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)}; got {self.tokenizer!r}")
+        for name in ("n_texts", "max_len", "d_model", "n_layers", "n_heads", "d_ff", "steps", "batch_size", "vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive whole number")
+        for name in ("warmup_steps", "seed", "corpus_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a whole number, 0 or more")
+        if not 2 <= self.max_len <= MAX_POSITIONS:
+            raise ValueError(f"max_len={self.max_len} is beyond what a model here takes: rows of 2 ([CLS] and a token) to {MAX_POSITIONS} tokens")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads} (each head reads an equal share of the width)")
+        if self.vocab_size <= len(SPECIAL_TOKENS):
+            raise ValueError(f"vocab_size={self.vocab_size} must be above the {len(SPECIAL_TOKENS)} special tokens")
+        for name, low, high in (("learning_rate", 0, math.inf), ("mask_rate", 0, 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
+                raise ValueError(f"{name}={value!r} must be a number above {low}" + (f" and below {high}" if high < math.inf else ""))
+        if not 0 <= self.faq_share < 1:
+            raise ValueError(f"faq_share={self.faq_share!r} must be at least 0 and below 1")
+
+    def replace(self, **changes) -> PretrainRecipe:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+NEXT_WORD_RECIPE = PretrainRecipe(objective="next-word")
+"""The generative foundation model: the same corpus, model size and budget, the next-word objective."""
+
+
+MIXED_RECIPE = NEXT_WORD_RECIPE.replace(faq_share=0.1)
+"""The generative foundation model of a corpus in which a tenth of the texts are
+questions and answers about the world (not about the entities held out from
+instruction tuning)."""
