@@ -1,0 +1,129 @@
+"""Does pre-training pay on realistic mail, with the command line's defaults?
+
+    python -m benchmarks.real_mail [--mb 5] [--labels 32 128] [--seeds 0 1 2] [--json out.json]
+
+Writes the generated mail of `learnjax.data.mail` (an unlabeled corpus of
+`--mb` megabytes, a pool of labeled messages, 1,000 test messages, one
+vocabulary), then runs what a user runs, in this process:
+`learnjax pretrain --corpus mails.txt`, `learnjax finetune` on 32 and 128
+labeled messages (three random balanced subsets each; `--mode full` and
+`--mode scratch`), `learnjax evaluate` on the test set; and TF-IDF + logistic
+regression on the same subsets (its regularisation chosen on a dev set). Prints
+mean held-out accuracy by labels, and the timing split of pre-training
+(tokenizer and packing, compilation, steps) with its training tokens per
+second: the machine may be shared, so tokens/s is what to scale by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from learnjax.data.mail import HAM, SPAM, MailWriter, write_mails
+
+POOL, DEV, TEST = 2000, 300, 1000
+C_VALUES = (1.0, 10.0, 100.0, 1000.0)
+
+
+def _cli(*args) -> dict:
+    """`learnjax ARGS --json`, in this process: its JSON result."""
+    from learnjax.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main([*map(str, args), "--json"])
+    if status != 0:
+        raise RuntimeError(f"learnjax {' '.join(map(str, args))} failed: {out.getvalue()[-500:]}")
+    return json.loads(out.getvalue())
+
+
+def _write_labeled(path: Path, mails) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label"), *((m.text, m.label) for m in mails)])
+    return path
+
+
+def subset(pool, n: int, seed: int):
+    """`n` messages of the pool, half spam, half ham."""
+    rng = random.Random(seed)
+    chosen = rng.sample([m for m in pool if m.label == SPAM], n // 2) + rng.sample([m for m in pool if m.label == HAM], n - n // 2)
+    rng.shuffle(chosen)
+    return chosen
+
+
+def tfidf_accuracy(train, dev, test) -> float:
+    from learnjax.experiments.tfidf_baseline import fit_tfidf
+
+    fitted = [fit_tfidf([m.text for m in train], [m.label for m in train], C) for C in C_VALUES]
+    best = max(fitted, key=lambda model: model.score([m.text for m in dev], [m.label for m in dev]))
+    return float(best.score([m.text for m in test], [m.label for m in test]))
+
+
+def run(folder: Path, megabytes: float, label_sizes, seeds, pretrain_args=()) -> dict:
+    results: dict = {}
+    started = time.perf_counter()
+    results["corpus"] = write_mails(folder / "mails.txt", megabytes, stream=0)
+    pool = MailWriter(0, 1).labeled(POOL + DEV)
+    pool, dev = pool[:POOL], pool[POOL:]
+    test = MailWriter(0, 2).labeled(TEST)
+    _write_labeled(folder / "test.csv", test)
+    results["corpus"]["seconds"] = round(time.perf_counter() - started, 1)
+    print(f"corpus: {results['corpus']['messages']} messages, {results['corpus']['bytes'] / 1e6:.1f} MB; "
+          f"median message {statistics.median(len(m.text) for m in pool):.0f} characters", flush=True)
+
+    started = time.perf_counter()
+    pretrained = _cli("pretrain", "--corpus", folder / "mails.txt", "--out", folder / "foundation", *pretrain_args)
+    pretrained["wall_s"] = round(time.perf_counter() - started, 1)
+    results["pretrain"] = pretrained
+    print("pretrain:", json.dumps({k: v for k, v in pretrained.items() if k not in ("not_text_first", "out")}), flush=True)
+
+    rows = []
+    for n in label_sizes:
+        for seed in seeds:
+            train = _write_labeled(folder / f"train-{n}-{seed}.csv", subset(pool, n, seed))
+            row = {"labels": n, "seed": seed}
+            for mode in ("full", "scratch"):
+                t = time.perf_counter()
+                _cli("finetune", "--model", folder / "foundation", "--train", train, "--mode", mode, "--out", folder / "classifier", "--overwrite")
+                row[f"{mode}_finetune_s"] = round(time.perf_counter() - t, 1)
+                t = time.perf_counter()
+                row[mode] = _cli("evaluate", "--model", folder / "classifier", "--test", folder / "test.csv")["accuracy"]
+                row[f"{mode}_evaluate_s"] = round(time.perf_counter() - t, 1)
+            row["tfidf"] = tfidf_accuracy(subset(pool, n, seed), dev, test)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    results["runs"] = rows
+    results["mean"] = {n: {k: round(statistics.mean(r[k] for r in rows if r["labels"] == n), 4) for k in ("full", "scratch", "tfidf")}
+                       for n in label_sizes}
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=5.0)
+    parser.add_argument("--labels", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--pretrain-args", nargs=argparse.REMAINDER, default=[],
+                        help="more options for `learnjax pretrain` (the rest of the line), e.g. --max-len 128")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        results = run(Path(folder), args.mb, args.labels, args.seeds, args.pretrain_args)
+    print("\nlabels | pre-trained (full) | scratch | TF-IDF")
+    for n, mean in results["mean"].items():
+        print(f"{n} | {mean['full']:.1%} | {mean['scratch']:.1%} | {mean['tfidf']:.1%}")
+    print(f"pre-training: {results['pretrain']['wall_s']} s wall (the command's own count: {results['pretrain']['seconds']} s)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
