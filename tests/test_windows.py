@@ -99,11 +99,33 @@ def _tell_apart_at_the_end(windows: str):
     return classifier, [label for label, _ in classifier.classify([f"{start} cat cat", f"{start} bird bird"])]
 
 
-def test_fine_tuning_learns_from_every_window_by_default_and_classifies_alike(tmp_path):
-    classifier, predicted = _tell_apart_at_the_end(FinetuneSettings().windows)
+@pytest.fixture(scope="module")
+def trained_on_every_window():
+    return _tell_apart_at_the_end(FinetuneSettings().windows)
+
+
+def test_fine_tuning_learns_from_every_window_by_default_and_classifies_alike(trained_on_every_window, tmp_path):
+    classifier, predicted = trained_on_every_window
     assert classifier.windows == "average" and predicted == ["cat", "bird"]
     classifier.save(tmp_path / "c")
     assert TextClassifier.load(tmp_path / "c").windows == "average"  # read as it was trained, once loaded too
+
+
+def test_the_evaluate_command_reads_texts_as_the_classifier_was_trained(trained_on_every_window, tmp_path, capsys):
+    import json
+
+    from learnjax.cli import main
+
+    classifier, _ = trained_on_every_window
+    classifier.save(tmp_path / "c")
+    start = " ".join(WORDS)
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps({"text": f"{start} {w} {w}", "label": w}) + "\n" for w in ("cat", "bird")))
+    accuracy = {}
+    for extra in ([], ["--windows", "first"]):
+        capsys.readouterr()
+        assert main(["evaluate", "--model", str(tmp_path / "c"), "--test", str(tmp_path / "test.jsonl"), "--json", *extra]) == 0
+        accuracy[tuple(extra)] = json.loads(capsys.readouterr().out)["accuracy"]
+    assert accuracy == {(): 1.0, ("--windows", "first"): 0.5}
 
 
 def test_a_classifier_trained_on_first_windows_sees_no_difference():

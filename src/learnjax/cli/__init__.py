@@ -674,8 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
     checkpointed(p)
 
     def windows(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--windows", choices=["first", "average"], default="first",
-                         help="a text longer than the model's rows: read its first window of tokens (default), or average over all of them")
+        sub.add_argument("--windows", choices=["first", "average"],
+                         help="a text longer than the model's rows: read its first window of tokens, or average over all of them "
+                              "(default: as the classifier was fine-tuned; every window, unless it was saved before windows were recorded)")
         sub.add_argument("--batch-size", type=_positive, default=256, help="texts per batch (default: 256)")
 
     p = command(commands, "ask", "Ask an instruction-tuned assistant questions.", cmd_ask)
