@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -67,7 +68,7 @@ def tfidf_accuracy(train, dev, test) -> float:
     return float(best.score([m.text for m in test], [m.label for m in test]))
 
 
-def run(folder: Path, megabytes: float, label_sizes, seeds, pretrain_args=()) -> dict:
+def run(folder: Path, megabytes: float, label_sizes, seeds, pretrain_args=(), foundation: Path | None = None) -> dict:
     results: dict = {}
     started = time.perf_counter()
     results["corpus"] = write_mails(folder / "mails.txt", megabytes, stream=0)
@@ -79,11 +80,13 @@ def run(folder: Path, megabytes: float, label_sizes, seeds, pretrain_args=()) ->
     print(f"corpus: {results['corpus']['messages']} messages, {results['corpus']['bytes'] / 1e6:.1f} MB; "
           f"median message {statistics.median(len(m.text) for m in pool):.0f} characters", flush=True)
 
-    started = time.perf_counter()
-    pretrained = _cli("pretrain", "--corpus", folder / "mails.txt", "--out", folder / "foundation", *pretrain_args)
-    pretrained["wall_s"] = round(time.perf_counter() - started, 1)
-    results["pretrain"] = pretrained
-    print("pretrain:", json.dumps({k: v for k, v in pretrained.items() if k not in ("not_text_first", "out")}), flush=True)
+    if foundation is None:
+        foundation = folder / "foundation"
+        started = time.perf_counter()
+        pretrained = _cli("pretrain", "--corpus", folder / "mails.txt", "--out", foundation, *pretrain_args)
+        pretrained["wall_s"] = round(time.perf_counter() - started, 1)
+        results["pretrain"] = pretrained
+        print("pretrain:", json.dumps({k: v for k, v in pretrained.items() if k not in ("not_text_first", "out")}), flush=True)
 
     rows = []
     for n in label_sizes:
@@ -92,7 +95,7 @@ def run(folder: Path, megabytes: float, label_sizes, seeds, pretrain_args=()) ->
             row = {"labels": n, "seed": seed}
             for mode in ("full", "scratch"):
                 t = time.perf_counter()
-                _cli("finetune", "--model", folder / "foundation", "--train", train, "--mode", mode, "--out", folder / "classifier", "--overwrite")
+                _cli("finetune", "--model", foundation, "--train", train, "--mode", mode, "--out", folder / "classifier", "--overwrite")
                 row[f"{mode}_finetune_s"] = round(time.perf_counter() - t, 1)
                 t = time.perf_counter()
                 row[mode] = _cli("evaluate", "--model", folder / "classifier", "--test", folder / "test.csv")["accuracy"]
@@ -114,13 +117,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pretrain-args", nargs=argparse.REMAINDER, default=[],
                         help="more options for `learnjax pretrain` (the rest of the line), e.g. --max-len 128")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", type=Path, help="keep the pre-trained model there")
+    parser.add_argument("--foundation", type=Path, help="fine-tune this pre-trained model instead of pre-training one")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        results = run(Path(folder), args.mb, args.labels, args.seeds, args.pretrain_args)
+        results = run(Path(folder), args.mb, args.labels, args.seeds, args.pretrain_args, args.foundation)
+        if args.keep and args.foundation is None:
+            shutil.copytree(Path(folder) / "foundation", args.keep, dirs_exist_ok=True)
     print("\nlabels | pre-trained (full) | scratch | TF-IDF")
     for n, mean in results["mean"].items():
         print(f"{n} | {mean['full']:.1%} | {mean['scratch']:.1%} | {mean['tfidf']:.1%}")
-    print(f"pre-training: {results['pretrain']['wall_s']} s wall (the command's own count: {results['pretrain']['seconds']} s)")
+    if "pretrain" in results:
+        print(f"pre-training: {results['pretrain']['wall_s']} s wall (the command's own count: {results['pretrain']['seconds']} s)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
