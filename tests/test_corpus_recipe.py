@@ -35,3 +35,22 @@ def test_what_is_given_is_kept_and_not_explained():
     assert recipe == PretrainRecipe(max_len=16, steps=7, d_model=32, d_ff=64, tokenizer="word") and why == {}
     recipe, why = corpus_recipe(CorpusShape(4000, 5_000_000, 1100), batch_size=32)
     assert recipe.steps * 32 * recipe.max_len == pytest.approx(CORPUS_PASSES * 5_000_000 / 4, rel=0.01) and "of 32 rows" in why["steps"]
+
+
+def test_the_pretrain_command_chooses_what_it_is_not_told_and_says_so(tmp_path, capsys):
+    import json
+
+    from learnjax.cli import main
+
+    words = "the meeting moved to thursday please send the report before noon and call me after lunch".split()
+    (tmp_path / "mail.txt").write_text("".join(" ".join(words[(i + j) % len(words)] for j in range(180)) + "\n" for i in range(40)))
+    small = ["--steps", "2", "--batch-size", "4", "--d-model", "16", "--layers", "1", "--heads", "2", "--vocab-size", "200"]
+    assert main(["pretrain", "--corpus", str(tmp_path / "mail.txt"), *small, "--out", str(tmp_path / "a"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["max_len"] == 64 and result["steps"] == 2  # texts of about 1,000 characters; the steps as told
+    assert list(result["chosen_from_corpus"]) == ["max_len"] and "rows of 64 tokens" in result["chosen_from_corpus"]["max_len"]
+    assert main(["pretrain", "--corpus", str(tmp_path / "mail.txt"), *small, "--max-len", "16", "--out", str(tmp_path / "b")]) == 0
+    assert "chosen from the corpus" not in capsys.readouterr().out  # nothing left to choose
+    assert main(["pretrain", "--corpus", str(tmp_path / "mail.txt"), *small[2:], "--out", str(tmp_path / "c")]) == 0
+    printed = capsys.readouterr().out
+    assert "chosen from the corpus" in printed and "rows of 64 tokens" in printed and "300 steps of 4 rows" in printed

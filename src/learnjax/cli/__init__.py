@@ -188,7 +188,7 @@ def _training_checkpoints(args: argparse.Namespace, kind: str):
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from learnjax.data.textfiles import TextLines
     from learnjax.storage.checkpoints import check_writable_model_dir
-    from learnjax.training.pretraining import OBJECTIVES, Foundation, PretrainRecipe, pretrain
+    from learnjax.training.pretraining import OBJECTIVES, CorpusShape, Foundation, PretrainRecipe, corpus_recipe, pretrain
 
     if args.lora is not None and args.init is None:
         raise UsageError("--lora adapts the model of --init (continued pre-training)", args.command)
@@ -204,15 +204,19 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
                if field in fields and (value := getattr(args, option[2:].replace("-", "_"))) is not None}
     mesh = _mesh(args)
     started = time.perf_counter()
+    chosen = {}
     with _options_named():
         if init is not None:
             recipe = PretrainRecipe.continuing(init, **changes)
         else:
-            if texts is not None:
-                changes.setdefault("tokenizer", "subword")  # real text: see `learnjax.text.subword`
             if "d_model" in changes and "d_ff" not in changes:
                 changes["d_ff"] = 2 * changes["d_model"]  # the recipe's proportion
-            recipe = PretrainRecipe(**changes)
+            recipe = PretrainRecipe(**changes)  # what is given, checked before the corpus is read
+            if texts is not None:  # real text: a subword vocabulary, rows and steps chosen from the corpus
+                recipe, chosen = corpus_recipe(CorpusShape.measure(texts), **changes)
+                if chosen and not args.json:
+                    print("chosen from the corpus (set any of them to choose yourself):\n" + "".join(f"  {line}\n" for line in chosen.values()),
+                          end="", flush=True)
         checkpoints = _training_checkpoints(args, OBJECTIVES[recipe.objective][1])
         resumed_at = checkpoints.step() if args.resume else None
         keep = args.checkpoint_every is not None or args.resume
@@ -229,6 +233,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         "devices": mesh.size if mesh is not None else 1, "fsdp": args.fsdp,
         "final_loss": foundation.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
     }
+    if chosen:
+        result["chosen_from_corpus"] = chosen
     if resumed_at is not None:
         result["resumed_at_step"] = resumed_at
     if init is not None:
@@ -628,12 +634,13 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--tokenizer", choices=["word", "subword"],
                         help="subword (the default with --corpus): WordPiece pieces from --vocab-size tokens; word: whole words")
     recipe.add_argument("--vocab-size", type=_positive, help="tokens in a subword vocabulary, special tokens included; at most this many words (default: 8000)")
-    recipe.add_argument("--max-len", type=_positive, help="tokens per row; a longer text is read as several rows (default: 32)")
+    recipe.add_argument("--max-len", type=_positive, help="tokens per row; a longer text is read as several rows "
+                                                          "(default: 32; with --corpus, chosen from its texts' lengths)")
     recipe.add_argument("--d-model", type=_positive, help="width of the model's vectors (default: 64)")
     recipe.add_argument("--layers", type=_positive, help="Transformer blocks (default: 2)")
     recipe.add_argument("--heads", type=_positive, help="attention heads per block; must divide --d-model (default: 4)")
     recipe.add_argument("--d-ff", type=_positive, help="width of each block's MLP (default: twice --d-model)")
-    recipe.add_argument("--steps", type=_positive, help="training steps (default: 1800)")
+    recipe.add_argument("--steps", type=_positive, help="training steps (default: 1800; with --corpus, chosen from its size)")
     recipe.add_argument("--batch-size", type=_positive, help="rows per batch (default: 64)")
     recipe.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.005)")
     recipe.add_argument("--seed", type=_seed, help="random seed (default: 0)")
