@@ -21,17 +21,16 @@ import contextlib
 import csv
 import io
 import json
-import random
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from learnjax.data.mail import HAM, SPAM, MailWriter, write_mails
+from learnjax.data.mail import MailWriter, balanced_mails, write_mails
+from learnjax.experiments.tfidf_baseline import tfidf_accuracy
 
 POOL, DEV, TEST = 2000, 300, 1000
-C_VALUES = (1.0, 10.0, 100.0, 1000.0)
 
 
 def _cli(*args) -> dict:
@@ -50,22 +49,6 @@ def _write_labeled(path: Path, mails) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("text", "label"), *((m.text, m.label) for m in mails)])
     return path
-
-
-def subset(pool, n: int, seed: int):
-    """`n` messages of the pool, half spam, half ham."""
-    rng = random.Random(seed)
-    chosen = rng.sample([m for m in pool if m.label == SPAM], n // 2) + rng.sample([m for m in pool if m.label == HAM], n - n // 2)
-    rng.shuffle(chosen)
-    return chosen
-
-
-def tfidf_accuracy(train, dev, test) -> float:
-    from learnjax.experiments.tfidf_baseline import fit_tfidf
-
-    fitted = [fit_tfidf([m.text for m in train], [m.label for m in train], C) for C in C_VALUES]
-    best = max(fitted, key=lambda model: model.score([m.text for m in dev], [m.label for m in dev]))
-    return float(best.score([m.text for m in test], [m.label for m in test]))
 
 
 def run(folder: Path, megabytes: float, label_sizes, seeds, pretrain_args=(), foundation: Path | None = None) -> dict:
@@ -91,7 +74,7 @@ def run(folder: Path, megabytes: float, label_sizes, seeds, pretrain_args=(), fo
     rows = []
     for n in label_sizes:
         for seed in seeds:
-            train = _write_labeled(folder / f"train-{n}-{seed}.csv", subset(pool, n, seed))
+            train = _write_labeled(folder / f"train-{n}-{seed}.csv", balanced_mails(pool, n, seed))
             row = {"labels": n, "seed": seed}
             for mode in ("full", "scratch"):
                 t = time.perf_counter()
@@ -100,7 +83,7 @@ def run(folder: Path, megabytes: float, label_sizes, seeds, pretrain_args=(), fo
                 t = time.perf_counter()
                 row[mode] = _cli("evaluate", "--model", folder / "classifier", "--test", folder / "test.csv")["accuracy"]
                 row[f"{mode}_evaluate_s"] = round(time.perf_counter() - t, 1)
-            row["tfidf"] = tfidf_accuracy(subset(pool, n, seed), dev, test)
+            row["tfidf"] = tfidf_accuracy(balanced_mails(pool, n, seed), dev, test)
             rows.append(row)
             print(json.dumps(row), flush=True)
     results["runs"] = rows

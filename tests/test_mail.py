@@ -48,3 +48,11 @@ def test_the_same_seed_and_stream_write_the_same_mail(tmp_path):
     other = MailWriter(0, 2).labeled(4)
     assert {m.text for m in other}.isdisjoint(m.text for m in MailWriter(0, 1).labeled(4))  # another stream, other messages
     assert MailWriter(0, 2).topics == MailWriter(0, 1).topics  # of the same mail
+
+
+def test_a_balanced_draw_holds_as_much_spam_as_ham(mails):
+    from learnjax.data.mail import balanced_mails
+
+    drawn = balanced_mails(mails, 32, seed=1)
+    assert sorted(m.label for m in drawn) == [HAM] * 16 + [SPAM] * 16
+    assert drawn == balanced_mails(mails, 32, seed=1) != balanced_mails(mails, 32, seed=2)

@@ -28,6 +28,7 @@ import itertools
 import math
 import random
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,16 +189,30 @@ class MailWriter:
         return mails
 
 
+def balanced_mails(pool: list[Mail], n: int, seed: int) -> list[Mail]:
+    """`n` messages of `pool`, half spam, half ham (spam first if `n` is odd), drawn with `seed`, shuffled."""
+    rng = random.Random(seed)
+    chosen = rng.sample([m for m in pool if m.label == SPAM], n - n // 2) + rng.sample([m for m in pool if m.label == HAM], n // 2)
+    rng.shuffle(chosen)
+    return chosen
+
+
+def mail_texts(megabytes: float, seed: int = 0, stream: int = 0) -> Iterator[str]:
+    """Unlabeled messages until they hold `megabytes` of UTF-8 text (with a line break each)."""
+    writer, size = MailWriter(seed, stream), 0
+    while size < megabytes * 1e6:
+        text = writer.message().text
+        size += len(text.encode("utf-8")) + 1
+        yield text
+
+
 def write_mails(path: str | Path, megabytes: float = 5.0, seed: int = 0, stream: int = 0) -> dict:
-    """Writes unlabeled messages, one per line, until the file holds
-    `megabytes` of UTF-8 text; the same seed writes the same file. Returns its
-    size and message count."""
-    writer, path = MailWriter(seed, stream), Path(path)
-    limit, size, count = int(megabytes * 1e6), 0, 0
+    """Writes `mail_texts`, one per line; the same seed writes the same file.
+    Returns its size and message count."""
+    path, size, count = Path(path), 0, 0
     with open(path, "w", encoding="utf-8") as f:
-        while size < limit:
-            line = writer.message().text + "\n"
-            f.write(line)
-            size += len(line.encode("utf-8"))
+        for text in mail_texts(megabytes, seed, stream):
+            f.write(text + "\n")
+            size += len(text.encode("utf-8")) + 1
             count += 1
     return {"path": str(path), "bytes": size, "messages": count}
