@@ -86,7 +86,7 @@ class FinetuneSettings:
     # few very long texts must not make every batch that many rows deep); a
     # classifier reads texts as it was trained to.
     windows: str = "average"
-    max_windows: int = 16
+    max_windows: int = 8
 
     def __post_init__(self):
         check_windows(self.windows)
