@@ -9,9 +9,10 @@ vocabulary), then runs what a user runs, in this process:
 labeled messages (three random balanced subsets each; `--mode full` and
 `--mode scratch`), `learnjax evaluate` on the test set; and TF-IDF + logistic
 regression on the same subsets (its regularisation chosen on a dev set). Prints
-mean held-out accuracy by labels, and the timing split of pre-training
-(tokenizer and packing, compilation, steps) with its training tokens per
-second: the machine may be shared, so tokens/s is what to scale by.
+mean held-out accuracy by labels, the seconds of each command, and pre-training's
+training tokens (steps x batch x row) per second end to end: the machine may be
+shared, so tokens/s is what to scale by (`benchmarks.own_data` splits the time
+of the tokenizers and the steps).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def run(folder: Path, megabytes: float, label_sizes, seeds, pretrain_args=(), fo
         started = time.perf_counter()
         pretrained = _cli("pretrain", "--corpus", folder / "mails.txt", "--out", foundation, *pretrain_args)
         pretrained["wall_s"] = round(time.perf_counter() - started, 1)
+        pretrained["training_tokens_per_s"] = round(pretrained["steps"] * pretrained["batch_size"] * pretrained["max_len"] / pretrained["wall_s"])
         results["pretrain"] = pretrained
         print("pretrain:", json.dumps({k: v for k, v in pretrained.items() if k not in ("not_text_first", "out")}), flush=True)
 
@@ -111,7 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     for n, mean in results["mean"].items():
         print(f"{n} | {mean['full']:.1%} | {mean['scratch']:.1%} | {mean['tfidf']:.1%}")
     if "pretrain" in results:
-        print(f"pre-training: {results['pretrain']['wall_s']} s wall (the command's own count: {results['pretrain']['seconds']} s)")
+        p = results["pretrain"]
+        print(f"pre-training: {p['wall_s']} s wall (the command's own count: {p['seconds']} s), "
+              f"{p['training_tokens_per_s']} training tokens/s end to end")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
