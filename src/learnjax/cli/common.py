@@ -162,6 +162,7 @@ def add_checkpoint_options(sub: argparse.ArgumentParser) -> None:
 
 def add_window_options(sub: argparse.ArgumentParser) -> None:
     """`--windows` and `--batch-size`: how a classifier reads long texts, and in what batches."""
-    sub.add_argument("--windows", choices=["first", "average"], default="first",
-                     help="a text longer than the model's rows: read its first window of tokens (default), or average over all of them")
+    sub.add_argument("--windows", choices=["first", "average"],
+                     help="a text longer than the model's rows: read its first window of tokens, or average over all of them "
+                          "(default: as the classifier was fine-tuned; every window, unless it was saved before windows were recorded)")
     sub.add_argument("--batch-size", type=positive, default=256, help="texts per batch (default: 256)")

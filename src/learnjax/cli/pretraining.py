@@ -52,7 +52,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from learnjax.storage.checkpoints import check_writable_model_dir
     from learnjax.training.foundation import Foundation
     from learnjax.training.pretraining import pretrain
-    from learnjax.training.recipe import OBJECTIVES, PretrainRecipe
+    from learnjax.training.recipe import OBJECTIVES, CorpusShape, PretrainRecipe, corpus_recipe
 
     if args.lora is not None and args.init is None:
         raise UsageError("--lora adapts the model of --init (continued pre-training)", args.command)
@@ -68,15 +68,19 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
                if field in fields and (value := getattr(args, option[2:].replace("-", "_"))) is not None}
     mesh = device_mesh(args)
     started = time.perf_counter()
+    chosen: dict[str, str] = {}
     with options_named():
         if init is not None:
             recipe = init.continuing_recipe(**changes)
         else:
-            if texts is not None:
-                changes.setdefault("tokenizer", "subword")  # real text: see `learnjax.text.subword`
             if "d_model" in changes and "d_ff" not in changes:
                 changes["d_ff"] = 2 * changes["d_model"]  # the recipe's proportion
-            recipe = PretrainRecipe(**changes)
+            recipe = PretrainRecipe(**changes)  # what is given, checked before the corpus is read
+            if texts is not None:  # real text: a subword vocabulary, rows and steps chosen from the corpus
+                recipe, chosen = corpus_recipe(CorpusShape.measure(texts), **changes)
+                if chosen and not args.json:
+                    print("chosen from the corpus (set any of them to choose yourself):\n" + "".join(f"  {line}\n" for line in chosen.values()),
+                          end="", flush=True)
         checkpoints = training_checkpoints(args, OBJECTIVES[recipe.objective][1])
         resumed_at = checkpoints.step() if args.resume else None
         keep = args.checkpoint_every is not None or args.resume
@@ -93,6 +97,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         "devices": mesh.size if mesh is not None else 1, "fsdp": args.fsdp,
         "final_loss": foundation.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
     }
+    if chosen:
+        result["chosen_from_corpus"] = chosen
     if resumed_at is not None:
         result["resumed_at_step"] = resumed_at
     if init is not None:
@@ -166,12 +172,13 @@ def add_commands(commands) -> None:
     recipe.add_argument("--tokenizer", choices=["word", "subword"],
                         help="subword (the default with --corpus): WordPiece pieces from --vocab-size tokens; word: whole words")
     recipe.add_argument("--vocab-size", type=positive, help="tokens in a subword vocabulary, special tokens included; at most this many words (default: 8000)")
-    recipe.add_argument("--max-len", type=positive, help="tokens per row; a longer text is read as several rows (default: 32)")
+    recipe.add_argument("--max-len", type=positive, help="tokens per row; a longer text is read as several rows "
+                                                          "(default: 32; with --corpus, chosen from its texts' lengths)")
     recipe.add_argument("--d-model", type=positive, help="width of the model's vectors (default: 64)")
     recipe.add_argument("--layers", type=positive, help="Transformer blocks (default: 2)")
     recipe.add_argument("--heads", type=positive, help="attention heads per block; must divide --d-model (default: 4)")
     recipe.add_argument("--d-ff", type=positive, help="width of each block's MLP (default: twice --d-model)")
-    recipe.add_argument("--steps", type=positive, help="training steps (default: 1800)")
+    recipe.add_argument("--steps", type=positive, help="training steps (default: 1800; with --corpus, chosen from its size)")
     recipe.add_argument("--batch-size", type=positive, help="rows per batch (default: 64)")
     recipe.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.005)")
     recipe.add_argument("--seed", type=seed_number, help="random seed (default: 0)")

@@ -25,7 +25,7 @@ BATCH_SIZE = 256
 OUTPUT_FORMATS = ("csv", "tsv", "jsonl")
 
 
-def classify_in_batches(classifier: TextClassifier, texts: Iterable[str], *, batch_size: int = BATCH_SIZE, windows: str = "first",
+def classify_in_batches(classifier: TextClassifier, texts: Iterable[str], *, batch_size: int = BATCH_SIZE, windows: str | None = None,
                         progress: bool = False) -> Iterator[tuple[str, np.ndarray]]:
     """(text, probability of each label) for each text, in order, computed
     `batch_size` texts at a time; `progress` shows a bar on a terminal."""
@@ -116,7 +116,7 @@ def scores(true: np.ndarray, predicted: np.ndarray, labels: tuple[str, ...]) -> 
     return Evaluation(tuple(labels), float((true == predicted).mean()) if len(true) else 0.0, per_class, confusion.tolist(), len(true))
 
 
-def evaluate(classifier: TextClassifier, texts: list[str], labels: list[str], *, batch_size: int = BATCH_SIZE, windows: str = "first",
+def evaluate(classifier: TextClassifier, texts: list[str], labels: list[str], *, batch_size: int = BATCH_SIZE, windows: str | None = None,
              progress: bool = False) -> Evaluation:
     """Scores `classifier` on labeled examples; every label must be one of its labels."""
     index = {label: i for i, label in enumerate(classifier.labels)}

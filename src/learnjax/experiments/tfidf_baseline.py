@@ -40,6 +40,14 @@ def fit_tfidf(texts: list[str], labels: list, C: float = 1.0):
     return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(C=C, max_iter=1000)).fit(texts, labels)
 
 
+def tfidf_accuracy(train, dev, test, c_values=C_VALUES) -> float:
+    """Test accuracy of `fit_tfidf` on `train` (items with `text` and `label`),
+    its regularisation the one of `c_values` that scores best on `dev`."""
+    fitted = [fit_tfidf([m.text for m in train], [m.label for m in train], C) for C in c_values]
+    best = max(fitted, key=lambda model: model.score([m.text for m in dev], [m.label for m in dev]))
+    return float(best.score([m.text for m in test], [m.label for m in test]))
+
+
 def fit_and_score(texts: list[str], labels: list[int], C: float, splits: dict) -> dict:
     """Accuracy of `fit_tfidf` on the dev and test sets, and the dev log loss
     (to break ties, as the neural modes' search does)."""

@@ -200,7 +200,14 @@ class MaskedLanguageModel(nnx.Module):
 
 
 class EncoderClassifier(nnx.Module):
-    """An encoder (a `Transformer`) plus a new linear head on the `[CLS]` position."""
+    """An encoder (a `Transformer`) plus a new linear head on the `[CLS]` position.
+
+    Given rows (B, T), one text per row. Given windows (B, W, T), a text longer
+    than a row read as W windows, each a row that starts with `[CLS]`: the
+    text's logits are the mean of its windows'. A text of fewer windows is
+    padded with `[CLS]`-only rows, which are left out of the mean (a window
+    counts if it is the first, or holds a token after its `[CLS]`).
+    """
 
     def __init__(self, encoder: Transformer, n_classes: int = 2, *, rngs: nnx.Rngs):
         self.encoder = encoder
@@ -211,7 +218,16 @@ class EncoderClassifier(nnx.Module):
         return self.encoder.config
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
+        if tokens.ndim == 3:
+            return self._mean_over_windows(tokens)
         return self.head(self.encoder(tokens)[:, 0])  # (B, n_classes)
+
+    def _mean_over_windows(self, windows: jax.Array) -> jax.Array:
+        b, w, t = windows.shape
+        logits = self(windows.reshape(b * w, t)).reshape(b, w, -1)  # (B, W, n_classes)
+        counts = (jnp.arange(w) == 0)[None, :] | (windows[:, :, 1] != PAD_ID)  # (B, W)
+        weights = counts / counts.sum(axis=1, keepdims=True)
+        return jnp.einsum("bw,bwc->bc", weights.astype(logits.dtype), logits)
 
 
 # --8<-- [start:next_word_model]

@@ -28,15 +28,22 @@ from learnjax.models.lora import add_lora, merge_lora
 from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.storage import checkpoints
 from learnjax.storage.progress import History
-from learnjax.text.tokenizer import BaseTokenizer
+from learnjax.text.tokenizer import CLS_ID, PAD_ID, BaseTokenizer
 from learnjax.training.foundation import Foundation
 from learnjax.training.loops import adamw, new_optimizer, predict, train_classifier
 
 MODES = ("full", "probe", "lora", "scratch")
 LORA_RANK, LORA_ALPHA = 8, 16.0
-# How a text longer than the model's rows is classified: by its first window of
-# tokens (as it was trained), or by the mean of the probabilities of all its windows.
+# How a text longer than the model's rows is read, in fine-tuning and in
+# classification alike: by its first window of tokens alone, or by all of its
+# windows, the text's logits the mean of theirs (`EncoderClassifier`).
 WINDOWS = ("first", "average")
+
+
+def check_windows(windows: str) -> str:
+    if windows not in WINDOWS:
+        raise ValueError(f"windows must be one of {', '.join(WINDOWS)}; got {windows!r}")
+    return windows
 
 
 def check_mode(mode: str) -> str:
@@ -70,13 +77,23 @@ def build_classifier(
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """The training budget, the same for every mode."""
+    """The training budget, the same for every mode, and how long texts are read."""
 
     steps: int = 80
     batch_size: int = 16
     learning_rate: float = 1e-3
     warmup_steps: int = 10
     weight_decay: float = 0.01
+    # Every window of a long text, up to `max_windows` of them in training (a
+    # few very long texts must not make every batch that many rows deep); a
+    # classifier reads texts as it was trained to.
+    windows: str = "average"
+    max_windows: int = 8
+
+    def __post_init__(self):
+        check_windows(self.windows)
+        if isinstance(self.max_windows, bool) or not isinstance(self.max_windows, int) or self.max_windows < 1:
+            raise ValueError(f"max_windows={self.max_windows!r} must be a positive whole number")
 
 
 @dataclass
@@ -88,30 +105,34 @@ class TextClassifier:
     labels: tuple[str, ...]
     mode: str
     history: History
+    windows: str = "first"  # how it was trained to read long texts (a model saved before windows were recorded: the first)
 
-    def predict_proba(self, texts: list[str], windows: str = "first") -> np.ndarray:
+    def predict_proba(self, texts: list[str], windows: str | None = None) -> np.ndarray:
         """The probability of each label (N, labels). A text longer than a row is
-        read by its first window of tokens, or with `windows="average"` by all
-        of them: the mean of each window's probabilities (`encode_windows`)."""
-        if windows not in WINDOWS:
-            raise ValueError(f"windows must be one of {', '.join(WINDOWS)}; got {windows!r}")
+        read as the classifier was trained (`windows`: its first window of
+        tokens, or all of them, averaged), unless `windows` says otherwise.
+        "average" reads every window (`encode_windows`), however many, and
+        takes the mean of their logits, as `EncoderClassifier` does in training."""
+
+        windows = check_windows(windows or self.windows)
         max_len = self.model.encoder.config.max_len
         if windows == "first":
             rows, owners = self.tokenizer.encode_batch(texts, max_len), np.arange(len(texts))
         else:
             rows, owners = self.tokenizer.encode_windows(texts, max_len)
-        probs = np.asarray(jax.nn.softmax(_predict_in_blocks(self.model, rows), axis=-1))
-        sums = np.zeros((len(texts), probs.shape[1]))
-        np.add.at(sums, owners, probs)
-        return sums / np.bincount(owners, minlength=len(texts))[:, None]
+        logits = _predict_in_blocks(self.model, rows)
+        sums = np.zeros((len(texts), logits.shape[1]))
+        np.add.at(sums, owners, logits)
+        return np.asarray(jax.nn.softmax(sums / np.bincount(owners, minlength=len(texts))[:, None], axis=-1))
 
-    def classify(self, texts: list[str], windows: str = "first") -> list[tuple[str, float]]:
+    def classify(self, texts: list[str], windows: str | None = None) -> list[tuple[str, float]]:
         """The most likely label of each text, with its probability."""
         probs = self.predict_proba(texts, windows)
         return [(self.labels[int(row.argmax())], float(row.max())) for row in probs]
 
     def save(self, directory: str | os.PathLike) -> Path:
-        metadata = {"labels": list(self.labels), "mode": self.mode, "history": {"loss": self.history.loss, "accuracy": self.history.accuracy}}
+        metadata = {"labels": list(self.labels), "mode": self.mode, "windows": self.windows,
+                    "history": {"loss": self.history.loss, "accuracy": self.history.accuracy}}
         model = merge_lora(nnx.clone(self.model)) if self.mode == "lora" else self.model  # saved as plain weights
         return checkpoints.save(directory, model, self.tokenizer, "classifier", metadata)
 
@@ -126,7 +147,10 @@ class TextClassifier:
             raise checkpoints.CheckpointError(f"{str(directory)!r} names labels {list(labels)[:5]}; a classifier needs at least 2, as strings")
         model = nnx.eval_shape(lambda: EncoderClassifier(Transformer(config, rngs=nnx.Rngs(0)), len(labels), rngs=nnx.Rngs(0)))
         checkpoints.restore_into(directory, model, manifest)
-        return cls(model, tokenizer, labels, meta.get("mode", "full"), history)
+        windows = meta.get("windows", "first")
+        if windows not in WINDOWS:
+            raise checkpoints.CheckpointError(f"{str(directory)!r} says it reads long texts by {windows!r}; expected one of {', '.join(WINDOWS)}")
+        return cls(model, tokenizer, labels, meta.get("mode", "full"), history, windows)
 
 
 def finetune(
@@ -151,7 +175,9 @@ def finetune(
 
     `labels` are label names (any strings) or class indices into `label_names`.
     `max_len` (at most the foundation's) sets the row length; shorter rows are
-    faster, and a longer text is learned from its first window of tokens.
+    faster. A longer text is learned from all its windows of tokens, up to
+    `settings.max_windows`, its logits the mean of theirs, as the classifier
+    then reads it (`settings.windows="first"`: from its first window alone).
     `checkpoint_dir`, `checkpoint_every` and `resume` checkpoint the run and
     resume it, as `learnjax.training.pretraining.pretrain` does.
     """
@@ -166,7 +192,7 @@ def finetune(
             model, optimizer, foundation.tokenizer, run_settings, every=checkpoint_every, resume=resume)
     history = train_classifier(model, optimizer, tokens, label_ids, steps=settings.steps, batch_size=settings.batch_size, seed=seed,
                                progress=progress, mesh=mesh, fsdp=fsdp, checkpointing=checkpointing)
-    return TextClassifier(model, foundation.tokenizer, label_names, mode, history)
+    return TextClassifier(model, foundation.tokenizer, label_names, mode, history, settings.windows)
 
 
 def _prepare(foundation: Foundation, texts, labels, mode: str, seed: int, settings: FinetuneSettings, label_names, max_len):
@@ -179,11 +205,29 @@ def _prepare(foundation: Foundation, texts, labels, mode: str, seed: int, settin
     names, label_ids = _label_ids(labels, label_names)
     if len(set(label_ids.tolist())) < 2:
         raise ValueError(f"the labels hold a single class ({names[int(label_ids[0])]!r}); a classifier needs examples of at least two")
-    tokens = foundation.tokenizer.encode_batch(texts, _check_max_len(foundation, max_len))
+    tokens = training_rows(foundation.tokenizer, texts, _check_max_len(foundation, max_len), settings)
     model, trainable = build_classifier(foundation, mode, len(names), seed)
     # The same transform for every run of these settings, the rate a value in its state: one compiled program for all.
     optimizer = new_optimizer(model, adamw(settings.steps, settings.warmup_steps, settings.weight_decay), settings.learning_rate, trainable)
     return model, optimizer, tokens, label_ids, names
+
+
+def training_rows(tokenizer: BaseTokenizer, texts: list[str], max_len: int, settings: FinetuneSettings) -> np.ndarray:
+    """What fine-tuning reads of each text: its first row (N, T), or its
+    windows (N, W, T) (the rows (N, T) if every text fits in one), W the most any text has (at most `settings.max_windows`)
+    rounded up to a power of two (fewer shapes to compile) within that limit, a shorter text's
+    missing windows `[CLS]`-only rows, which `EncoderClassifier` leaves out."""
+    if settings.windows == "first":
+        return tokenizer.encode_batch(texts, max_len)
+    rows, owners = tokenizer.encode_windows(texts, max_len)
+    starts = np.searchsorted(owners, np.arange(len(texts)))  # each text's first window
+    index = np.arange(len(owners)) - starts[owners]  # each window's place in its text
+    depth = min(1 << int(index.max()).bit_length(), settings.max_windows)
+    stacked = np.full((len(texts), depth, max_len), PAD_ID, np.int32)
+    stacked[:, :, 0] = CLS_ID
+    kept = index < depth
+    stacked[owners[kept], index[kept]] = rows[kept]
+    return stacked if depth > 1 else stacked[:, 0]  # texts of one row each: the rows, as the model reads them alike
 
 
 def _label_ids(labels: list[str] | list[int], label_names: tuple[str, ...] | None) -> tuple[tuple[str, ...], np.ndarray]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from learnjax.models.transformer import MaskedLanguageModel, NextWordModel
 from learnjax.text.subword import VOCAB_SIZE
@@ -81,6 +84,55 @@ class PretrainRecipe:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# --8<-- [start:corpus_recipe]
+CHARS_PER_TOKEN = 4  # mail or prose in a subword vocabulary of thousands of tokens: about 4 characters a token
+CORPUS_PASSES = 3  # each token of the corpus read about this many times, at a different masking each time
+ROW_LENGTHS = (32, 64, 128)  # attention's cost grows with the square of a row
+
+
+@dataclass(frozen=True)
+class CorpusShape:
+    """What `corpus_recipe` reads of a corpus: how many texts, how long."""
+
+    texts: int
+    characters: int
+    median_characters: int
+
+    @classmethod
+    def measure(cls, texts: Iterable[str]) -> CorpusShape:
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64)
+        if not lengths.size:
+            raise ValueError("the corpus is empty: pre-training needs at least one line of text")
+        return cls(int(lengths.size), int(lengths.sum()), int(np.median(lengths)))
+
+
+def corpus_recipe(shape: CorpusShape, **given) -> tuple[PretrainRecipe, dict[str, str]]:
+    """A recipe for pre-training on one's own corpus: the values `given` as
+    they are, the row length and the steps chosen from the corpus's shape, and
+    why, one line per chosen value.
+
+    Rows: a quarter of the median text's tokens, to the nearest of
+    `ROW_LENGTHS`. A classifier reads every window of a longer text
+    (`FinetuneSettings.windows`), so a row need not hold a whole text: it
+    needs enough context around each hidden word, and a longer row costs more
+    per token. Steps: `CORPUS_PASSES` readings of the corpus's tokens, at
+    least 300 steps: a small corpus is read more often.
+    """
+    chosen, why = {"tokenizer": "subword", **given}, {}
+    tokens = shape.characters / CHARS_PER_TOKEN
+    median_tokens = shape.median_characters / CHARS_PER_TOKEN
+    if "max_len" not in given:
+        chosen["max_len"] = min(ROW_LENGTHS, key=lambda row: abs(math.log2(row) - math.log2(max(median_tokens / 4, 1))))
+        why["max_len"] = f"rows of {chosen['max_len']} tokens: the median text is about {median_tokens:.0f} tokens, read in windows"
+    if "steps" not in given:
+        recipe = PretrainRecipe(**chosen)
+        chosen["steps"] = max(300, round(CORPUS_PASSES * tokens / (recipe.batch_size * recipe.max_len)))
+        why["steps"] = (f"{chosen['steps']} steps of {recipe.batch_size} rows: about {CORPUS_PASSES} readings of the corpus's "
+                        f"{tokens / 1e6:.2f} million tokens" + (" (at least 300)" if chosen["steps"] == 300 else ""))
+    return PretrainRecipe(**chosen), why
+# --8<-- [end:corpus_recipe]
 
 
 NEXT_WORD_RECIPE = PretrainRecipe(objective="next-word")
