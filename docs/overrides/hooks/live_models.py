@@ -22,13 +22,13 @@ def export_site_models(site_dir: str | Path) -> list[Path]:
     from learnjax.experiments.live_models import spam_filters
     from learnjax.training.pretraining import foundation_model
     from learnjax.storage.export import export_model, write_web_model
-    from learnjax.training.recipe import NEXT_WORD_RECIPE, OBJECTIVES
+    from learnjax.training.recipe import NEXT_WORD_RECIPE, SAVED_KINDS
 
     out = Path(site_dir) / MODELS_FOLDER
     written = []
     for name, recipe in (("masked", None), ("writer", NEXT_WORD_RECIPE)):
         foundation = foundation_model(recipe, progress=False)
-        kind = OBJECTIVES[foundation.objective][1]
+        kind = SAVED_KINDS[foundation.objective]
         written.append(export_model(foundation.model, foundation.tokenizer, kind, out, name=name))
     for manifest, weights in spam_filters().values():
         written.append(write_web_model(manifest, weights, out))

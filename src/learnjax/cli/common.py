@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import importlib.util
 import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 
 class UsageError(ValueError):
@@ -66,6 +69,19 @@ temperature_number = number_in(0.0, 1e6, what="0 (greedy) or positive")
 
 
 top_p_number = number_in(0.0, 1.0, low_open=True, what="in (0, 1]")
+
+
+def dataclass_defaults(module: str, name: str) -> dict[str, Any]:
+    """The literal default values of the dataclass `name` in `module`, read from
+    its source without importing it (tests/test_cli_defaults.py checks them
+    against the imported class)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(module)
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    return {n.target.id: ast.literal_eval(n.value) for n in cls.body
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None}
 
 
 def megabytes(n_bytes: int) -> str:

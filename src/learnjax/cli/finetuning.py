@@ -14,6 +14,7 @@ from learnjax.cli.common import (
     add_checkpoint_options,
     add_command,
     add_device_options,
+    dataclass_defaults,
     device_mesh,
     load_foundation,
     options_named,
@@ -23,6 +24,11 @@ from learnjax.cli.common import (
     seed_number,
     training_checkpoints,
 )
+
+# The training settings' defaults, for the help, read from their dataclasses'
+# source: importing those modules imports JAX, which `--help` must not wait for.
+CLASSIFIER = dataclass_defaults("learnjax.training.finetuning", "FinetuneSettings")
+ASSISTANT = dataclass_defaults("learnjax.training.instruction_tuning", "SFTSettings")
 
 EXAMPLES = {
     "finetune": """examples:
@@ -176,8 +182,8 @@ def add_commands(commands) -> None:
     add_device_options(p)
     p.add_argument("--mode", default="full",
                    help="full (update everything), probe (frozen encoder; classifiers), lora (low-rank adapters) or scratch (no pre-training)")
-    p.add_argument("--steps", type=positive, help="training steps (default: 80)")
-    p.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.001)")
+    p.add_argument("--steps", type=positive, help=f"training steps (default: {CLASSIFIER['steps']} for a classifier, {ASSISTANT['steps']} for an assistant)")
+    p.add_argument("--learning-rate", type=float, help=f"peak learning rate (default: {CLASSIFIER['learning_rate']:g} for a classifier, {ASSISTANT['learning_rate']:g} for an assistant)")
     p.add_argument("--seed", type=seed_number, default=0, help="random seed (default: 0)")
     add_checkpoint_options(p)
 

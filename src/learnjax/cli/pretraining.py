@@ -25,6 +25,9 @@ from learnjax.cli.common import (
     top_p_number,
     training_checkpoints,
 )
+from learnjax.training.recipe import PretrainRecipe
+
+DEFAULT = PretrainRecipe()  # the help states its values (the recipe imports no JAX)
 
 EXAMPLES = {
     "pretrain": """examples:
@@ -52,7 +55,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from learnjax.storage.checkpoints import check_writable_model_dir
     from learnjax.training.foundation import Foundation
     from learnjax.training.pretraining import pretrain
-    from learnjax.training.recipe import OBJECTIVES, CorpusShape, PretrainRecipe, corpus_recipe
+    from learnjax.training.recipe import SAVED_KINDS, CorpusShape, PretrainRecipe, corpus_recipe
 
     if args.lora is not None and args.init is None:
         raise UsageError("--lora adapts the model of --init (continued pre-training)", args.command)
@@ -73,15 +76,13 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         if init is not None:
             recipe = init.continuing_recipe(**changes)
         else:
-            if "d_model" in changes and "d_ff" not in changes:
-                changes["d_ff"] = 2 * changes["d_model"]  # the recipe's proportion
             recipe = PretrainRecipe(**changes)  # what is given, checked before the corpus is read
             if texts is not None:  # real text: a subword vocabulary, rows and steps chosen from the corpus
                 recipe, chosen = corpus_recipe(CorpusShape.measure(texts), **changes)
                 if chosen and not args.json:
                     print("chosen from the corpus (set any of them to choose yourself):\n" + "".join(f"  {line}\n" for line in chosen.values()),
                           end="", flush=True)
-        checkpoints = training_checkpoints(args, OBJECTIVES[recipe.objective][1])
+        checkpoints = training_checkpoints(args, SAVED_KINDS[recipe.objective])
         resumed_at = checkpoints.step() if args.resume else None
         keep = args.checkpoint_every is not None or args.resume
         foundation = pretrain(recipe, texts, init=init, lora_rank=args.lora, progress=not args.json, mesh=mesh, fsdp=args.fsdp,
@@ -171,17 +172,18 @@ def add_commands(commands) -> None:
     recipe = p.add_argument_group("recipe (default: the built-in recipe's)")
     recipe.add_argument("--tokenizer", choices=["word", "subword"],
                         help="subword (the default with --corpus): WordPiece pieces from --vocab-size tokens; word: whole words")
-    recipe.add_argument("--vocab-size", type=positive, help="tokens in a subword vocabulary, special tokens included; at most this many words (default: 8000)")
+    recipe.add_argument("--vocab-size", type=positive, help="tokens in a subword vocabulary, special tokens included; at most this many words "
+                                                             f"(default: {DEFAULT.vocab_size})")
     recipe.add_argument("--max-len", type=positive, help="tokens per row; a longer text is read as several rows "
-                                                          "(default: 32; with --corpus, chosen from its texts' lengths)")
-    recipe.add_argument("--d-model", type=positive, help="width of the model's vectors (default: 64)")
-    recipe.add_argument("--layers", type=positive, help="Transformer blocks (default: 2)")
-    recipe.add_argument("--heads", type=positive, help="attention heads per block; must divide --d-model (default: 4)")
+                                                          f"(default: {DEFAULT.max_len}; with --corpus, chosen from its texts' lengths)")
+    recipe.add_argument("--d-model", type=positive, help=f"width of the model's vectors (default: {DEFAULT.d_model})")
+    recipe.add_argument("--layers", type=positive, help=f"Transformer blocks (default: {DEFAULT.n_layers})")
+    recipe.add_argument("--heads", type=positive, help=f"attention heads per block; must divide --d-model (default: {DEFAULT.n_heads})")
     recipe.add_argument("--d-ff", type=positive, help="width of each block's MLP (default: twice --d-model)")
-    recipe.add_argument("--steps", type=positive, help="training steps (default: 1800; with --corpus, chosen from its size)")
-    recipe.add_argument("--batch-size", type=positive, help="rows per batch (default: 64)")
-    recipe.add_argument("--learning-rate", type=float, help="peak learning rate (default: 0.005)")
-    recipe.add_argument("--seed", type=seed_number, help="random seed (default: 0)")
+    recipe.add_argument("--steps", type=positive, help=f"training steps (default: {DEFAULT.steps}; with --corpus, chosen from its size)")
+    recipe.add_argument("--batch-size", type=positive, help=f"rows per batch (default: {DEFAULT.batch_size})")
+    recipe.add_argument("--learning-rate", type=float, help=f"peak learning rate (default: {DEFAULT.learning_rate:g})")
+    recipe.add_argument("--seed", type=seed_number, help=f"random seed (default: {DEFAULT.seed})")
     p.add_argument("--out", required=True, type=Path, help="directory to save the model to: new, empty, or holding a model")
     p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
     add_checkpoint_options(p)

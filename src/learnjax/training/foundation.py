@@ -17,7 +17,10 @@ from learnjax.models.transformer import MaskedLanguageModel, NextWordModel
 from learnjax.storage import checkpoints
 from learnjax.text.tokenizer import END, MASK, MASK_ID, SPECIAL_TOKENS, BaseTokenizer
 from learnjax.training.loops import History, predict
-from learnjax.training.recipe import OBJECTIVES, PretrainRecipe
+from learnjax.training.recipe import SAVED_KINDS, PretrainRecipe
+
+# Each objective, the model it trains, and the kind its saved directory records.
+OBJECTIVES = {"masked": (MaskedLanguageModel, SAVED_KINDS["masked"]), "next-word": (NextWordModel, SAVED_KINDS["next-word"])}
 
 
 @dataclass

@@ -30,7 +30,7 @@ from learnjax.models.transformer import MaskedLanguageModel, NextWordModel, Tran
 from learnjax.storage import cache, checkpoints
 from learnjax.text.subword import SubwordTokenizer, rereadable
 from learnjax.text.tokenizer import SPECIAL_TOKENS, BaseTokenizer, Tokenizer
-from learnjax.training.foundation import Foundation, check_continues
+from learnjax.training.foundation import OBJECTIVES, Foundation, check_continues
 from learnjax.training.loops import (
     adamw,
     check_learning_rate,
@@ -42,7 +42,7 @@ from learnjax.training.loops import (
     train_masked_prediction,
     train_next_word,
 )
-from learnjax.training.recipe import OBJECTIVES, PretrainRecipe
+from learnjax.training.recipe import PretrainRecipe
 
 
 def pretrain(

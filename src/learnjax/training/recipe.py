@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from learnjax.models.transformer import MaskedLanguageModel, NextWordModel
 from learnjax.text.subword import VOCAB_SIZE
 from learnjax.text.tokenizer import SPECIAL_TOKENS, TOKENIZER_KINDS
 
-# Each objective, the model it trains, and the kind its saved directory records.
-OBJECTIVES = {"masked": (MaskedLanguageModel, "masked_lm"), "next-word": (NextWordModel, "next_word_lm")}
+# Each objective and the kind its saved directory records (the model each
+# trains: `foundation.OBJECTIVES`; this module imports no JAX, so that the
+# command line's help can read the recipe's defaults).
+SAVED_KINDS = {"masked": "masked_lm", "next-word": "next_word_lm"}
 
 
 # The longest rows a new model is built for: BERT's position table. Attention's
@@ -42,7 +43,7 @@ class PretrainRecipe:
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
-    d_ff: int = 128
+    d_ff: int | None = None  # the MLP's width; None: twice d_model
     steps: int = 1800
     batch_size: int = 64  # packed rows of max_len tokens, about 2.3 texts each
     learning_rate: float = 5e-3
@@ -54,8 +55,10 @@ class PretrainRecipe:
     faq_share: float = 0.0  # share of the corpus replaced by question-and-answer text (`questions.with_faq`)
 
     def __post_init__(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {self.objective!r}")
+        if self.d_ff is None and isinstance(self.d_model, int):
+            object.__setattr__(self, "d_ff", 2 * self.d_model)  # the proportion of the default recipe (and of BERT's 4x, halved)
+        if self.objective not in SAVED_KINDS:
+            raise ValueError(f"objective must be one of {', '.join(SAVED_KINDS)}; got {self.objective!r}")
         if self.tokenizer not in TOKENIZER_KINDS:
             raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)}; got {self.tokenizer!r}")
         for name in ("n_texts", "max_len", "d_model", "n_layers", "n_heads", "d_ff", "steps", "batch_size", "vocab_size"):
@@ -80,6 +83,10 @@ class PretrainRecipe:
             raise ValueError(f"faq_share={self.faq_share!r} must be at least 0 and below 1")
 
     def replace(self, **changes) -> PretrainRecipe:
+        """The recipe with `changes`; a new `d_model` brings its own `d_ff` where this
+        recipe's followed the rule (twice `d_model`) and no `d_ff` is given."""
+        if "d_model" in changes and "d_ff" not in changes and self.d_ff == 2 * self.d_model:
+            changes["d_ff"] = None
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
