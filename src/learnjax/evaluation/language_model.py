@@ -11,7 +11,7 @@ from flax import nnx
 from learnjax.data import corpus
 from learnjax.models.transformer import NextWordModel
 from learnjax.training.foundation import Foundation, fill_masks, generate_text, require_objective
-from learnjax.training.loops import predict
+from learnjax.training.loops import padded_rows, predict
 from learnjax.training.masking import mask_tokens
 from learnjax.training.steps import next_word_loss, next_word_targets
 
@@ -37,10 +37,8 @@ def perplexity(foundation: Foundation, texts: list[str], batch_size: int = 256) 
     tokens `ngram.KneserNeyTrigram.perplexity` scores too."""
     require_objective(foundation, "next-word", "scores continuations")
     tokens, segments = foundation.tokenizer.encode_packed(texts, foundation.model.config.max_len, end=True)
-    n = len(tokens)
-    pad = -n % batch_size if n > batch_size else 0
-    tokens, segments = (np.concatenate([a, np.zeros((pad, a.shape[1]), a.dtype)]) for a in (tokens, segments))
     size = min(batch_size, len(tokens))
+    tokens, segments = padded_rows(tokens, size), padded_rows(segments, size)
     sums = jax.device_get([_next_word_nll(foundation.model, tokens[i : i + size], segments[i : i + size]) for i in range(0, len(tokens), size)])
     return float(np.exp(sum(total for total, _ in sums) / sum(count for _, count in sums)))
 

@@ -24,13 +24,14 @@ import jax
 import numpy as np
 from flax import nnx
 
+from learnjax.models.generation import batch_bucket
 from learnjax.models.lora import add_lora, merge_lora
 from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.storage import checkpoints
 from learnjax.storage.progress import History
 from learnjax.text.tokenizer import CLS_ID, PAD_ID, BaseTokenizer
 from learnjax.training.foundation import Foundation
-from learnjax.training.loops import adamw, new_optimizer, predict, train_classifier
+from learnjax.training.loops import adamw, new_optimizer, padded_rows, predict, train_classifier
 
 MODES = ("full", "probe", "lora", "scratch")
 LORA_RANK, LORA_ALPHA = 8, 16.0
@@ -262,6 +263,5 @@ def _predict_in_blocks(model: EncoderClassifier, rows: np.ndarray, block: int = 
     multiple of it: texts read a chunk at a time run a few compiled programs,
     not one per chunk size."""
     n = len(rows)
-    size = min(block, 1 << max(0, n - 1).bit_length())
-    padded = np.concatenate([rows, np.zeros((-n % size, rows.shape[1]), rows.dtype)])
-    return predict(model, padded, batch_size=size)[:n]
+    size = min(block, batch_bucket(n))
+    return predict(model, padded_rows(rows, size), batch_size=size)[:n]

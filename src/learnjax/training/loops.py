@@ -431,6 +431,12 @@ def train_classifier(
                      progress=progress, desc="training", mesh=mesh, fsdp=fsdp, checkpointing=checkpointing)
 
 
+def padded_rows(rows: np.ndarray, size: int) -> np.ndarray:
+    """`rows` with rows of zeros added up to a multiple of `size`: every batch of
+    `size` rows then runs the same compiled program."""
+    return np.concatenate([rows, np.zeros((-len(rows) % size, *rows.shape[1:]), rows.dtype)])
+
+
 def predict(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Logits for token rows, computed in fixed-size batches (the last one padded)."""
     tokens = np.asarray(tokens)
@@ -438,7 +444,7 @@ def predict(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.
     if n == 0:
         raise ValueError("no rows to predict")
     size = min(batch_size, n)
-    padded = np.concatenate([tokens, np.zeros((-n % size, tokens.shape[1]), tokens.dtype)])
+    padded = padded_rows(tokens, size)
     outputs = [predict_logits(model, jnp.asarray(padded[i : i + size])) for i in range(0, len(padded), size)]
     return np.concatenate(jax.device_get(outputs))[:n]
 
