@@ -193,7 +193,7 @@ def test_ctrl_c_during_training_says_so_in_one_line_and_keeps_the_saved_model(sm
     (tmp_path / "run.py").write_text(_TRAIN_UNTIL_INTERRUPTED, encoding="utf-8")
     started = tmp_path / "training-started"
     run = subprocess.Popen([sys.executable, str(tmp_path / "run.py"), str(started), "pretrain", "--corpus", str(root / "corpus.txt"),
-                            "--steps", "1000000", "--batch-size", "8", "--overwrite", "--out", str(model)],
+                            "--steps", "1000000", "--batch-size", "8", "--max-len", "32", "--overwrite", "--out", str(model)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while not started.exists() and run.poll() is None and time.monotonic() < deadline:

@@ -50,7 +50,9 @@ def test_the_pretrain_command_chooses_what_it_is_not_told_and_says_so(tmp_path, 
     assert result["max_len"] == 64 and result["steps"] == 2  # texts of about 1,000 characters; the steps as told
     assert list(result["chosen_from_corpus"]) == ["max_len"] and "rows of 64 tokens" in result["chosen_from_corpus"]["max_len"]
     assert main(["pretrain", "--corpus", str(tmp_path / "mail.txt"), *small, "--max-len", "16", "--out", str(tmp_path / "b")]) == 0
-    assert "chosen from the corpus" not in capsys.readouterr().out  # nothing left to choose
+    assert "chosen from the corpus" not in capsys.readouterr().err  # nothing left to choose
     assert main(["pretrain", "--corpus", str(tmp_path / "mail.txt"), *small[2:], "--out", str(tmp_path / "c")]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "chosen from the corpus" not in printed.out  # a note on stderr: stdout holds the result
+    printed = printed.err
     assert "chosen from the corpus" in printed and "rows of 64 tokens" in printed and "300 steps of 4 rows" in printed

@@ -79,9 +79,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
             recipe = PretrainRecipe(**changes)  # what is given, checked before the corpus is read
             if texts is not None:  # real text: a subword vocabulary, rows and steps chosen from the corpus
                 recipe, chosen = corpus_recipe(CorpusShape.measure(texts), **changes)
-                if chosen and not args.json:
+                if chosen and not args.json:  # a note, on stderr as the others: stdout holds the result
                     print("chosen from the corpus (set any of them to choose yourself):\n" + "".join(f"  {line}\n" for line in chosen.values()),
-                          end="", flush=True)
+                          end="", file=sys.stderr, flush=True)
         checkpoints = training_checkpoints(args, SAVED_KINDS[recipe.objective])
         resumed_at = checkpoints.step() if args.resume else None
         keep = args.checkpoint_every is not None or args.resume

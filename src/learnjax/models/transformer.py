@@ -240,7 +240,8 @@ class KVCache:
     values: jax.Array
 
     @classmethod
-    def empty(cls, config: TransformerConfig, batch: int, dtype=jnp.float32) -> "KVCache":
+    def empty(cls, config: TransformerConfig, batch: int,
+              dtype=jnp.float32) -> "KVCache":
         shape = (batch, config.max_len, config.n_heads,
                  config.d_model // config.n_heads)
         return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))

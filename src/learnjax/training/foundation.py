@@ -98,7 +98,7 @@ def generate_text(foundation: Foundation, prompts: list[str], *, max_new_tokens:
                   seed: int = 0) -> list[Generation]:
     """Continues each prompt with a next-word foundation model (`learnjax.models.generation.generate`).
 
-    >>> from learnjax import foundation_model
+    >>> from learnjax import NEXT_WORD_RECIPE, foundation_model
     >>> generate_text(foundation_model(NEXT_WORD_RECIPE), ["Today I went to the café and drank"])[0].text
     'coffee.'
     """

@@ -249,8 +249,8 @@ def initial_state(config: TransformerConfig, tx, key: jax.Array, learning_rate: 
 
 
 # --8<-- [start:compile_for_pretraining]
-def compile_for_pretraining(config: TransformerConfig, tx, key: jax.Array, shapes=None, *,
-                            batch_size: int, objective: str = "masked",
+def compile_for_pretraining(config: TransformerConfig, tx, key: jax.Array,
+                            shapes=None, *, batch_size: int, objective: str = "masked",
                             mask_rate: float = 0.15) -> Future:
     """Starts compiling the two programs pre-training runs first, the initial
     parameters (`create_model_and_optimizer`) and the training steps, and returns
