@@ -79,9 +79,6 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
             recipe = PretrainRecipe(**changes)  # what is given, checked before the corpus is read
             if texts is not None:  # real text: a subword vocabulary, rows and steps chosen from the corpus
                 recipe, chosen = corpus_recipe(CorpusShape.measure(texts), **changes)
-                if chosen and not args.json:  # a note, on stderr as the others: stdout holds the result
-                    print("chosen from the corpus (set any of them to choose yourself):\n" + "".join(f"  {line}\n" for line in chosen.values()),
-                          end="", file=sys.stderr, flush=True)
         checkpoints = training_checkpoints(args, SAVED_KINDS[recipe.objective])
         resumed_at = checkpoints.step() if args.resume else None
         keep = args.checkpoint_every is not None or args.resume
@@ -110,6 +107,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
                       not_text_first=[{"file": name, "line": line} for name, line in texts.not_text.first])
         if not args.json:
             print(f"read {texts.count} texts from {len(texts.files)} files", file=sys.stderr)
+            if chosen:  # notes on stderr, after the run, as the others: an error stays one line, stdout holds the result
+                print("chosen from the corpus (set any of them to choose yourself):\n" + "".join(f"  {line}\n" for line in chosen.values()),
+                      end="", file=sys.stderr)
             if texts.not_text.lines:
                 print(texts.not_text, file=sys.stderr)
     if args.json:
