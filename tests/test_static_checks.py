@@ -24,6 +24,11 @@ def test_ruff_finds_nothing_in_the_library():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_library_is_formatted_as_ruff_formats_it():
+    result = _run("ruff", "format", "--check", "--no-cache", "src")  # the modules the pages show are excluded (pyproject.toml)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_mypy_finds_nothing_in_the_library():
     result = _run("mypy", "--no-incremental")  # the files: pyproject.toml's [tool.mypy]
     assert result.returncode == 0, result.stdout + result.stderr

@@ -13,12 +13,23 @@ from typing import TYPE_CHECKING
 # Each re-exported name and the module it lives in.
 _HOMES = {
     "foundation_model": "training.pretraining",
-    "mask_tokens": "training.masking", "masked_batch": "training.masking",
-    "BagOfWordsClassifier": "models.transformer", "EncoderClassifier": "models.transformer", "TransformerConfig": "models.transformer", "EncoderConfig": "models.transformer", "MaskedLanguageModel": "models.transformer",
+    "mask_tokens": "training.masking",
+    "masked_batch": "training.masking",
+    "BagOfWordsClassifier": "models.transformer",
+    "EncoderClassifier": "models.transformer",
+    "TransformerConfig": "models.transformer",
+    "EncoderConfig": "models.transformer",
+    "MaskedLanguageModel": "models.transformer",
     "NextWordModel": "models.transformer",
-    "Foundation": "training.foundation", "PretrainRecipe": "training.recipe", "NEXT_WORD_RECIPE": "training.recipe", "fill_mask": "training.foundation",
-    "generate_text": "training.foundation", "pretrain": "training.pretraining",
-    "masked_prediction_step": "training.steps", "next_word_step": "training.steps", "supervised_step": "training.steps",
+    "Foundation": "training.foundation",
+    "PretrainRecipe": "training.recipe",
+    "NEXT_WORD_RECIPE": "training.recipe",
+    "fill_mask": "training.foundation",
+    "generate_text": "training.foundation",
+    "pretrain": "training.pretraining",
+    "masked_prediction_step": "training.steps",
+    "next_word_step": "training.steps",
+    "supervised_step": "training.steps",
     "Tokenizer": "text.tokenizer",
 }
 

@@ -47,8 +47,9 @@ def cmd_classify(args: argparse.Namespace) -> None:
     classifier = TextClassifier.load(args.model)
     results = classifier.classify(args.texts, windows=args.windows)
     if args.json:
-        print_json({"model": str(args.model),
-                     "results": [{"text": t, "label": label, "probability": p} for t, (label, p) in zip(args.texts, results)]})
+        print_json(
+            {"model": str(args.model), "results": [{"text": t, "label": label, "probability": p} for t, (label, p) in zip(args.texts, results)]}
+        )
     else:
         for text, (label, p) in zip(args.texts, results):
             print(f"{label} ({p:.1%})  {text}")
@@ -109,16 +110,24 @@ def add_commands(commands) -> None:
     p = add_command(commands, EXAMPLES, "classify", "Label texts with a fine-tuned classifier.", cmd_classify)
     p.add_argument("texts", nargs="*", metavar="TEXT", help="one or more texts to label (or --input)")
     p.add_argument("--model", required=True, type=Path, help="a fine-tuned classifier directory")
-    p.add_argument("--input", metavar="FILE", help="a file of texts to label: plain text, one per line, or CSV, TSV or JSON Lines "
-                                                   "with a text field; - reads standard input")
+    p.add_argument(
+        "--input",
+        metavar="FILE",
+        help="a file of texts to label: plain text, one per line, or CSV, TSV or JSON Lines with a text field; - reads standard input",
+    )
     p.add_argument("--input-format", choices=["text", "csv", "tsv", "jsonl"], help="the format of --input (default: from its name; - is text)")
     p.add_argument("--output", type=Path, metavar="FILE", help="write the results there (default: standard output)")
     p.add_argument("--format", choices=["csv", "tsv", "jsonl"], help="the results' format (default: from --output's name, else CSV)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     add_window_options(p)
 
-    p = add_command(commands, EXAMPLES, "evaluate", "Measure a fine-tuned classifier on a labeled test file: accuracy, precision, recall, F1, confusion matrix.",
-                cmd_evaluate)
+    p = add_command(
+        commands,
+        EXAMPLES,
+        "evaluate",
+        "Measure a fine-tuned classifier on a labeled test file: accuracy, precision, recall, F1, confusion matrix.",
+        cmd_evaluate,
+    )
     p.add_argument("--model", required=True, type=Path, help="a fine-tuned classifier directory")
     p.add_argument("--test", required=True, type=Path, help="labeled examples with 'text' and 'label' columns (CSV, TSV or JSON Lines)")
     add_window_options(p)

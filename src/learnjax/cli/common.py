@@ -32,6 +32,7 @@ class Parser(argparse.ArgumentParser):
 
 def integer_at_least(minimum: int):
     """An argparse type: an integer no smaller than `minimum` (argparse names the option)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -40,6 +41,7 @@ def integer_at_least(minimum: int):
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
+
     return parse
 
 
@@ -54,6 +56,7 @@ top_k_number = integer_at_least(0)  # 0: no limit
 
 def number_in(low: float, high: float, *, low_open: bool = False, what: str):
     """An argparse type: a finite number in [low, high] ((low, high] with `low_open`)."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -62,6 +65,7 @@ def number_in(low: float, high: float, *, low_open: bool = False, what: str):
         if not (low < value if low_open else low <= value) or not value <= high:
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
         return value
+
     return parse
 
 
@@ -80,8 +84,11 @@ def dataclass_defaults(module: str, name: str) -> dict[str, Any]:
         raise ModuleNotFoundError(module)
     tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
-    return {n.target.id: ast.literal_eval(n.value) for n in cls.body
-            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None}
+    return {
+        n.target.id: ast.literal_eval(n.value)
+        for n in cls.body
+        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None
+    }
 
 
 def megabytes(n_bytes: int) -> str:
@@ -120,9 +127,21 @@ def device_mesh(args: argparse.Namespace):
 
 # The recipe's fields and the `pretrain` options that set them.
 RECIPE_OPTIONS = {
-    "objective": "--objective", "tokenizer": "--tokenizer", "vocab_size": "--vocab-size", "max_len": "--max-len", "d_model": "--d-model",
-    "n_layers": "--layers", "n_heads": "--heads", "d_ff": "--d-ff", "steps": "--steps", "batch_size": "--batch-size",
-    "learning_rate": "--learning-rate", "seed": "--seed", "lora_rank": "--lora", "corpus": "--corpus", "init": "--init",
+    "objective": "--objective",
+    "tokenizer": "--tokenizer",
+    "vocab_size": "--vocab-size",
+    "max_len": "--max-len",
+    "d_model": "--d-model",
+    "n_layers": "--layers",
+    "n_heads": "--heads",
+    "d_ff": "--d-ff",
+    "steps": "--steps",
+    "batch_size": "--batch-size",
+    "learning_rate": "--learning-rate",
+    "seed": "--seed",
+    "lora_rank": "--lora",
+    "corpus": "--corpus",
+    "init": "--init",
 }
 
 
@@ -150,8 +169,11 @@ def report_skipped(args: argparse.Namespace, skipped: list[int] | None) -> None:
     """One line on stderr naming the rows --skip-bad-rows left out (the first five)."""
     if skipped and not args.json:
         lines = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
-        print(f"left out {len(skipped)} row{'s' if len(skipped) != 1 else ''} of {args.train} holding what cannot be text: "
-              f"line{'s' if len(skipped) != 1 else ''} {lines}", file=sys.stderr)
+        print(
+            f"left out {len(skipped)} row{'s' if len(skipped) != 1 else ''} of {args.train} holding what cannot be text: "
+            f"line{'s' if len(skipped) != 1 else ''} {lines}",
+            file=sys.stderr,
+        )
 
 
 def add_command(group, examples: dict[str, str], name: str, help: str, func, runs_models: bool = True) -> argparse.ArgumentParser:
@@ -170,15 +192,25 @@ def add_device_options(sub: argparse.ArgumentParser) -> None:
 
 def add_checkpoint_options(sub: argparse.ArgumentParser) -> None:
     """`--checkpoint-every` and `--resume`."""
-    sub.add_argument("--checkpoint-every", type=positive, metavar="N",
-                     help="save the whole training state every N steps (in --out's checkpoint/ folder), so an interrupted run can --resume")
-    sub.add_argument("--resume", action="store_true",
-                     help="continue an interrupted run from its last checkpoint; the other options must be the ones it was started with")
+    sub.add_argument(
+        "--checkpoint-every",
+        type=positive,
+        metavar="N",
+        help="save the whole training state every N steps (in --out's checkpoint/ folder), so an interrupted run can --resume",
+    )
+    sub.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its last checkpoint; the other options must be the ones it was started with",
+    )
 
 
 def add_window_options(sub: argparse.ArgumentParser) -> None:
     """`--windows` and `--batch-size`: how a classifier reads long texts, and in what batches."""
-    sub.add_argument("--windows", choices=["first", "average"],
-                     help="a text longer than the model's rows: read its first window of tokens, or average over all of them "
-                          "(default: as the classifier was fine-tuned; every window, unless it was saved before windows were recorded)")
+    sub.add_argument(
+        "--windows",
+        choices=["first", "average"],
+        help="a text longer than the model's rows: read its first window of tokens, or average over all of them "
+        "(default: as the classifier was fine-tuned; every window, unless it was saved before windows were recorded)",
+    )
     sub.add_argument("--batch-size", type=positive, default=256, help="texts per batch (default: 256)")

@@ -54,11 +54,15 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 
             table = table_with_baseline(table, baseline)
         print(table)
-        print(f"\n{len(result['seeds'])} seeds per cell; learning rate chosen per cell on the dev set from {result['learning_rates']}; "
-              f"{result['settings']['steps']} steps of batch {result['settings']['batch_size']} for every mode; {took}.")
+        print(
+            f"\n{len(result['seeds'])} seeds per cell; learning rate chosen per cell on the dev set from {result['learning_rates']}; "
+            f"{result['settings']['steps']} steps of batch {result['settings']['batch_size']} for every mode; {took}."
+        )
         if baseline is not None:
-            print(f"TF-IDF + logistic regression (scikit-learn): the same labeled subsets, seeds and test set; C chosen per cell "
-                  f"on the dev set from {baseline['C_values']}.")
+            print(
+                f"TF-IDF + logistic regression (scikit-learn): the same labeled subsets, seeds and test set; C chosen per cell "
+                f"on the dev set from {baseline['C_values']}."
+            )
         else:
             print("(the classical baseline needs scikit-learn: pip install scikit-learn)")
     else:

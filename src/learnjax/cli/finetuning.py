@@ -68,29 +68,49 @@ def _finetune_classifier(args: argparse.Namespace) -> None:
     report_skipped(args, skipped)
     foundation = load_foundation(args.model, args.json)
     if foundation.objective != "masked":
-        raise ValueError(f"{args.model} is a {foundation.objective} model, which writes text; a classifier is fine-tuned from a masked "
-                         "model (or give prompt and response columns to make an assistant)")
+        raise ValueError(
+            f"{args.model} is a {foundation.objective} model, which writes text; a classifier is fine-tuned from a masked "
+            "model (or give prompt and response columns to make an assistant)"
+        )
     changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
     settings = dataclasses.replace(FinetuneSettings(), **changes)
     started = time.perf_counter()
     checkpoints = training_checkpoints(args, "classifier")
     keep = args.checkpoint_every is not None or args.resume
     with options_named():
-        classifier = finetune(foundation, texts, labels, mode=args.mode, settings=settings, seed=args.seed, progress=not args.json,
-                              mesh=device_mesh(args), fsdp=args.fsdp, checkpoint_dir=checkpoints.directory if keep else None,
-                              checkpoint_every=args.checkpoint_every, resume=args.resume)
+        classifier = finetune(
+            foundation,
+            texts,
+            labels,
+            mode=args.mode,
+            settings=settings,
+            seed=args.seed,
+            progress=not args.json,
+            mesh=device_mesh(args),
+            fsdp=args.fsdp,
+            checkpoint_dir=checkpoints.directory if keep else None,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+        )
     out = classifier.save(args.out)
     checkpoints.remove()  # the finished model is saved
     result = {
-        "out": str(out), "built": "classifier", "mode": args.mode, "examples": len(texts), "labels": list(classifier.labels),
+        "out": str(out),
+        "built": "classifier",
+        "mode": args.mode,
+        "examples": len(texts),
+        "labels": list(classifier.labels),
         **({"skipped_lines": skipped} if skipped is not None else {}),
-        "final_loss": classifier.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
+        "final_loss": classifier.history.loss[-1],
+        "seconds": round(time.perf_counter() - started, 2),
     }
     if args.json:
         print_json(result)
     else:
-        print(f"saved a classifier to {out}: {args.mode} fine-tuning on {len(texts)} examples, labels {', '.join(classifier.labels)}, "
-              f"final loss {result['final_loss']:.3f}")
+        print(
+            f"saved a classifier to {out}: {args.mode} fine-tuning on {len(texts)} examples, labels {', '.join(classifier.labels)}, "
+            f"final loss {result['final_loss']:.3f}"
+        )
 
 
 def _finetune_assistant(args: argparse.Namespace) -> None:
@@ -102,15 +122,19 @@ def _finetune_assistant(args: argparse.Namespace) -> None:
         why = " (a probe trains a classification head; an assistant has none)" if args.mode == "probe" else ""
         raise ValueError(f"an assistant is fine-tuned with --mode {', '.join(MODES)}; got {args.mode!r}{why}")
     if args.checkpoint_every is not None or args.resume:
-        raise UsageError("--checkpoint-every and --resume checkpoint a classifier's training; instruction tuning "
-                         "(prompt and response columns) runs in one go", args.command)
+        raise UsageError(
+            "--checkpoint-every and --resume checkpoint a classifier's training; instruction tuning (prompt and response columns) runs in one go",
+            args.command,
+        )
     skipped: list[int] | None = [] if args.skip_bad_rows else None
     prompts, responses, lines = read_instructions(args.train, skipped=skipped)  # checked before any model is loaded
     report_skipped(args, skipped)
     foundation = load_foundation(args.model, args.json, ASSISTANT_RECIPE)
     if foundation.objective != "next-word":
-        raise ValueError(f"{args.model} is a {foundation.objective} model, which does not write; an assistant is fine-tuned from a "
-                         "next-word model (learnjax pretrain --objective next-word)")
+        raise ValueError(
+            f"{args.model} is a {foundation.objective} model, which does not write; an assistant is fine-tuned from a "
+            "next-word model (learnjax pretrain --objective next-word)"
+        )
     max_len = foundation.model.config.max_len
     for prompt, response, line in zip(prompts, responses, lines):
         n = len(chat_ids(foundation.tokenizer, prompt, response))
@@ -119,12 +143,26 @@ def _finetune_assistant(args: argparse.Namespace) -> None:
     changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
     settings = dataclasses.replace(SFTSettings(), **changes)
     started = time.perf_counter()
-    assistant = instruction_tune(foundation, [Example(p, r) for p, r in zip(prompts, responses)], mode=args.mode, settings=settings,
-                                 seed=args.seed, progress=not args.json, mesh=device_mesh(args), fsdp=args.fsdp)
+    assistant = instruction_tune(
+        foundation,
+        [Example(p, r) for p, r in zip(prompts, responses)],
+        mode=args.mode,
+        settings=settings,
+        seed=args.seed,
+        progress=not args.json,
+        mesh=device_mesh(args),
+        fsdp=args.fsdp,
+    )
     out = assistant.save(args.out)
-    result = {"out": str(out), "built": "assistant", "mode": args.mode, "examples": len(prompts),
-              **({"skipped_lines": skipped} if skipped is not None else {}),
-              "final_loss": assistant.history.loss[-1], "seconds": round(time.perf_counter() - started, 2)}
+    result = {
+        "out": str(out),
+        "built": "assistant",
+        "mode": args.mode,
+        "examples": len(prompts),
+        **({"skipped_lines": skipped} if skipped is not None else {}),
+        "final_loss": assistant.history.loss[-1],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
     if args.json:
         print_json(result)
     else:
@@ -170,20 +208,39 @@ def cmd_chat(args: argparse.Namespace) -> None:
 
 def add_commands(commands) -> None:
     """`finetune`, `ask` and `chat`."""
-    p = add_command(commands, EXAMPLES, "finetune", "Fine-tune a classifier (text and label columns) or an assistant (prompt and response columns).", cmd_finetune)
+    p = add_command(
+        commands, EXAMPLES, "finetune", "Fine-tune a classifier (text and label columns) or an assistant (prompt and response columns).", cmd_finetune
+    )
     p.add_argument("--model", type=Path, help="a pre-trained model directory (default: the built-in foundation model)")
-    p.add_argument("--train", required=True, type=Path,
-                   help="CSV, TSV or JSON Lines: 'text' and 'label' columns for a classifier, 'prompt' and 'response' for an assistant")
-    p.add_argument("--out", required=True, type=Path, help="directory to save the model to: new, empty, or holding a model (not the --model directory)")
+    p.add_argument(
+        "--train",
+        required=True,
+        type=Path,
+        help="CSV, TSV or JSON Lines: 'text' and 'label' columns for a classifier, 'prompt' and 'response' for an assistant",
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, help="directory to save the model to: new, empty, or holding a model (not the --model directory)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
-    p.add_argument("--skip-bad-rows", action="store_true",
-                   help="leave out rows of --train holding what cannot be text (bytes that are not UTF-8, NUL), and say which, "
-                        "instead of refusing the file")
+    p.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="leave out rows of --train holding what cannot be text (bytes that are not UTF-8, NUL), and say which, instead of refusing the file",
+    )
     add_device_options(p)
-    p.add_argument("--mode", default="full",
-                   help="full (update everything), probe (frozen encoder; classifiers), lora (low-rank adapters) or scratch (no pre-training)")
-    p.add_argument("--steps", type=positive, help=f"training steps (default: {CLASSIFIER['steps']} for a classifier, {ASSISTANT['steps']} for an assistant)")
-    p.add_argument("--learning-rate", type=float, help=f"peak learning rate (default: {CLASSIFIER['learning_rate']:g} for a classifier, {ASSISTANT['learning_rate']:g} for an assistant)")
+    p.add_argument(
+        "--mode",
+        default="full",
+        help="full (update everything), probe (frozen encoder; classifiers), lora (low-rank adapters) or scratch (no pre-training)",
+    )
+    p.add_argument(
+        "--steps", type=positive, help=f"training steps (default: {CLASSIFIER['steps']} for a classifier, {ASSISTANT['steps']} for an assistant)"
+    )
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        help=f"peak learning rate (default: {CLASSIFIER['learning_rate']:g} for a classifier, {ASSISTANT['learning_rate']:g} for an assistant)",
+    )
     p.add_argument("--seed", type=seed_number, default=0, help="random seed (default: 0)")
     add_checkpoint_options(p)
 

@@ -67,8 +67,11 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     texts = TextLines(args.corpus, strict=args.strict) if args.corpus else None  # checks every path before any training starts
     init = Foundation.load(args.init) if args.init is not None else None
     fields = {field.name for field in dataclasses.fields(PretrainRecipe)}
-    changes = {field: value for field, option in RECIPE_OPTIONS.items()
-               if field in fields and (value := getattr(args, option[2:].replace("-", "_"))) is not None}
+    changes = {
+        field: value
+        for field, option in RECIPE_OPTIONS.items()
+        if field in fields and (value := getattr(args, option[2:].replace("-", "_"))) is not None
+    }
     mesh = device_mesh(args)
     started = time.perf_counter()
     chosen: dict[str, str] = {}
@@ -82,34 +85,61 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         checkpoints = training_checkpoints(args, SAVED_KINDS[recipe.objective])
         resumed_at = checkpoints.step() if args.resume else None
         keep = args.checkpoint_every is not None or args.resume
-        foundation = pretrain(recipe, texts, init=init, lora_rank=args.lora, progress=not args.json, mesh=mesh, fsdp=args.fsdp,
-                              checkpoint_dir=checkpoints.directory if keep else None, checkpoint_every=args.checkpoint_every,
-                              resume=args.resume)
+        foundation = pretrain(
+            recipe,
+            texts,
+            init=init,
+            lora_rank=args.lora,
+            progress=not args.json,
+            mesh=mesh,
+            fsdp=args.fsdp,
+            checkpoint_dir=checkpoints.directory if keep else None,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+        )
     out = foundation.save(args.out)
     checkpoints.remove()  # the finished model is saved
     tokenizer = foundation.tokenizer
     result = {
-        "out": str(out), "objective": recipe.objective, "tokenizer": tokenizer.kind, "vocabulary": len(tokenizer),
-        "max_len": recipe.max_len, "d_model": recipe.d_model, "layers": recipe.n_layers, "heads": recipe.n_heads, "d_ff": recipe.d_ff,
-        "steps": recipe.steps, "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
-        "devices": mesh.size if mesh is not None else 1, "fsdp": args.fsdp,
-        "final_loss": foundation.history.loss[-1], "seconds": round(time.perf_counter() - started, 2),
+        "out": str(out),
+        "objective": recipe.objective,
+        "tokenizer": tokenizer.kind,
+        "vocabulary": len(tokenizer),
+        "max_len": recipe.max_len,
+        "d_model": recipe.d_model,
+        "layers": recipe.n_layers,
+        "heads": recipe.n_heads,
+        "d_ff": recipe.d_ff,
+        "steps": recipe.steps,
+        "batch_size": recipe.batch_size,
+        "learning_rate": recipe.learning_rate,
+        "devices": mesh.size if mesh is not None else 1,
+        "fsdp": args.fsdp,
+        "final_loss": foundation.history.loss[-1],
+        "seconds": round(time.perf_counter() - started, 2),
     }
     if chosen:
         result["chosen_from_corpus"] = chosen
     if resumed_at is not None:
         result["resumed_at_step"] = resumed_at
     if init is not None:
-        new_words = tokenizer.vocab[len(init.tokenizer):]
+        new_words = tokenizer.vocab[len(init.tokenizer) :]
         result.update(init=str(args.init), lora_rank=args.lora, new_words=len(new_words), new_word_examples=new_words[:10])
     if texts is not None:
-        result.update(files=len(texts.files), texts=texts.count, not_text_lines=texts.not_text.lines,
-                      not_text_first=[{"file": name, "line": line} for name, line in texts.not_text.first])
+        result.update(
+            files=len(texts.files),
+            texts=texts.count,
+            not_text_lines=texts.not_text.lines,
+            not_text_first=[{"file": name, "line": line} for name, line in texts.not_text.first],
+        )
         if not args.json:
             print(f"read {texts.count} texts from {len(texts.files)} files", file=sys.stderr)
             if chosen:  # notes on stderr, after the run, as the others: an error stays one line, stdout holds the result
-                print("chosen from the corpus (set any of them to choose yourself):\n" + "".join(f"  {line}\n" for line in chosen.values()),
-                      end="", file=sys.stderr)
+                print(
+                    "chosen from the corpus (set any of them to choose yourself):\n" + "".join(f"  {line}\n" for line in chosen.values()),
+                    end="",
+                    file=sys.stderr,
+                )
             if texts.not_text.lines:
                 print(texts.not_text, file=sys.stderr)
     if args.json:
@@ -117,10 +147,17 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         return
     what = f"{len(tokenizer)} words" if tokenizer.kind == "word" else f"a subword vocabulary of {len(tokenizer)} tokens"
     if init is not None:
-        print(f"continued pre-training of {args.init}" + (f" with LoRA rank {args.lora}" if args.lora else "") + ": "
-              + (f"added {result['new_words']} new words to its vocabulary ({', '.join(new_words[:5])}{', ...' if len(new_words) > 5 else ''}); "
-                 if tokenizer.kind == "word" else "its subword vocabulary reads new words as pieces; ")
-              + "the words it knew keep their ids")
+        print(
+            f"continued pre-training of {args.init}"
+            + (f" with LoRA rank {args.lora}" if args.lora else "")
+            + ": "
+            + (
+                f"added {result['new_words']} new words to its vocabulary ({', '.join(new_words[:5])}{', ...' if len(new_words) > 5 else ''}); "
+                if tokenizer.kind == "word"
+                else "its subword vocabulary reads new words as pieces; "
+            )
+            + "the words it knew keep their ids"
+        )
     print(f"saved to {out}: a {recipe.objective} model, {what}, final loss {result['final_loss']:.3f}, {result['seconds']} s")
 
 
@@ -130,8 +167,10 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
     foundation = load_foundation(args.model, args.json)
     predictions = fill_mask(foundation, args.text, top_k=args.top_k)
     subword = foundation.tokenizer.kind == "subword"
-    note = ("a subword model predicts one token for the [MASK]: a whole word, the first piece of a longer one, "
-            "or (## first) a piece that continues the word before")
+    note = (
+        "a subword model predicts one token for the [MASK]: a whole word, the first piece of a longer one, "
+        "or (## first) a piece that continues the word before"
+    )
     if args.json:
         data = {"text": args.text, "predictions": [{"word": p.word, "probability": p.probability, "piece": p.piece} for p in predictions]}
         print_json({**data, "tokenizer": foundation.tokenizer.kind, **({"note": note} if subword else {})})
@@ -151,8 +190,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
     foundation = load_foundation(args.model, args.json, NEXT_WORD_RECIPE)
     generated = generate_text(foundation, args.prompts, max_new_tokens=args.max_new_tokens, sampling=sampling, seed=args.seed)
     if args.json:
-        print_json({"model": str(args.model) if args.model else "built-in", "sampling": dataclasses.asdict(sampling), "seed": args.seed,
-                     "results": [{"prompt": g.prompt, "text": g.text, "tokens": g.tokens, "ended": g.ended} for g in generated]})
+        print_json(
+            {
+                "model": str(args.model) if args.model else "built-in",
+                "sampling": dataclasses.asdict(sampling),
+                "seed": args.seed,
+                "results": [{"prompt": g.prompt, "text": g.text, "tokens": g.tokens, "ended": g.ended} for g in generated],
+            }
+        )
     else:
         for g in generated:
             print(f"{g.prompt} {g.text}" if g.text else g.prompt)
@@ -161,21 +206,40 @@ def cmd_generate(args: argparse.Namespace) -> None:
 def add_commands(commands) -> None:
     """`pretrain`, `fill-mask` and `generate`."""
     p = add_command(commands, EXAMPLES, "pretrain", "Pre-train a foundation model by masked or next-word prediction (self-supervised).", cmd_pretrain)
-    p.add_argument("--objective", choices=["masked", "next-word"],
-                   help="masked (the default): fill in hidden words (a model that reads, BERT); next-word: continue the text (a model that writes, GPT)")
+    p.add_argument(
+        "--objective",
+        choices=["masked", "next-word"],
+        help="masked (the default): fill in hidden words (a model that reads, BERT); next-word: continue the text (a model that writes, GPT)",
+    )
     p.add_argument("--corpus", nargs="+", metavar="PATH", help="text files or folders, one text per line (default: the built-in corpus)")
-    p.add_argument("--strict", action="store_true",
-                   help="refuse a --corpus line that is not text (NUL or bytes that are not UTF-8) instead of dropping those characters")
-    p.add_argument("--init", type=Path, metavar="DIR",
-                   help="continue pre-training this model on --corpus (a domain's text): its objective, tokenizer and size are kept")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a --corpus line that is not text (NUL or bytes that are not UTF-8) instead of dropping those characters",
+    )
+    p.add_argument(
+        "--init",
+        type=Path,
+        metavar="DIR",
+        help="continue pre-training this model on --corpus (a domain's text): its objective, tokenizer and size are kept",
+    )
     p.add_argument("--lora", type=positive, metavar="RANK", help="with --init: train LoRA adapters of this rank and the token embeddings only")
     recipe = p.add_argument_group("recipe (default: the built-in recipe's)")
-    recipe.add_argument("--tokenizer", choices=["word", "subword"],
-                        help="subword (the default with --corpus): WordPiece pieces from --vocab-size tokens; word: whole words")
-    recipe.add_argument("--vocab-size", type=positive, help="tokens in a subword vocabulary, special tokens included; at most this many words "
-                                                             f"(default: {DEFAULT.vocab_size})")
-    recipe.add_argument("--max-len", type=positive, help="tokens per row; a longer text is read as several rows "
-                                                          f"(default: {DEFAULT.max_len}; with --corpus, chosen from its texts' lengths)")
+    recipe.add_argument(
+        "--tokenizer",
+        choices=["word", "subword"],
+        help="subword (the default with --corpus): WordPiece pieces from --vocab-size tokens; word: whole words",
+    )
+    recipe.add_argument(
+        "--vocab-size",
+        type=positive,
+        help=f"tokens in a subword vocabulary, special tokens included; at most this many words (default: {DEFAULT.vocab_size})",
+    )
+    recipe.add_argument(
+        "--max-len",
+        type=positive,
+        help=f"tokens per row; a longer text is read as several rows (default: {DEFAULT.max_len}; with --corpus, chosen from its texts' lengths)",
+    )
     recipe.add_argument("--d-model", type=positive, help=f"width of the model's vectors (default: {DEFAULT.d_model})")
     recipe.add_argument("--layers", type=positive, help=f"Transformer blocks (default: {DEFAULT.n_layers})")
     recipe.add_argument("--heads", type=positive, help=f"attention heads per block; must divide --d-model (default: {DEFAULT.n_heads})")
@@ -200,5 +264,7 @@ def add_commands(commands) -> None:
     p.add_argument("--max-new-tokens", type=positive, default=16, help="the most tokens to add to each prompt (default: 16)")
     p.add_argument("--temperature", type=temperature_number, default=0.0, help="0 for greedy decoding (the default), higher for more varied text")
     p.add_argument("--top-k", type=top_k_number, default=0, help="sample only from the k most likely tokens (default: 0, no limit)")
-    p.add_argument("--top-p", type=top_p_number, default=1.0, help="sample only from the most likely tokens that make up p of the probability (default: 1)")
+    p.add_argument(
+        "--top-p", type=top_p_number, default=1.0, help="sample only from the most likely tokens that make up p of the probability (default: 1)"
+    )
     p.add_argument("--seed", type=seed_number, default=0, help="random seed of the sampling (default: 0)")

@@ -51,8 +51,13 @@ CLOZE_FRAMES = (
 
 
 def _filled(frame: str, rng: random.Random, condition: str) -> str:
-    text = frame.format(staff=rng.choice(STAFF), patient=rng.choice(PATIENTS), condition=condition,
-                        a_condition=f"{article(condition)}{condition}", treatment=TREATMENTS[condition])
+    text = frame.format(
+        staff=rng.choice(STAFF),
+        patient=rng.choice(PATIENTS),
+        condition=condition,
+        a_condition=f"{article(condition)}{condition}",
+        treatment=TREATMENTS[condition],
+    )
     return text[0].upper() + text[1:]
 
 
@@ -72,8 +77,9 @@ def clinic_cloze(per_condition: int = 4, seed: int = 1) -> list[Cloze]:
     items = []
     for condition, treatment in sorted(TREATMENTS.items()):
         for i in range(per_condition):
-            items.append(Cloze(_filled(CLOZE_FRAMES[i % len(CLOZE_FRAMES)], rng, condition), treatment,
-                               "which treatment the clinic gives for a condition"))
+            items.append(
+                Cloze(_filled(CLOZE_FRAMES[i % len(CLOZE_FRAMES)], rng, condition), treatment, "which treatment the clinic gives for a condition")
+            )
     return items
 
 
@@ -112,8 +118,11 @@ def clinic_questions(split: str) -> list[Example]:
     """Every phrasing of both questions about each of the split's conditions."""
     if split not in ("train", "dev", "held_out"):
         raise ValueError(f"split must be train, dev or held_out; got {split!r}")
-    return [Example(q.format(entity=f.entity, a_entity=f"{article(f.entity)}{f.entity}"), answer_text(f), f)
-            for f in clinic_facts(condition_splits()[split]) for q in QUESTIONS[f.kind]]
+    return [
+        Example(q.format(entity=f.entity, a_entity=f"{article(f.entity)}{f.entity}"), answer_text(f), f)
+        for f in clinic_facts(condition_splits()[split])
+        for q in QUESTIONS[f.kind]
+    ]
 
 
 def condition_of(fact: Fact) -> str:

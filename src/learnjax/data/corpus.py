@@ -30,9 +30,13 @@ ACTIVITY_FRAMES: dict[str, ActivityFrame] = {
     "goes_to": lambda r, s, a: f"{s.text} {r.choice(HOW_OFTEN)} {'goes' if s.third_person else 'go'} to the {a.place} to {a.verb.base} {a.thing}.",
     "at_the": lambda r, s, a: f"at the {a.place}, {s.text} {r.choice(HOW_OFTEN)} {agree(a.verb, s)} {a.thing}.",
     "every_day": lambda r, s, a: f"every {r.choice(world.DAYS)} {s.text} {agree(a.verb, s)} {a.thing} at the {a.place}.",
-    "wants_to": lambda r, s, a: f"{s.text} {'wants' if s.third_person else 'want'} to {a.verb.base} {a.thing}, so {s.pronoun} {be(Subject(s.pronoun, s.pronoun, s.third_person))} going to the {a.place}.",
+    "wants_to": lambda r, s, a: (
+        f"{s.text} {'wants' if s.third_person else 'want'} to {a.verb.base} {a.thing}, so {s.pronoun} {be(Subject(s.pronoun, s.pronoun, s.third_person))} going to the {a.place}."
+    ),
     "if_you": lambda r, s, a: f"if you want to {a.verb.base} {a.thing}, go to the {a.place}.",
-    "likes_because": lambda r, s, a: f"{s.text} {'likes' if s.third_person else 'like'} the {a.place} because {s.pronoun} can {a.verb.base} {a.thing} there.",
+    "likes_because": lambda r, s, a: (
+        f"{s.text} {'likes' if s.third_person else 'like'} the {a.place} because {s.pronoun} can {a.verb.base} {a.thing} there."
+    ),
     "question": lambda r, s, a: f"shall we go to the {a.place} and {a.verb.base} {a.thing} later?",
 }
 
@@ -49,11 +53,13 @@ FactFrame = Callable[[random.Random, Subject], str]
 
 def _meal(r: random.Random, s: Subject) -> str:
     meal = r.choice(world.MEALS)
-    return r.choice((
-        f"{meal.at}, {s.text} {agree(world.EAT, s)} {meal.food}.",
-        f"every {meal.when}, {s.text} {'has' if s.third_person else 'have'} {meal.food}.",
-        f"{s.text} ate {meal.food} {meal.at}.",
-    ))
+    return r.choice(
+        (
+            f"{meal.at}, {s.text} {agree(world.EAT, s)} {meal.food}.",
+            f"every {meal.when}, {s.text} {'has' if s.third_person else 'have'} {meal.food}.",
+            f"{s.text} ate {meal.food} {meal.at}.",
+        )
+    )
 
 
 def _weather(r: random.Random, s: Subject) -> str:
@@ -66,20 +72,24 @@ def _weather(r: random.Random, s: Subject) -> str:
 def _day(r: random.Random, s: Subject) -> str:
     i = r.randrange(len(world.DAYS))
     day, after = world.DAYS[i], world.DAYS[(i + 1) % len(world.DAYS)]
-    return r.choice((
-        f"the day after {day} is {after}.",
-        f"after {day} comes {after}.",
-        f"{s.text} {'works' if s.third_person else 'work'} on {day} and rests on {after}.",
-    ))
+    return r.choice(
+        (
+            f"the day after {day} is {after}.",
+            f"after {day} comes {after}.",
+            f"{s.text} {'works' if s.third_person else 'work'} on {day} and rests on {after}.",
+        )
+    )
 
 
 def _colour(r: random.Random, s: Subject) -> str:
     thing, colour = r.choice(world.COLOURS)
-    return r.choice((
-        f"the {thing} is {colour}.",
-        f"{s.text} saw a {colour} {thing}.",
-        f"a ripe {thing} looks {colour}." if thing in world.RIPENING else f"the {thing} looks {colour} today.",
-    ))
+    return r.choice(
+        (
+            f"the {thing} is {colour}.",
+            f"{s.text} saw a {colour} {thing}.",
+            f"a ripe {thing} looks {colour}." if thing in world.RIPENING else f"the {thing} looks {colour} today.",
+        )
+    )
 
 
 FACT_FRAMES: tuple[FactFrame, ...] = (_meal, _weather, _day, _colour)

@@ -61,8 +61,11 @@ def people_splits(seed: int = 0) -> dict[str, tuple[str, ...]]:
     """The `train`, `dev` and `held_out` people, disjoint."""
     names = sorted(name for name, _ in world.NAMES)
     random.Random(seed).shuffle(names)
-    return {"held_out": tuple(names[:HELD_OUT_PEOPLE]), "dev": tuple(names[HELD_OUT_PEOPLE : HELD_OUT_PEOPLE + DEV_PEOPLE]),
-            "train": tuple(names[HELD_OUT_PEOPLE + DEV_PEOPLE :])}
+    return {
+        "held_out": tuple(names[:HELD_OUT_PEOPLE]),
+        "dev": tuple(names[HELD_OUT_PEOPLE : HELD_OUT_PEOPLE + DEV_PEOPLE]),
+        "train": tuple(names[HELD_OUT_PEOPLE + DEV_PEOPLE :]),
+    }
 
 
 def random_diary(rng: random.Random, person: str) -> Diary:
@@ -128,11 +131,15 @@ def check_summary(diary: Diary, text: str) -> dict:
     person, stated = read
     truth = diary.visits()
     places = [place for place, _ in stated]
-    faults = [fault for fault, found in (
-        ("wrong person", person != diary.person),
-        ("invented place", bool(set(places) - set(truth))),
-        ("missing place", bool(set(truth) - set(places))),
-        ("repeated place", len(set(places)) < len(places)),
-        ("wrong count", any(place in truth and n != truth[place] for place, n in stated)),
-    ) if found]
+    faults = [
+        fault
+        for fault, found in (
+            ("wrong person", person != diary.person),
+            ("invented place", bool(set(places) - set(truth))),
+            ("missing place", bool(set(truth) - set(places))),
+            ("repeated place", len(set(places)) < len(places)),
+            ("wrong count", any(place in truth and n != truth[place] for place, n in stated)),
+        )
+        if found
+    ]
     return {"correct": not faults, "week_right": not set(faults) - {"wrong person"}, "faults": faults}

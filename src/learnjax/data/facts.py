@@ -40,8 +40,8 @@ def world_facts() -> list[Fact]:
 KINDS = ("activity", "job", "day", "colour", "weather", "meal")
 # The words that would state a fact of each kind, true or false.
 CANDIDATES = {
-    kind: frozenset(f.answer for f in world_facts() if f.kind == kind) | (
-        frozenset(a.place for a in world.ACTIVITIES) if kind == "job" else frozenset())
+    kind: frozenset(f.answer for f in world_facts() if f.kind == kind)
+    | (frozenset(a.place for a in world.ACTIVITIES) if kind == "job" else frozenset())
     for kind in KINDS
 }
 RELATIVES = ("my aunt", "my uncle", "my sister", "my brother")
@@ -88,7 +88,7 @@ def fact_prompts(per_kind: int = 10, seed: int = 0, facts: list[Fact] | None = N
 
 
 def judge(fact: Fact, words: list[str]) -> str:
-    """"true", "false" or "no fact": whether the first word of the fact's kind in
+    """ "true", "false" or "no fact": whether the first word of the fact's kind in
     `words` (within their first sentence) states the fact truly."""
     for word in words:
         if word in (".", "?", "!", "[END]"):

@@ -20,8 +20,9 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")  # what `iter_texts` reads: plain text, one text per line, too
 
 
-def read_labeled(path: str | os.PathLike, text_column: str = "text", label_column: str = "label", *,
-                 skipped: list[int] | None = None) -> tuple[list[str], list[str]]:
+def read_labeled(
+    path: str | os.PathLike, text_column: str = "text", label_column: str = "label", *, skipped: list[int] | None = None
+) -> tuple[list[str], list[str]]:
     """Texts and labels from a .csv, .tsv or .jsonl file.
 
     CSV is read exactly as Python's `csv` module reads it: a field in double
@@ -90,8 +91,10 @@ def _rows(path: Path, label_column: str | None = None, skipped: list[int] | None
         elif skipped is not None:
             skipped.append(line)
         else:
-            raise ValueError(f"{_name(path)} line {line}: the {column!r} holds what cannot be text (bytes that are not UTF-8, "
-                             "NUL or other control characters); correct it, or leave such rows out (--skip-bad-rows)")
+            raise ValueError(
+                f"{_name(path)} line {line}: the {column!r} holds what cannot be text (bytes that are not UTF-8, "
+                "NUL or other control characters); correct it, or leave such rows out (--skip-bad-rows)"
+            )
 
 
 # Bytes that are not UTF-8 (read as lone surrogates) and control characters but tab and line breaks.
@@ -111,8 +114,9 @@ def _rows_as_written(path: Path, label_column: str | None, lenient: bool) -> Ite
         raw = data.decode("utf-8-sig", "surrogateescape" if lenient else "strict")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise ValueError(f"{_name(path)} line {line} is not UTF-8 text (byte {e.start}): save it as UTF-8, "
-                         "or leave such rows out (--skip-bad-rows)") from None
+        raise ValueError(
+            f"{_name(path)} line {line} is not UTF-8 text (byte {e.start}): save it as UTF-8, or leave such rows out (--skip-bad-rows)"
+        ) from None
     if kind == "jsonl":
         # Only "\n" ends a record: str.splitlines would also split at a U+2028 or NEL
         # inside a string, which JSON allows unescaped.
@@ -121,7 +125,7 @@ def _rows_as_written(path: Path, label_column: str | None, lenient: bool) -> Ite
 
 
 def example_kind(path: str | os.PathLike) -> str:
-    """"classifier" for a file of texts and labels, "assistant" for one of prompts
+    """ "classifier" for a file of texts and labels, "assistant" for one of prompts
     and responses (judged by its first record's columns; its text is checked
     when the file is read)."""
     path = Path(path)
@@ -132,8 +136,10 @@ def example_kind(path: str | os.PathLike) -> str:
         return "classifier"
     if {"prompt", "response"} <= set(first):
         return "assistant"
-    raise ValueError(f"{_name(path)} line {line}: expected columns 'text' and 'label' (to train a classifier) or "
-                     f"'prompt' and 'response' (to train an assistant); found {sorted(first)}")
+    raise ValueError(
+        f"{_name(path)} line {line}: expected columns 'text' and 'label' (to train a classifier) or "
+        f"'prompt' and 'response' (to train an assistant); found {sorted(first)}"
+    )
 
 
 def read_instructions(path: str | os.PathLike, *, skipped: list[int] | None = None) -> tuple[list[str], list[str], list[int]]:
@@ -144,8 +150,9 @@ def read_instructions(path: str | os.PathLike, *, skipped: list[int] | None = No
     return [r["prompt"] for r in rows], [r["response"] for r in rows], lines
 
 
-def read_text_columns(path: str | os.PathLike, columns: tuple[str, ...], *,
-                      skipped: list[int] | None = None) -> tuple[list[dict[str, str]], list[int]]:
+def read_text_columns(
+    path: str | os.PathLike, columns: tuple[str, ...], *, skipped: list[int] | None = None
+) -> tuple[list[dict[str, str]], list[int]]:
     """The `columns` of each record of a .csv, .tsv or .jsonl file, and its line,
     read as `read_labeled` reads its files (`skipped` too); a missing column, an
     empty field or one that is not a string is refused, naming its line."""
@@ -182,10 +189,7 @@ def _table_rows(path: Path | str, lines: Iterable[str], delimiter: str) -> Itera
             blank_line = blank_line or line
             continue
         if blank_line is not None:
-            raise ValueError(
-                f"{_name(path)} line {blank_line}: blank line inside the table "
-                "(a text with blank lines must be in double quotes)"
-            )
+            raise ValueError(f"{_name(path)} line {blank_line}: blank line inside the table (a text with blank lines must be in double quotes)")
         if len(fields) > len(columns):
             raise ValueError(f"{_name(path)} line {line}: more fields than the header has columns")
         yield line, dict(zip(columns, fields + [None] * (len(columns) - len(fields))))
@@ -262,8 +266,7 @@ def _label_text(path: Path, line: int, column: str, label) -> str:
     if isinstance(label, str) or (isinstance(label, int) and not isinstance(label, bool)):
         return str(label)
     raise ValueError(
-        f"{_name(path)} line {line}: the {column!r} is {json.dumps(label)[:60]}; "
-        "a label must be a string or a number (write it in quotes)"
+        f"{_name(path)} line {line}: the {column!r} is {json.dumps(label)[:60]}; a label must be a string or a number (write it in quotes)"
     )
 
 
@@ -280,8 +283,7 @@ def input_format(path: str | os.PathLike) -> str:
         return "text"
     if suffix in FORMATS:
         return FORMATS[suffix]
-    raise ValueError(f"{_name(path)}: unknown format {suffix!r}; use one of {', '.join((*TEXT_SUFFIXES, *FORMATS))}, "
-                     "or name the format")
+    raise ValueError(f"{_name(path)}: unknown format {suffix!r}; use one of {', '.join((*TEXT_SUFFIXES, *FORMATS))}, or name the format")
 
 
 def iter_texts(path: str | os.PathLike, kind: str | None = None, text_column: str = "text") -> Iterator[tuple[int, str]]:

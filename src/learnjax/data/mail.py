@@ -36,36 +36,125 @@ SPAM, HAM = "spam", "ham"
 SPAM_SHARE = 0.5  # of the generated mail, labeled or not
 
 COMMON = {
-    "en": ("the to and of a in is for you on that it with this be are we have your as at will from or our can not an please "
-           "by if all would about any more they was has there what when which one me my been their do so new also time get up "
-           "out see just thanks today tomorrow week let know need like call next here some well work make sure could should"),
-    "de": ("der die und in den von zu das mit sich des auf für ist im dem nicht ein eine als auch es an werden aus er hat dass "
-           "sie nach wird bei einer um am sind noch wie einem über einen so zum war haben nur oder aber vor zur bis mehr durch"),
-    "fr": ("le la les de des et en un une du est pour que qui dans pas sur au par plus ne se ce il avec son sont nous vous "
-           "été très être aussi où déjà"),
-    "es": ("el la de que y en los del se las por un para con no una su al lo como más pero sus le ya o este sí porque esta "
-           "entre cuando muy sin sobre también"),
+    "en": (
+        "the to and of a in is for you on that it with this be are we have your as at will from or our can not an please "
+        "by if all would about any more they was has there what when which one me my been their do so new also time get up "
+        "out see just thanks today tomorrow week let know need like call next here some well work make sure could should"
+    ),
+    "de": (
+        "der die und in den von zu das mit sich des auf für ist im dem nicht ein eine als auch es an werden aus er hat dass "
+        "sie nach wird bei einer um am sind noch wie einem über einen so zum war haben nur oder aber vor zur bis mehr durch"
+    ),
+    "fr": (
+        "le la les de des et en un une du est pour que qui dans pas sur au par plus ne se ce il avec son sont nous vous été très être aussi où déjà"
+    ),
+    "es": (
+        "el la de que y en los del se las por un para con no una su al lo como más pero sus le ya o este sí porque esta "
+        "entre cuando muy sin sobre también"
+    ),
 }
 LANGUAGE_SHARES = {"en": 0.7, "de": 0.12, "fr": 0.1, "es": 0.08}
-GREETINGS = {"en": ("Hi {name},", "Dear {name},", "Hello {name},"), "de": ("Hallo {name},", "Liebe {name},"),
-             "fr": ("Bonjour {name},", "Cher {name},"), "es": ("Hola {name},", "Estimado {name},")}
-CLOSINGS = {"en": ("Best regards,", "Thanks,", "Cheers,"), "de": ("Viele Grüße,", "Beste Grüße,"), "fr": ("Cordialement,", "Bien à vous,"),
-            "es": ("Saludos,", "Un abrazo,")}
+GREETINGS = {
+    "en": ("Hi {name},", "Dear {name},", "Hello {name},"),
+    "de": ("Hallo {name},", "Liebe {name},"),
+    "fr": ("Bonjour {name},", "Cher {name},"),
+    "es": ("Hola {name},", "Estimado {name},"),
+}
+CLOSINGS = {
+    "en": ("Best regards,", "Thanks,", "Cheers,"),
+    "de": ("Viele Grüße,", "Beste Grüße,"),
+    "fr": ("Cordialement,", "Bien à vous,"),
+    "es": ("Saludos,", "Un abrazo,"),
+}
 # How ordinary mail opens; spam copies it, so the first lines do not tell them apart.
-OPENERS = ("following up on our call last week", "as discussed on the phone", "thanks for getting back to me so quickly",
-           "I hope you had a good weekend", "quick note before the end of the day", "sorry for the late reply",
-           "I wanted to reach out about the points below", "just checking in on where things stand")
-SUBJECTS = ("Re: {word}", "Fwd: {word} {code}", "Follow up", "Quick question", "Re: our call", "{word} update", "Invoice {code}",
-            "Your account", "Re: Re: {word}", "Next steps", "{word} and {word2}", "Documents for {word}")
-HTML = ("<br>", "<br/>", "&nbsp;", "<div>", "</div>", "<p>", "</p>", "&amp;", "<b>", "</b>", "&gt;", "<td>", "</tr>",
-        '<font color="#333333">', "</font>", '<span style="font-size:11px">', "</span>")
-FOOTERS = ("This e-mail and any attachments are confidential and intended solely for the addressee.",
-           "Please consider the environment before printing this e-mail.",
-           "To unsubscribe from this list, click here or reply with remove in the subject.",
-           "You are receiving this message because you registered on our site.",
-           "Sent from my phone")
-SYLLABLES = ("ka", "lo", "mi", "ra", "ten", "vor", "sul", "ei", "ber", "an", "ti", "qu", "ön", "zé", "ña", "del", "ux", "pri", "ost",
-             "gra", "fen", "ly", "ch", "sch", "tra", "ne", "ol", "is", "um", "ar", "po", "dex", "mur", "sa", "vel", "ino")
+OPENERS = (
+    "following up on our call last week",
+    "as discussed on the phone",
+    "thanks for getting back to me so quickly",
+    "I hope you had a good weekend",
+    "quick note before the end of the day",
+    "sorry for the late reply",
+    "I wanted to reach out about the points below",
+    "just checking in on where things stand",
+)
+SUBJECTS = (
+    "Re: {word}",
+    "Fwd: {word} {code}",
+    "Follow up",
+    "Quick question",
+    "Re: our call",
+    "{word} update",
+    "Invoice {code}",
+    "Your account",
+    "Re: Re: {word}",
+    "Next steps",
+    "{word} and {word2}",
+    "Documents for {word}",
+)
+HTML = (
+    "<br>",
+    "<br/>",
+    "&nbsp;",
+    "<div>",
+    "</div>",
+    "<p>",
+    "</p>",
+    "&amp;",
+    "<b>",
+    "</b>",
+    "&gt;",
+    "<td>",
+    "</tr>",
+    '<font color="#333333">',
+    "</font>",
+    '<span style="font-size:11px">',
+    "</span>",
+)
+FOOTERS = (
+    "This e-mail and any attachments are confidential and intended solely for the addressee.",
+    "Please consider the environment before printing this e-mail.",
+    "To unsubscribe from this list, click here or reply with remove in the subject.",
+    "You are receiving this message because you registered on our site.",
+    "Sent from my phone",
+)
+SYLLABLES = (
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "ten",
+    "vor",
+    "sul",
+    "ei",
+    "ber",
+    "an",
+    "ti",
+    "qu",
+    "ön",
+    "zé",
+    "ña",
+    "del",
+    "ux",
+    "pri",
+    "ost",
+    "gra",
+    "fen",
+    "ly",
+    "ch",
+    "sch",
+    "tra",
+    "ne",
+    "ol",
+    "is",
+    "um",
+    "ar",
+    "po",
+    "dex",
+    "mur",
+    "sa",
+    "vel",
+    "ino",
+)
 TLDS = ("com", "org", "net", "de", "fr", "es", "io", "biz", "info")
 
 TOPICS_PER_LABEL = 6
@@ -124,7 +213,9 @@ class MailWriter:
         if roll < 0.88:
             return rng.choices(self.tail, cum_weights=self.tail_weights)[0]
         if roll < 0.92:
-            return str(rng.choice((rng.randint(1, 99), rng.randint(100, 99999), f"{rng.randint(1, 28)}.{rng.randint(1, 12)}.20{rng.randint(10, 26)}")))
+            return str(
+                rng.choice((rng.randint(1, 99), rng.randint(100, 99999), f"{rng.randint(1, 28)}.{rng.randint(1, 12)}.20{rng.randint(10, 26)}"))
+            )
         if roll < 0.94:
             return rng.choice(self.names)
         if roll < 0.97:
@@ -165,15 +256,21 @@ class MailWriter:
         language = rng.choices(list(LANGUAGE_SHARES), list(LANGUAGE_SHARES.values()))[0]
         length = min(20_000, max(150, int(math.exp(rng.gauss(math.log(750), 0.75)))))
         word, word2 = rng.choice(self.tail), rng.choice(self.tail)
-        parts = ["Subject: " + rng.choice(SUBJECTS).format(word=word, word2=word2, code=self._code()),
-                 rng.choice(GREETINGS[language]).format(name=rng.choice(self.names))]
+        parts = [
+            "Subject: " + rng.choice(SUBJECTS).format(word=word, word2=word2, code=self._code()),
+            rng.choice(GREETINGS[language]).format(name=rng.choice(self.names)),
+        ]
         if language == "en":
             parts.append(rng.choice(OPENERS).capitalize() + ".")
         opening = max(OPENING_MIN, int(length * rng.uniform(*OPENING_SHARE)))
         parts += self._sentences(language, opening)  # the same for spam and ham
         parts += self._sentences(language, max(length - opening, 100), label, topic)
-        parts += [rng.choice(CLOSINGS[language]), rng.choice(self.names), rng.choice(self.names) + " | " + rng.choice(self.tail).capitalize() + " GmbH",
-                  f"Tel. +{rng.randint(1, 49)} {rng.randint(100, 999)} {rng.randint(1000, 99999)}"]
+        parts += [
+            rng.choice(CLOSINGS[language]),
+            rng.choice(self.names),
+            rng.choice(self.names) + " | " + rng.choice(self.tail).capitalize() + " GmbH",
+            f"Tel. +{rng.randint(1, 49)} {rng.randint(100, 999)} {rng.randint(1000, 99999)}",
+        ]
         if rng.random() < (0.35 if label == HAM else 0.1):  # a quoted reply: an earlier message of the thread
             quoted = self._sentences(language, int(length * rng.uniform(0.2, 0.8)), label if label == HAM else None, topic)
             parts += [f"On {rng.randint(1, 28)}.{rng.randint(1, 12)}.20{rng.randint(10, 26)}, {rng.choice(self.names)} wrote:"]

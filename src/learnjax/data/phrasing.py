@@ -62,7 +62,7 @@ def be(subject: Subject) -> str:
 
 
 def article(word: str) -> str:
-    """"a ", "an " or nothing (a plural) before `word`."""
+    """ "a ", "an " or nothing (a plural) before `word`."""
     return "" if word.endswith("s") else "an " if word[0] in "aeiou" else "a "
 
 

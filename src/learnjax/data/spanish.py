@@ -22,33 +22,77 @@ from learnjax.data import world
 
 # Nouns: the Spanish word and its gender ("m" or "f"); plurals by rule (`plural`).
 PLACES = {
-    "café": ("cafetería", "f"), "pub": ("taberna", "f"), "bakery": ("panadería", "f"), "market": ("mercado", "m"),
-    "pharmacy": ("farmacia", "f"), "library": ("biblioteca", "f"), "cinema": ("cine", "m"), "zoo": ("zoo", "m"),
-    "museum": ("museo", "m"), "restaurant": ("restaurante", "m"), "bank": ("banco", "m"), "park": ("parque", "m"),
+    "café": ("cafetería", "f"),
+    "pub": ("taberna", "f"),
+    "bakery": ("panadería", "f"),
+    "market": ("mercado", "m"),
+    "pharmacy": ("farmacia", "f"),
+    "library": ("biblioteca", "f"),
+    "cinema": ("cine", "m"),
+    "zoo": ("zoo", "m"),
+    "museum": ("museo", "m"),
+    "restaurant": ("restaurante", "m"),
+    "bank": ("banco", "m"),
+    "park": ("parque", "m"),
 }
 THINGS = {  # the object of each place's activity, as the English corpus says it (mass or plural)
-    "coffee": "café", "beer": "cerveza", "bread": "pan", "vegetables": "verduras", "medicine": "medicinas",
-    "books": "libros", "films": "películas", "lions": "leones", "paintings": "cuadros", "pasta": "pasta",
-    "money": "dinero", "frisbee": "frisbi",
+    "coffee": "café",
+    "beer": "cerveza",
+    "bread": "pan",
+    "vegetables": "verduras",
+    "medicine": "medicinas",
+    "books": "libros",
+    "films": "películas",
+    "lions": "leones",
+    "paintings": "cuadros",
+    "pasta": "pasta",
+    "money": "dinero",
+    "frisbee": "frisbi",
 }
 # Verbs: present 3rd person singular and plural, preterite singular and plural.
 VERBS = {
-    "drink": ("bebe", "beben", "bebió", "bebieron"), "buy": ("compra", "compran", "compró", "compraron"),
+    "drink": ("bebe", "beben", "bebió", "bebieron"),
+    "buy": ("compra", "compran", "compró", "compraron"),
     "borrow": ("toma prestados", "toman prestados", "tomó prestados", "tomaron prestados"),
-    "watch": ("ve", "ven", "vio", "vieron"), "see": ("ve", "ven", "vio", "vieron"),
-    "eat": ("come", "comen", "comió", "comieron"), "withdraw": ("saca", "sacan", "sacó", "sacaron"),
+    "watch": ("ve", "ven", "vio", "vieron"),
+    "see": ("ve", "ven", "vio", "vieron"),
+    "eat": ("come", "comen", "comió", "comieron"),
+    "withdraw": ("saca", "sacan", "sacó", "sacaron"),
     "play": ("juega al", "juegan al", "jugó al", "jugaron al"),
 }
 COLOURED = {  # thing: (noun, gender)
-    "banana": ("plátano", "m"), "lemon": ("limón", "m"), "tomato": ("tomate", "m"), "strawberry": ("fresa", "f"),
-    "cucumber": ("pepino", "m"), "carrot": ("zanahoria", "f"), "cherry": ("cereza", "f"), "plum": ("ciruela", "f"),
-    "frog": ("rana", "f"), "mouse": ("ratón", "m"), "swan": ("cisne", "m"), "crow": ("cuervo", "m"),
+    "banana": ("plátano", "m"),
+    "lemon": ("limón", "m"),
+    "tomato": ("tomate", "m"),
+    "strawberry": ("fresa", "f"),
+    "cucumber": ("pepino", "m"),
+    "carrot": ("zanahoria", "f"),
+    "cherry": ("cereza", "f"),
+    "plum": ("ciruela", "f"),
+    "frog": ("rana", "f"),
+    "mouse": ("ratón", "m"),
+    "swan": ("cisne", "m"),
+    "crow": ("cuervo", "m"),
 }
-COLOURS = {"yellow": "amarillo", "red": "rojo", "green": "verde", "purple": "morado", "white": "blanco", "black": "negro",
-           "orange": "naranja", "grey": "gris"}
+COLOURS = {
+    "yellow": "amarillo",
+    "red": "rojo",
+    "green": "verde",
+    "purple": "morado",
+    "white": "blanco",
+    "black": "negro",
+    "orange": "naranja",
+    "grey": "gris",
+}
 RELATIVES = {  # English: (Spanish, plural); "my" is "mi", "mis"
-    "sister": ("hermana", False), "brother": ("hermano", False), "aunt": ("tía", False), "uncle": ("tío", False),
-    "friends": ("amigos", True), "parents": ("padres", True), "cousins": ("primos", True), "grandparents": ("abuelos", True),
+    "sister": ("hermana", False),
+    "brother": ("hermano", False),
+    "aunt": ("tía", False),
+    "uncle": ("tío", False),
+    "friends": ("amigos", True),
+    "parents": ("padres", True),
+    "cousins": ("primos", True),
+    "grandparents": ("abuelos", True),
 }
 ACTIVITIES = tuple(a for a in world.ACTIVITIES if a.place in PLACES)
 ARTICLES = {("m", False): "el", ("f", False): "la", ("m", True): "los", ("f", True): "las"}
@@ -130,8 +174,9 @@ def all_statements() -> list[Statement]:
     """Every statement the lexicon can write: each subject at each place, each
     coloured thing, one or many, in both tenses."""
     subjects = [name for name, _ in world.NAMES] + list(RELATIVES)
-    return ([Statement(who, a.place, past) for who in subjects for a in ACTIVITIES for past in (False, True)]
-            + [Statement("", thing, past, many) for thing in COLOURED for past in (False, True) for many in (False, True)])
+    return [Statement(who, a.place, past) for who in subjects for a in ACTIVITIES for past in (False, True)] + [
+        Statement("", thing, past, many) for thing in COLOURED for past in (False, True) for many in (False, True)
+    ]
 
 
 def monolingual_texts(n: int, seed: int = 0) -> list[str]:

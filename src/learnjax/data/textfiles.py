@@ -74,8 +74,10 @@ class NotText:
 
     def __str__(self) -> str:
         where = ", ".join(f"{name!r} line {number}" for name, number in self.first) + (", ..." if self.lines > len(self.first) else "")
-        return (f"dropped what is not text (NUL and other control characters, bytes that are not UTF-8) from "
-                f"{self.lines} line{'s' if self.lines != 1 else ''}: {where}")
+        return (
+            f"dropped what is not text (NUL and other control characters, bytes that are not UTF-8) from "
+            f"{self.lines} line{'s' if self.lines != 1 else ''}: {where}"
+        )
 
 
 def checked_lines(stream: BinaryIO, name: str, dropped: Callable[[int], None] | None = None) -> Iterator[tuple[int, str]]:
@@ -89,8 +91,10 @@ def checked_lines(stream: BinaryIO, name: str, dropped: Callable[[int], None] | 
     they stood between words), and `dropped` is called with the line's number."""
     for number, raw in enumerate(iter(lambda: stream.readline(MAX_LINE_BYTES + 1), b""), 1):
         if len(raw) > MAX_LINE_BYTES:
-            raise ValueError(f"{name} line {number} is longer than {MAX_LINE_BYTES:,} bytes: "
-                             "one text per line is expected (is it a binary file, or text without line breaks?)")
+            raise ValueError(
+                f"{name} line {number} is longer than {MAX_LINE_BYTES:,} bytes: "
+                "one text per line is expected (is it a binary file, or text without line breaks?)"
+            )
         changed = False
         try:
             line = raw.decode("utf-8")
@@ -104,7 +108,7 @@ def checked_lines(stream: BinaryIO, name: str, dropped: Callable[[int], None] | 
         else:
             body = line.removesuffix("\n").removesuffix("\r")
             if _CONTROLS.search(body):
-                line, changed = _CONTROLS.sub(lambda m: "" if m.group() == "\0" else " ", body) + line[len(body):], True
+                line, changed = _CONTROLS.sub(lambda m: "" if m.group() == "\0" else " ", body) + line[len(body) :], True
             if changed:
                 dropped(number)
         yield number, line.removeprefix(BOM) if number == 1 else line

@@ -27,9 +27,32 @@ ABSTENTION = "i don't know."
 # Words of the corpus with no fact of the kind: things without a colour in the
 # world (food, drink, clothes, ...), workplaces without an activity.
 UNKNOWN = {
-    "colour": ("coffee", "beer", "tea", "bread", "medicine", "pizza", "pasta", "football", "wine", "soup", "umbrella",
-               "coat", "scarf", "raincoat", "cake", "turkey", "money", "frisbee", "puppy", "garden", "film", "prize",
-               "voucher", "laundry"),
+    "colour": (
+        "coffee",
+        "beer",
+        "tea",
+        "bread",
+        "medicine",
+        "pizza",
+        "pasta",
+        "football",
+        "wine",
+        "soup",
+        "umbrella",
+        "coat",
+        "scarf",
+        "raincoat",
+        "cake",
+        "turkey",
+        "money",
+        "frisbee",
+        "puppy",
+        "garden",
+        "film",
+        "prize",
+        "voucher",
+        "laundry",
+    ),
     "activity": ("hospital", "farm", "court"),
 }
 
@@ -59,8 +82,7 @@ def unknown_questions(split: str) -> list[Example]:
     """Every phrasing of the question about each unknown entity of `split`, the
     abstention its expected answer."""
     pairs = unknown_splits()[split]
-    return [Example(question_text(q, f), ABSTENTION, f) for f in unknown_facts() if (f.kind, f.entity) in pairs
-            for q in QUESTIONS[f.kind]]
+    return [Example(question_text(q, f), ABSTENTION, f) for f in unknown_facts() if (f.kind, f.entity) in pairs for q in QUESTIONS[f.kind]]
 
 
 def made_up_answer(example: Example, rng: random.Random) -> str:
@@ -92,7 +114,7 @@ def leaks(texts: list[str]) -> list[str]:
 
 
 def verdict(answer: str, example: Example) -> str:
-    """"abstain" (the abstention: right about an unknown entity, a false
+    """ "abstain" (the abstention: right about an unknown entity, a false
     abstention about a known one), "right" (the expected fact, word for word) or
     "wrong" (any other answer: about an unknown entity, a hallucination)."""
     if answer == ABSTENTION:

@@ -109,6 +109,7 @@ JOBS = (  # (job, workplace)
     ("coach", "gym"),
 )
 
+
 @dataclass(frozen=True)
 class Meal:
     when: str  # the time of day or occasion a question names: "morning", "birthday"
@@ -195,14 +196,31 @@ COLOURS = (  # (thing, colour)
     ("pigeon", "grey"),
 )
 # Things that ripen: "a ripe plum looks purple"; the others "look" their colour "today".
-RIPENING = frozenset(("banana", "lemon", "tomato", "strawberry", "cucumber", "carrot", "cherry", "lime", "plum", "aubergine",
-                      "blueberry", "pumpkin", "tangerine"))
+RIPENING = frozenset(
+    ("banana", "lemon", "tomato", "strawberry", "cucumber", "carrot", "cherry", "lime", "plum", "aubergine", "blueberry", "pumpkin", "tangerine")
+)
 
 NAMES = (  # (name, pronoun); pronouns let agreement and coreference be learned
-    ("anna", "she"), ("maria", "she"), ("sara", "she"), ("emma", "she"), ("lucy", "she"),
-    ("nina", "she"), ("yuki", "she"), ("mana", "she"), ("aisha", "she"), ("grace", "she"),
-    ("tom", "he"), ("ben", "he"), ("leo", "he"), ("sam", "he"), ("omar", "he"),
-    ("ravi", "he"), ("kenji", "he"), ("lukas", "he"), ("diego", "he"), ("felix", "he"),
+    ("anna", "she"),
+    ("maria", "she"),
+    ("sara", "she"),
+    ("emma", "she"),
+    ("lucy", "she"),
+    ("nina", "she"),
+    ("yuki", "she"),
+    ("mana", "she"),
+    ("aisha", "she"),
+    ("grace", "she"),
+    ("tom", "he"),
+    ("ben", "he"),
+    ("leo", "he"),
+    ("sam", "he"),
+    ("omar", "he"),
+    ("ravi", "he"),
+    ("kenji", "he"),
+    ("lukas", "he"),
+    ("diego", "he"),
+    ("felix", "he"),
 )
 RELATIVES_SINGULAR = ("sister", "brother", "friend", "neighbour", "cousin", "aunt", "uncle")
 RELATIVES_PLURAL = ("friends", "parents", "neighbours", "cousins", "colleagues", "grandparents")

@@ -25,8 +25,9 @@ BATCH_SIZE = 256
 OUTPUT_FORMATS = ("csv", "tsv", "jsonl")
 
 
-def classify_in_batches(classifier: TextClassifier, texts: Iterable[str], *, batch_size: int = BATCH_SIZE, windows: str | None = None,
-                        progress: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+def classify_in_batches(
+    classifier: TextClassifier, texts: Iterable[str], *, batch_size: int = BATCH_SIZE, windows: str | None = None, progress: bool = False
+) -> Iterator[tuple[str, np.ndarray]]:
     """(text, probability of each label) for each text, in order, computed
     `batch_size` texts at a time; `progress` shows a bar on a terminal."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -78,19 +79,26 @@ class Evaluation:
     n: int
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "accuracy": self.accuracy, "labels": list(self.labels),
-                "per_class": {label: asdict(s) for label, s in self.per_class.items()}, "confusion": self.confusion}
+        return {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "labels": list(self.labels),
+            "per_class": {label: asdict(s) for label, s in self.per_class.items()},
+            "confusion": self.confusion,
+        }
 
     def report(self) -> str:
         """The scores as plain text: accuracy, a line per class, the confusion matrix."""
         width = max(len("label"), *map(len, self.labels))
-        lines = [f"accuracy {self.accuracy:.1%} on {self.n} examples", "",
-                 f"{'label':<{width}}  precision  recall     f1  support"]
+        lines = [f"accuracy {self.accuracy:.1%} on {self.n} examples", "", f"{'label':<{width}}  precision  recall     f1  support"]
         for label, s in self.per_class.items():
             lines.append(f"{label:<{width}}  {s.precision:9.1%}  {s.recall:6.1%}  {s.f1:5.1%}  {s.support:7d}")
         cell = max(5, *(len(str(n)) for row in self.confusion for n in row), *map(len, self.labels))
-        lines += ["", "confusion matrix (rows: true label, columns: predicted)",
-                  f"{'':<{width}}  " + "  ".join(f"{label:>{cell}}" for label in self.labels)]
+        lines += [
+            "",
+            "confusion matrix (rows: true label, columns: predicted)",
+            f"{'':<{width}}  " + "  ".join(f"{label:>{cell}}" for label in self.labels),
+        ]
         for label, row in zip(self.labels, self.confusion):
             lines.append(f"{label:<{width}}  " + "  ".join(f"{n:>{cell}d}" for n in row))
         return "\n".join(lines)
@@ -116,8 +124,15 @@ def scores(true: np.ndarray, predicted: np.ndarray, labels: tuple[str, ...]) -> 
     return Evaluation(tuple(labels), float((true == predicted).mean()) if len(true) else 0.0, per_class, confusion.tolist(), len(true))
 
 
-def evaluate(classifier: TextClassifier, texts: list[str], labels: list[str], *, batch_size: int = BATCH_SIZE, windows: str | None = None,
-             progress: bool = False) -> Evaluation:
+def evaluate(
+    classifier: TextClassifier,
+    texts: list[str],
+    labels: list[str],
+    *,
+    batch_size: int = BATCH_SIZE,
+    windows: str | None = None,
+    progress: bool = False,
+) -> Evaluation:
     """Scores `classifier` on labeled examples; every label must be one of its labels."""
     index = {label: i for i, label in enumerate(classifier.labels)}
     unknown = sorted(set(labels) - set(index))

@@ -63,14 +63,16 @@ def measure_scaling_curve(amounts: tuple[int, ...], steps: int) -> list[dict]:
         texts = largest[:n]
         foundation = pretrain(PretrainRecipe(n_texts=n, steps=steps), texts, tokenizer=tokenizer, progress=True)  # a bar on a terminal
         scores = masked_token_scores(foundation, held_out, mask_rate=0.15)
-        rows.append({
-            "n_texts": n,
-            "tokens": corpus.corpus_statistics(texts)["tokens"],
-            "held_out_accuracy": scores["accuracy"],
-            "held_out_loss": scores["loss"],
-            "cloze_top1": cloze_accuracy(foundation)["top1"],
-            "final_train_loss": sum(foundation.history.loss[-50:]) / 50,
-        })
+        rows.append(
+            {
+                "n_texts": n,
+                "tokens": corpus.corpus_statistics(texts)["tokens"],
+                "held_out_accuracy": scores["accuracy"],
+                "held_out_loss": scores["loss"],
+                "cloze_top1": cloze_accuracy(foundation)["top1"],
+                "final_train_loss": sum(foundation.history.loss[-50:]) / 50,
+            }
+        )
     return rows
 
 
@@ -88,14 +90,26 @@ def _spam_scores(foundation, runs: list[tuple], settings) -> list[dict]:
     it on the dev and test messages. Every run of a mode shares one compiled step:
     the learning rate is a value in the optimizer's state (`training.adamw`)."""
     splits = messages.labeled_splits()
-    evaluation = {split: (foundation.tokenizer.encode_batch([m.text for m in splits[split]], messages.MESSAGE_MAX_LEN, truncate=False),
-                          np.array([m.label for m in splits[split]])) for split in ("dev", "test")}
+    evaluation = {
+        split: (
+            foundation.tokenizer.encode_batch([m.text for m in splits[split]], messages.MESSAGE_MAX_LEN, truncate=False),
+            np.array([m.label for m in splits[split]]),
+        )
+        for split in ("dev", "test")
+    }
     scores = []
     for mode, n, seed, learning_rate in runs:
         labeled = messages.balanced_subset(splits["pool"], n, seed)
-        classifier = finetune(foundation, [m.text for m in labeled], [m.label for m in labeled], mode=mode, seed=seed,
-                              settings=dataclasses.replace(settings, learning_rate=learning_rate),
-                              label_names=messages.LABEL_NAMES, max_len=messages.MESSAGE_MAX_LEN)
+        classifier = finetune(
+            foundation,
+            [m.text for m in labeled],
+            [m.label for m in labeled],
+            mode=mode,
+            seed=seed,
+            settings=dataclasses.replace(settings, learning_rate=learning_rate),
+            label_names=messages.LABEL_NAMES,
+            max_len=messages.MESSAGE_MAX_LEN,
+        )
         score = {}
         for split, (tokens, labels) in evaluation.items():
             logits = predict(classifier.model, tokens)
@@ -121,12 +135,18 @@ def measure_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], lea
     rows = []
     for mode, n in cells:
         test = [search[mode, n, best[mode, n]]["test"]] + [next(others)["test"] for _ in seeds[1:]]
-        rows.append({
-            "mode": mode, "n_labels": n, "learning_rate": best[mode, n],
-            "mean": float(np.mean(test)), "std": float(np.std(test)), "scores": test,
-            "dev_by_learning_rate": {str(lr): search[mode, n, lr]["dev"] for lr in learning_rates},
-            "dev_loss_by_learning_rate": {str(lr): search[mode, n, lr]["dev_loss"] for lr in learning_rates},
-        })
+        rows.append(
+            {
+                "mode": mode,
+                "n_labels": n,
+                "learning_rate": best[mode, n],
+                "mean": float(np.mean(test)),
+                "std": float(np.std(test)),
+                "scores": test,
+                "dev_by_learning_rate": {str(lr): search[mode, n, lr]["dev"] for lr in learning_rates},
+                "dev_loss_by_learning_rate": {str(lr): search[mode, n, lr]["dev_loss"] for lr in learning_rates},
+            }
+        )
     return {
         "rows": rows,
         "seconds": time.perf_counter() - started,
@@ -137,7 +157,9 @@ def measure_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], lea
     }
 
 
-def label_efficiency(sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[int, ...] = SEEDS, learning_rates: tuple[float, ...] = FINETUNE_LEARNING_RATES) -> dict:
+def label_efficiency(
+    sizes: tuple[int, ...] = LABEL_SIZES, seeds: tuple[int, ...] = SEEDS, learning_rates: tuple[float, ...] = FINETUNE_LEARNING_RATES
+) -> dict:
     """Held-out accuracy of full fine-tuning, a linear probe and training from
     scratch, against the number of labels: the fine-tuning page's experiment."""
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "learning_rates": tuple(learning_rates)}
@@ -152,8 +174,9 @@ def label_efficiency_table(result: dict) -> str:
     modes = list(dict.fromkeys(r["mode"] for r in result["rows"]))
     sizes = sorted({r["n_labels"] for r in result["rows"]})
     cell = {(r["mode"], r["n_labels"]): r for r in result["rows"]}
-    return table(["labels", *(MODE_NAMES[m] for m in modes)],
-                 [(n, *(f"{cell[m, n]['mean']:.1%} ± {cell[m, n]['std']:.1%}" for m in modes)) for n in sizes])
+    return table(
+        ["labels", *(MODE_NAMES[m] for m in modes)], [(n, *(f"{cell[m, n]['mean']:.1%} ± {cell[m, n]['std']:.1%}" for m in modes)) for n in sizes]
+    )
 
 
 GENERATION_TEMPERATURES = (0.0, 0.7, 1.0, 1.5, 2.0)
@@ -183,23 +206,31 @@ def _generation(temperatures: tuple[float, ...], per_kind: int, samples: int) ->
         generated = generate_text(foundation, [p.prompt for p in prompts], max_new_tokens=6, sampling=Sampling(temperature), seed=1)
         verdicts = [facts.judge(p.fact, g.tokens) for p, g in zip(prompts, generated)]
         shares[str(temperature)] = {v: verdicts.count(v) / len(verdicts) for v in ("true", "false", "no fact")}
-        examples[str(temperature)] = [{"prompt": p.prompt, "text": g.text, "verdict": v}
-                                      for p, g, v in list(zip(prompts, generated, verdicts))[::per_kind][:6]]
+        examples[str(temperature)] = [
+            {"prompt": p.prompt, "text": g.text, "verdict": v} for p, g, v in list(zip(prompts, generated, verdicts))[::per_kind][:6]
+        ]
     variety = {}
     for temperature in temperatures:
-        generated = generate_text(foundation, [p for p in OPEN_PROMPTS for _ in range(samples)], max_new_tokens=10,
-                                  sampling=Sampling(temperature), seed=2)
+        generated = generate_text(
+            foundation, [p for p in OPEN_PROMPTS for _ in range(samples)], max_new_tokens=10, sampling=Sampling(temperature), seed=2
+        )
         texts = [g.text for g in generated]
         variety[str(temperature)] = {
             "distinct": sum(len(set(texts[i : i + samples])) for i in range(0, len(texts), samples)) / len(texts),
             "samples": {prompt: texts[i * samples : i * samples + 3] for i, prompt in enumerate(OPEN_PROMPTS)},
         }
     return {
-        "next_word": {"accuracy": accuracy["accuracy"], "n": accuracy["n"],
-                      "by_kind": {k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in by_kind.items()},
-                      "examples": [{"prompt": p.prompt, "answer": p.answer, "predicted": a} for p, a in zip(probes, accuracy["answers"])]},
-        "perplexity": {"transformer": perplexity(foundation, held_out), "trigram": trigram.perplexity(foundation.tokenizer, held_out),
-                       "held_out_texts": len(held_out)},
+        "next_word": {
+            "accuracy": accuracy["accuracy"],
+            "n": accuracy["n"],
+            "by_kind": {k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in by_kind.items()},
+            "examples": [{"prompt": p.prompt, "answer": p.answer, "predicted": a} for p, a in zip(probes, accuracy["answers"])],
+        },
+        "perplexity": {
+            "transformer": perplexity(foundation, held_out),
+            "trigram": trigram.perplexity(foundation.tokenizer, held_out),
+            "held_out_texts": len(held_out),
+        },
         "facts": {"shares": shares, "examples": examples, "continuations": len(prompts)},
         "variety": variety,
         "cafe": generate_text(foundation, ["Today I went to the café and drank"])[0].text,
@@ -225,8 +256,10 @@ def generation_summary(result: dict) -> str:
         f"facts in {result['facts']['continuations']} continuations, by temperature (true / false / no fact):",
     ]
     for temperature, shares in result["facts"]["shares"].items():
-        lines.append(f"  {float(temperature):.1f}: {shares['true']:.0%} / {shares['false']:.0%} / {shares['no fact']:.0%}"
-                     f"   distinct continuations of one prompt: {result['variety'][temperature]['distinct']:.0%}")
+        lines.append(
+            f"  {float(temperature):.1f}: {shares['true']:.0%} / {shares['false']:.0%} / {shares['no fact']:.0%}"
+            f"   distinct continuations of one prompt: {result['variety'][temperature]['distinct']:.0%}"
+        )
     return "\n".join(lines)
 
 
@@ -241,7 +274,9 @@ def _asked(assistant, asked: list) -> dict:
     return score_answers(assistant.answer([q.prompt for q in asked]), asked)
 
 
-def sft_search(foundations: dict, sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: dict[str, tuple[float, ...]], base) -> tuple[list[dict], dict]:
+def sft_search(
+    foundations: dict, sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: dict[str, tuple[float, ...]], base
+) -> tuple[list[dict], dict]:
     """Instruction tuning of each cell (`SFT_CELLS` by size): each learning rate on
     the first seed, chosen on the dev entities' questions (exact match, then
     contains-the-answer to break ties), the other seeds at it, all scored on the
@@ -262,14 +297,20 @@ def sft_search(foundations: dict, sizes: tuple[int, ...], seeds: tuple[int, ...]
             runs = [search[best]] + [tuned(name, mode, n, seed, best) for seed in seeds[1:]]
             scores = [_asked(a, held_out) for a in runs]
             chosen[name, mode, n] = search[best]
-            rows.append({
-                "foundation": name, "mode": mode, "n_examples": n, "learning_rate": best,
-                "exact": float(np.mean([s["exact"] for s in scores])), "exact_std": float(np.std([s["exact"] for s in scores])),
-                "contains": float(np.mean([s["contains"] for s in scores])),
-                "per_kind": {kind: float(np.mean([s["per_kind"][kind]["exact"] for s in scores])) for kind in scores[0]["per_kind"]},
-                "exact_by_seed": [s["exact"] for s in scores],
-                "dev_exact_by_learning_rate": {str(lr): dev_scores[lr]["exact"] for lr in rates},
-            })
+            rows.append(
+                {
+                    "foundation": name,
+                    "mode": mode,
+                    "n_examples": n,
+                    "learning_rate": best,
+                    "exact": float(np.mean([s["exact"] for s in scores])),
+                    "exact_std": float(np.std([s["exact"] for s in scores])),
+                    "contains": float(np.mean([s["contains"] for s in scores])),
+                    "per_kind": {kind: float(np.mean([s["per_kind"][kind]["exact"] for s in scores])) for kind in scores[0]["per_kind"]},
+                    "exact_by_seed": [s["exact"] for s in scores],
+                    "dev_exact_by_learning_rate": {str(lr): dev_scores[lr]["exact"] for lr in rates},
+                }
+            )
     return rows, chosen
 
 
@@ -284,9 +325,14 @@ def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning
 
     # The same questions, to each kind of model (256 examples, or the largest size).
     n = 256 if 256 in sizes else sizes[-1]
-    shown = held_out[::max(1, len(held_out) // 8)][:8]
-    speakers = {"untuned (mixed)": untuned(foundations["mixed"]), "scratch": chosen["plain", "scratch", n],
-                "plain, full": chosen["plain", "full", n], "mixed, full": chosen["mixed", "full", n], "mixed, LoRA": chosen["mixed", "lora", n]}
+    shown = held_out[:: max(1, len(held_out) // 8)][:8]
+    speakers = {
+        "untuned (mixed)": untuned(foundations["mixed"]),
+        "scratch": chosen["plain", "scratch", n],
+        "plain, full": chosen["plain", "full", n],
+        "mixed, full": chosen["mixed", "full", n],
+        "mixed, LoRA": chosen["mixed", "lora", n],
+    }
     answers = {who: a.answer([q.prompt for q in shown]) for who, a in speakers.items()}
     transcripts = [{"question": q.prompt, "expected": q.response, **{who: answers[who][i] for who in speakers}} for i, q in enumerate(shown)]
 
@@ -308,19 +354,31 @@ def _instruction_tuning(sizes: tuple[int, ...], seeds: tuple[int, ...], learning
     merged = merge_lora(nnx.clone(lora_run.model))
     probe = np.asarray(questions.chat_rows(lora_run.tokenizer, held_out[:8], lora_run.model.config.max_len)[0])
     return {
-        "rows": rows, "knows": knowing, "untuned": before, "transcripts": transcripts,
-        "lora": {"share": trainable_share(lora_run.model), "seconds_per_step": steps, "adapter_bytes": adapter_bytes,
-                 "model_bytes": model_bytes, "merged_max_difference": float(np.abs(np.asarray(merged(probe)) - np.asarray(lora_run.model(probe))).max()),
-                 "full_exact": next(r["exact"] for r in rows if (r["foundation"], r["mode"], r["n_examples"]) == ("mixed", "full", n)),
-                 "lora_exact": next(r["exact"] for r in rows if (r["foundation"], r["mode"], r["n_examples"]) == ("mixed", "lora", n))},
-        "settings": dataclasses.asdict(base), "sizes": list(sizes), "seeds": list(seeds), "learning_rates": {m: list(r) for m, r in learning_rates.items()},
+        "rows": rows,
+        "knows": knowing,
+        "untuned": before,
+        "transcripts": transcripts,
+        "lora": {
+            "share": trainable_share(lora_run.model),
+            "seconds_per_step": steps,
+            "adapter_bytes": adapter_bytes,
+            "model_bytes": model_bytes,
+            "merged_max_difference": float(np.abs(np.asarray(merged(probe)) - np.asarray(lora_run.model(probe))).max()),
+            "full_exact": next(r["exact"] for r in rows if (r["foundation"], r["mode"], r["n_examples"]) == ("mixed", "full", n)),
+            "lora_exact": next(r["exact"] for r in rows if (r["foundation"], r["mode"], r["n_examples"]) == ("mixed", "lora", n)),
+        },
+        "settings": dataclasses.asdict(base),
+        "sizes": list(sizes),
+        "seeds": list(seeds),
+        "learning_rates": {m: list(r) for m, r in learning_rates.items()},
         "questions": {"held_out": len(held_out), "dev": len(dev), "train_pool": len(questions.questions("train"))},
         "seconds": time.perf_counter() - started,
     }
 
 
-def instruction_tuning(sizes: tuple[int, ...] = SFT_SIZES, seeds: tuple[int, ...] = SEEDS,
-                       learning_rates: dict[str, tuple[float, ...]] = SFT_LEARNING_RATES) -> dict:
+def instruction_tuning(
+    sizes: tuple[int, ...] = SFT_SIZES, seeds: tuple[int, ...] = SEEDS, learning_rates: dict[str, tuple[float, ...]] = SFT_LEARNING_RATES
+) -> dict:
     """Knowing versus saying: what each generative foundation knows of the held-out
     facts, and how many of the held-out questions it answers after instruction
     tuning (full, LoRA), against tuning from scratch; LoRA's figures."""
@@ -330,23 +388,33 @@ def instruction_tuning(sizes: tuple[int, ...] = SFT_SIZES, seeds: tuple[int, ...
 
 def instruction_tuning_summary(result: dict) -> str:
     """The instruction-tuning experiment in plain text."""
-    lines = ["knows (held-out facts, corpus phrasing): " + ", ".join(f"{n} {k['known']:.0%}" for n, k in result["knows"].items()),
-             "says before tuning (chat template): " + ", ".join(f"{n} {u['exact']:.0%}" for n, u in result["untuned"].items()),
-             f"says after tuning, exact match on {result['questions']['held_out']} held-out questions (mean ± std over seeds):"]
+    lines = [
+        "knows (held-out facts, corpus phrasing): " + ", ".join(f"{n} {k['known']:.0%}" for n, k in result["knows"].items()),
+        "says before tuning (chat template): " + ", ".join(f"{n} {u['exact']:.0%}" for n, u in result["untuned"].items()),
+        f"says after tuning, exact match on {result['questions']['held_out']} held-out questions (mean ± std over seeds):",
+    ]
     for r in result["rows"]:
-        lines.append(f"  {r['foundation']:>6} {r['mode']:>7} {r['n_examples']:>5} examples: {r['exact']:.0%} ± {r['exact_std']:.0%}"
-                     f" (contains the answer: {r['contains']:.0%}; learning rate {r['learning_rate']:g})")
+        lines.append(
+            f"  {r['foundation']:>6} {r['mode']:>7} {r['n_examples']:>5} examples: {r['exact']:.0%} ± {r['exact_std']:.0%}"
+            f" (contains the answer: {r['contains']:.0%}; learning rate {r['learning_rate']:g})"
+        )
     lora = result["lora"]
-    lines.append(f"LoRA trains {lora['share']['share']:.1%} of the weights; step {lora['seconds_per_step']['lora'] * 1e3:.1f} ms against "
-                 f"{lora['seconds_per_step']['full'] * 1e3:.1f} ms; adapter {lora['adapter_bytes'] / 1e3:.0f} kB against {lora['model_bytes'] / 1e3:.0f} kB")
+    lines.append(
+        f"LoRA trains {lora['share']['share']:.1%} of the weights; step {lora['seconds_per_step']['lora'] * 1e3:.1f} ms against "
+        f"{lora['seconds_per_step']['full'] * 1e3:.1f} ms; adapter {lora['adapter_bytes'] / 1e3:.0f} kB against {lora['model_bytes'] / 1e3:.0f} kB"
+    )
     return "\n".join(lines)
 
 
 def _scaling_out(devices: int, steps: int, processes: int, devices_per_process: int) -> dict:
     started = time.perf_counter()
     # A process of its own: the number of devices is fixed when JAX starts.
-    done = subprocess.run([sys.executable, "-m", "learnjax.training.scaling_check", "--devices", str(devices), "--steps", str(steps)],
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "learnjax.training.scaling_check", "--devices", str(devices), "--steps", str(steps)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if done.returncode:
         raise RuntimeError(f"learnjax.training.scaling_check failed: {done.stderr.strip().splitlines()[-1:]}")
     devices_run = json.loads(done.stdout.strip().splitlines()[-1])

@@ -48,18 +48,20 @@ def _domain_specialization(settings: dict) -> dict:
     notes, domain_items, general_items = clinic_notes(s.n_notes), clinic_cloze(), corpus.cloze_sentences()
     # The general run reads the notes and as many texts again of the corpus the model was pre-trained on.
     mixed = notes + corpus.build_corpus(round(s.n_notes * s.general_share / (1 - s.general_share)))
-    recipe = foundation.continuing_recipe(steps=s.steps, batch_size=s.batch_size, learning_rate=s.learning_rate,
-                                       warmup_steps=s.warmup_steps)
+    recipe = foundation.continuing_recipe(steps=s.steps, batch_size=s.batch_size, learning_rate=s.learning_rate, warmup_steps=s.warmup_steps)
     rows = [{"model": "general model (before)", **_scores(foundation, domain_items, general_items)}]
-    runs = (("full: clinic notes", notes, None), (f"full: notes + {s.general_share:.0%} general text", mixed, None),
-            (f"LoRA rank {s.lora_rank} + embeddings: clinic notes", notes, s.lora_rank))
+    runs = (
+        ("full: clinic notes", notes, None),
+        (f"full: notes + {s.general_share:.0%} general text", mixed, None),
+        (f"LoRA rank {s.lora_rank} + embeddings: clinic notes", notes, s.lora_rank),
+    )
     for name, texts, rank in runs:
         began = time.perf_counter()
         specialized = pretrain(recipe, texts, init=foundation, lora_rank=rank)
         rows.append({"model": name, **_scores(specialized, domain_items, general_items), "seconds": time.perf_counter() - began})
     return {
         "rows": rows,
-        "new_words": specialized.tokenizer.vocab[len(foundation.tokenizer):],
+        "new_words": specialized.tokenizer.vocab[len(foundation.tokenizer) :],
         "domain_answers_known_before": sum(item.answer in foundation.tokenizer.ids for item in domain_items),
         "domain_items": len(domain_items),
         "general_items": len(general_items),
@@ -92,5 +94,7 @@ def domain_table(result: dict) -> str:
     """The experiment as a Markdown table: one row per model."""
     lines = ["| model | clinic cloze top-1 | clinic top-5 | general cloze top-1 | general top-5 |", "|---|---|---|---|---|"]
     for row in result["rows"]:
-        lines.append(f"| {row['model']} | {row['domain_top1']:.0%} | {row['domain_top5']:.0%} | {row['general_top1']:.0%} | {row['general_top5']:.0%} |")
+        lines.append(
+            f"| {row['model']} | {row['domain_top1']:.0%} | {row['domain_top5']:.0%} | {row['general_top1']:.0%} | {row['general_top5']:.0%} |"
+        )
     return "\n".join(lines)

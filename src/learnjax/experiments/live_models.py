@@ -32,10 +32,8 @@ def _train_spam_filters(modes: tuple[str, ...], labels: int, seed: int) -> dict:
     texts, names = [m.text for m in labeled], [m.label for m in labeled]
     exported = {}
     for mode in modes:
-        classifier = finetune(foundation, texts, names, mode=mode, seed=seed, label_names=messages.LABEL_NAMES,
-                              max_len=messages.MESSAGE_MAX_LEN)
-        manifest, weights = web_model(classifier.model, classifier.tokenizer, "classifier", name=f"spam-{mode}",
-                                      labels=list(classifier.labels))
+        classifier = finetune(foundation, texts, names, mode=mode, seed=seed, label_names=messages.LABEL_NAMES, max_len=messages.MESSAGE_MAX_LEN)
+        manifest, weights = web_model(classifier.model, classifier.tokenizer, "classifier", name=f"spam-{mode}", labels=list(classifier.labels))
         exported[mode] = {"manifest": manifest, "weights": base64.b64encode(weights).decode("ascii")}
     return {"models": exported, "seconds": time.perf_counter() - started}
 

@@ -65,8 +65,7 @@ def transcript(sft, tuned, name: str) -> list[dict]:
 
     shown = questions.questions("held_out")[::33][:4] + unknowns.unknown_questions("held_out")[::7][:4]
     prompts = [q.prompt for q in shown]
-    return [{"question": q.prompt, "expected": q.response, "sft": s, name: t}
-            for q, s, t in zip(shown, sft.answer(prompts), tuned.answer(prompts))]
+    return [{"question": q.prompt, "expected": q.response, "sft": s, name: t} for q, s, t in zip(shown, sft.answer(prompts), tuned.answer(prompts))]
 
 
 def _preferences(betas: tuple[float, ...]) -> dict:
@@ -83,10 +82,12 @@ def _preferences(betas: tuple[float, ...]) -> dict:
     transcripts = transcript(sft, runs[best], "dpo")
     return {
         "sft": {"dev": measured(sft, "dev"), "held_out": measured(sft, "held_out")},
-        "dpo": {str(beta): {"dev": dev[beta], "held_out": measured(run, "held_out"), "final_loss": run.history.loss[-1]}
-                for beta, run in runs.items()},
-        "beta": best, "pairs": len(pairs), "settings": {"sft_examples": SFT_EXAMPLES, "sft_abstentions": SFT_ABSTENTIONS,
-                                                         **DPOSettings().__dict__},
+        "dpo": {
+            str(beta): {"dev": dev[beta], "held_out": measured(run, "held_out"), "final_loss": run.history.loss[-1]} for beta, run in runs.items()
+        },
+        "beta": best,
+        "pairs": len(pairs),
+        "settings": {"sft_examples": SFT_EXAMPLES, "sft_abstentions": SFT_ABSTENTIONS, **DPOSettings().__dict__},
         "transcripts": transcripts,
         "seconds": time.perf_counter() - started,
     }
@@ -100,10 +101,14 @@ def preferences(betas: tuple[float, ...] = DPO_BETAS) -> dict:
 
 def preferences_summary(result: dict) -> str:
     """The preference experiment in plain text."""
+
     def line(name, scores):
         k, u = scores["known"], scores["unknown"]
-        return (f"{name:>14}: known right {k['right']:.0%}, abstains {k['abstain']:.0%}; "
-                f"unknown abstains {u['abstain']:.0%}, hallucinates {u['wrong']:.0%}")
+        return (
+            f"{name:>14}: known right {k['right']:.0%}, abstains {k['abstain']:.0%}; "
+            f"unknown abstains {u['abstain']:.0%}, hallucinates {u['wrong']:.0%}"
+        )
+
     lines = [line("SFT", result["sft"]["held_out"])]
     lines += [line(f"DPO β={beta}", run["held_out"]) for beta, run in result["dpo"].items()]
     lines.append(f"β chosen on dev: {result['beta']}")
@@ -122,8 +127,9 @@ def pass_at_k(assistant, asked: list, samples: int = 16, seed: int = 0) -> dict[
     from learnjax.data.unknowns import verdict
     from learnjax.training.rewards import GRPOSettings, sampled_groups
 
-    groups = sampled_groups(assistant.model, assistant.tokenizer, asked, lambda a, q: float(verdict(a, q) == "right"),
-                            GRPOSettings(group=samples), seed)
+    groups = sampled_groups(
+        assistant.model, assistant.tokenizer, asked, lambda a, q: float(verdict(a, q) == "right"), GRPOSettings(group=samples), seed
+    )
     right = groups["rewards"].sum(axis=1).astype(int)
     return {str(k): float(sum(1 - comb(samples - c, k) / comb(samples, k) for c in right) / len(asked)) for k in PASS_AT}
 
@@ -141,10 +147,13 @@ def _rewards(schemes: tuple[str, ...]) -> dict:
     known = questions.questions("held_out")
     return {
         "sft": {"held_out": measured(sft, "held_out"), "pass_at": pass_at_k(sft, known)},
-        "rl": {scheme: {"held_out": measured(run, "held_out"), "pass_at": pass_at_k(run, known),
-                        "mean_reward": run.history.accuracy} for scheme, run in runs.items()},
+        "rl": {
+            scheme: {"held_out": measured(run, "held_out"), "pass_at": pass_at_k(run, known), "mean_reward": run.history.accuracy}
+            for scheme, run in runs.items()
+        },
         "rewards": {scheme: REWARDS[scheme] for scheme in schemes},
-        "settings": GRPOSettings().__dict__, "questions": len(train),
+        "settings": GRPOSettings().__dict__,
+        "questions": len(train),
         "transcripts": transcript(sft, runs["penalised"], "penalised") if "penalised" in runs else [],
         "seconds": time.perf_counter() - started,
     }
@@ -159,8 +168,10 @@ def rewards(schemes: tuple[str, ...] = ("unpenalised", "penalised")) -> dict:
 
 def rewards_summary(result: dict) -> str:
     """The reward experiment in plain text."""
+
     def line(name, run):
         k, u = run["held_out"]["known"], run["held_out"]["unknown"]
         passes = " ".join(f"@{n}={p:.0%}" for n, p in run["pass_at"].items())
         return f"{name:>12}: known right {k['right']:.0%}; unknown hallucinates {u['wrong']:.0%}; pass{passes}"
+
     return "\n".join([line("SFT", result["sft"])] + [line(s, run) for s, run in result["rl"].items()])

@@ -57,7 +57,9 @@ def _spam_filter_run(n_labels: int, seed: int, tokenizer: Tokenizer, learning_ra
     return model, nnx.Optimizer(model, _adamw(learning_rate), wrt=nnx.Param), train
 
 
-def train_spam_filter(n_labels: int | None = None, *, seed: int = 0, steps: int = 300, batch_size: int = 32, learning_rate: float = 1e-2) -> SupervisedRun:
+def train_spam_filter(
+    n_labels: int | None = None, *, seed: int = 0, steps: int = 300, batch_size: int = 32, learning_rate: float = 1e-2
+) -> SupervisedRun:
     """Trains a bag-of-words classifier on `n_labels` labeled messages (all by default)
     and measures its accuracy on them and on the held-out test messages."""
     splits = messages.labeled_splits()
@@ -67,7 +69,9 @@ def train_spam_filter(n_labels: int | None = None, *, seed: int = 0, steps: int 
     test = to_arrays(tokenizer, splits["test"])
     history = train_classifier(model, optimizer, train.tokens, train.labels, steps=steps, batch_size=batch_size, seed=seed)
     return SupervisedRun(
-        model, tokenizer, history,
+        model,
+        tokenizer,
+        history,
         train_accuracy=accuracy(model, train.tokens, train.labels),
         test_accuracy=accuracy(model, test.tokens, test.labels),
         n_labels=n_labels,

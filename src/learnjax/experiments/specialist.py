@@ -54,7 +54,7 @@ def foundations() -> dict:
     specialist = pretrain(recipe, clinic.clinic_notes(s.n_notes), init=general)
     seconds = time.perf_counter() - began
     same_words = Foundation(with_vocabulary(general.model, len(specialist.tokenizer)), specialist.tokenizer, general.history, general.recipe)
-    return {"specialist": specialist, "general": same_words, "seconds": seconds, "new_words": specialist.tokenizer.vocab[len(general.tokenizer):]}
+    return {"specialist": specialist, "general": same_words, "seconds": seconds, "new_words": specialist.tokenizer.vocab[len(general.tokenizer) :]}
 
 
 def ask(assistant, examples: list) -> list[str]:
@@ -92,31 +92,56 @@ def _specialist(seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> di
         fit = {lr: score_answers(ask(a, trained), trained)["contains"] for lr, a in search.items()}
         best = max(learning_rates, key=lambda lr: (on_dev[lr]["contains"], fit[lr], on_dev[lr]["exact"]))
         runs = [search[best]] + [tuned(model, seed, best) for seed in seeds[1:]]
-        scores = {name: [score_answers(ask(a, examples), examples) for a in runs]
-                  for name, examples in (("held_out", test), ("trained", trained), ("world", world))}
+        scores = {
+            name: [score_answers(ask(a, examples), examples) for a in runs]
+            for name, examples in (("held_out", test), ("trained", trained), ("world", world))
+        }
         chosen[model] = search[best]
-        rows.append({
-            "model": model, "learning_rate": best, "dev_contains": {f"{lr:g}": on_dev[lr]["contains"] for lr in learning_rates},
-            **{f"{name}_{measure}": float(np.mean([s[measure] for s in runs_scores]))
-               for name, runs_scores in scores.items() for measure in ("contains", "exact")},
-            "held_out_contains_by_seed": [s["contains"] for s in scores["held_out"]],
-            "held_out_by_kind": {k: float(np.mean([s["per_kind"][k]["contains"] for s in scores["held_out"]])) for k in clinic.QUESTIONS},
-            "seconds": time.perf_counter() - began,
-        })
+        rows.append(
+            {
+                "model": model,
+                "learning_rate": best,
+                "dev_contains": {f"{lr:g}": on_dev[lr]["contains"] for lr in learning_rates},
+                **{
+                    f"{name}_{measure}": float(np.mean([s[measure] for s in runs_scores]))
+                    for name, runs_scores in scores.items()
+                    for measure in ("contains", "exact")
+                },
+                "held_out_contains_by_seed": [s["contains"] for s in scores["held_out"]],
+                "held_out_by_kind": {k: float(np.mean([s["per_kind"][k]["contains"] for s in scores["held_out"]])) for k in clinic.QUESTIONS},
+                "seconds": time.perf_counter() - began,
+            }
+        )
     shown = test[:: len(clinic.QUESTIONS["treatment"])]  # one phrasing of each held-out fact
     answers = {model: ask(chosen[model], shown) for model in MODELS}
-    transcripts = [{"question": e.prompt, "expected": e.response,
-                    **{m: {"answer": answers[m][i], "right": e.fact is not None and e.fact.answer in answers[m][i].replace(".", " ").split()} for m in MODELS}}
-                   for i, e in enumerate(shown)]
+    transcripts = [
+        {
+            "question": e.prompt,
+            "expected": e.response,
+            **{
+                m: {"answer": answers[m][i], "right": e.fact is not None and e.fact.answer in answers[m][i].replace(".", " ").split()} for m in MODELS
+            },
+        }
+        for i, e in enumerate(shown)
+    ]
     return {
-        "rows": rows, "transcripts": transcripts, "seeds": list(seeds), "learning_rates": list(learning_rates),
+        "rows": rows,
+        "transcripts": transcripts,
+        "seeds": list(seeds),
+        "learning_rates": list(learning_rates),
         "conditions": {split: list(c) for split, c in clinic.condition_splits().items()},
         "questions": {"train": len(trained), "dev": len(dev), "held_out": len(test), "world_held_out": len(world)},
-        "tuning_examples": len(tuning_examples()), "world_examples": WORLD_EXAMPLES,
+        "tuning_examples": len(tuning_examples()),
+        "world_examples": WORLD_EXAMPLES,
         "leaked": [prompt for seed in seeds for split in ("dev", "held_out") for prompt in clinic.leaked(tuning_examples(seed), split)],
-        "notes_in_which_held_out_facts_appear": [clinic.stated_in(clinic.clinic_notes(), f) for f in clinic.clinic_facts(clinic.condition_splits()["held_out"])],
-        "new_words": built["new_words"], "continued_pretraining_seconds": built["seconds"], "settings": dataclasses.asdict(base),
-        "runs": len(MODELS) * (len(learning_rates) + len(seeds) - 1), "seconds": time.perf_counter() - started,
+        "notes_in_which_held_out_facts_appear": [
+            clinic.stated_in(clinic.clinic_notes(), f) for f in clinic.clinic_facts(clinic.condition_splits()["held_out"])
+        ],
+        "new_words": built["new_words"],
+        "continued_pretraining_seconds": built["seconds"],
+        "settings": dataclasses.asdict(base),
+        "runs": len(MODELS) * (len(learning_rates) + len(seeds) - 1),
+        "seconds": time.perf_counter() - started,
     }
 
 
@@ -130,7 +155,16 @@ def specialist_table(result: dict) -> str:
     """One row per assistant: its chosen rate and its share right per question set."""
     from learnjax.site.render import table
 
-    return table(["assistant", "learning rate (dev)", "held-out clinic questions", "trained clinic questions", "held-out world questions"],
-                 [(MODEL_NAMES[r["model"]], f"{r['learning_rate']:g}",
-                   f"{r['held_out_contains']:.0%} (seeds: {', '.join(f'{x:.0%}' for x in r['held_out_contains_by_seed'])})",
-                   f"{r['trained_contains']:.0%}", f"{r['world_contains']:.0%}") for r in result["rows"]])
+    return table(
+        ["assistant", "learning rate (dev)", "held-out clinic questions", "trained clinic questions", "held-out world questions"],
+        [
+            (
+                MODEL_NAMES[r["model"]],
+                f"{r['learning_rate']:g}",
+                f"{r['held_out_contains']:.0%} (seeds: {', '.join(f'{x:.0%}' for x in r['held_out_contains_by_seed'])})",
+                f"{r['trained_contains']:.0%}",
+                f"{r['world_contains']:.0%}",
+            )
+            for r in result["rows"]
+        ],
+    )

@@ -82,7 +82,9 @@ def _summarisation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rate
     base = SFTSettings()
 
     def tuned(mode: str, n: int, seed: int, learning_rate: float):
-        return instruction_tune(foundation, diaries.training_examples(n, seed), mode=mode, seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate))
+        return instruction_tune(
+            foundation, diaries.training_examples(n, seed), mode=mode, seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate)
+        )
 
     rows, chosen = [], {}
     for mode in MODES:
@@ -96,26 +98,36 @@ def _summarisation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rate
             runs = [search[best]] + [tuned(mode, n, seed, best) for seed in seeds[1:]]
             scores = [score_summaries(summarise(a, test), test) for a in runs]
             chosen[mode, n] = search[best]
-            rows.append({
-                "mode": mode, "n_examples": n, "learning_rate": best,
-                **{key: float(np.mean([s[key] for s in scores])) for key in ("rouge_l", "week_right", "correct")},
-                "rouge_l_std": float(np.std([s["rouge_l"] for s in scores])),
-                "week_right_std": float(np.std([s["week_right"] for s in scores])),
-                "faults": {f: float(np.mean([s["faults"][f] for s in scores])) for f in diaries.FAULTS},
-                "week_right_by_days": {k: float(np.mean([s["week_right_by_days"][k] for s in scores])) for k in scores[0]["week_right_by_days"]},
-                "seconds": time.perf_counter() - began,
-            })
+            rows.append(
+                {
+                    "mode": mode,
+                    "n_examples": n,
+                    "learning_rate": best,
+                    **{key: float(np.mean([s[key] for s in scores])) for key in ("rouge_l", "week_right", "correct")},
+                    "rouge_l_std": float(np.std([s["rouge_l"] for s in scores])),
+                    "week_right_std": float(np.std([s["week_right"] for s in scores])),
+                    "faults": {f: float(np.mean([s["faults"][f] for s in scores])) for f in diaries.FAULTS},
+                    "week_right_by_days": {k: float(np.mean([s["week_right_by_days"][k] for s in scores])) for k in scores[0]["week_right_by_days"]},
+                    "seconds": time.perf_counter() - began,
+                }
+            )
     n = sizes[-1]
     shown = test[:8]
     written = {mode: summarise(chosen[mode, n], shown) for mode in MODES}
-    transcripts = [{"diary": d.text, "rule": d.summary,
-                    **{mode: {"summary": written[mode][i], **diaries.check_summary(d, written[mode][i])} for mode in MODES}}
-                   for i, d in enumerate(shown)]
+    transcripts = [
+        {"diary": d.text, "rule": d.summary, **{mode: {"summary": written[mode][i], **diaries.check_summary(d, written[mode][i])} for mode in MODES}}
+        for i, d in enumerate(shown)
+    ]
     return {
-        "rows": rows, "transcripts": transcripts, "sizes": list(sizes), "seeds": list(seeds), "learning_rates": list(learning_rates),
-        "new_words": foundation.tokenizer.vocab[len(general_foundation().tokenizer):],
+        "rows": rows,
+        "transcripts": transcripts,
+        "sizes": list(sizes),
+        "seeds": list(seeds),
+        "learning_rates": list(learning_rates),
+        "new_words": foundation.tokenizer.vocab[len(general_foundation().tokenizer) :],
         "people": {split: list(people) for split, people in diaries.people_splits().items()},
-        "diaries": {"dev": len(dev), "held_out": len(test)}, "settings": dataclasses.asdict(base),
+        "diaries": {"dev": len(dev), "held_out": len(test)},
+        "settings": dataclasses.asdict(base),
         "runs": len(MODES) * len(sizes) * (len(learning_rates) + len(seeds) - 1),
         "seconds": time.perf_counter() - started,
     }
@@ -135,6 +147,20 @@ def summarisation_table(result: dict) -> str:
 
     cell = {(r["mode"], r["n_examples"]): r for r in result["rows"]}
     header = ["examples", *(f"{MODE_NAMES[m]}: {what}" for m in MODES for what in ("ROUGE-L", "facts right"))]
-    return table(header, [(n, *(value for m in MODES for value in (f"{cell[m, n]['rouge_l']:.2f} ± {cell[m, n]['rouge_l_std']:.2f}",
-                                                                   f"{cell[m, n]['week_right']:.0%} ± {cell[m, n]['week_right_std']:.0%}")))
-                          for n in result["sizes"]])
+    return table(
+        header,
+        [
+            (
+                n,
+                *(
+                    value
+                    for m in MODES
+                    for value in (
+                        f"{cell[m, n]['rouge_l']:.2f} ± {cell[m, n]['rouge_l_std']:.2f}",
+                        f"{cell[m, n]['week_right']:.0%} ± {cell[m, n]['week_right_std']:.0%}",
+                    )
+                ),
+            )
+            for n in result["sizes"]
+        ],
+    )

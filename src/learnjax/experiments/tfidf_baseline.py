@@ -77,8 +77,17 @@ def measure_tfidf_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...
         search = {C: run(n, seeds[0], C) for C in C_values}
         best = max(C_values, key=lambda C: (search[C]["dev"], -search[C]["dev_loss"]))
         test = [search[best]["test"]] + [run(n, seed, best)["test"] for seed in seeds[1:]]
-        rows.append({"mode": "tfidf", "n_labels": n, "C": best, "mean": float(np.mean(test)), "std": float(np.std(test)), "scores": test,
-                     "dev_by_C": {str(C): search[C]["dev"] for C in C_values}})
+        rows.append(
+            {
+                "mode": "tfidf",
+                "n_labels": n,
+                "C": best,
+                "mean": float(np.mean(test)),
+                "std": float(np.std(test)),
+                "scores": test,
+                "dev_by_C": {str(C): search[C]["dev"] for C in C_values},
+            }
+        )
     return {"rows": rows, "C_values": list(C_values), "seeds": list(seeds), "seconds": time.perf_counter() - started}
 
 

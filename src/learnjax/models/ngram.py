@@ -65,8 +65,18 @@ class KneserNeyTrigram:
         bigram_types = np.zeros((V, V), bool)
         bigram_types[v, w] = True
         unigram = (bigram_types.sum(0) + 1) / (bigram_types.sum() + V)  # never zero
-        return cls(V, keys, counts, contexts, context_counts, context_types, continuations, unigram,
-                   _discount(counts), _discount(continuations[continuations > 0]))
+        return cls(
+            V,
+            keys,
+            counts,
+            contexts,
+            context_counts,
+            context_types,
+            continuations,
+            unigram,
+            _discount(counts),
+            _discount(continuations[continuations > 0]),
+        )
 
     def probabilities(self, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
         """P(w | u, v) for arrays of token ids."""

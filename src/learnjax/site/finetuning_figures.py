@@ -93,8 +93,13 @@ def lora_layer(foundation, block: int = 0, name: str = "ff1") -> LoraLayer:
     """The shapes of one adapted layer of the LoRA classifier built from `foundation`."""
     model, _ = build_classifier(foundation, "lora")
     layer = getattr(model.encoder.blocks[block], name)
-    return LoraLayer(f"block {block}, {name}", tuple(layer.base_module.kernel[...].shape),
-                     tuple(layer.lora_a[...].shape), tuple(layer.lora_b[...].shape), layer.scale)
+    return LoraLayer(
+        f"block {block}, {name}",
+        tuple(layer.base_module.kernel[...].shape),
+        tuple(layer.lora_a[...].shape),
+        tuple(layer.lora_b[...].shape),
+        layer.scale,
+    )
 
 
 def lora_figure(layer: LoraLayer):
@@ -112,12 +117,20 @@ def lora_figure(layer: LoraLayer):
     ax.add_patch(_box(b_x, top - rank * unit, n_out * unit, rank * unit, TRAINED))
     ax.text(w_x + n_out * unit / 2, -0.15, f"W: {n_in} × {n_out}\n{n_in * n_out:,} weights, frozen", ha="center", va="top", fontsize=9)
     ax.text(a_x + rank * unit / 2, -0.15, f"A: {n_in} × {rank}\n{n_in * rank:,}, trained", ha="center", va="top", fontsize=9)
-    ax.text(b_x + n_out * unit / 2, top - rank * unit - 0.12,
-            f"B: {rank} × {n_out}\n{rank * n_out:,}, trained,\nstarts at zero", ha="center", va="top", fontsize=9)
+    ax.text(
+        b_x + n_out * unit / 2,
+        top - rank * unit - 0.12,
+        f"B: {rank} × {n_out}\n{rank * n_out:,}, trained,\nstarts at zero",
+        ha="center",
+        va="top",
+        fontsize=9,
+    )
     ax.text((n_out * unit + a_x) / 2, top / 2, "+", ha="center", va="center", fontsize=20)
     ax.text(a_x - 0.08, top + 0.12, f"× {layer.scale:g} (alpha / r)", ha="left", va="bottom", fontsize=9)
-    ax.set_title(f"y = x W + (alpha / r) x A B, in {layer.name}: the adapters add "
-                 f"{(n_in + n_out) * rank / (n_in * n_out):.0%} to the layer's weights", fontsize=10)
+    ax.set_title(
+        f"y = x W + (alpha / r) x A B, in {layer.name}: the adapters add {(n_in + n_out) * rank / (n_in * n_out):.0%} to the layer's weights",
+        fontsize=10,
+    )
     ax.set_xlim(-0.2, b_x + n_out * unit + 0.2)
     ax.set_ylim(-1.0, top + 0.5)
     ax.set_aspect("equal")
@@ -156,8 +169,10 @@ def forgetting_figure(rows: list[dict]):
     """Grouped bars per model: clinic cloze and general cloze, top-1."""
     fig, ax = figure(width=7.6, height=3.6)
     xs = np.arange(len(rows))
-    for offset, key, label, colour, hatch in ((-0.2, "domain_top1", "clinic sentences", "#3949ab", None),
-                                              (0.2, "general_top1", "general sentences", "#ffb74d", "//")):
+    for offset, key, label, colour, hatch in (
+        (-0.2, "domain_top1", "clinic sentences", "#3949ab", None),
+        (0.2, "general_top1", "general sentences", "#ffb74d", "//"),
+    ):
         values = [r[key] for r in rows]
         bars = ax.bar(xs + offset, values, width=0.4, label=label, color=colour, hatch=hatch, edgecolor="#263238")
         ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], padding=2, fontsize=8)

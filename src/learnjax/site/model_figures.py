@@ -32,8 +32,10 @@ def two_masks(words: list[str]):
     """The encoder's mask beside the decoder's: a dark cell where the token of
     its row may look at the token of its column."""
     segments = np.ones((1, len(words)), np.int32)
-    masks = {"masked model (encoder): every token sees every token": readable.attention_mask(segments)[0],
-             "next-word model (decoder): only itself and earlier ones": readable.attention_mask(segments, causal=True)[0]}
+    masks = {
+        "masked model (encoder): every token sees every token": readable.attention_mask(segments)[0],
+        "next-word model (decoder): only itself and earlier ones": readable.attention_mask(segments, causal=True)[0],
+    }
     fig, _ = figure(width=9.0, height=4.6)
     fig.clear()
     axes = fig.subplots(1, 2)
@@ -63,8 +65,15 @@ def attention_heads(words: list[str], layers: list[np.ndarray]):
 def strongest_link(words: list[str], layers: list[np.ndarray], word: str) -> tuple[int, int, str, float]:
     """(layer, head, looked-at word, weight) where `word` gives its largest weight to another token."""
     row = words.index(word)
-    best = max(((layer, head, column) for layer in range(len(layers)) for head in range(layers[layer].shape[0])
-                for column in range(len(words)) if column != row),
-               key=lambda lhc: layers[lhc[0]][lhc[1], row, lhc[2]])
+    best = max(
+        (
+            (layer, head, column)
+            for layer in range(len(layers))
+            for head in range(layers[layer].shape[0])
+            for column in range(len(words))
+            if column != row
+        ),
+        key=lambda lhc: layers[lhc[0]][lhc[1], row, lhc[2]],
+    )
     layer, head, column = best
     return layer + 1, head + 1, words[column], float(layers[layer][head, row, column])

@@ -95,7 +95,9 @@ def code_only(code: str | list[ast.stmt]) -> str:
     attributes): comments and documentation can change without invalidating what
     the cache holds."""
     tree = ast.parse(textwrap.dedent(code)) if isinstance(code, str) else ast.Module(body=code, type_ignores=[])
-    is_text = lambda statement: isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str)
+    is_text = lambda statement: (
+        isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str)
+    )
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and any(is_text(statement) for statement in body):
@@ -229,8 +231,7 @@ def source_of(compute: Callable) -> dict | None:
     except (TypeError, OSError):
         return None
     inside = file.is_relative_to(PACKAGE.resolve())
-    return {"file": file.relative_to(PACKAGE.resolve()).as_posix() if inside else str(file), "in_package": inside,
-            "function": function.__qualname__}
+    return {"file": file.relative_to(PACKAGE.resolve()).as_posix() if inside else str(file), "in_package": inside, "function": function.__qualname__}
 
 
 def _write_record(key: str, record: dict) -> None:
@@ -291,6 +292,7 @@ def _current_key(record: dict) -> str | None:
 
 
 # --- Reads: early cutoff --------------------------------------------------------
+
 
 def _current_content(read: dict, compute_missing: bool) -> str | None:
     """The content of the entry that a computation which read `read` (an entry,
@@ -414,8 +416,7 @@ def _saved(key: str, kind: str) -> Path:
     return path / MANIFEST
 
 
-def _read_or_compute(key: str, kind: str, read: Callable[[], Any], compute_and_save: Callable[[], None], what: str,
-                     record: dict) -> Any:
+def _read_or_compute(key: str, kind: str, read: Callable[[], Any], compute_and_save: Callable[[], None], what: str, record: dict) -> Any:
     """`read()` of the cache entry `key`, first made by `compute_and_save()`
     unless it is saved and what its computation read is unchanged; `record`
     (less what the computation tells) is written beside it. The first check
@@ -427,8 +428,10 @@ def _read_or_compute(key: str, kind: str, read: Callable[[], Any], compute_and_s
     path, saved = _entry_path(key, kind), _saved(key, kind)
 
     def cannot_write(error: OSError) -> OSError:
-        return OSError(f"the cache folder {str(cache_root())!r} cannot be written ({error.strerror or error}), "
-                       f"so {what} is not possible; set LEARNJAX_CACHE to a writable folder")
+        return OSError(
+            f"the cache folder {str(cache_root())!r} cannot be written ({error.strerror or error}), "
+            f"so {what} is not possible; set LEARNJAX_CACHE to a writable folder"
+        )
 
     def current() -> bool:
         if not saved.exists():
@@ -476,8 +479,15 @@ def forget_read_models() -> None:
     _loaded.clear()
 
 
-def cached_model(params: dict[str, Any], train: Callable, *, read: Callable[[Path], Any], make: Callable[[Path], None], what: str,
-                 entry: Callable[[dict[str, Any]], Any]) -> Any:
+def cached_model(
+    params: dict[str, Any],
+    train: Callable,
+    *,
+    read: Callable[[Path], Any],
+    make: Callable[[Path], None],
+    what: str,
+    entry: Callable[[dict[str, Any]], Any],
+) -> Any:
     """`read(folder)` of the model directory (kind "foundation") keyed by
     `params` and the code of `train` (the function that trains it, with every
     package module it imports), made first by `make(folder)` where the cache
@@ -488,8 +498,16 @@ def cached_model(params: dict[str, Any], train: Callable, *, read: Callable[[Pat
     code = found.code()
     key = cache_key("foundation", params, code)
     path = _entry_path(key, "foundation")
-    record = {"kind": "foundation", "params": params, "code": code, "source": source, "entry": source_of(entry), "extra_files": [],
-              "modules": sorted(found.modules), "reads": []}
+    record = {
+        "kind": "foundation",
+        "params": params,
+        "code": code,
+        "source": source,
+        "entry": source_of(entry),
+        "extra_files": [],
+        "modules": sorted(found.modules),
+        "reads": [],
+    }
     if key in _loaded:
         _note_use(key, "foundation", cached=True, content=_loaded[key][0])
         return _loaded[key][1]
@@ -498,8 +516,7 @@ def cached_model(params: dict[str, Any], train: Callable, *, read: Callable[[Pat
     return model
 
 
-def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], *,
-                extra_files: tuple[str | os.PathLike, ...] = ()) -> Any:
+def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], *, extra_files: tuple[str | os.PathLike, ...] = ()) -> Any:
     """`compute(**params)`, stored as JSON under a key of `kind`, `params` and the
     code that `compute` runs (`computation`): its own definitions, the package
     modules they import, and the Python files `extra_files` (code outside the
@@ -518,10 +535,18 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
         result = compute(**params)
         write_text(path, json.dumps(result, indent=1))
 
-    record = {"kind": kind, "params": json.loads(json.dumps(params)), "code": code, "source": source,
-              "extra_files": list(extra_files), "modules": sorted(found.modules), "reads": []}
-    return _read_or_compute(key, kind, lambda: json.loads(path.read_text(encoding="utf-8")), compute_and_save,
-                            f"measuring the {kind} experiment", record)
+    record = {
+        "kind": kind,
+        "params": json.loads(json.dumps(params)),
+        "code": code,
+        "source": source,
+        "extra_files": list(extra_files),
+        "modules": sorted(found.modules),
+        "reads": [],
+    }
+    return _read_or_compute(
+        key, kind, lambda: json.loads(path.read_text(encoding="utf-8")), compute_and_save, f"measuring the {kind} experiment", record
+    )
 
 
 # --- Listing and pruning ------------------------------------------------------
@@ -627,10 +652,20 @@ def _site_outputs(site: Path) -> list[CacheEntry]:
     items = [p for p in site.iterdir() if p.name not in (*folders, SITE_USED)]
     items += [p for folder in folders if (site / folder).is_dir() for p in (site / folder).iterdir()]
     entries = []
-    for status, paths in (("current", [p for p in items if used is None or p in used]), ("stale", [p for p in items if used is not None and p not in used])):
+    for status, paths in (
+        ("current", [p for p in items if used is None or p in used]),
+        ("stale", [p for p in items if used is not None and p not in used]),
+    ):
         if paths:
-            entries.append(CacheEntry(f"{SITE_OUTPUTS} ({len(paths)} outputs)", "page outputs", status if used is not None else "unknown",
-                                      sum(_size(p) for p in paths), tuple(sorted(paths))))
+            entries.append(
+                CacheEntry(
+                    f"{SITE_OUTPUTS} ({len(paths)} outputs)",
+                    "page outputs",
+                    status if used is not None else "unknown",
+                    sum(_size(p) for p in paths),
+                    tuple(sorted(paths)),
+                )
+            )
     return entries
 
 
@@ -647,8 +682,14 @@ def entry_graph() -> list[dict]:
         record = _read_record(entry.name) or {}
         if entry.status == "current":
             _note_use(entry.name, entry.kind, cached=True, content=record.get("content"))
-        rows.append({**entry.to_dict(), "seconds": record.get("seconds"), "reads": [r["entry"] for r in record.get("reads", ())],
-                     "modules": len(record.get("modules", ()))})
+        rows.append(
+            {
+                **entry.to_dict(),
+                "seconds": record.get("seconds"),
+                "reads": [r["entry"] for r in record.get("reads", ())],
+                "modules": len(record.get("modules", ())),
+            }
+        )
     return rows
 
 

@@ -96,8 +96,15 @@ def _state_bytes(module) -> bytes:
     return serialization.msgpack_serialize(jax.device_get(nnx.to_pure_dict(nnx.state(module))))
 
 
-def save(directory: str | os.PathLike, model: nnx.Module, tokenizer: BaseTokenizer, kind: str, metadata: dict[str, Any] | None = None,
-         *, optimizer: nnx.Optimizer | None = None) -> Path:
+def save(
+    directory: str | os.PathLike,
+    model: nnx.Module,
+    tokenizer: BaseTokenizer,
+    kind: str,
+    metadata: dict[str, Any] | None = None,
+    *,
+    optimizer: nnx.Optimizer | None = None,
+) -> Path:
     """Saves `model` (its config, every nnx state variable) and `tokenizer` to `directory`,
     and the state of `optimizer` if given (a training checkpoint).
 
@@ -157,15 +164,19 @@ def check_writable_model_dir(directory: str | os.PathLike, *, overwrite: bool = 
         raise CheckpointError(f"cannot save to {str(directory)!r}: {str(existing)!r} is not writable ({e.strerror})") from None
     if directory.is_dir() and not (directory / MANIFEST).exists() and (foreign := _not_learnjax_files(directory)):
         shown = ", ".join(repr(name) for name in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise CheckpointError(f"{str(directory)!r} is not empty and holds no learnjax model ({shown}); "
-                              "save to a new or empty directory (--overwrite replaces only a model)")
+        raise CheckpointError(
+            f"{str(directory)!r} is not empty and holds no learnjax model ({shown}); "
+            "save to a new or empty directory (--overwrite replaces only a model)"
+        )
     if (directory / MANIFEST).exists():
         manifest = _read_manifest_or_none(directory)
         _files_named_by(directory, manifest)  # a bad name would stop the save after training
         if not overwrite:
             kind = manifest.get("kind") if isinstance(manifest, dict) else None
             what = f"a {kind!r} model" if isinstance(kind, str) else f"a model ({MANIFEST} unreadable)"
-            raise CheckpointError(f"{str(directory)!r} already holds {what}; replace it with --overwrite (overwrite=True), or choose another directory")
+            raise CheckpointError(
+                f"{str(directory)!r} already holds {what}; replace it with --overwrite (overwrite=True), or choose another directory"
+            )
     return directory
 
 
@@ -363,13 +374,19 @@ def params_fingerprint(model: nnx.Module) -> str:
 
 def _training_state_is_whole(training: dict) -> bool:
     """Whether a checkpoint's `training` metadata has the types `checkpointing` saves."""
+
     def count(value, least: int) -> bool:
         return type(value) is int and value >= least
 
     history = training["history"]
-    return (count(training["step"], 0) and (training.get("every") is None or count(training["every"], 1))
-            and isinstance(training["settings"], dict) and isinstance(history, dict) and set(history) <= {"loss", "accuracy"}
-            and all(isinstance(values, list) and all(type(v) in (int, float) for v in values) for values in history.values()))
+    return (
+        count(training["step"], 0)
+        and (training.get("every") is None or count(training["every"], 1))
+        and isinstance(training["settings"], dict)
+        and isinstance(history, dict)
+        and set(history) <= {"loss", "accuracy"}
+        and all(isinstance(values, list) and all(type(v) in (int, float) for v in values) for values in history.values())
+    )
 
 
 class TrainingCheckpoints:
@@ -400,7 +417,9 @@ class TrainingCheckpoints:
         if not isinstance(training, dict) or "optimizer" not in manifest or not {"step", "history", "settings"} <= set(training):
             raise CheckpointError(f"{str(self.directory)!r} holds a model, not a training checkpoint to resume from")
         if not _training_state_is_whole(training):
-            raise CheckpointError(f"{str(self.directory / MANIFEST)!r}: its training state (step, every, history, settings) is not what learnjax saves")
+            raise CheckpointError(
+                f"{str(self.directory / MANIFEST)!r}: its training state (step, every, history, settings) is not what learnjax saves"
+            )
         return manifest
 
     def tokenizer(self) -> BaseTokenizer:
@@ -414,8 +433,9 @@ class TrainingCheckpoints:
         except (TypeError, KeyError, ValueError, OverflowError):  # OverflowError: a step of Infinity
             return None
 
-    def checkpointing(self, model: nnx.Module, optimizer: nnx.Optimizer, tokenizer: BaseTokenizer, settings: dict, *,
-                      every: int | None, resume: bool) -> Checkpointing:
+    def checkpointing(
+        self, model: nnx.Module, optimizer: nnx.Optimizer, tokenizer: BaseTokenizer, settings: dict, *, every: int | None, resume: bool
+    ) -> Checkpointing:
         """What `learnjax.training.loops.run_calls` needs to save a checkpoint every
         `every` steps and, with `resume`, to continue from the last one: its
         state is loaded into `model` and `optimizer` here, after its settings

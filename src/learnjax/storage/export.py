@@ -73,8 +73,9 @@ def _gelu() -> str:
     return "tanh" if inspect.signature(nnx.gelu).parameters["approximate"].default else "erf"
 
 
-def web_model(model: nnx.Module, tokenizer: BaseTokenizer, kind: str, *, name: str | None = None,
-              labels: list[str] | None = None) -> tuple[dict, bytes]:
+def web_model(
+    model: nnx.Module, tokenizer: BaseTokenizer, kind: str, *, name: str | None = None, labels: list[str] | None = None
+) -> tuple[dict, bytes]:
     """`model` (of a saved `kind`: "masked_lm", "next_word_lm", "classifier" or
     "assistant") as a page reads it: the manifest of `<name>.json` and the bytes
     of `<name>.bin` (`name`: the kind)."""
@@ -101,8 +102,13 @@ def web_model(model: nnx.Module, tokenizer: BaseTokenizer, kind: str, *, name: s
         "labels": list(labels) if labels else None,
         "layer_norm_epsilon": _layer_norm_epsilon(model),
         "gelu": _gelu(),
-        "weights": {"file": f"{name}.bin", "bytes": len(weights), "sha256": hashlib.sha256(weights).hexdigest(),
-                    "dtype": "float32", "byte_order": "little"},
+        "weights": {
+            "file": f"{name}.bin",
+            "bytes": len(weights),
+            "sha256": hashlib.sha256(weights).hexdigest(),
+            "dtype": "float32",
+            "byte_order": "little",
+        },
         "tensors": tensors,
     }
     return manifest, weights
@@ -123,8 +129,9 @@ def write_web_model(manifest: dict, weights: bytes, out: str | os.PathLike) -> P
     return out / f"{name}.json"
 
 
-def export_model(model: nnx.Module, tokenizer: BaseTokenizer, kind: str, out: str | os.PathLike, *,
-                 name: str | None = None, labels: list[str] | None = None) -> Path:
+def export_model(
+    model: nnx.Module, tokenizer: BaseTokenizer, kind: str, out: str | os.PathLike, *, name: str | None = None, labels: list[str] | None = None
+) -> Path:
     """Writes `model` and its tokenizer (`web_model`) as `<out>/<name>.json` and
     `<out>/<name>.bin`; returns the manifest's path."""
     return write_web_model(*web_model(model, tokenizer, kind, name=name, labels=labels), out)
@@ -161,8 +168,10 @@ def read_export(manifest_path: str | os.PathLike) -> tuple[dict, dict[str, np.nd
     if hashlib.sha256(weights).hexdigest() != manifest["weights"]["sha256"]:
         raise ExportError(f"the weights of {str(manifest_path)!r} are corrupt (checksum mismatch)")
     TransformerConfig.from_dict(manifest["config"])
-    arrays = {path: np.frombuffer(weights, "<f4", count=int(np.prod(t["shape"], dtype=np.int64)), offset=t["offset"]).reshape(t["shape"])
-              for path, t in manifest["tensors"].items()}
+    arrays = {
+        path: np.frombuffer(weights, "<f4", count=int(np.prod(t["shape"], dtype=np.int64)), offset=t["offset"]).reshape(t["shape"])
+        for path, t in manifest["tensors"].items()
+    }
     return manifest, arrays
 
 

@@ -101,8 +101,7 @@ class SubwordTokenizer(BaseTokenizer):
         return self._backend
 
     @classmethod
-    def train(cls, texts: Iterable[str] | Callable[[], Iterable[str]], vocab_size: int = VOCAB_SIZE, *,
-              min_frequency: int = 2) -> SubwordTokenizer:
+    def train(cls, texts: Iterable[str] | Callable[[], Iterable[str]], vocab_size: int = VOCAB_SIZE, *, min_frequency: int = 2) -> SubwordTokenizer:
         """Learns a vocabulary of at most `vocab_size` tokens (special tokens
         included; the characters of the texts and `ALPHABET` are kept whole even
         beyond it) from `texts`: any iterable of texts, or a function that returns
@@ -125,9 +124,12 @@ class SubwordTokenizer(BaseTokenizer):
         characters = sorted(c for c in seen.union(ALPHABET) if not c.isspace())
         backend = _pipeline(models.WordPiece(unk_token=UNK, continuing_subword_prefix=PIECE_PREFIX))
         trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, initial_alphabet=characters,
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            initial_alphabet=characters,
             special_tokens=[*SPECIAL_TOKENS, *(PIECE_PREFIX + c for c in characters)],  # numbered first, in this order
-            continuing_subword_prefix=PIECE_PREFIX, show_progress=False,
+            continuing_subword_prefix=PIECE_PREFIX,
+            show_progress=False,
         )
         backend.train_from_iterator(map(_as_read, read()), trainer)
         by_id = sorted(backend.get_vocab(with_added_tokens=False).items(), key=lambda item: item[1])
@@ -161,7 +163,7 @@ class SubwordTokenizer(BaseTokenizer):
                 pieces.append(self.vocab[i])
         if pieces and pieces[0].startswith(PIECE_PREFIX) and len(pieces[0]) > len(PIECE_PREFIX):
             # Text that starts inside a word (a continuation written after a prompt): the piece as it is spelled.
-            pieces[0] = pieces[0][len(PIECE_PREFIX):]
+            pieces[0] = pieces[0][len(PIECE_PREFIX) :]
         return self._backend.decoder.decode(pieces)
 
     def to_json(self) -> str:

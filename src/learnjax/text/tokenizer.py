@@ -117,10 +117,7 @@ class BaseTokenizer:
             ids = [CLS_ID, *ids]
             if len(ids) > max_len:
                 if not truncate:
-                    raise ValueError(
-                        f"text has {len(ids) - 1} tokens but the model takes at most "
-                        f"{max_len - 1}: {text[:80]!r}"
-                    )
+                    raise ValueError(f"text has {len(ids) - 1} tokens but the model takes at most {max_len - 1}: {text[:80]!r}")
                 ids = ids[:max_len]
             rows[row, : len(ids)] = ids
         return rows
@@ -209,15 +206,18 @@ class Tokenizer(BaseTokenizer):
         if max_size is not None:
             words = words[: max(0, max_size - len(SPECIAL_TOKENS))]
         if not words:
-            raise ValueError(
-                f"no usable tokens: the texts hold {sum(counts.values())} words, none seen "
-                f"at least min_count={min_count} times"
-            )
+            raise ValueError(f"no usable tokens: the texts hold {sum(counts.values())} words, none seen at least min_count={min_count} times")
         return cls([*SPECIAL_TOKENS, *words])
 
     @classmethod
     def from_texts_packed(
-        cls, texts: Iterable[str], max_len: int, min_count: int = 1, max_size: int | None = None, *, end: bool = False,
+        cls,
+        texts: Iterable[str],
+        max_len: int,
+        min_count: int = 1,
+        max_size: int | None = None,
+        *,
+        end: bool = False,
         progress: bool = False,
     ) -> tuple[Tokenizer, np.ndarray, np.ndarray]:
         """`from_texts(texts)` and its `encode_packed(texts, max_len, end=end)`, reading the
@@ -292,14 +292,16 @@ class Tokenizer(BaseTokenizer):
         which moves its word ids up by 3 (see `checkpoints` for its model)."""
         data = json.loads(text)
         if isinstance(data, dict) and data.get("kind", "word") != "word":
-            raise ValueError(f"not a learnjax tokenizer of words: it is a {data['kind']!r} tokenizer (`learnjax.text.loading.tokenizer_from_json` reads every kind)")
+            raise ValueError(
+                f"not a learnjax tokenizer of words: it is a {data['kind']!r} tokenizer (`learnjax.text.loading.tokenizer_from_json` reads every kind)"
+            )
         if not isinstance(data, dict) or data.get("format") not in (1, TOKENIZER_FORMAT):
             raise ValueError(f"not a learnjax tokenizer (format {TOKENIZER_FORMAT}): {text[:60]!r}")
         vocab = data["vocab"]
         if data["format"] == 1:
             if tuple(vocab[: len(LEGACY_SPECIAL_TOKENS)]) != LEGACY_SPECIAL_TOKENS:
                 raise ValueError(f"vocabulary must start with {LEGACY_SPECIAL_TOKENS}, got {vocab[:4]}")
-            tokenizer = cls([*SPECIAL_TOKENS, *vocab[len(LEGACY_SPECIAL_TOKENS):]])
+            tokenizer = cls([*SPECIAL_TOKENS, *vocab[len(LEGACY_SPECIAL_TOKENS) :]])
             tokenizer.ids_shifted_by = len(SPECIAL_TOKENS) - len(LEGACY_SPECIAL_TOKENS)
             return tokenizer
         return cls(vocab)

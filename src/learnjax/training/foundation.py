@@ -44,8 +44,7 @@ class Foundation:
         the model fixes is refused (continued pre-training keeps the model), and
         `max_len` may be shorter than the model's position table, not longer."""
         base = self.recipe or PretrainRecipe()
-        recipe = base.replace(**self.fixed_settings(), vocab_size=max(len(self.tokenizer), base.vocab_size),
-                              max_len=self.model.config.max_len)
+        recipe = base.replace(**self.fixed_settings(), vocab_size=max(len(self.tokenizer), base.vocab_size), max_len=self.model.config.max_len)
         recipe = recipe.replace(**changes)
         check_continues(recipe, self)
         return recipe
@@ -53,8 +52,14 @@ class Foundation:
     def fixed_settings(self) -> dict:
         """What this model fixes of the recipes that continue it: its objective, tokenizer and size."""
         config = self.model.config
-        return {"objective": self.objective, "tokenizer": self.tokenizer.kind, "d_model": config.d_model,
-                "n_layers": config.n_layers, "n_heads": config.n_heads, "d_ff": config.d_ff}
+        return {
+            "objective": self.objective,
+            "tokenizer": self.tokenizer.kind,
+            "d_model": config.d_model,
+            "n_layers": config.n_layers,
+            "n_heads": config.n_heads,
+            "d_ff": config.d_ff,
+        }
 
     def save(self, directory: str | os.PathLike) -> Path:
         metadata = {
@@ -83,8 +88,10 @@ def check_continues(recipe: PretrainRecipe, init: Foundation) -> None:
     config = init.model.config
     for name, value in init.fixed_settings().items():
         if getattr(recipe, name) != value:
-            raise ValueError(f"{name}={getattr(recipe, name)!r} differs from the model being continued ({name}={value!r}): "
-                             "continued pre-training keeps the model's objective, tokenizer and size")
+            raise ValueError(
+                f"{name}={getattr(recipe, name)!r} differs from the model being continued ({name}={value!r}): "
+                "continued pre-training keeps the model's objective, tokenizer and size"
+            )
     if recipe.max_len > config.max_len:
         raise ValueError(f"max_len={recipe.max_len} is beyond the position table of the model being continued ({config.max_len} positions)")
 
@@ -94,8 +101,9 @@ def require_objective(foundation: Foundation, objective: str, why: str) -> None:
         raise ValueError(f"this is a {foundation.objective} model, not a {objective} model: only a {objective} model {why}")
 
 
-def generate_text(foundation: Foundation, prompts: list[str], *, max_new_tokens: int = 16, sampling: Sampling = Sampling(),
-                  seed: int = 0) -> list[Generation]:
+def generate_text(
+    foundation: Foundation, prompts: list[str], *, max_new_tokens: int = 16, sampling: Sampling = Sampling(), seed: int = 0
+) -> list[Generation]:
     """Continues each prompt with a next-word foundation model (`learnjax.models.generation.generate`).
 
     >>> from learnjax import NEXT_WORD_RECIPE, foundation_model

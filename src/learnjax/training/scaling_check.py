@@ -55,12 +55,15 @@ def _runs(devices: int, steps: int) -> dict:
     batch = 2 * devices * max(1, 16 // devices)  # divisible by the devices, the same on every layout
 
     objectives = {
-        "masked": (lambda: MaskedLanguageModel(config, rngs=nnx.Rngs(0)),
-                   lambda m, o, **kw: train_masked_prediction(m, o, tokens, segments, mask_rate=0.25, **kw)),
-        "next-word": (lambda: NextWordModel(config, rngs=nnx.Rngs(0)),
-                      lambda m, o, **kw: train_next_word(m, o, end_tokens, end_segments, **kw)),
-        "supervised": (lambda: EncoderClassifier(Transformer(config, rngs=nnx.Rngs(0)), 2, rngs=nnx.Rngs(1)),
-                       lambda m, o, **kw: train_classifier(m, o, labeled, labels, **kw)),
+        "masked": (
+            lambda: MaskedLanguageModel(config, rngs=nnx.Rngs(0)),
+            lambda m, o, **kw: train_masked_prediction(m, o, tokens, segments, mask_rate=0.25, **kw),
+        ),
+        "next-word": (lambda: NextWordModel(config, rngs=nnx.Rngs(0)), lambda m, o, **kw: train_next_word(m, o, end_tokens, end_segments, **kw)),
+        "supervised": (
+            lambda: EncoderClassifier(Transformer(config, rngs=nnx.Rngs(0)), 2, rngs=nnx.Rngs(1)),
+            lambda m, o, **kw: train_classifier(m, o, labeled, labels, **kw),
+        ),
     }
     layouts = {"one device": None, "data parallel": False, "fsdp": True}
     mesh = sharding.data_mesh(devices)
@@ -97,11 +100,15 @@ def _runs(devices: int, steps: int) -> dict:
                     Foundation(model, tokenizer, history).save(folder)
                     loaded = Foundation.load(folder)
                     probe = tokens[:4]
-                    layout_report[layout]["checkpoint_max_difference"] = float(np.abs(np.asarray(loaded.model(probe)) - np.asarray(model(probe))).max())
+                    layout_report[layout]["checkpoint_max_difference"] = float(
+                        np.abs(np.asarray(loaded.model(probe)) - np.asarray(model(probe))).max()
+                    )
                     layout_report[layout]["checkpoint_devices"] = len(loaded.model.encoder.blocks[0].ff1.kernel[...].sharding.device_set)
                     # ... and a one-device checkpoint trains on the mesh
                     optimizer2 = new_optimizer(loaded.model, tx, 3e-3)
-                    resumed = train_masked_prediction(loaded.model, optimizer2, tokens, segments, steps=3, batch_size=batch, mask_rate=0.25, mesh=mesh)
+                    resumed = train_masked_prediction(
+                        loaded.model, optimizer2, tokens, segments, steps=3, batch_size=batch, mask_rate=0.25, mesh=mesh
+                    )
                     layout_report[layout]["resumed_on_mesh_finite"] = bool(np.isfinite(resumed.loss).all())
         base = np.array(histories["one device"])
         result["objectives"][name] = {
@@ -137,8 +144,11 @@ def _process_run(steps: int, coordinator: str | None, processes: int, process_id
     history = train_masked_prediction(model, optimizer, tokens, segments, steps=steps, batch_size=16, mask_rate=0.25, mesh=mesh)
     params = [sharding.fetch(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
     return {
-        "process": jax.process_index(), "processes": jax.process_count(), "devices": jax.device_count(),
-        "local_devices": jax.local_device_count(), "losses": history.loss,
+        "process": jax.process_index(),
+        "processes": jax.process_count(),
+        "devices": jax.device_count(),
+        "local_devices": jax.local_device_count(),
+        "losses": history.loss,
         "parameters": [p.tolist() for p in params[:1]],
         "fingerprint": hashlib.sha256(b"".join(np.round(p, 5).tobytes() for p in params)).hexdigest()[:16],
         "flat": np.concatenate([p.ravel() for p in params]).tolist()[:4096],
@@ -161,8 +171,13 @@ def run_processes(processes: int, devices: int, steps: int, timeout: float = 600
         env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(n_devices), "JAX_PLATFORMS": "cpu"}
         name = folder / f"process-{len(list(folder.iterdir()))}"
         with open(f"{name}.out", "w") as out, open(f"{name}.err", "w") as err:
-            child = subprocess.Popen([sys.executable, "-m", "learnjax.training.scaling_check", "--process-run", "--steps", str(steps), *extra],
-                                     stdout=out, stderr=err, text=True, env=env)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "learnjax.training.scaling_check", "--process-run", "--steps", str(steps), *extra],
+                stdout=out,
+                stderr=err,
+                text=True,
+                env=env,
+            )
         child.outputs = (Path(f"{name}.out"), Path(f"{name}.err"))
         return child
 
@@ -186,8 +201,9 @@ def run_processes(processes: int, devices: int, steps: int, timeout: float = 600
     try:
         # The joined processes first, the reference after them: on a small machine
         # they would otherwise compete for its cores.
-        joined = finish([start(devices, ["--coordinator", f"localhost:{port}", "--processes", str(processes), "--process-id", str(i)])
-                         for i in range(processes)])
+        joined = finish(
+            [start(devices, ["--coordinator", f"localhost:{port}", "--processes", str(processes), "--process-id", str(i)]) for i in range(processes)]
+        )
         outputs = [*joined, *finish([start(1, [])])]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
