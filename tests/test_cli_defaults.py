@@ -52,3 +52,19 @@ def test_a_recipe_of_another_width_has_the_mlp_the_command_line_gives_it():
     assert PretrainRecipe().replace(d_model=32).d_ff == 64
     assert PretrainRecipe(d_ff=100).replace(d_model=32).d_ff == 100
     assert PretrainRecipe().to_dict()["d_ff"] == 128  # the default recipe, and its cache key, as before
+
+
+def test_the_recipe_defaults_read_from_source_are_the_recipes():
+    """Names bound elsewhere (`VOCAB_SIZE` from the subword module) are followed;
+    `d_ff` reads as None, the rule that `__post_init__` fills in."""
+    read = dataclass_defaults("learnjax.training.recipe", "PretrainRecipe")
+    assert read.pop("d_ff") is None
+    assert read == {name: value for name, value in PretrainRecipe().to_dict().items() if name != "d_ff"}
+
+
+def test_the_command_line_loads_neither_jax_nor_numpy_to_start():
+    import subprocess
+    import sys
+
+    code = "import sys, learnjax.cli\nlearnjax.cli.build_parser().format_help()\nprint(sorted({'jax', 'numpy'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

@@ -76,19 +76,39 @@ top_p_number = number_in(0.0, 1.0, low_open=True, what="in (0, 1]")
 
 
 def dataclass_defaults(module: str, name: str) -> dict[str, Any]:
-    """The literal default values of the dataclass `name` in `module`, read from
-    its source without importing it (tests/test_cli_defaults.py checks them
-    against the imported class)."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(module)
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    """The default values of the dataclass `name` in `module`, read from its
+    source without importing it: the help states them, and importing the
+    library's modules costs `learnjax`'s start-up (JAX, numpy, tokenizers).
+    A default is a literal or a name bound to one, in the module or imported
+    from another (tests/test_cli_defaults.py checks them against the classes)."""
+    tree = _source_tree(module)
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
     return {
-        n.target.id: ast.literal_eval(n.value)
+        n.target.id: _literal(n.value, tree)
         for n in cls.body
         if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None
     }
+
+
+def _source_tree(module: str) -> ast.Module:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(module)
+    return ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+
+
+def _literal(node: ast.expr, tree: ast.Module) -> Any:
+    """The value of `node`: a literal, or a name `tree` binds to one (or imports)."""
+    if not isinstance(node, ast.Name):
+        return ast.literal_eval(node)
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in statement.targets):
+            return ast.literal_eval(statement.value)
+        if isinstance(statement, ast.ImportFrom) and statement.module:
+            for alias in statement.names:
+                if (alias.asname or alias.name) == node.id:
+                    return _literal(ast.Name(alias.name), _source_tree(statement.module))
+    raise ValueError(f"{node.id} is not bound to a literal")
 
 
 def megabytes(n_bytes: int) -> str:

@@ -14,6 +14,7 @@ from learnjax.cli.common import (
     add_checkpoint_options,
     add_command,
     add_device_options,
+    dataclass_defaults,
     device_mesh,
     load_foundation,
     options_named,
@@ -25,9 +26,8 @@ from learnjax.cli.common import (
     top_p_number,
     training_checkpoints,
 )
-from learnjax.training.recipe import PretrainRecipe
 
-DEFAULT = PretrainRecipe()  # the help states its values (the recipe imports no JAX)
+RECIPE = dataclass_defaults("learnjax.training.recipe", "PretrainRecipe")  # the help states them
 
 EXAMPLES = {
     "pretrain": """examples:
@@ -233,21 +233,21 @@ def add_commands(commands) -> None:
     recipe.add_argument(
         "--vocab-size",
         type=positive,
-        help=f"tokens in a subword vocabulary, special tokens included; at most this many words (default: {DEFAULT.vocab_size})",
+        help=f"tokens in a subword vocabulary, special tokens included; at most this many words (default: {RECIPE['vocab_size']})",
     )
     recipe.add_argument(
         "--max-len",
         type=positive,
-        help=f"tokens per row; a longer text is read as several rows (default: {DEFAULT.max_len}; with --corpus, chosen from its texts' lengths)",
+        help=f"tokens per row; a longer text is read as several rows (default: {RECIPE['max_len']}; with --corpus, chosen from its texts' lengths)",
     )
-    recipe.add_argument("--d-model", type=positive, help=f"width of the model's vectors (default: {DEFAULT.d_model})")
-    recipe.add_argument("--layers", type=positive, help=f"Transformer blocks (default: {DEFAULT.n_layers})")
-    recipe.add_argument("--heads", type=positive, help=f"attention heads per block; must divide --d-model (default: {DEFAULT.n_heads})")
+    recipe.add_argument("--d-model", type=positive, help=f"width of the model's vectors (default: {RECIPE['d_model']})")
+    recipe.add_argument("--layers", type=positive, help=f"Transformer blocks (default: {RECIPE['n_layers']})")
+    recipe.add_argument("--heads", type=positive, help=f"attention heads per block; must divide --d-model (default: {RECIPE['n_heads']})")
     recipe.add_argument("--d-ff", type=positive, help="width of each block's MLP (default: twice --d-model)")
-    recipe.add_argument("--steps", type=positive, help=f"training steps (default: {DEFAULT.steps}; with --corpus, chosen from its size)")
-    recipe.add_argument("--batch-size", type=positive, help=f"rows per batch (default: {DEFAULT.batch_size})")
-    recipe.add_argument("--learning-rate", type=float, help=f"peak learning rate (default: {DEFAULT.learning_rate:g})")
-    recipe.add_argument("--seed", type=seed_number, help=f"random seed (default: {DEFAULT.seed})")
+    recipe.add_argument("--steps", type=positive, help=f"training steps (default: {RECIPE['steps']}; with --corpus, chosen from its size)")
+    recipe.add_argument("--batch-size", type=positive, help=f"rows per batch (default: {RECIPE['batch_size']})")
+    recipe.add_argument("--learning-rate", type=float, help=f"peak learning rate (default: {RECIPE['learning_rate']:g})")
+    recipe.add_argument("--seed", type=seed_number, help=f"random seed (default: {RECIPE['seed']})")
     p.add_argument("--out", required=True, type=Path, help="directory to save the model to: new, empty, or holding a model")
     p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
     add_checkpoint_options(p)

@@ -14,8 +14,8 @@ from learnjax.text.subword import VOCAB_SIZE
 from learnjax.text.tokenizer import SPECIAL_TOKENS, TOKENIZER_KINDS
 
 # Each objective and the kind its saved directory records (the model each
-# trains: `foundation.OBJECTIVES`; this module imports no JAX, so that the
-# command line's help can read the recipe's defaults).
+# trains: `foundation.OBJECTIVES`; this module imports no JAX, so a recipe is
+# made and checked before anything loads it).
 SAVED_KINDS = {"masked": "masked_lm", "next-word": "next_word_lm"}
 
 
