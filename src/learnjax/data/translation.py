@@ -6,7 +6,7 @@ prompt ("translate: anna drinks coffee at the café."), the Spanish as the
 response. The statements are split once: `train` (the tuning pairs are drawn
 from it), `dev` (to choose the learning rate), `held_out` (sentences never in a
 tuning pair) and `new_words`: the statements about `NEW_WORD_FACTS`, whose
-words (museo, cuadros, ciruela, cisne, ...) no other pair holds. Those words
+words (museo, cuadros, plátano, cereza, ...) no other pair holds. Those words
 are only in the monolingual corpus, where no sentence is said in both
 languages (`spanish.monolingual_texts`).
 """
@@ -23,8 +23,9 @@ PROMPT = "translate: "
 SPLITS = ("train", "dev", "held_out", "new_words")
 HELD_OUT_SHARE, DEV_SHARE = 0.25, 0.12
 # A place and two coloured things whose sentences are all in `new_words`: their
-# nouns (and the museum's paintings, the swan's white) are in no other pair.
-NEW_WORD_FACTS = ("museum", "plum", "swan")
+# nouns (and the museum's paintings) are in no other pair, and the bilingual
+# corpus speaks of each in both languages, every form of them (a test checks it).
+NEW_WORD_FACTS = ("museum", "banana", "cherry")
 LANGUAGES = ("english", "bilingual")
 
 

@@ -197,3 +197,72 @@ def translation_experiment(
     `sizes` pairs; the rate chosen per cell on dev, `seeds` seeds."""
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "learning_rates": tuple(learning_rates)}
     return cached_json("translation", params, _translation)
+
+
+def translation_table(result: dict) -> str:
+    """One row per number of pairs and model: chrF, BLEU and exact match on the
+    held-out sentences, and on the new-word ones chrF and the share whose noun is written."""
+    from learnjax.site.render import table
+
+    return table(
+        ["pairs", "model", "chrF", "BLEU", "exact", "new-word sentences: chrF", "new noun written"],
+        [
+            (
+                r["n_pairs"],
+                MODE_NAMES[r["mode"]],
+                f"{r['chrf']:.1f} ± {r['chrf_std']:.1f}",
+                f"{r['bleu']:.1f}",
+                f"{r['exact']:.0%}",
+                f"{r['new_words_chrf']:.1f}",
+                f"{r['new_words_key_word']:.0%}",
+            )
+            for n in result["sizes"]
+            for r in result["rows"]
+            if r["n_pairs"] == n
+        ],
+    )
+
+
+def comparison(result: dict) -> str:
+    """What the measured result says of the lesson, in words computed from it:
+    whether the bilingual foundation needs fewer pairs than the others, and
+    whether a word in no tuning pair gets translated."""
+    chrf = {(r["mode"], r["n_pairs"]): r["chrf"] for r in result["rows"]}
+    sizes = result["sizes"]
+    few, many = sizes[0], sizes[-1]
+    ahead = [n for n in sizes if all(chrf["bilingual", n] > chrf[m, n] for m in MODES if m != "bilingual")]
+    over_english = [n for n in sizes if chrf["bilingual", n] > chrf["english", n]]
+    scores = lambda n: ", ".join(f"{MODE_NAMES[m]} {chrf[m, n]:.0f}" for m in MODES)
+    best = max(MODES, key=lambda m: chrf[m, many])
+    if ahead == sizes:
+        verdict = "Reading both languages helps here: the bilingual foundation is ahead of both others at every number of pairs. "
+    else:
+        spread = {n: max(r["chrf_std"] for r in result["rows"] if r["n_pairs"] == n) for n in sizes}
+        close = [n for n in ahead if chrf["bilingual", n] - max(chrf[m, n] for m in MODES if m != "bilingual") < spread[n]]
+        verdict = (
+            "Reading both languages does not make a few pairs enough here: the bilingual foundation is ahead of both others at "
+            + (f"{' and '.join(map(str, ahead))} pairs only" if ahead else "no number of pairs")
+            + (f" (at {' and '.join(map(str, close))}, by less than the seeds' spread). " if close else ". ")
+        )
+    verdict += f"With {few} pairs, chrF is {scores(few)}; with {many}, {scores(many)}; the best: {MODE_NAMES[best]}. " + (
+        f"Against the English-only foundation alone, the bilingual one is ahead at {' and '.join(map(str, over_english))} pairs"
+        + (f", behind at {', '.join(str(n) for n in sizes if n not in over_english)}. " if len(over_english) < len(sizes) else ". ")
+        if over_english
+        else "The bilingual foundation is not ahead of the English-only one at any number of pairs. "
+    )
+    written = {(r["mode"], r["n_pairs"]): r["new_words_key_word"] for r in result["rows"]}
+    if max(written.values()) == 0:
+        bilingual = next(r for r in result["rows"] if (r["mode"], r["n_pairs"]) == ("bilingual", many))
+        instead = sorted(bilingual["new_words_instead"].items(), key=lambda kv: -kv[1])[:2]
+        verdict += (
+            "No model, at any number of pairs, wrote the Spanish noun of a new-word sentence: the bilingual foundation read "
+            "museo and museum, but never in one sentence, and tuning on other pairs did not connect them. They wrote a trained "
+            f"fact's words in its place (the most frequent, from the bilingual foundation with {many} pairs, seed 0: {', '.join(w for w, _ in instead)})."
+        )
+    else:
+        verdict += (
+            "The Spanish noun of a new-word sentence was written in "
+            + ", ".join(f"{written[m, many]:.0%} ({MODE_NAMES[m]})" for m in MODES)
+            + f" of the sentences with {many} pairs."
+        )
+    return verdict
