@@ -64,7 +64,9 @@ def _train_assistant(examples: int, seed: int, learning_rate: float) -> dict:
 
     started = time.perf_counter()
     settings = dataclasses.replace(SFTSettings(), learning_rate=learning_rate)
-    tuned = instruction_tune(foundation_model(ASSISTANT_RECIPE, progress=False), training_examples(examples, seed), mode="lora", seed=seed, settings=settings)
+    tuned = instruction_tune(
+        foundation_model(ASSISTANT_RECIPE, progress=False), training_examples(examples, seed), mode="lora", seed=seed, settings=settings
+    )
     manifest, weights = web_model(merge_lora(nnx.clone(tuned.model)), tuned.tokenizer, "assistant", name="assistant")  # as `Assistant.save` merges
     return {"manifest": manifest, "weights": base64.b64encode(weights).decode("ascii"), "seconds": time.perf_counter() - started}
 
