@@ -57,6 +57,19 @@ function showReading(into, tokens, cut, total, maxWords) {
   }
 }
 
+/** `compute` as an event handler: a note while the model loads, any error said in the status line. */
+function running(said, compute) {
+  return async (event) => {
+    event.preventDefault();
+    said.textContent = "Loading the model…";
+    try {
+      await compute();
+    } catch (error) {
+      said.textContent = `The model could not run: ${error.message}`;
+    }
+  };
+}
+
 function fillMaskWidget(root) {
   const input = element("input", { type: "text", value: root.dataset.preset || "", autocomplete: "off", spellcheck: false });
   const button = element("button", { type: "submit", className: "learnjax-live__button", textContent: "Fill in the [MASK]" });
@@ -64,28 +77,22 @@ function fillMaskWidget(root) {
   const results = element("div", { className: "learnjax-live__results", ariaLive: "polite" });
   const form = element("form", { className: "learnjax-live__form" }, [labelled("A sentence with [MASK] where a word is hidden", input), button]);
   root.replaceChildren(form, said, results);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    said.textContent = "Loading the model…";
-    try {
-      const m = await model(root.dataset.model);
-      const answer = m.fillMask(input.value, 5);
-      results.replaceChildren();
-      showReading(results, answer.tokens, answer.cut, answer.total, m.config.max_len - 1);
-      if (answer.masks !== 1) {
-        said.textContent = `Write exactly one [MASK] (found ${answer.masks}${answer.cut ? " in what was read" : ""}).`;
-        return;
-      }
-      const list = element("ol", { className: "learnjax-live__predictions" });
-      for (const { word, probability } of answer.predictions) {
-        list.append(element("li", { textContent: `${word}: ${(100 * probability).toFixed(1)}%` }));
-      }
-      results.append(element("p", { textContent: "The model's five likeliest words:" }), list);
-      said.textContent = `First: ${answer.predictions[0].word}.`;
-    } catch (error) {
-      said.textContent = `The model could not run: ${error.message}`;
+  form.addEventListener("submit", running(said, async () => {
+    const m = await model(root.dataset.model);
+    const answer = m.fillMask(input.value, 5);
+    results.replaceChildren();
+    showReading(results, answer.tokens, answer.cut, answer.total, m.config.max_len - 1);
+    if (answer.masks !== 1) {
+      said.textContent = `Write exactly one [MASK] (found ${answer.masks}${answer.cut ? " in what was read" : ""}).`;
+      return;
     }
-  });
+    const list = element("ol", { className: "learnjax-live__predictions" });
+    for (const { word, probability } of answer.predictions) {
+      list.append(element("li", { textContent: `${word}: ${(100 * probability).toFixed(1)}%` }));
+    }
+    results.append(element("p", { textContent: "The model's five likeliest words:" }), list);
+    said.textContent = `First: ${answer.predictions[0].word}.`;
+  }));
 }
 
 function writeWidget(root) {
@@ -115,38 +122,27 @@ function writeWidget(root) {
     showReading(results, first.promptTokens, first.cut, first.total, m.config.max_len - 2);
     return element("span", { className: "learnjax-live__prompt", textContent: input.value });
   };
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    said.textContent = "Loading the model…";
-    try {
-      const m = await model(root.dataset.model);
-      const wrote = written(m, Number(temperature.input.value));
-      results.append(element("p", { className: "learnjax-live__written" }, [prompt(m, wrote), " ", element("strong", { textContent: wrote.text })]));
-      const ending = wrote.ended ? "it ended the text" : wrote.contextFull ? "the context is full" : "it reached 16 tokens";
-      said.textContent = `Wrote ${wrote.tokens.length} tokens (${ending}), ${wrote.millisecondsPerToken.toFixed(1)} ms per token.`;
-    } catch (error) {
-      said.textContent = `The model could not run: ${error.message}`;
+  form.addEventListener("submit", running(said, async () => {
+    const m = await model(root.dataset.model);
+    const wrote = written(m, Number(temperature.input.value));
+    results.append(element("p", { className: "learnjax-live__written" }, [prompt(m, wrote), " ", element("strong", { textContent: wrote.text })]));
+    const ending = wrote.ended ? "it ended the text" : wrote.contextFull ? "the context is full" : "it reached 16 tokens";
+    said.textContent = `Wrote ${wrote.tokens.length} tokens (${ending}), ${wrote.millisecondsPerToken.toFixed(1)} ms per token.`;
+  }));
+  atChart?.addEventListener("click", running(said, async () => {
+    const m = await model(root.dataset.model);
+    const lines = chartTemperatures().map((t) => ({ t, wrote: written(m, t) }));
+    const shown = prompt(m, lines[0].wrote);
+    const list = element("ul", { className: "learnjax-live__temperatures" });
+    for (const { t, wrote } of lines) {
+      const item = element("li", {}, [element("span", { className: "learnjax-live__temperature", textContent: `temperature ${t.toFixed(1)}:` }), " ",
+        shown.cloneNode(true), " ", element("strong", { textContent: wrote.text })]);
+      item.dataset.temperature = String(t);
+      list.append(item);
     }
-  });
-  atChart?.addEventListener("click", async () => {
-    said.textContent = "Loading the model…";
-    try {
-      const m = await model(root.dataset.model);
-      const lines = chartTemperatures().map((t) => ({ t, wrote: written(m, t) }));
-      const shown = prompt(m, lines[0].wrote);
-      const list = element("ul", { className: "learnjax-live__temperatures" });
-      for (const { t, wrote } of lines) {
-        const item = element("li", {}, [element("span", { className: "learnjax-live__temperature", textContent: `temperature ${t.toFixed(1)}:` }), " ",
-          shown.cloneNode(true), " ", element("strong", { textContent: wrote.text })]);
-        item.dataset.temperature = String(t);
-        list.append(item);
-      }
-      results.append(list);
-      said.textContent = `Wrote the prompt at ${lines.length} temperatures: ${lines.map(({ t }) => t.toFixed(1)).join(", ")}.`;
-    } catch (error) {
-      said.textContent = `The model could not run: ${error.message}`;
-    }
-  });
+    results.append(list);
+    said.textContent = `Wrote the prompt at ${lines.length} temperatures: ${lines.map(({ t }) => t.toFixed(1)).join(", ")}.`;
+  }));
 }
 
 /** A background from white (weight 0) to dark blue (weight 1), and the text colour that reads on it. */
@@ -287,27 +283,21 @@ function askWidget(root) {
   const form = element("form", { className: "learnjax-live__form" },
     [labelled("A question for the assistant", input), element("div", { className: "learnjax-live__buttons" }, [button, ...presets])]);
   root.replaceChildren(form, said, results);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    said.textContent = "Loading the model…";
-    try {
-      const m = await model(root.dataset.model);
-      results.replaceChildren();
-      if (!m.tokenizer.encode(input.value).length) {
-        said.textContent = "Type a question first: it has no words.";
-        return;
-      }
-      const answer = m.ask(input.value);
-      showReading(results, answer.questionTokens, answer.cut, answer.total, answer.fits);
-      results.append(element("dl", { className: "learnjax-live__chat" }, [
-        element("dt", { textContent: "You" }), element("dd", { className: "learnjax-live__question", textContent: input.value }),
-        element("dt", { textContent: "Assistant" }), element("dd", { className: "learnjax-live__answer", textContent: answer.text }),
-      ]));
-      said.textContent = `Answered in ${answer.tokens.length} tokens, ${answer.millisecondsPerToken.toFixed(1)} ms per token.`;
-    } catch (error) {
-      said.textContent = `The model could not run: ${error.message}`;
+  form.addEventListener("submit", running(said, async () => {
+    const m = await model(root.dataset.model);
+    results.replaceChildren();
+    if (!m.tokenizer.encode(input.value).length) {
+      said.textContent = "Type a question first: it has no words.";
+      return;
     }
-  });
+    const answer = m.ask(input.value);
+    showReading(results, answer.questionTokens, answer.cut, answer.total, answer.fits);
+    results.append(element("dl", { className: "learnjax-live__chat" }, [
+      element("dt", { textContent: "You" }), element("dd", { className: "learnjax-live__question", textContent: input.value }),
+      element("dt", { textContent: "Assistant" }), element("dd", { className: "learnjax-live__answer", textContent: answer.text }),
+    ]));
+    said.textContent = `Answered in ${answer.tokens.length} tokens, ${answer.millisecondsPerToken.toFixed(1)} ms per token.`;
+  }));
 }
 
 const WIDGETS = { "fill-mask": fillMaskWidget, write: writeWidget, attention: attentionWidget, classify: classifyWidget, ask: askWidget };
