@@ -297,6 +297,7 @@ class PageReport:
     screenshot: Path
     copy: list[dict]
     accessibility: list[dict]
+    widgets: list[dict]  # each live widget on the page: its kind, and whether it was built and had computed when audited
 
 
 # The code blocks on a page and the copy buttons that belong to them, with
@@ -372,6 +373,20 @@ def _audit(page) -> list[dict]:
     return found
 
 
+# Runs in the page: each live widget computes once, as a reader's first click
+# does, so that the audit also sees what it shows (results, notes, tables).
+_RUN_WIDGETS_JS = """() => {
+  for (const form of document.querySelectorAll(".learnjax-live form")) form.requestSubmit();
+  return Array.from(document.querySelectorAll(".learnjax-live")).map(w => w.dataset.widget);
+}"""
+_WIDGETS_COMPUTED_JS = """() => Array.from(document.querySelectorAll(".learnjax-live")).every(
+  w => w.querySelector(".learnjax-live__results")?.childElementCount > 0)"""
+_WIDGETS_JS = """() => Array.from(document.querySelectorAll(".learnjax-live")).map(w => ({
+  widget: w.dataset.widget, built: Boolean(w.querySelector("form")),
+  computed: (w.querySelector(".learnjax-live__results")?.childElementCount ?? 0) > 0,
+}))"""
+
+
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
     """An empty screenshot folder: shots of pages that no longer exist mislead."""
@@ -389,6 +404,9 @@ def page_reports(built_site, site_url, browser, screenshots) -> list[PageReport]
     for page_path in _site_pages(built_site):
         # Idle network, not just "load": the search index and late requests count too.
         visit = _open(browser, site_url + page_path, wait_until="networkidle")
+        if visit.page.evaluate(_RUN_WIDGETS_JS):
+            visit.page.wait_for_function(_WIDGETS_COMPUTED_JS)
+        widgets = visit.page.evaluate(_WIDGETS_JS)
         images = visit.page.evaluate(_IMAGES_JS)
         shot = screenshots / _shot_name(page_path)
         visit.page.screenshot(path=str(shot), full_page=True)
@@ -397,7 +415,7 @@ def page_reports(built_site, site_url, browser, screenshots) -> list[PageReport]
         copy = _try_copy_buttons(visit.page)  # last: clicking changes the page
         reports.append(PageReport(
             page_path or "(home)", visit.status, visit.console_errors, visit.failed_requests,
-            visit.external_requests, headings, images, shot, copy, accessibility,
+            visit.external_requests, headings, images, shot, copy, accessibility, widgets,
         ))
         visit.page.close()
     assert reports, "the built site has no pages"
@@ -459,6 +477,14 @@ def test_every_page_passes_the_accessibility_audit(page_reports):
                 for r in page_reports for v in r.accessibility if v["impact"] in FAILING_IMPACTS]
     assert page_reports and all(isinstance(r.accessibility, list) for r in page_reports)
     assert not problems, f"{len(problems)} failing rules:\n" + "\n".join(problems)
+
+
+def test_the_audit_saw_every_live_widget_built_and_computed(page_reports):
+    """The audit above runs on each widget's controls and on what it showed after computing once."""
+    seen = {w["widget"] for r in page_reports for w in r.widgets}
+    assert seen == {"fill-mask", "write", "attention", "classify", "ask"}, seen
+    unbuilt = [(r.page, w) for r in page_reports for w in r.widgets if not (w["built"] and w["computed"])]
+    assert not unbuilt, unbuilt
 
 
 def test_each_page_has_a_screenshot(page_reports):
@@ -894,6 +920,243 @@ def test_the_spam_widget_shows_both_filters_side_by_side(visit, built_site, mask
     print(f"\nspam widget, preset message: {shown}")
 
 
+# ---------------------------------------------------------------- the assistant
+
+ASK_MAX_NEW_TOKENS = 10  # as `Assistant.answer`, which `learnjax ask` runs
+_ASK_JS = """async ({module, manifest, questions}) => {
+  const {loadModel} = await import(module);
+  const started = performance.now();
+  const model = await loadModel(manifest);
+  const loadMs = performance.now() - started;
+  return {loadMs, answers: questions.map(question => ({ids: model.chat(question, 10).ids, ...model.ask(question)}))};
+}"""
+
+
+@pytest.fixture(scope="module")
+def assistant(built_site):
+    """The library's assistant of the site's exported one: the same weights, answering as `learnjax ask` does."""
+    from learnjax.storage.export import model_from_export, read_export
+    from learnjax.storage.progress import History
+    from learnjax.text.tokenizer import Tokenizer
+    from learnjax.training.instruction_tuning import Assistant
+
+    manifest, arrays = read_export(built_site / "models" / "assistant.json")
+    assert manifest["kind"] == "assistant"
+    return Assistant(model_from_export(manifest, arrays), Tokenizer(manifest["tokenizer"]["vocab"]), "lora", History())
+
+
+def _ask_questions() -> list[str]:
+    """The Fine-tuning page's transcript questions, held-out questions about things the world states no such
+    fact of, and two a reader might type."""
+    from learnjax import experiments
+    from learnjax.data.unknowns import unknown_questions
+
+    transcripts = experiments.instruction_tuning()["transcripts"]
+    return [*(t["question"] for t in transcripts), *(q.prompt for q in unknown_questions("held_out")[::5]),
+            "Zoë's naïve flatmate asks: what colour is the banana?", "WHERE does a nurse work"]
+
+
+def test_the_browser_s_assistant_answers_as_the_library_s_ask(visit, site_url, assistant):
+    from learnjax import experiments
+    from learnjax.data.questions import chat_ids
+    from learnjax.models.generation import continue_ids
+
+    questions = _ask_questions()
+    page = visit("fine-tuning/").page
+    result = page.evaluate(_ASK_JS, {**_urls(site_url, "assistant"), "questions": questions})
+    got = result["answers"]
+    prompts = [chat_ids(assistant.tokenizer, q) for q in questions]
+    assert [a["ids"] for a in got] == prompts  # the chat template, token for token
+    expected = continue_ids(assistant.model, prompts, max_new_tokens=ASK_MAX_NEW_TOKENS)
+    assert [a["tokens"] for a in got] == [[assistant.tokenizer.vocab[i] for i in ids] for ids in expected]
+    assert [a["text"] for a in got] == assistant.answer(questions)
+    # The exported assistant is the page's: it answers the page's transcript as the page shows.
+    transcripts = experiments.instruction_tuning()["transcripts"]
+    assert [a["text"] for a in got[: len(transcripts)]] == [t["mixed, LoRA"] for t in transcripts]
+    per_token = sum(a["milliseconds"] for a in got) / sum(len(a["tokens"]) for a in got)
+    print(f"\nassistant: {len(questions)} questions answered as `learnjax ask` answers, "
+          f"{sum(len(a['tokens']) for a in got)} tokens; {per_token:.2f} ms per token, question reading included; "
+          f"loaded in {result['loadMs']:.0f} ms")
+
+
+def _wait_for_question(page, widget, question: str) -> None:
+    """Until the assistant widget shows `question` asked (its answer beside it)."""
+    page.wait_for_function("([node, question]) => node.textContent === question",
+                           arg=[widget.locator(".learnjax-live__question").element_handle(), question])
+
+
+def test_the_assistant_widget_asks_its_presets_from_the_keyboard(visit, assistant):
+    from learnjax import experiments
+    from learnjax.data.unknowns import ABSTENTION, unknown_questions
+
+    page = visit("fine-tuning/").page
+    widget = page.locator('.learnjax-live[data-widget="ask"]')
+    field = widget.get_by_label("A question for the assistant")
+    transcripts = experiments.instruction_tuning()["transcripts"]
+    known = next(t for t in transcripts if t["mixed, LoRA"] == t["expected"])
+    assert field.input_value() == known["question"]
+    answer = widget.locator(".learnjax-live__answer")
+    for preset, question in (("A question it learned about", known["question"]),
+                             ("A question about something it never read about", unknown_questions("held_out")[0].prompt)):
+        widget.get_by_role("button", name=preset).focus()
+        page.keyboard.press("Enter")  # the keyboard alone asks it
+        _wait_for_question(page, widget, question)
+        assert field.input_value() == question
+        assert answer.inner_text() == assistant.answer([question])[0]
+        print(f"\nassistant widget: {question!r} -> {answer.inner_text()!r}")
+    assert answer.inner_text() != ABSTENTION  # about what it never read, it makes a fact up
+    field.fill("   ")  # no words: the library refuses it too
+    field.press("Enter")
+    page.wait_for_function("node => node.textContent.startsWith('Type a question first')", arg=widget.locator("[role=status]").element_handle())
+
+
+def test_the_assistant_shows_the_question_and_the_answer_as_text(visit, site_url, assistant):
+    from learnjax import experiments
+
+    known = next(t for t in experiments.instruction_tuning()["transcripts"] if t["mixed, LoRA"] == t["expected"])
+    page = visit("fine-tuning/").page
+    # An export whose vocabulary holds markup where the answer's last word was: the model writes it.
+    manifest = json.loads(page.request.get(site_url + "models/assistant.json").text())
+    written = known["expected"].rstrip(".").split()[-1]
+    manifest["tokenizer"]["vocab"][manifest["tokenizer"]["vocab"].index(written)] = XSS
+    page.route(site_url + "models/assistant.json", lambda route: route.fulfill(json=manifest))
+    widget = page.locator('.learnjax-live[data-widget="ask"]')
+    field = widget.get_by_label("A question for the assistant")
+    for question, answer in ((XSS, None), (known["question"], known["expected"].replace(written, XSS))):
+        field.fill(question)
+        field.press("Enter")
+        _wait_for_question(page, widget, question)
+        if answer:
+            assert widget.locator(".learnjax-live__answer").inner_text() == answer
+        else:
+            assert "[UNK]" in widget.locator(".learnjax-live__tokens").inner_text()  # `img`, `onerror`: words it never read
+        assert widget.locator("img").count() == 0
+    assert page.evaluate("window.__learnjaxXss") is None
+
+
+# ---------------------------------------------------------------- the chart's temperatures
+
+
+def test_the_writer_writes_the_prompt_at_the_chart_s_temperatures(visit, writer):
+    from learnjax import experiments
+    from learnjax.training.foundation import generate_text
+
+    temperatures = list(experiments.generation()["facts"]["shares"])  # the chart's, as the build computed them
+    page = visit("pre-training/").page
+    widget = page.locator('.learnjax-live[data-widget="write"]')
+    assert widget.get_attribute("data-temperatures") == ",".join(temperatures)
+    button = widget.get_by_role("button", name="The same prompt at the chart's temperatures")
+    lines = widget.locator(".learnjax-live__temperatures li")
+    button.focus()
+    page.keyboard.press("Enter")  # the keyboard alone runs it
+    lines.first.wait_for()
+    assert [float(t) for t in lines.evaluate_all("items => items.map(i => i.dataset.temperature)")] == [float(t) for t in temperatures]
+    greedy = generate_text(writer, [CAFE_PROMPT], max_new_tokens=16)[0].text
+    assert lines.first.locator("strong").inner_text() == greedy
+    assert all(line.locator(".learnjax-live__prompt").inner_text() == CAFE_PROMPT for line in lines.all())
+    print(f"\nthe café prompt at the chart's temperatures: {lines.all_inner_texts()}")
+    # The temperatures are read from the page when clicked, never typed into the script.
+    widget.evaluate("root => { root.dataset.temperatures = '0.3,1.7'; }")
+    button.click()
+    page.wait_for_function("root => root.querySelectorAll('.learnjax-live__temperatures li').length === 2", arg=widget.element_handle())
+    assert lines.evaluate_all("items => items.map(i => i.dataset.temperature)") == ["0.3", "1.7"]
+
+
+# ---------------------------------------------------------------- a model of the reader's own data
+
+OWN_TEXTS = ["Our clinic's night shift starts at eight.", "The pharmacist hands out the prescriptions!",
+             "Refill requests: call before noon, please.", "Naïve questions are welcome at the front desk."]
+
+
+def test_a_subword_classifier_classifies_in_the_browser_as_the_library(visit, site_url, tmp_path):
+    """A model trained with --corpus reads with the subword tokenizer: its export runs in the browser too."""
+    import numpy as np
+    from flax import nnx
+
+    from learnjax.models.transformer import EncoderClassifier, Transformer, TransformerConfig
+    from learnjax.storage import checkpoints
+    from learnjax.storage.export import export_directory, model_from_export, read_export
+    from learnjax.text.subword import SubwordTokenizer
+    from learnjax.text.tokenizer import CLS_ID
+    from learnjax.training.finetuning import TextClassifier
+    from learnjax.training.loops import History
+
+    tokenizer = SubwordTokenizer.train(OWN_TEXTS * 20, vocab_size=150)
+    config = TransformerConfig(vocab_size=len(tokenizer), max_len=16, d_model=16, n_layers=2, n_heads=2, d_ff=32)
+    model = EncoderClassifier(Transformer(config, rngs=nnx.Rngs(5)), 3, rngs=nnx.Rngs(6))
+    saved = checkpoints.save(tmp_path / "own", model, tokenizer, "classifier", {"labels": ["billing", "clinic", "other"]})
+    exported = export_directory(saved, tmp_path / "web", name="own")
+    manifest, arrays = read_export(exported)
+    assert manifest["tokenizer"]["kind"] == "subword"
+    classifier = TextClassifier(model_from_export(manifest, arrays), tokenizer, tuple(manifest["labels"]), "full", History())
+    texts = [*OWN_TEXTS, "Unheard-of words: zyzzyva, Zürich's café.", " ".join(OWN_TEXTS)]  # unknown pieces; longer than the context
+    page = visit("fine-tuning/").page
+    page.route(site_url + "own-data/*", lambda route: route.fulfill(path=tmp_path / "web" / route.request.url.rsplit("/", 1)[1]))
+    got = page.evaluate("""async ({module, manifest, texts}) => {
+      const {loadModel} = await import(module);
+      const model = await loadModel(manifest);
+      return texts.map(text => ({ids: model.read(text).ids, probabilities: model.classify(text).labels.map(l => l.probability)}));
+    }""", {"module": site_url + "javascripts/learnjax-model.js", "manifest": site_url + "own-data/own.json", "texts": texts})
+    assert [g["ids"] for g in got] == [[CLS_ID, *tokenizer.encode(t)][: config.max_len] for t in texts]
+    expected = classifier.predict_proba(texts)
+    worst = float(np.abs(np.asarray([g["probabilities"] for g in got]) - expected).max())
+    print(f"\nsubword classifier: {len(texts)} texts, each one's likeliest label at {np.round(expected.max(axis=1), 3).tolist()}; "
+          f"largest difference from the library's probabilities {worst:.2e}")
+    assert expected.max() - expected.min() > 0.3 and expected.min() > 1e-3  # neither uniform nor saturated: a wrong piece or weight shows
+    assert worst < TOLERANCE
+
+
+# ---------------------------------------------------------------- from `mkdocs serve`
+
+SERVE_TIMEOUT_S = 900  # mkdocs serve builds the whole site before it serves
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_widgets_work_from_mkdocs_serve(browser, tmp_path):
+    """As a writer previews the site: `mkdocs serve` on a free port, a widget computes once, the server stops."""
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "serve", "--dev-addr", f"127.0.0.1:{_free_port()}"], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1", "TMPDIR": str(tmp_path)},
+    )
+    said: list[str] = []
+    threading.Thread(target=lambda: said.extend(process.stdout), daemon=True).start()
+    started = time.monotonic()
+    try:
+        while not (serving := [m.group(1) for line in said if (m := re.search(r"Serving on (http://\S+)", line))]):
+            assert process.poll() is None, "mkdocs serve stopped:\n" + "".join(said)
+            assert time.monotonic() - started < SERVE_TIMEOUT_S, "mkdocs serve did not start:\n" + "".join(said)
+            time.sleep(0.5)
+        url = serving[0]
+        visit = _open(browser, url + "self-supervised-learning/")
+        try:
+            visit.page.get_by_role("button", name="Fill in the [MASK]").click()
+            predictions = visit.page.locator(".learnjax-live__predictions li")
+            predictions.first.wait_for()
+            first = predictions.first.inner_text()
+            assert first.startswith("coffee:")
+            fetched = [u for u in visit.requests if "/models/" in u]
+            assert fetched and all(u.startswith(url) for u in fetched), fetched
+            assert not visit.external_requests and not visit.console_errors, visit.external_requests + visit.console_errors
+            assert not [f for f in visit.failed_requests if "/livereload/" not in f], visit.failed_requests
+        finally:
+            visit.page.close()
+        print(f"\nmkdocs serve: served in {time.monotonic() - started:.0f} s; the café sentence's first word: {first}")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
 def test_what_the_reader_types_is_shown_as_text_and_runs_nothing(visit):
     page = visit("pre-training/").page
     field = page.get_by_label("A prompt for the model to continue")
@@ -929,7 +1192,7 @@ def test_long_input_is_cut_with_a_visible_note_and_the_sliders_work_from_the_key
 def test_the_models_are_small_and_come_from_the_site_itself(built_site, visit, site_url):
     files = sorted((built_site / "models").iterdir())
     manifests = [f for f in files if f.suffix == ".json"]
-    assert {f.stem for f in manifests} == {"masked", "writer", "spam-full", "spam-scratch"}
+    assert {f.stem for f in manifests} == {"masked", "writer", "spam-full", "spam-scratch", "assistant"}
     for manifest in manifests:
         assert (built_site / "models" / json.loads(manifest.read_text(encoding="utf-8"))["weights"]["file"]).is_file()
     total = sum(f.stat().st_size for f in files)

@@ -284,14 +284,39 @@ export class Model {
   // ------------------------------------------------------------ writing
 
   /**
-   * Continues `prompt` one token at a time, reading only the newest token at each
-   * step: the keys and values of the earlier ones are kept (a KV cache).
-   * temperature 0 is greedy; topK (0: no limit) and topP (1: no limit) as the
-   * library's Sampling. Stops at [END], after maxNewTokens, or when the context is full.
+   * The chat template (the library's chat_ids): [CLS] [USER] question [ASSISTANT],
+   * the answer being the model's to write. The question is cut so that
+   * `maxNewTokens` still fit in the context (`cut` says whether).
    */
-  write(prompt, { maxNewTokens = 16, temperature = 0, topK = 0, topP = 1, seed = 0 } = {}) {
+  chat(question, maxNewTokens) {
+    const words = this.tokenizer.encode(question);
+    const fits = this.config.max_len - 3 - maxNewTokens;
+    const { "[CLS]": cls, "[USER]": user, "[ASSISTANT]": assistant } = this.special;
+    return { ids: [cls, user, ...words.slice(0, fits), assistant], cut: words.length > fits, total: words.length, fits };
+  }
+
+  /** An assistant's answer to `question` in the chat template (greedy by default, as the library's `ask`). */
+  ask(question, { maxNewTokens = 10, ...sampling } = {}) {
+    const read = this.chat(question, maxNewTokens);
+    const questionTokens = read.ids.slice(2, -1).map((id) => this.tokenizer.vocab[id]);
+    return { ...this.continueIds(read, { maxNewTokens, ...sampling }), questionTokens, fits: read.fits };
+  }
+
+  /** Continues `prompt` ([CLS] and its tokens, cut to leave room for one token); see continueIds. */
+  write(prompt, options = {}) {
+    const read = this.read(prompt, { room: 1 });
+    return { ...this.continueIds(read, options), promptTokens: read.ids.slice(1).map((id) => this.tokenizer.vocab[id]) };
+  }
+
+  /**
+   * Continues the token ids `ids` one token at a time, reading only the newest
+   * token at each step: the keys and values of the earlier ones are kept (a KV
+   * cache). temperature 0 is greedy; topK (0: no limit) and topP (1: no limit)
+   * as the library's Sampling. Stops at [END], after maxNewTokens, or when the
+   * context is full.
+   */
+  continueIds({ ids, cut, total }, { maxNewTokens = 16, temperature = 0, topK = 0, topP = 1, seed = 0 } = {}) {
     if (!this.causal) throw new Error("only a next-word model writes");
-    const { ids, cut, total } = this.read(prompt, { room: 1 });
     const random = mulberry32(seed);
     const cache = this.blocks.map(() => ({ keys: [], values: [] }));
     let scores = null;
@@ -311,7 +336,7 @@ export class Model {
     const tokens = written.map((id) => this.tokenizer.vocab[id]);
     const words = written.filter((id) => id !== end).map((id) => this.tokenizer.vocab[id]);
     return {
-      promptTokens: ids.slice(1).map((id) => this.tokenizer.vocab[id]), cut, total, tokens,
+      cut, total, tokens,
       text: this.tokenizer.join(words), ended: written.includes(end), contextFull: written.length === steps && !written.includes(end) && steps < maxNewTokens,
       milliseconds: now - started, millisecondsPerToken: written.length ? (now - writeStarted) / written.length : 0,
     };

@@ -1,5 +1,5 @@
-// Widgets that let a reader try the site's models: fill in a [MASK], or write a
-// continuation. Each is an element `<div class="learnjax-live" data-widget=...
+// Widgets that let a reader try the site's models: fill in a [MASK], write a
+// continuation, look at attention, classify a message, ask the assistant. Each is an element `<div class="learnjax-live" data-widget=...
 // data-model=... data-preset=...>` on a page; this script builds its controls.
 // Everything the reader types, and everything the model writes, is shown as
 // text (textContent), never parsed as HTML.
@@ -57,6 +57,19 @@ function showReading(into, tokens, cut, total, maxWords) {
   }
 }
 
+/** `compute` as an event handler: a note while the model loads, any error said in the status line. */
+function running(said, compute) {
+  return async (event) => {
+    event.preventDefault();
+    said.textContent = "Loading the model…";
+    try {
+      await compute();
+    } catch (error) {
+      said.textContent = `The model could not run: ${error.message}`;
+    }
+  };
+}
+
 function fillMaskWidget(root) {
   const input = element("input", { type: "text", value: root.dataset.preset || "", autocomplete: "off", spellcheck: false });
   const button = element("button", { type: "submit", className: "learnjax-live__button", textContent: "Fill in the [MASK]" });
@@ -64,28 +77,22 @@ function fillMaskWidget(root) {
   const results = element("div", { className: "learnjax-live__results", ariaLive: "polite" });
   const form = element("form", { className: "learnjax-live__form" }, [labelled("A sentence with [MASK] where a word is hidden", input), button]);
   root.replaceChildren(form, said, results);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    said.textContent = "Loading the model…";
-    try {
-      const m = await model(root.dataset.model);
-      const answer = m.fillMask(input.value, 5);
-      results.replaceChildren();
-      showReading(results, answer.tokens, answer.cut, answer.total, m.config.max_len - 1);
-      if (answer.masks !== 1) {
-        said.textContent = `Write exactly one [MASK] (found ${answer.masks}${answer.cut ? " in what was read" : ""}).`;
-        return;
-      }
-      const list = element("ol", { className: "learnjax-live__predictions" });
-      for (const { word, probability } of answer.predictions) {
-        list.append(element("li", { textContent: `${word}: ${(100 * probability).toFixed(1)}%` }));
-      }
-      results.append(element("p", { textContent: "The model's five likeliest words:" }), list);
-      said.textContent = `First: ${answer.predictions[0].word}.`;
-    } catch (error) {
-      said.textContent = `The model could not run: ${error.message}`;
+  form.addEventListener("submit", running(said, async () => {
+    const m = await model(root.dataset.model);
+    const answer = m.fillMask(input.value, 5);
+    results.replaceChildren();
+    showReading(results, answer.tokens, answer.cut, answer.total, m.config.max_len - 1);
+    if (answer.masks !== 1) {
+      said.textContent = `Write exactly one [MASK] (found ${answer.masks}${answer.cut ? " in what was read" : ""}).`;
+      return;
     }
-  });
+    const list = element("ol", { className: "learnjax-live__predictions" });
+    for (const { word, probability } of answer.predictions) {
+      list.append(element("li", { textContent: `${word}: ${(100 * probability).toFixed(1)}%` }));
+    }
+    results.append(element("p", { textContent: "The model's five likeliest words:" }), list);
+    said.textContent = `First: ${answer.predictions[0].word}.`;
+  }));
 }
 
 function writeWidget(root) {
@@ -95,32 +102,47 @@ function writeWidget(root) {
   const topK = slider("Top-k", { min: 0, max: 50, step: 1, value: 0,
     describe: (k) => (k === 0 ? "0 (no limit)" : `the ${k} likeliest`) });
   const button = element("button", { type: "submit", className: "learnjax-live__button", textContent: "Write" });
+  const buttons = [button];
+  // The temperatures of the page's facts-vs-temperature chart, written into the page by the build.
+  const chartTemperatures = () => root.dataset.temperatures.split(",").map(Number);
+  const atChart = root.dataset.temperatures
+    ? element("button", { type: "button", className: "learnjax-live__button", textContent: "The same prompt at the chart's temperatures" })
+    : null;
+  if (atChart) buttons.push(atChart);
   const said = status(root);
   const results = element("div", { className: "learnjax-live__results", ariaLive: "polite" });
   const form = element("form", { className: "learnjax-live__form" },
-    [labelled("A prompt for the model to continue", input), temperature.field, topK.field, button]);
+    [labelled("A prompt for the model to continue", input), temperature.field, topK.field,
+      element("div", { className: "learnjax-live__buttons" }, buttons)]);
   root.replaceChildren(form, said, results);
   let seed = 0;
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    said.textContent = "Loading the model…";
-    try {
-      const m = await model(root.dataset.model);
-      const t = Number(temperature.input.value);
-      const written = m.write(input.value, { maxNewTokens: 16, temperature: t, topK: Number(topK.input.value), seed: t > 0 ? ++seed : 0 });
-      results.replaceChildren();
-      showReading(results, written.promptTokens, written.cut, written.total, m.config.max_len - 2);
-      const text = element("p", { className: "learnjax-live__written" }, [
-        element("span", { className: "learnjax-live__prompt", textContent: input.value }), " ",
-        element("strong", { textContent: written.text }),
-      ]);
-      results.append(text);
-      const ending = written.ended ? "it ended the text" : written.contextFull ? "the context is full" : "it reached 16 tokens";
-      said.textContent = `Wrote ${written.tokens.length} tokens (${ending}), ${written.millisecondsPerToken.toFixed(1)} ms per token.`;
-    } catch (error) {
-      said.textContent = `The model could not run: ${error.message}`;
+  const written = (m, t) => m.write(input.value, { maxNewTokens: 16, temperature: t, topK: Number(topK.input.value), seed: t > 0 ? ++seed : 0 });
+  const prompt = (m, first) => {
+    results.replaceChildren();
+    showReading(results, first.promptTokens, first.cut, first.total, m.config.max_len - 2);
+    return element("span", { className: "learnjax-live__prompt", textContent: input.value });
+  };
+  form.addEventListener("submit", running(said, async () => {
+    const m = await model(root.dataset.model);
+    const wrote = written(m, Number(temperature.input.value));
+    results.append(element("p", { className: "learnjax-live__written" }, [prompt(m, wrote), " ", element("strong", { textContent: wrote.text })]));
+    const ending = wrote.ended ? "it ended the text" : wrote.contextFull ? "the context is full" : "it reached 16 tokens";
+    said.textContent = `Wrote ${wrote.tokens.length} tokens (${ending}), ${wrote.millisecondsPerToken.toFixed(1)} ms per token.`;
+  }));
+  atChart?.addEventListener("click", running(said, async () => {
+    const m = await model(root.dataset.model);
+    const lines = chartTemperatures().map((t) => ({ t, wrote: written(m, t) }));
+    const shown = prompt(m, lines[0].wrote);
+    const list = element("ul", { className: "learnjax-live__temperatures" });
+    for (const { t, wrote } of lines) {
+      const item = element("li", {}, [element("span", { className: "learnjax-live__temperature", textContent: `temperature ${t.toFixed(1)}:` }), " ",
+        shown.cloneNode(true), " ", element("strong", { textContent: wrote.text })]);
+      item.dataset.temperature = String(t);
+      list.append(item);
     }
-  });
+    results.append(list);
+    said.textContent = `Wrote the prompt at ${lines.length} temperatures: ${lines.map(({ t }) => t.toFixed(1)).join(", ")}.`;
+  }));
 }
 
 /** A background from white (weight 0) to dark blue (weight 1), and the text colour that reads on it. */
@@ -241,7 +263,44 @@ function classifyWidget(root) {
   });
 }
 
-const WIDGETS = { "fill-mask": fillMaskWidget, write: writeWidget, attention: attentionWidget, classify: classifyWidget };
+/** Questions to an assistant, in the chat template; presets fill in a question and ask it. */
+function askWidget(root) {
+  const input = element("input", { type: "text", value: root.dataset.known || "", autocomplete: "off", spellcheck: false });
+  const button = element("button", { type: "submit", className: "learnjax-live__button", textContent: "Ask" });
+  const presets = [["known", "A question it learned about"], ["unknown", "A question about something it never read about"]]
+    .filter(([key]) => root.dataset[key])
+    .map(([key, text]) => {
+      const preset = element("button", { type: "button", className: "learnjax-live__button", textContent: text });
+      preset.dataset.preset = key;
+      preset.addEventListener("click", () => {
+        input.value = root.dataset[key];
+        form.requestSubmit();
+      });
+      return preset;
+    });
+  const said = status(root);
+  const results = element("div", { className: "learnjax-live__results", ariaLive: "polite" });
+  const form = element("form", { className: "learnjax-live__form" },
+    [labelled("A question for the assistant", input), element("div", { className: "learnjax-live__buttons" }, [button, ...presets])]);
+  root.replaceChildren(form, said, results);
+  form.addEventListener("submit", running(said, async () => {
+    const m = await model(root.dataset.model);
+    results.replaceChildren();
+    if (!m.tokenizer.encode(input.value).length) {
+      said.textContent = "Type a question first: it has no words.";
+      return;
+    }
+    const answer = m.ask(input.value);
+    showReading(results, answer.questionTokens, answer.cut, answer.total, answer.fits);
+    results.append(element("dl", { className: "learnjax-live__chat" }, [
+      element("dt", { textContent: "You" }), element("dd", { className: "learnjax-live__question", textContent: input.value }),
+      element("dt", { textContent: "Assistant" }), element("dd", { className: "learnjax-live__answer", textContent: answer.text }),
+    ]));
+    said.textContent = `Answered in ${answer.tokens.length} tokens, ${answer.millisecondsPerToken.toFixed(1)} ms per token.`;
+  }));
+}
+
+const WIDGETS = { "fill-mask": fillMaskWidget, write: writeWidget, attention: attentionWidget, classify: classifyWidget, ask: askWidget };
 
 for (const root of document.querySelectorAll(".learnjax-live[data-widget]")) {
   const build = WIDGETS[root.dataset.widget];

@@ -7,6 +7,7 @@ reads as the lesson (what is measured) rather than as table plumbing.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Sequence
 
 _ALIGNMENT = {None: "---", "left": ":---", "center": ":---:", "right": "---:"}
@@ -92,3 +93,22 @@ def note(title: str, body: str, kind: str = "note", collapsed: bool = True) -> s
     indented = "\n".join(f"    {line}" if line.strip() else "" for line in body.splitlines())
     title = title.replace('"', "&quot;")  # a " would end the title
     return f'{marker} {kind} "{title}"\n\n{indented}'
+
+
+# What a live widget's element shows until its script builds the controls.
+_WITHOUT_SCRIPT = "This part of the page runs the model with JavaScript, which is turned off or not yet loaded."
+
+
+def live_widget(widget: str, **data: object) -> str:
+    """The element a live widget is built in (docs/javascripts/learnjax-widgets.js),
+    its settings as `data-` attributes, escaped: a value computed by the build
+    (a preset question, the temperatures of a chart) reaches the page as text.
+
+    Example:
+        >>> print(live_widget("ask", model="assistant", known='what is "red"?'))
+        <div class="learnjax-live" data-widget="ask" data-model="assistant" data-known="what is &quot;red&quot;?">
+        <p>This part of the page runs the model with JavaScript, which is turned off or not yet loaded.</p>
+        </div>
+    """
+    attributes = "".join(f' data-{name}="{html.escape(str(value), quote=True)}"' for name, value in {"widget": widget, **data}.items())
+    return f'<div class="learnjax-live"{attributes}>\n<p>{_WITHOUT_SCRIPT}</p>\n</div>'
