@@ -197,24 +197,73 @@ def test_the_supervised_assistant_hallucinates_about_unknown_entities(preference
     assert sft["unknown"]["wrong"] >= 0.5 and sft["known"]["right"] >= 0.5
 
 
-def test_dpo_at_the_dev_beta_halves_hallucination_and_costs_known_answers_by_false_abstention(preference_result):
-    from learnjax.experiments.preferences import balanced
+def test_beta_is_chosen_on_dev_within_the_allowed_loss_of_known_accuracy():
+    from learnjax.experiments.preferences import chosen_on_dev
 
-    dpo = preference_result["dpo"]
-    chosen = dpo[str(preference_result["beta"])]
-    assert balanced(chosen["dev"]) == max(balanced(run["dev"]) for run in dpo.values())
+    def scores(known, abstain):
+        return {"known": {"right": known}, "unknown": {"abstain": abstain}}
+
+    sft = scores(0.70, 0.0)
+    # 1 abstains most but costs 15 points; 10 is the best within 5; 30 barely moves.
+    assert chosen_on_dev({1.0: scores(0.55, 0.9), 10.0: scores(0.66, 0.6), 30.0: scores(0.70, 0.2)}, sft) == 10.0
+    assert chosen_on_dev({1.0: scores(0.55, 0.9), 10.0: scores(0.60, 0.6)}, sft) == 10.0  # none within: the least loss
+    assert chosen_on_dev({1.0: scores(0.66, 0.6), 10.0: scores(0.68, 0.6)}, sft) == 10.0  # a tie: the closer to SFT
+
+
+def test_the_experiment_keeps_the_beta_its_dev_figures_choose(preference_result):
+    from learnjax.experiments.preferences import chosen_on_dev
+
+    dev = {float(beta): run["dev"] for beta, run in preference_result["dpo"].items()}
+    assert preference_result["beta"] == chosen_on_dev(dev, preference_result["sft"]["dev"])
+
+
+def test_the_held_out_figures_never_choose_beta(monkeypatch):
+    """The experiment's own code, its training replaced by runs whose dev figures
+    pick β = 10 and whose held-out figures would pick β = 30."""
+    from types import SimpleNamespace
+
+    from learnjax.experiments import preferences as experiment
+    from learnjax.training import preferences as dpo
+
+    def scores(known, abstain):
+        return {"known": {"right": known, "abstain": 0.0, "wrong": 1 - known, "n": 1},
+                "unknown": {"right": 0.0, "abstain": abstain, "wrong": 1 - abstain, "n": 1}}
+
+    figures = {("sft", "dev"): scores(0.7, 0.0), ("sft", "held_out"): scores(0.7, 0.0),
+               (10.0, "dev"): scores(0.68, 0.6), (10.0, "held_out"): scores(0.5, 0.9),
+               (30.0, "dev"): scores(0.5, 0.9), (30.0, "held_out"): scores(0.7, 0.6)}
+    sft = SimpleNamespace(name="sft")
+    monkeypatch.setattr(experiment, "supervised_assistant", lambda: sft)
+    monkeypatch.setattr(experiment, "preference_pairs", lambda: [])
+    monkeypatch.setattr(dpo, "preference_tune", lambda _, __, settings: SimpleNamespace(
+        name=settings.beta, history=SimpleNamespace(loss=[0.0])))
+    monkeypatch.setattr(experiment, "measured", lambda run, split: figures[(run.name, split)])
+    monkeypatch.setattr(experiment, "transcript", lambda *_: [])
+    assert experiment._preferences((10.0, 30.0))["beta"] == 10.0
+
+
+def test_dpo_at_the_dev_beta_halves_hallucination_and_keeps_known_accuracy(preference_result):
     sft = preference_result["sft"]["held_out"]
-    assert chosen["held_out"]["unknown"]["wrong"] <= sft["unknown"]["wrong"] / 2
-    lost = sft["known"]["right"] - chosen["held_out"]["known"]["right"]
-    assert lost > 0.05 and chosen["held_out"]["known"]["abstain"] >= lost / 2  # mostly abstentions
+    chosen = preference_result["dpo"][str(preference_result["beta"])]["held_out"]
+    assert chosen["unknown"]["wrong"] <= sft["unknown"]["wrong"] / 2
+    assert sft["known"]["right"] - chosen["known"]["right"] <= preference_result["settings"]["known_loss_allowed"] + 1e-9
 
 
-def test_only_the_reward_that_penalises_a_wrong_answer_lowers_hallucination(reward_result):
+def test_a_small_beta_abstains_about_known_things_too(preference_result):
+    """The trade-off the page draws: far from the reference, "i don't know." spreads to known questions."""
+    runs = preference_result["dpo"]
+    low, high = runs[min(runs, key=float)]["held_out"], runs[max(runs, key=float)]["held_out"]
+    assert low["known"]["abstain"] > high["known"]["abstain"] + 0.1 and low["known"]["right"] < high["known"]["right"]
+
+
+def test_only_the_reward_that_penalises_a_wrong_answer_halves_hallucination(reward_result):
+    from learnjax.experiments.preferences import KNOWN_LOSS_ALLOWED
+
     sft, rl = reward_result["sft"]["held_out"], reward_result["rl"]
     assert rl["unpenalised"]["held_out"]["unknown"]["wrong"] > sft["unknown"]["wrong"] / 2
     penalised = rl["penalised"]["held_out"]
-    assert penalised["unknown"]["wrong"] < rl["unpenalised"]["held_out"]["unknown"]["wrong"] - 0.2
-    assert abs(penalised["known"]["right"] - sft["known"]["right"]) <= 0.05
+    assert penalised["unknown"]["wrong"] <= sft["unknown"]["wrong"] / 2
+    assert sft["known"]["right"] - penalised["known"]["right"] <= KNOWN_LOSS_ALLOWED + 1e-9
 
 
 def test_rewards_make_the_model_say_what_it_could_already_sample(reward_result):
