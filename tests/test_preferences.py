@@ -218,28 +218,23 @@ def test_the_experiment_keeps_the_beta_its_dev_figures_choose(preference_result)
 
 
 def test_the_held_out_figures_never_choose_beta(monkeypatch):
-    """The experiment's own code, its training replaced by runs whose dev figures
-    pick β = 10 and whose held-out figures would pick β = 30."""
+    """The experiment's own tuning and choice, its training replaced by runs
+    whose dev figures pick β = 10 and whose held-out figures would pick β = 30."""
     from types import SimpleNamespace
 
     from learnjax.experiments import preferences as experiment
     from learnjax.training import preferences as dpo
 
     def scores(known, abstain):
-        return {"known": {"right": known, "abstain": 0.0, "wrong": 1 - known, "n": 1},
-                "unknown": {"right": 0.0, "abstain": abstain, "wrong": 1 - abstain, "n": 1}}
+        return {"known": {"right": known}, "unknown": {"abstain": abstain}}
 
     figures = {("sft", "dev"): scores(0.7, 0.0), ("sft", "held_out"): scores(0.7, 0.0),
                (10.0, "dev"): scores(0.68, 0.6), (10.0, "held_out"): scores(0.5, 0.9),
                (30.0, "dev"): scores(0.5, 0.9), (30.0, "held_out"): scores(0.7, 0.6)}
-    sft = SimpleNamespace(name="sft")
-    monkeypatch.setattr(experiment, "supervised_assistant", lambda: sft)
-    monkeypatch.setattr(experiment, "preference_pairs", lambda: [])
-    monkeypatch.setattr(dpo, "preference_tune", lambda _, __, settings: SimpleNamespace(
-        name=settings.beta, history=SimpleNamespace(loss=[0.0])))
+    monkeypatch.setattr(dpo, "preference_tune", lambda _, __, settings: SimpleNamespace(name=settings.beta))
     monkeypatch.setattr(experiment, "measured", lambda run, split: figures[(run.name, split)])
-    monkeypatch.setattr(experiment, "transcript", lambda *_: [])
-    assert experiment._preferences((10.0, 30.0))["beta"] == 10.0
+    *_, best = experiment.tuned_on_dev(SimpleNamespace(name="sft"), [], (10.0, 30.0), dpo.DPOSettings())
+    assert best == 10.0
 
 
 def test_dpo_at_the_dev_beta_halves_hallucination_and_keeps_known_accuracy(preference_result):

@@ -171,20 +171,24 @@ def _finetune_assistant(args: argparse.Namespace) -> None:
         mesh=device_mesh(args),
         fsdp=args.fsdp,
     )
+    details = {"mode": args.mode, "examples": len(prompts), **({"skipped_lines": skipped} if skipped is not None else {})}
+    _save_assistant(args, assistant, started, details, f"{args.mode} instruction tuning on {len(prompts)} examples")
+
+
+def _save_assistant(args: argparse.Namespace, assistant, started: float, details: dict, said: str) -> None:
+    """Saves to --out and reports it: `details` in the JSON, `said` in the sentence."""
     out = assistant.save(args.out)
     result = {
         "out": str(out),
         "built": "assistant",
-        "mode": args.mode,
-        "examples": len(prompts),
-        **({"skipped_lines": skipped} if skipped is not None else {}),
+        **details,
         "final_loss": assistant.history.loss[-1],
         "seconds": round(time.perf_counter() - started, 2),
     }
     if args.json:
         print_json(result)
     else:
-        print(f"saved an assistant to {out}: {args.mode} instruction tuning on {len(prompts)} examples, final loss {result['final_loss']:.3f}")
+        print(f"saved an assistant to {out}: {said}, final loss {result['final_loss']:.3f}")
 
 
 def check_fits(tokenizer, max_len: int, path: Path, pairs, lines: list[int]) -> None:
@@ -214,19 +218,7 @@ def _tuned_assistant(args: argparse.Namespace, file: Path, columns: tuple[str, .
 
 
 def _save_tuned(args: argparse.Namespace, tuned, what: str, n: int, started: float) -> None:
-    out = tuned.save(args.out)
-    result = {
-        "out": str(out),
-        "built": "assistant",
-        "mode": tuned.mode,
-        what: n,
-        "final_loss": tuned.history.loss[-1],
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    if args.json:
-        print_json(result)
-    else:
-        print(f"saved an assistant to {out}: {tuned.mode.upper()} on {n} {what}, final loss {result['final_loss']:.3f}")
+    _save_assistant(args, tuned, started, {"mode": tuned.mode, what: n}, f"{tuned.mode.upper()} on {n} {what}")
 
 
 def cmd_prefer(args: argparse.Namespace) -> None:

@@ -83,20 +83,29 @@ def transcript(sft, tuned, name: str) -> list[dict]:
     return [{"question": q.prompt, "expected": q.response, "sft": s, name: t} for q, s, t in zip(shown, sft.answer(prompts), tuned.answer(prompts))]
 
 
-def _preferences(betas: tuple[float, ...]) -> dict:
+def tuned_on_dev(sft, pairs: list, betas: tuple[float, ...], settings) -> tuple[dict, dict, dict, float]:
+    """One DPO run from `sft` per β (the other `settings` the same), the dev
+    figures of each and of `sft`, and the β `chosen_on_dev` keeps."""
     import dataclasses
+
+    from learnjax.training.preferences import preference_tune
+
+    runs = {beta: preference_tune(sft, pairs, dataclasses.replace(settings, beta=beta)) for beta in betas}
+    dev = {beta: measured(run, "dev") for beta, run in runs.items()}
+    sft_dev = measured(sft, "dev")
+    return runs, dev, sft_dev, chosen_on_dev(dev, sft_dev)
+
+
+def _preferences(betas: tuple[float, ...]) -> dict:
     import time
 
-    from learnjax.training.preferences import DPOSettings, preference_tune
+    from learnjax.training.preferences import DPOSettings
 
     started = time.perf_counter()
     sft = supervised_assistant()
     pairs = preference_pairs()
     settings = DPOSettings(learning_rate=DPO_LEARNING_RATE)
-    runs = {beta: preference_tune(sft, pairs, dataclasses.replace(settings, beta=beta)) for beta in betas}
-    dev = {beta: measured(run, "dev") for beta, run in runs.items()}
-    sft_dev = measured(sft, "dev")
-    best = chosen_on_dev(dev, sft_dev)
+    runs, dev, sft_dev, best = tuned_on_dev(sft, pairs, betas, settings)
     transcripts = transcript(sft, runs[best], "dpo")
     return {
         "sft": {"dev": sft_dev, "held_out": measured(sft, "held_out")},
@@ -105,8 +114,7 @@ def _preferences(betas: tuple[float, ...]) -> dict:
         },
         "beta": best,
         "pairs": len(pairs),
-        "settings": {"sft_examples": SFT_EXAMPLES, "sft_abstentions": SFT_ABSTENTIONS, "known_loss_allowed": KNOWN_LOSS_ALLOWED,
-                     **settings.__dict__},
+        "settings": {"sft_examples": SFT_EXAMPLES, "sft_abstentions": SFT_ABSTENTIONS, "known_loss_allowed": KNOWN_LOSS_ALLOWED, **settings.__dict__},
         "transcripts": transcripts,
         "seconds": time.perf_counter() - started,
     }
