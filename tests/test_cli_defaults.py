@@ -9,7 +9,9 @@ from learnjax.cli import build_parser
 from learnjax.cli.common import dataclass_defaults
 from learnjax.training.finetuning import FinetuneSettings
 from learnjax.training.instruction_tuning import SFTSettings
+from learnjax.training.preferences import DPOSettings
 from learnjax.training.recipe import PretrainRecipe
+from learnjax.training.rewards import GRPOSettings
 
 
 def _help(command: str) -> str:
@@ -24,15 +26,26 @@ def _help(command: str) -> str:
 
 
 def test_the_defaults_read_from_source_are_the_classes_defaults():
-    for cls, module in ((FinetuneSettings, "learnjax.training.finetuning"), (SFTSettings, "learnjax.training.instruction_tuning")):
+    for cls, module in ((FinetuneSettings, "learnjax.training.finetuning"), (SFTSettings, "learnjax.training.instruction_tuning"),
+                        (DPOSettings, "learnjax.training.preferences"), (GRPOSettings, "learnjax.training.rewards")):
         read = dataclass_defaults(module, cls.__name__)
         assert read == {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls) if f.name in read}, cls
-        assert set(read) >= {"steps", "learning_rate"}, cls
+        assert set(read) >= {"learning_rate"} and set(read) & {"steps", "iterations"}, cls
 
 
 def test_finetune_help_states_each_kind_of_models_steps():
     text = _help("finetune")
     assert f"default: {FinetuneSettings().steps} for a classifier, {SFTSettings().steps} for an assistant" in text
+
+
+def test_the_tuning_commands_help_states_their_defaults():
+    dpo, grpo = DPOSettings(), GRPOSettings()
+    prefer, reinforce = _help("prefer"), _help("reinforce")
+    for said in (f"(default: {dpo.beta:g})", f"training steps (default: {dpo.steps})", f"peak learning rate (default: {dpo.learning_rate:g})"):
+        assert said in prefer
+    for said in (f"batches of {grpo.questions_per_batch} questions", f"(default: {grpo.iterations})", f"(default: {grpo.group})",
+                 f"sampling temperature (default: {grpo.temperature:g})", f"peak learning rate (default: {grpo.learning_rate:g})"):
+        assert said in reinforce
 
 
 def test_pretrain_help_states_the_default_recipe():

@@ -2,6 +2,7 @@
 reference, and the measured claims of the Preferences and rewards page."""
 
 import random
+import shutil
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_a_made_up_answer_is_a_fact_of_the_kind_the_world_does_not_hold():
 def tiny_assistant():
     from flax import nnx
 
-    from learnjax.models.transformer import TransformerConfig, NextWordModel
+    from learnjax.models.transformer import NextWordModel, TransformerConfig
     from learnjax.text.tokenizer import Tokenizer
     from learnjax.training.instruction_tuning import Assistant
     from learnjax.training.loops import History
@@ -196,24 +197,68 @@ def test_the_supervised_assistant_hallucinates_about_unknown_entities(preference
     assert sft["unknown"]["wrong"] >= 0.5 and sft["known"]["right"] >= 0.5
 
 
-def test_dpo_at_the_dev_beta_halves_hallucination_and_costs_known_answers_by_false_abstention(preference_result):
-    from learnjax.experiments.preferences import balanced
+def test_beta_is_chosen_on_dev_within_the_allowed_loss_of_known_accuracy():
+    from learnjax.experiments.preferences import chosen_on_dev
 
-    dpo = preference_result["dpo"]
-    chosen = dpo[str(preference_result["beta"])]
-    assert balanced(chosen["dev"]) == max(balanced(run["dev"]) for run in dpo.values())
+    def scores(known, abstain):
+        return {"known": {"right": known}, "unknown": {"abstain": abstain}}
+
+    sft = scores(0.70, 0.0)
+    # 1 abstains most but costs 15 points; 10 is the best within 5; 30 barely moves.
+    assert chosen_on_dev({1.0: scores(0.55, 0.9), 10.0: scores(0.66, 0.6), 30.0: scores(0.70, 0.2)}, sft) == 10.0
+    assert chosen_on_dev({1.0: scores(0.55, 0.9), 10.0: scores(0.60, 0.6)}, sft) == 10.0  # none within: the least loss
+    assert chosen_on_dev({1.0: scores(0.66, 0.6), 10.0: scores(0.68, 0.6)}, sft) == 10.0  # a tie: the closer to SFT
+
+
+def test_the_experiment_keeps_the_beta_its_dev_figures_choose(preference_result):
+    from learnjax.experiments.preferences import chosen_on_dev
+
+    dev = {float(beta): run["dev"] for beta, run in preference_result["dpo"].items()}
+    assert preference_result["beta"] == chosen_on_dev(dev, preference_result["sft"]["dev"])
+
+
+def test_the_held_out_figures_never_choose_beta(monkeypatch):
+    """The experiment's own tuning and choice, its training replaced by runs
+    whose dev figures pick β = 10 and whose held-out figures would pick β = 30."""
+    from types import SimpleNamespace
+
+    from learnjax.experiments import preferences as experiment
+    from learnjax.training import preferences as dpo
+
+    def scores(known, abstain):
+        return {"known": {"right": known}, "unknown": {"abstain": abstain}}
+
+    figures = {("sft", "dev"): scores(0.7, 0.0), ("sft", "held_out"): scores(0.7, 0.0),
+               (10.0, "dev"): scores(0.68, 0.6), (10.0, "held_out"): scores(0.5, 0.9),
+               (30.0, "dev"): scores(0.5, 0.9), (30.0, "held_out"): scores(0.7, 0.6)}
+    monkeypatch.setattr(dpo, "preference_tune", lambda _, __, settings: SimpleNamespace(name=settings.beta))
+    monkeypatch.setattr(experiment, "measured", lambda run, split: figures[(run.name, split)])
+    *_, best = experiment.tuned_on_dev(SimpleNamespace(name="sft"), [], (10.0, 30.0), dpo.DPOSettings())
+    assert best == 10.0
+
+
+def test_dpo_at_the_dev_beta_halves_hallucination_and_keeps_known_accuracy(preference_result):
     sft = preference_result["sft"]["held_out"]
-    assert chosen["held_out"]["unknown"]["wrong"] <= sft["unknown"]["wrong"] / 2
-    lost = sft["known"]["right"] - chosen["held_out"]["known"]["right"]
-    assert lost > 0.05 and chosen["held_out"]["known"]["abstain"] >= lost / 2  # mostly abstentions
+    chosen = preference_result["dpo"][str(preference_result["beta"])]["held_out"]
+    assert chosen["unknown"]["wrong"] <= sft["unknown"]["wrong"] / 2
+    assert sft["known"]["right"] - chosen["known"]["right"] <= preference_result["settings"]["known_loss_allowed"] + 1e-9
 
 
-def test_only_the_reward_that_penalises_a_wrong_answer_lowers_hallucination(reward_result):
+def test_a_small_beta_abstains_about_known_things_too(preference_result):
+    """The trade-off the page draws: far from the reference, "i don't know." spreads to known questions."""
+    runs = preference_result["dpo"]
+    low, high = runs[min(runs, key=float)]["held_out"], runs[max(runs, key=float)]["held_out"]
+    assert low["known"]["abstain"] > high["known"]["abstain"] + 0.1 and low["known"]["right"] < high["known"]["right"]
+
+
+def test_only_the_reward_that_penalises_a_wrong_answer_halves_hallucination(reward_result):
+    from learnjax.experiments.preferences import KNOWN_LOSS_ALLOWED
+
     sft, rl = reward_result["sft"]["held_out"], reward_result["rl"]
     assert rl["unpenalised"]["held_out"]["unknown"]["wrong"] > sft["unknown"]["wrong"] / 2
     penalised = rl["penalised"]["held_out"]
-    assert penalised["unknown"]["wrong"] < rl["unpenalised"]["held_out"]["unknown"]["wrong"] - 0.2
-    assert abs(penalised["known"]["right"] - sft["known"]["right"]) <= 0.05
+    assert penalised["unknown"]["wrong"] <= sft["unknown"]["wrong"] / 2
+    assert sft["known"]["right"] - penalised["known"]["right"] <= KNOWN_LOSS_ALLOWED + 1e-9
 
 
 def test_rewards_make_the_model_say_what_it_could_already_sample(reward_result):
@@ -267,3 +312,105 @@ def test_tuning_from_files_keeps_the_saved_assistant_as_it_was(tiny_assistant, t
     assert rewarded.mode == "grpo" and len(rewarded.history.loss) == 2
     assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "assistant").iterdir()) == saved
     assert isinstance(Assistant.load(tmp_path / "assistant"), Assistant)
+
+
+# The command line: `learnjax prefer` and `learnjax reinforce`.
+
+
+@pytest.fixture(scope="module")
+def saved_assistant(tiny_assistant, tmp_path_factory):
+    """The tiny assistant saved as `learnjax finetune` saves one, with a file of
+    preferences and one of questions beside it."""
+    import json
+
+    root = tmp_path_factory.mktemp("cli")
+    tiny_assistant.save(root / "assistant")
+    with open(root / "pairs.jsonl", "w", encoding="utf-8") as f:
+        for prompt, chosen, rejected in (("what colour is the umbrella?", unknowns.ABSTENTION, "it is red."),
+                                         ("what colour is the banana?", "it is yellow.", "it is blue.")):
+            f.write(json.dumps({"prompt": prompt, "chosen": chosen, "rejected": rejected}) + "\n")
+    (root / "questions.csv").write_text("prompt,answer\nwhat colour is the banana?,It is yellow.\nwhat colour is the umbrella?,"
+                                        "I don't know.\n", encoding="utf-8")
+    return root
+
+
+def _files(directory):
+    return sorted((p.name, p.read_bytes()) for p in directory.iterdir())
+
+
+@pytest.mark.parametrize("command", [
+    ["prefer", "--pairs", "pairs.jsonl", "--steps", "3", "--beta", "0.5"],
+    ["reinforce", "--questions", "questions.csv", "--iterations", "2", "--group", "2", "--wrong-reward", "-1"],
+], ids=["prefer", "reinforce"])
+def test_the_tuning_commands_save_a_new_assistant_and_leave_theirs_as_it_was(saved_assistant, tmp_path, capsys, command):
+    import json
+
+    from learnjax.cli import main
+    from learnjax.training.instruction_tuning import Assistant
+
+    before = _files(saved_assistant / "assistant")
+    args = [command[0], "--model", str(saved_assistant / "assistant"), *[str(saved_assistant / a) if a.endswith((".jsonl", ".csv")) else a
+                                                                         for a in command[1:]]]
+    assert main([*args, "--json", "--out", str(tmp_path / "tuned")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["out"] == str(tmp_path / "tuned") and report["mode"] == {"prefer": "dpo", "reinforce": "grpo"}[command[0]]
+    assert report.get("preferences", report.get("questions")) == 2
+    tuned = Assistant.load(tmp_path / "tuned")
+    assert len(tuned.history.loss) == (3 if command[0] == "prefer" else 2)
+    assert _files(saved_assistant / "assistant") == before
+    assert main(["ask", "--model", str(tmp_path / "tuned"), "what colour is the banana?"]) == 0
+
+
+@pytest.mark.parametrize("command, content, message, status", [
+    ("prefer", "prompt,chosen\nwhat colour is the banana?,it is yellow.\n", "line 2: no 'rejected' column", 1),
+    ("prefer", "prompt,chosen,rejected\nwhat colour is the banana?,it is yellow.,\n", "line 2: the 'rejected' is empty", 1),
+    ("prefer", "prompt,chosen,rejected\n" + "what colour is the banana? " * 10 + ",it is yellow.,it is blue.\n",
+     "line 2: the example has", 1),
+    ("reinforce", "prompt,answer\nwhat colour is the banana?,\n", "line 2: the 'answer' is empty", 1),
+    ("reinforce", "prompt,response\nwhat colour is the banana?,it is yellow.\n", "line 2: no 'answer' column", 1),
+    ("reinforce", "prompt,answer\nwhat colour is the banana?," + "yellow " * 40 + "\n", "line 2: the example has", 1),
+])
+def test_bad_files_are_refused_in_one_line_and_a_saved_model_in_out_is_kept(saved_assistant, tmp_path, capsys, command, content,
+                                                                            message, status):
+    from learnjax.cli import main
+    from one_line import is_one_line
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content, encoding="utf-8")
+    option = "--pairs" if command == "prefer" else "--questions"
+    out = tmp_path / "out"
+    tiny = _files(saved_assistant / "assistant")
+    shutil.copytree(saved_assistant / "assistant", out)  # a model already there, replaced only by a finished run
+    assert main([command, "--model", str(saved_assistant / "assistant"), option, str(bad), "--overwrite", "--out", str(out)]) == status
+    err = capsys.readouterr().err
+    assert is_one_line(err) and message in err, err
+    assert _files(out) == tiny
+
+
+@pytest.mark.parametrize("args, message", [
+    (["prefer", "--pairs", "pairs.jsonl", "--beta", "0"], "argument --beta: must be positive, got 0"),
+    (["prefer", "--pairs", "pairs.jsonl", "--steps", "-3"], "argument --steps: must be at least 1, got -3"),
+    (["reinforce", "--questions", "questions.csv", "--group", "1"], "argument --group: must be at least 2, got 1"),
+    (["reinforce", "--questions", "questions.csv", "--wrong-reward", "nan"], "argument --wrong-reward: must be a number"),
+    (["reinforce", "--questions", "questions.csv", "--temperature", "0"], "argument --temperature: must be positive, got 0"),
+    (["reinforce", "--questions", "missing.csv"], "missing.csv"),
+])
+def test_bad_values_are_named_in_one_line_before_anything_is_saved(saved_assistant, tmp_path, capsys, args, message):
+    from learnjax.cli import main
+    from one_line import is_one_line
+
+    args = [str(saved_assistant / a) if a.endswith((".jsonl", ".csv")) else a for a in args]
+    status = main([*args, "--model", str(saved_assistant / "assistant"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status in (1, 2) and is_one_line(err) and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_assistant_read_is_not_the_one_written(saved_assistant, capsys):
+    from learnjax.cli import main
+
+    before = _files(saved_assistant / "assistant")
+    args = ["prefer", "--model", str(saved_assistant / "assistant"), "--pairs", str(saved_assistant / "pairs.jsonl")]
+    assert main([*args, "--overwrite", "--out", str(saved_assistant / "assistant")]) == 1
+    assert "is the model being read" in capsys.readouterr().err
+    assert _files(saved_assistant / "assistant") == before

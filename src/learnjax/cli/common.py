@@ -75,6 +75,12 @@ temperature_number = number_in(0.0, 1e6, what="0 (greedy) or positive")
 top_p_number = number_in(0.0, 1.0, low_open=True, what="in (0, 1]")
 
 
+positive_number = number_in(0.0, 1e6, low_open=True, what="positive")
+
+
+finite_number = number_in(-1e6, 1e6, what="a number between -1e6 and 1e6")
+
+
 def dataclass_defaults(module: str, name: str) -> dict[str, Any]:
     """The default values of the dataclass `name` in `module`, read from its
     source without importing it: the help states them, and importing the

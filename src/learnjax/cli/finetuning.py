@@ -1,4 +1,6 @@
-"""`learnjax finetune`, `ask` and `chat`: classifiers and assistants made from a foundation, and talking to an assistant."""
+"""`learnjax finetune`, `prefer`, `reinforce`, `ask` and `chat`: classifiers and
+assistants made from a foundation, assistants tuned further from preferences and
+rewards, and talking to an assistant."""
 
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ from learnjax.cli.common import (
     add_device_options,
     dataclass_defaults,
     device_mesh,
+    finite_number,
+    integer_at_least,
     load_foundation,
     options_named,
     positive,
+    positive_number,
     print_json,
     report_skipped,
     seed_number,
@@ -29,6 +34,8 @@ from learnjax.cli.common import (
 # source: importing those modules imports JAX, which `--help` must not wait for.
 CLASSIFIER = dataclass_defaults("learnjax.training.finetuning", "FinetuneSettings")
 ASSISTANT = dataclass_defaults("learnjax.training.instruction_tuning", "SFTSettings")
+DPO = dataclass_defaults("learnjax.training.preferences", "DPOSettings")
+GRPO = dataclass_defaults("learnjax.training.rewards", "GRPOSettings")
 
 EXAMPLES = {
     "finetune": """examples:
@@ -40,6 +47,21 @@ EXAMPLES = {
 The file needs a header (CSV/TSV) or keys (JSON Lines) named text and label
 (a classifier, from a masked model) or prompt and response (an assistant, from
 a next-word model; without --model, the built-in one).""",
+    "prefer": """examples:
+  learnjax prefer --model assistant/ --pairs preferences.jsonl --out tuned/
+  learnjax prefer --model assistant/ --pairs preferences.csv --beta 1 --steps 60 --out tuned/
+
+The file needs a header (CSV/TSV) or keys (JSON Lines) named prompt, chosen and
+rejected: of the two answers to each prompt, chosen is preferred. The assistant
+in --model is the reference the tuned copy is measured against; it is not changed.""",
+    "reinforce": """examples:
+  learnjax reinforce --model assistant/ --questions questions.csv --out tuned/
+  learnjax reinforce --model assistant/ --questions questions.jsonl --wrong-reward -1 --out tuned/
+
+The file needs a header (CSV/TSV) or keys (JSON Lines) named prompt and answer,
+the one answer accepted. Each sampled answer scores 1 if it is that answer, word
+for word (case aside), --abstain-reward if it is "i don't know." and
+--wrong-reward otherwise. The assistant in --model is not changed.""",
     "ask": """examples:
   learnjax ask --model assistant/ "where does a nurse work?" "which day comes after friday?"
   learnjax ask --model assistant/ --json "what colour is the banana?" """,
@@ -115,7 +137,7 @@ def _finetune_classifier(args: argparse.Namespace) -> None:
 
 def _finetune_assistant(args: argparse.Namespace) -> None:
     from learnjax.data.labeled_files import read_instructions
-    from learnjax.data.questions import Example, chat_ids
+    from learnjax.data.questions import Example
     from learnjax.training.instruction_tuning import ASSISTANT_RECIPE, MODES, SFTSettings, instruction_tune
 
     if args.mode not in MODES:
@@ -135,11 +157,7 @@ def _finetune_assistant(args: argparse.Namespace) -> None:
             f"{args.model} is a {foundation.objective} model, which does not write; an assistant is fine-tuned from a "
             "next-word model (learnjax pretrain --objective next-word)"
         )
-    max_len = foundation.model.config.max_len
-    for prompt, response, line in zip(prompts, responses, lines):
-        n = len(chat_ids(foundation.tokenizer, prompt, response))
-        if n > max_len:
-            raise ValueError(f"{args.train} line {line}: the example has {n} tokens in the chat template; the model reads at most {max_len}")
+    check_fits(foundation.tokenizer, foundation.model.config.max_len, args.train, zip(prompts, responses), lines)
     changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
     settings = dataclasses.replace(SFTSettings(), **changes)
     started = time.perf_counter()
@@ -153,20 +171,83 @@ def _finetune_assistant(args: argparse.Namespace) -> None:
         mesh=device_mesh(args),
         fsdp=args.fsdp,
     )
+    details = {"mode": args.mode, "examples": len(prompts), **({"skipped_lines": skipped} if skipped is not None else {})}
+    _save_assistant(args, assistant, started, details, f"{args.mode} instruction tuning on {len(prompts)} examples")
+
+
+def _save_assistant(args: argparse.Namespace, assistant, started: float, details: dict, said: str) -> None:
+    """Saves to --out and reports it: `details` in the JSON, `said` in the sentence."""
     out = assistant.save(args.out)
     result = {
         "out": str(out),
         "built": "assistant",
-        "mode": args.mode,
-        "examples": len(prompts),
-        **({"skipped_lines": skipped} if skipped is not None else {}),
+        **details,
         "final_loss": assistant.history.loss[-1],
         "seconds": round(time.perf_counter() - started, 2),
     }
     if args.json:
         print_json(result)
     else:
-        print(f"saved an assistant to {out}: {args.mode} instruction tuning on {len(prompts)} examples, final loss {result['final_loss']:.3f}")
+        print(f"saved an assistant to {out}: {said}, final loss {result['final_loss']:.3f}")
+
+
+def check_fits(tokenizer, max_len: int, path: Path, pairs, lines: list[int]) -> None:
+    """Refuses, naming its line, a (prompt, answer) of the file `path` longer in the
+    chat template than the model reads: cut short, its answer would be lost."""
+    from learnjax.data.questions import chat_ids
+
+    for (prompt, answer), line in zip(pairs, lines):
+        n = len(chat_ids(tokenizer, prompt, answer))
+        if n > max_len:
+            raise ValueError(f"{path} line {line}: the example has {n} tokens in the chat template; the model reads at most {max_len}")
+
+
+def _tuned_assistant(args: argparse.Namespace, file: Path, columns: tuple[str, ...], answers: tuple[str, ...]):
+    """The assistant of --model and the rows of `file` (its `columns`, each answer
+    of `answers` checked to fit), both read before any training; --out checked first."""
+    from learnjax.data.labeled_files import read_text_columns
+    from learnjax.storage.checkpoints import check_writable_model_dir
+    from learnjax.training.instruction_tuning import Assistant
+
+    check_writable_model_dir(args.out, overwrite=args.overwrite, reading_from=args.model)
+    rows, lines = read_text_columns(file, columns)  # a bad file is refused before any model is loaded
+    assistant = Assistant.load(args.model)
+    for answer in answers:
+        check_fits(assistant.tokenizer, assistant.model.config.max_len, file, ((r["prompt"], r[answer]) for r in rows), lines)
+    return assistant, rows
+
+
+def _save_tuned(args: argparse.Namespace, tuned, what: str, n: int, started: float) -> None:
+    _save_assistant(args, tuned, started, {"mode": tuned.mode, what: n}, f"{tuned.mode.upper()} on {n} {what}")
+
+
+def cmd_prefer(args: argparse.Namespace) -> None:
+    from learnjax.training.preferences import DPOSettings, Preference, preference_tune
+
+    assistant, rows = _tuned_assistant(args, args.pairs, ("prompt", "chosen", "rejected"), ("chosen", "rejected"))
+    changes = {k: v for k, v in (("beta", args.beta), ("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
+    started = time.perf_counter()
+    preferences = [Preference(r["prompt"], r["chosen"], r["rejected"]) for r in rows]
+    _save_tuned(
+        args,
+        preference_tune(assistant, preferences, dataclasses.replace(DPOSettings(), **changes), args.seed),
+        "preferences",
+        len(preferences),
+        started,
+    )
+
+
+def cmd_reinforce(args: argparse.Namespace) -> None:
+    from learnjax.data.questions import Example
+    from learnjax.training.rewards import GRPOSettings, exact_reward, reinforce
+
+    assistant, rows = _tuned_assistant(args, args.questions, ("prompt", "answer"), ("answer",))
+    options = (("iterations", args.iterations), ("group", args.group), ("temperature", args.temperature), ("learning_rate", args.learning_rate))
+    settings = dataclasses.replace(GRPOSettings(), **{k: v for k, v in options if v is not None})
+    started = time.perf_counter()
+    examples = [Example(r["prompt"], r["answer"]) for r in rows]
+    reward = exact_reward(1.0, args.abstain_reward, args.wrong_reward)
+    _save_tuned(args, reinforce(assistant, examples, reward, settings, args.seed), "questions", len(examples), started)
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
@@ -244,9 +325,53 @@ def add_commands(commands) -> None:
     p.add_argument("--seed", type=seed_number, default=0, help="random seed (default: 0)")
     add_checkpoint_options(p)
 
+    p = add_command(commands, EXAMPLES, "prefer", "Tune an assistant on preferences (prompt, chosen and rejected columns) by DPO.", cmd_prefer)
+    _add_tuning_options(p)
+    p.add_argument("--pairs", required=True, type=Path, help="CSV, TSV or JSON Lines with 'prompt', 'chosen' and 'rejected' columns")
+    p.add_argument(
+        "--beta", type=positive_number, help=f"how far the tuned assistant may move from --model: smaller moves further (default: {DPO['beta']:g})"
+    )
+    p.add_argument("--steps", type=positive, help=f"training steps (default: {DPO['steps']})")
+    p.add_argument("--learning-rate", type=positive_number, help=f"peak learning rate (default: {DPO['learning_rate']:g})")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed (default: 0)")
+
+    p = add_command(
+        commands,
+        EXAMPLES,
+        "reinforce",
+        "Tune an assistant by GRPO on questions (prompt and answer columns), each sampled answer scored exactly.",
+        cmd_reinforce,
+    )
+    _add_tuning_options(p)
+    p.add_argument("--questions", required=True, type=Path, help="CSV, TSV or JSON Lines with 'prompt' and 'answer' columns")
+    p.add_argument("--abstain-reward", type=finite_number, default=0.0, help='the score of "i don\'t know." (default: 0)')
+    p.add_argument(
+        "--wrong-reward",
+        type=finite_number,
+        default=0.0,
+        help='the score of an answer that is neither the accepted one nor "i don\'t know." (default: 0; below '
+        "--abstain-reward, guessing costs more than abstaining)",
+    )
+    p.add_argument(
+        "--iterations",
+        type=positive,
+        help=f"batches of {GRPO['questions_per_batch']} questions to sample and learn from (default: {GRPO['iterations']})",
+    )
+    p.add_argument("--group", type=integer_at_least(2), help=f"answers sampled per question, compared with each other (default: {GRPO['group']})")
+    p.add_argument("--temperature", type=positive_number, help=f"sampling temperature (default: {GRPO['temperature']:g})")
+    p.add_argument("--learning-rate", type=positive_number, help=f"peak learning rate (default: {GRPO['learning_rate']:g})")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed (default: 0)")
+
     p = add_command(commands, EXAMPLES, "ask", "Ask an instruction-tuned assistant questions.", cmd_ask)
     p.add_argument("questions", nargs="+", metavar="QUESTION", help="one or more questions")
     p.add_argument("--model", required=True, type=Path, help="an assistant directory (learnjax finetune with prompt and response columns)")
 
     p = add_command(commands, EXAMPLES, "chat", "Talk to an assistant: one question per line, typed or piped in.", cmd_chat)
     p.add_argument("--model", required=True, type=Path, help="an assistant directory")
+
+
+def _add_tuning_options(p: argparse.ArgumentParser) -> None:
+    """--model and --out of the commands that tune an assistant into a new one."""
+    p.add_argument("--model", required=True, type=Path, help="an assistant directory (learnjax finetune with prompt and response columns)")
+    p.add_argument("--out", required=True, type=Path, help="directory to save the tuned assistant to: new, empty, or holding a model (not --model)")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already saved in --out")
