@@ -3,6 +3,7 @@ against a reference commit's, side by side on one machine in one sitting.
 
     python -m benchmarks.cold_build                       # builds and warm tests, about an hour on 2 cores
     python -m benchmarks.cold_build --only build          # the builds
+    python -m benchmarks.cold_build --only cold           # the cold builds alone, about 20 minutes
     python -m benchmarks.cold_build --with-cold-tests     # also the test command with an empty cache
     python -m benchmarks.cold_build --against REV --json out.json
     python -m benchmarks.cold_build --dry-run             # the commands, not run
@@ -23,7 +24,10 @@ virtual environment) and each cold run starts from a cache folder of its own
 sampler (or the command line) runs: the cache keys see it, the results do not.
 It is undone, byte for byte, before the next figure, also when a run breaks
 off. Where each cold build's time went comes from the cache's records
-(`seconds` of each computation).
+(`seconds` of each computation). Beside wall seconds each run's CPU seconds
+(its own and its children's) are printed, with their ratio: on a machine that
+other work shares, CPU seconds move much less than wall seconds, so where the
+two ratios disagree the CPU one is the better guide.
 """
 
 from __future__ import annotations
@@ -116,6 +120,8 @@ def plan(only: str | None, with_cold_tests: bool) -> list[Step]:
         both(figure, "build", "build")
         steps.extend(Step("undo", tree, name) for tree in TREES)
 
+    if only == "cold":
+        both("build cold", "build", "build", split=True)
     if only in (None, "build"):
         both("build cold", "build", "build", split=True)
         both("build warm", "build", "build")
@@ -185,13 +191,14 @@ class Changes:
 
 
 def run_command(command: list[str], cwd: Path, env: dict[str, str]) -> dict:
-    """Seconds, success, the cores other processes kept busy meanwhile, and on
-    failure the last lines of output (and a missing module, named)."""
+    """Seconds, CPU seconds (the command's and its children's), success, the
+    cores other processes kept busy meanwhile, and on failure the last lines of
+    output (and a missing module, named)."""
     with timing.other_processes_load() as load:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), children_cpu_seconds()
         done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-        seconds = time.perf_counter() - started
-    result = {"seconds": seconds, "ok": done.returncode == 0, "other_load": load.get("cores")}
+        seconds, cpu = time.perf_counter() - started, children_cpu_seconds() - cpu
+    result = {"seconds": seconds, "cpu_seconds": cpu, "ok": done.returncode == 0, "other_load": load.get("cores")}
     if done.returncode:
         output = done.stdout + done.stderr
         result["tail"] = output.strip().splitlines()[-3:]
@@ -200,6 +207,14 @@ def run_command(command: list[str], cwd: Path, env: dict[str, str]) -> dict:
         if missing:
             result["missing"] = missing
     return result
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of the child processes this one has waited for (and theirs)."""
+    import resource  # Unix only, as the rest of the timing
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def entries(cache: Path) -> list[tuple[str, float]]:
@@ -219,8 +234,10 @@ def entries(cache: Path) -> list[tuple[str, float]]:
 def execute(steps: list[Step], folders: dict[str, Path], scratch: Path,
             runner: Callable[[list[str], Path, dict[str, str]], dict] = run_command) -> dict:
     """Runs `steps`; returns {"runs": [...], "figures": {tree: {figure: seconds or None}},
-    "split": {tree: {figure: entries}}}. Every change is undone on the way out."""
-    results: dict = {"runs": [], "figures": {tree: {} for tree in TREES}, "split": {tree: {} for tree in TREES}}
+    "cpu": {tree: {figure: CPU seconds or None}}, "split": {tree: {figure: entries}}}.
+    Every change is undone on the way out."""
+    results: dict = {"runs": [], "figures": {tree: {} for tree in TREES}, "cpu": {tree: {} for tree in TREES},
+                     "split": {tree: {} for tree in TREES}}
     changes = Changes()
     try:
         for step in steps:
@@ -238,6 +255,7 @@ def execute(steps: list[Step], folders: dict[str, Path], scratch: Path,
             run = runner(command, tree, env)
             results["runs"].append({"tree": step.tree, "figure": step.figure, **run})
             results["figures"][step.tree][step.figure] = run["seconds"] if run["ok"] else None
+            results["cpu"][step.tree][step.figure] = run.get("cpu_seconds") if run["ok"] else None
             if step.split:
                 results["split"][step.tree][step.figure] = entries(cache)
     finally:
@@ -253,10 +271,11 @@ def ratio(figures: dict[str, dict[str, float | None]], budget: Budget, tree: str
     return seconds / over if seconds is not None and over else None
 
 
-def verdicts(figures: dict[str, dict[str, float | None]]) -> list[dict]:
+def verdicts(figures: dict[str, dict[str, float | None]], cpu: dict[str, dict[str, float | None]] | None = None) -> list[dict]:
     """One row per budgeted figure measured for either tree: both trees' seconds,
     the ratio the budget is about, the budget, and "holds", "over", "failed"
-    (a run failed) or "" (not budgeted)."""
+    (a run failed) or "" (not budgeted); with `cpu` (CPU seconds of the same
+    runs) also the same ratio of CPU seconds ("cpu_ratio") and its verdict."""
     rows = []
     for budget in BUDGETS:
         seconds = {tree: figures.get(tree, {}).get(budget.figure) for tree in TREES}
@@ -265,21 +284,29 @@ def verdicts(figures: dict[str, dict[str, float | None]]) -> list[dict]:
 
         row = {"figure": budget.figure, **seconds, "ratio": ratio(figures, budget, "current"), "budget": budget.limit, "of": budget.of,
                "reference_ratio": ratio(figures, budget, "reference") if budget.of == "cold build" else None}
-        if row["ratio"] is None:
-            row["verdict"] = "failed"
-        else:
-            row["verdict"] = "" if budget.limit is None else "holds" if row["ratio"] <= budget.limit else "over"
+        row["verdict"] = verdict(row["ratio"], budget)
+        if cpu is not None:
+            row["cpu_ratio"] = ratio(cpu, budget, "current")
+            row["cpu_verdict"] = verdict(row["cpu_ratio"], budget)
         rows.append(row)
     return rows
 
 
+def verdict(value: float | None, budget: Budget) -> str:
+    if value is None:
+        return "failed"
+    return "" if budget.limit is None else "holds" if value <= budget.limit else "over"
+
+
 def table(rows: list[dict]) -> str:
     seconds = lambda s: "failed" if s is None else f"{s:.0f}"
-    lines = [f"{'figure':<34} {'reference s':>11} {'current s':>9} {'ratio':>7} {'budget':>22}  verdict"]
+    times = lambda r: "" if r is None else f"{r:.2f}x"
+    lines = [f"{'figure':<34} {'reference s':>11} {'current s':>9} {'ratio':>7} {'budget':>22}  verdict  {'CPU ratio':>9}  CPU verdict"]
     for row in rows:
-        ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f}x"
         budget = "" if row["budget"] is None else f"<= {row['budget']:.2f}x {'reference' if row['of'] == 'reference' else 'own cold'}"
-        line = f"{row['figure']:<34} {seconds(row['reference']):>11} {seconds(row['current']):>9} {ratio:>7} {budget:>22}  {row['verdict']}"
+        line = f"{row['figure']:<34} {seconds(row['reference']):>11} {seconds(row['current']):>9} {times(row['ratio']):>7} {budget:>22}  {row['verdict']:<7}"
+        if "cpu_ratio" in row:
+            line += f"  {times(row['cpu_ratio']):>9}  {row['cpu_verdict']}"
         if row["reference_ratio"] is not None:
             line += f"  (reference: {row['reference_ratio']:.2f}x its cold)"
         lines.append(line)
@@ -287,14 +314,15 @@ def table(rows: list[dict]) -> str:
 
 
 def report(results: dict, commits: dict[str, str]) -> str:
-    lines = [f"reference {commits['reference']}, current {commits['current']}", "", table(verdicts(results["figures"])), "",
+    lines = [f"reference {commits['reference']}, current {commits['current']}", "", table(verdicts(results["figures"], results.get("cpu"))), "",
              "each run, with the cores other processes kept busy meanwhile:"]
     for run in results["runs"]:
         load = "unknown" if run["other_load"] is None else f"{run['other_load']:.2f} cores"
         failed = "" if run["ok"] else f"  FAILED: {' | '.join(run['tail'])}"
         if run.get("missing"):
             failed += f"  (missing from this environment: {', '.join(run['missing'])})"
-        lines.append(f"  {run['tree']:<9} {run['figure']:<34} {run['seconds']:>7.0f} s  other load {load}{failed}")
+        cpu = "" if run.get("cpu_seconds") is None else f" ({run['cpu_seconds']:.0f} CPU s)"
+        lines.append(f"  {run['tree']:<9} {run['figure']:<34} {run['seconds']:>7.0f} s{cpu}  other load {load}{failed}")
     for tree in TREES:
         for figure, found in results["split"][tree].items():
             lines += ["", f"where the {tree} tree's {figure} went (each entry once, one at a time):"]
@@ -338,7 +366,7 @@ def terminated_cleanly() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", default=REFERENCE, metavar="REV", help=f"the reference commit (default {REFERENCE})")
-    parser.add_argument("--only", choices=["build", "tests"], help="measure the builds or the test command only")
+    parser.add_argument("--only", choices=["build", "cold", "tests"], help="measure the builds, the cold builds or the test command only")
     parser.add_argument("--with-cold-tests", action="store_true", help="also the test command with an empty cache (long)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure to PATH")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -364,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     commits = {"reference": reference, "current": current}
     print(report(results, commits))
     if args.json:
-        args.json.write_text(json.dumps({"commits": commits, "rows": verdicts(results["figures"]), **results}, indent=1) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps({"commits": commits, "rows": verdicts(results["figures"], results["cpu"]), **results}, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

@@ -28,6 +28,21 @@ def test_a_planted_over_budget_figure_is_shown_over():
     assert "over" in printed.splitlines()[2] and "0.56x" in printed
 
 
+def test_cpu_seconds_give_their_own_ratio_and_verdict():
+    wall = {"reference": {"build cold": 300.0}, "current": {"build cold": 600.0}}  # the current run was slowed by other work
+    cpu = {"reference": {"build cold": 400.0}, "current": {"build cold": 440.0}}
+    row = cold_build.verdicts(wall, cpu)[0]
+    assert row["verdict"] == "over" and row["cpu_ratio"] == pytest.approx(1.1) and row["cpu_verdict"] == "holds"
+    assert "1.10x  holds" in cold_build.table([row])
+
+
+def test_a_run_counts_the_cpu_seconds_of_its_children(tmp_path):
+    spin = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    command = [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {spin!r}], check=True)"]
+    run = cold_build.run_command(command, tmp_path, dict(os.environ))
+    assert run["ok"] and run["cpu_seconds"] >= 0.3  # the grandchild's spin counts
+
+
 def test_a_failed_run_is_neither_held_nor_over():
     rows = cold_build.verdicts({"reference": {"build cold": 300.0}, "current": {"build cold": None}})
     assert rows[0]["verdict"] == "failed" and rows[0]["ratio"] is None

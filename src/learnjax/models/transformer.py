@@ -101,13 +101,14 @@ class SelfAttention(nnx.Module):
         H = self.n_heads
         q, k, v = jnp.split(per_token(self.qkv, x), 3, axis=-1)  # 3 x (B, T, D)
         q, k, v = (t.reshape(B, T, H, D // H) for t in (q, k, v))  # (B, T, H, Dh)
-        if cache is not None:
+        kv = "bkhd"  # keys and values: (B, T, H, Dh)
+        if cache is not None:  # (B, H, L, Dh): the products read it as it lies
             cache = cache.write(k, v, at)
-            k, v = cache.keys, cache.values  # (B, L, H, Dh)
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(D // H)  # (B, H, T, L)
+            k, v, kv = cache.keys, cache.values, "bhkd"
+        scores = jnp.einsum(f"bqhd,{kv}->bhqk", q, k) / jnp.sqrt(D // H)  # (B, H, T, L)
         # A position attends only to the tokens `allowed` (B, T, L) lets it see.
         scores = jnp.where(allowed[:, None], scores, jnp.finfo(scores.dtype).min)
-        attended = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1),
+        attended = jnp.einsum(f"bhqk,{kv}->bqhd", jax.nn.softmax(scores, axis=-1),
                               v)  # (B, T, H, Dh)
         return per_token(self.proj, attended.reshape(B, T, D)), cache  # (B, T, D)
 
@@ -234,7 +235,10 @@ class EncoderClassifier(nnx.Module):
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class KVCache:
-    """One layer's keys and values (B, L, H, Dh) of the tokens read so far."""
+    """One layer's keys and values (B, H, L, Dh) of the tokens read so far: heads
+    before positions, as attention's products read them, so that no step of
+    generation has to transpose the whole cache (it did, and that was most of a
+    step's time at batch 32: `benchmarks/decode_profile.py`)."""
 
     keys: jax.Array
     values: jax.Array
@@ -242,15 +246,16 @@ class KVCache:
     @classmethod
     def empty(cls, config: TransformerConfig, batch: int,
               dtype=jnp.float32) -> "KVCache":
-        shape = (batch, config.max_len, config.n_heads,
+        shape = (batch, config.n_heads, config.max_len,
                  config.d_model // config.n_heads)
         return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 
     def write(self, keys: jax.Array, values: jax.Array, at: jax.Array) -> "KVCache":
         """This cache with `keys` and `values` (B, T, H, Dh) stored at `at` (B, T)."""
         rows = jnp.arange(keys.shape[0])[:, None]  # (B, 1)
-        return KVCache(self.keys.at[rows, at].set(keys),
-                       self.values.at[rows, at].set(values))
+        # Indexed [rows, :, at], the cache's slots are (B, T, H, Dh), as `keys`.
+        return KVCache(self.keys.at[rows, :, at].set(keys),
+                       self.values.at[rows, :, at].set(values))
 
 
 class NextWordModel(nnx.Module):
@@ -276,7 +281,7 @@ class NextWordModel(nnx.Module):
         text per row, reading the keys and values cached for the positions before:
         the whole prompt at once, then one token per step of generation."""
         decoder = self.decoder
-        L = caches[0].keys.shape[1]
+        L = caches[0].keys.shape[2]
         # (B, T, L): the cache up to each token's position
         allowed = jnp.arange(L)[None, None, :] <= at[:, :, None]
         x = decoder.token_embed(tokens) + decoder.position_embed(at)  # (B, T, D)
