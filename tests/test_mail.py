@@ -1,6 +1,7 @@
 """The generated mail (`learnjax.data.mail`) has the properties of real mail
 that a spam filter's reading depends on."""
 
+import itertools
 import re
 import statistics
 
@@ -48,6 +49,19 @@ def test_the_same_seed_and_stream_write_the_same_mail(tmp_path):
     other = MailWriter(0, 2).labeled(4)
     assert {m.text for m in other}.isdisjoint(m.text for m in MailWriter(0, 1).labeled(4))  # another stream, other messages
     assert MailWriter(0, 2).topics == MailWriter(0, 1).topics  # of the same mail
+
+
+def test_telling_words_are_real_words_in_runs(mails):
+    """Real spam's words are real words, and words of a topic stand together:
+    not pseudo-words a subword vocabulary splits into pieces every topic shares."""
+    writer = MailWriter(0, 1)
+    spam = _telling_words(writer, SPAM)
+    assert {"pharmacy", "loan", "lottery", "bitcoin", "password", "replica", "free"} <= spam
+    assert {"meeting", "invoice", "flight", "interview", "birthday", "attached"} <= _telling_words(writer, HAM)
+    words = [re.findall(r"\w+", m.text) for m in mails if m.label == SPAM]
+    pairs = sum(a in spam and b in spam for ws in words for a, b in itertools.pairwise(ws))
+    alone = sum(w in spam for ws in words for w in ws)
+    assert pairs > 0.3 * alone  # a telling word is often next to another
 
 
 def test_a_balanced_draw_holds_as_much_spam_as_ham(mails):

@@ -10,11 +10,13 @@ filter must read it, made here from a seed (nothing downloaded):
 - spam that does not announce itself: its subject and first lines read like
   ordinary mail ("following up on our call"); what gives it away comes later
   in the body. A reader of the first line or two sees no difference.
-- what gives a message away is spread over many words: each kind of spam
-  (and of ordinary mail) has its own topic, a few hundred words of which a
-  message uses a handful, and every spam shares a looser style (a pool of a
-  few hundred words, a few per message). A few labeled messages show only
-  some of these words; the unlabeled mail shows which words go together.
+- what gives a message away is spread over many words, real ones: each kind
+  of spam (pills, loans, prizes...) and of ordinary mail (meetings, invoices,
+  travel...) has its own topic, a few dozen words of which a message uses a
+  handful, in runs of words that go together; and every spam shares a looser
+  style ("free", "limited", "click"), as ordinary mail shares its own. A few
+  labeled messages show only some of these words; the unlabeled mail shows
+  which words go together.
 
 One message per line (a message's line breaks become spaces), as
 `learnjax pretrain --corpus` reads text. `MailWriter(seed).labeled(n)` draws
@@ -24,6 +26,7 @@ unlabeled corpus of a given size.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -157,16 +160,57 @@ SYLLABLES = (
 )
 TLDS = ("com", "org", "net", "de", "fr", "es", "io", "biz", "info")
 
-TOPICS_PER_LABEL = 6
-TOPIC_WORDS = 200  # each topic's vocabulary
-STYLE_WORDS = 400  # each label's shared style
+# What tells spam from ham: real words (none of the openers' and subjects' that spam copies), as in real mail (a subword vocabulary
+# keeps the frequent ones whole and splits the rest into pieces they share
+# with their kin: "refinance", "refinancing"). Each label has six topics, and
+# a style every message of the label shares. A topic's words come in runs of a
+# few ("cheap generic pills", "quarterly budget review"): words that go
+# together stand together, as in real text, where pre-training finds them.
+TOPICS = {
+    SPAM: (
+        "pharmacy prescription pills meds generic tablets dosage capsules viagra cialis refill pharmacist medication weight loss diet "
+        "supplements pain relief anxiety sleeping discreet packaging approved brand quality canadian drugstore cheapest online",
+        "loan loans credit debt mortgage refinance refinancing rates approval lender score consolidation payday borrow funds repayment "
+        "monthly installments interest bankruptcy qualify eligible application lenders homeowners",
+        "winner lottery prize claim jackpot congratulations selected draw ticket reward sweepstakes award million dollars beneficiary "
+        "agent processing fee notification lucky winning payout international transfer",
+        "investment bitcoin crypto trading profit returns portfolio stock shares broker signals platform wallet token forex earnings "
+        "passive income opportunity invest investors profits doubled market",
+        "verify suspended password login security unusual activity confirm identity locked billing details restore access unauthorized "
+        "bank card expired validate suspension verification credentials",
+        "replica watches luxury designer handbags sunglasses outlet shoes jewelry clearance coupon wholesale authentic genuine rolex "
+        "fashion wallets bags perfume collection",
+    ),
+    HAM: (
+        "meeting agenda calendar slot room minutes attendees presentation slides invite reschedule availability afternoon morning "
+        "quarterly session conference workshop",
+        "project deadline milestone report deliverable requirements specification revision version scope timeline estimate resources "
+        "testing release documentation prototype",
+        "invoice payment receipt expense reimbursement accounting audit tax forecast spreadsheet figures balance ledger statement "
+        "purchase vendor contract budget",
+        "flight hotel booking itinerary airport train reservation venue visa taxi departure arrival luggage accommodation trip travel platform",
+        "candidate interview resume position hiring onboarding salary manager role references colleague department policy vacation leave recruiting",
+        "dinner birthday party kids school family lunch photos garden holiday wedding recipe movie concert friends neighbors grandma",
+    ),
+}
+STYLE = {
+    SPAM: (
+        "free offer click limited exclusive act urgent bonus save cash instant cheap amazing discount guaranteed unbelievable hurry "
+        "special promotion lowest expires unlimited miracle secret deal now risk-free"
+    ),
+    HAM: (
+        "attached regards comments notes draft team colleagues mentioned shared document suggestions agreed "
+        "reminder thoughts changes earlier finalize feedback review"
+    ),
+}
 OPENING_SHARE = (0.3, 0.55)  # of the body, before the first word that tells spam from ham
 OPENING_MIN = 250  # characters: a short message's too
-TOPIC_RATE, STYLE_RATE = 0.12, 0.1  # of the words after the opening
+TOPIC_RATE, STYLE_RATE = 0.06, 0.05  # runs started per word after the opening
+RUN = (1, 3)  # words of a run
 
 
 def _pseudo_words(rng: random.Random, n: int, taken: set[str]) -> list[str]:
-    """`n` new distinct pseudo-words (not in `taken`, which they join)."""
+    """`n` new distinct pseudo-words (not in `taken`, which they join): names, products, typos, the rare tail."""
     words: list[str] = []
     while len(words) < n:
         word = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4)))
@@ -176,6 +220,7 @@ def _pseudo_words(rng: random.Random, n: int, taken: set[str]) -> list[str]:
     return words
 
 
+@functools.cache
 def _zipf_weights(n: int, exponent: float = 0.9) -> list[float]:
     return list(itertools.accumulate(1 / (rank + 1) ** exponent for rank in range(n)))
 
@@ -195,13 +240,13 @@ class MailWriter:
 
     def __init__(self, seed: int = 0, stream: int = 0, rare_words: int = 40_000):
         rng = random.Random(seed)
-        taken: set[str] = set()
+        # The seed decides which of a topic's words are frequent; the rare tail never repeats a telling word.
+        self.topics = {label: [rng.sample(words.split(), len(words.split())) for words in TOPICS[label]] for label in (SPAM, HAM)}
+        self.style = {label: rng.sample(STYLE[label].split(), len(STYLE[label].split())) for label in (SPAM, HAM)}
+        taken = {word for label in (SPAM, HAM) for words in (*self.topics[label], self.style[label]) for word in words}
         self.tail = sorted(_pseudo_words(rng, rare_words, taken))
         self.tail_weights = _zipf_weights(len(self.tail))
         self.names = [w.capitalize() for w in self.tail[:3000]]
-        self.topics = {label: [_pseudo_words(rng, TOPIC_WORDS, taken) for _ in range(TOPICS_PER_LABEL)] for label in (SPAM, HAM)}
-        self.style = {label: _pseudo_words(rng, STYLE_WORDS, taken) for label in (SPAM, HAM)}
-        self.topic_weights, self.style_weights = _zipf_weights(TOPIC_WORDS), _zipf_weights(STYLE_WORDS, 1.0)
         self.rng = random.Random(f"{seed}:{stream}")
 
     def _filler(self, language: str) -> str:
@@ -229,21 +274,25 @@ class MailWriter:
     def _code(self) -> str:
         return "".join(self.rng.choice(string.ascii_uppercase + string.digits) for _ in range(self.rng.randint(5, 9)))
 
-    def _telling(self, label: str, topic: int) -> str | None:
-        """A word of the label's topic or style, or None (then a filler word)."""
+    def _telling(self, label: str, topic: int) -> list[str]:
+        """A run of words of the label's topic or style, or none (then a filler word)."""
         rng = self.rng
         roll = rng.random()
         if roll < TOPIC_RATE:
-            return rng.choices(self.topics[label][topic], cum_weights=self.topic_weights)[0]
-        if roll < TOPIC_RATE + STYLE_RATE:
-            return rng.choices(self.style[label], cum_weights=self.style_weights)[0]
-        return None
+            words = self.topics[label][topic]
+        elif roll < TOPIC_RATE + STYLE_RATE:
+            words = self.style[label]
+        else:
+            return []
+        return list(dict.fromkeys(rng.choices(words, cum_weights=_zipf_weights(len(words)), k=rng.randint(*RUN))))  # no word twice in a row
 
     def _sentences(self, language: str, characters: int, label: str | None = None, topic: int = 0) -> list[str]:
-        """Sentences of about `characters` in all; with a label, some words tell it."""
+        """Sentences of about `characters` in all; with a label, some runs of words tell it."""
         rng, sentences, length = self.rng, [], 0
         while length < characters:
-            words = [(label and self._telling(label, topic)) or self._filler(language) for _ in range(rng.randint(6, 18))]
+            words: list[str] = []
+            for _ in range(rng.randint(6, 18)):
+                words += (label and self._telling(label, topic)) or [self._filler(language)]
             sentence = " ".join(words)
             sentences.append(sentence[0].upper() + sentence[1:] + rng.choice((".", ".", ".", "?", "!")))
             length += len(sentences[-1]) + 1
@@ -252,7 +301,7 @@ class MailWriter:
     def message(self, label: str | None = None) -> Mail:
         rng = self.rng
         label = label or (SPAM if rng.random() < SPAM_SHARE else HAM)
-        topic = rng.randrange(TOPICS_PER_LABEL)
+        topic = rng.randrange(len(self.topics[label]))
         language = rng.choices(list(LANGUAGE_SHARES), list(LANGUAGE_SHARES.values()))[0]
         length = min(20_000, max(150, int(math.exp(rng.gauss(math.log(750), 0.75)))))
         word, word2 = rng.choice(self.tail), rng.choice(self.tail)

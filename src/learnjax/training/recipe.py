@@ -96,6 +96,11 @@ class PretrainRecipe:
 # --8<-- [start:corpus_recipe]
 CHARS_PER_TOKEN = 4  # mail or prose in a subword vocabulary of thousands of tokens: about 4 characters a token
 CORPUS_PASSES = 3  # each token of the corpus read about this many times, at a different masking each time
+# A masked-word model first learns only how often each token occurs: on 1 MB of
+# generated mail its loss was still near the tokens' unigram entropy after 300
+# steps, and its features no better than a random model's; which words go
+# together (what tells a topic) came in the steps after (`benchmarks.mail_features`).
+MIN_STEPS = 1000
 ROW_LENGTHS = (32, 64, 128)  # attention's cost grows with the square of a row
 
 
@@ -125,7 +130,7 @@ def corpus_recipe(shape: CorpusShape, **given) -> tuple[PretrainRecipe, dict[str
     (`FinetuneSettings.windows`), so a row need not hold a whole text: it
     needs enough context around each hidden word, and a longer row costs more
     per token. Steps: `CORPUS_PASSES` readings of the corpus's tokens, at
-    least 300 steps: a small corpus is read more often.
+    least `MIN_STEPS`: a small corpus is read more often.
     """
     chosen, why = {"tokenizer": "subword", **given}, {}
     tokens = shape.characters / CHARS_PER_TOKEN
@@ -135,9 +140,9 @@ def corpus_recipe(shape: CorpusShape, **given) -> tuple[PretrainRecipe, dict[str
         why["max_len"] = f"rows of {chosen['max_len']} tokens: the median text is about {median_tokens:.0f} tokens, read in windows"
     if "steps" not in given:
         recipe = PretrainRecipe(**chosen)
-        chosen["steps"] = max(300, round(CORPUS_PASSES * tokens / (recipe.batch_size * recipe.max_len)))
+        chosen["steps"] = max(MIN_STEPS, round(CORPUS_PASSES * tokens / (recipe.batch_size * recipe.max_len)))
         why["steps"] = (f"{chosen['steps']} steps of {recipe.batch_size} rows: about {CORPUS_PASSES} readings of the corpus's "
-                        f"{tokens / 1e6:.2f} million tokens" + (" (at least 300)" if chosen["steps"] == 300 else ""))
+                        f"{tokens / 1e6:.2f} million tokens" + (f" (at least {MIN_STEPS})" if chosen["steps"] == MIN_STEPS else ""))
     return PretrainRecipe(**chosen), why
 # --8<-- [end:corpus_recipe]
 
