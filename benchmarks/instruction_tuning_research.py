@@ -26,7 +26,7 @@ import numpy as np
 
 from learnjax.data import questions
 from learnjax.models.generation import join_words
-from learnjax.training.foundation import generate_text
+from learnjax.training.writing import generate_text
 from learnjax.training.instruction_tuning import SFTSettings, instruction_tune, knows, score_answers, untuned
 from learnjax.training.pretraining import foundation_model
 from learnjax.training.recipe import MIXED_RECIPE, NEXT_WORD_RECIPE

@@ -781,7 +781,7 @@ def test_the_browser_s_scores_equal_jax_s(visit, site_url, masked, writer, name,
 
 
 def test_greedy_writing_gives_the_library_s_tokens(visit, site_url, writer):
-    from learnjax.training.foundation import generate_text
+    from learnjax.training.writing import generate_text
 
     page = visit("pre-training/").page
     written = page.evaluate(_WRITE_JS, {**_urls(site_url, "writer"), "prompts": PROMPTS, "maxNewTokens": MAX_NEW_TOKENS})
@@ -1039,7 +1039,7 @@ def test_the_assistant_shows_the_question_and_the_answer_as_text(visit, site_url
 
 def test_the_writer_writes_the_prompt_at_the_chart_s_temperatures(visit, writer):
     from learnjax import experiments
-    from learnjax.training.foundation import generate_text
+    from learnjax.training.writing import generate_text
 
     temperatures = list(experiments.generation()["facts"]["shares"])  # the chart's, as the build computed them
     page = visit("pre-training/").page

@@ -15,7 +15,8 @@ from learnjax.storage import checkpoints
 from learnjax.text.loading import tokenizer_from_json
 from learnjax.text.subword import ALPHABET, SubwordTokenizer
 from learnjax.text.tokenizer import CLS_ID, END, END_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer
-from learnjax.training.foundation import Foundation, fill_mask, generate_text
+from learnjax.training.foundation import Foundation, fill_mask
+from learnjax.training.writing import generate_text
 from learnjax.training.pretraining import pretrain
 from learnjax.training.recipe import PretrainRecipe
 

@@ -23,7 +23,7 @@
 from learnjax import experiments, foundation_model
 from learnjax.models.generation import Sampling
 from learnjax.site import plots
-from learnjax.training.foundation import generate_text
+from learnjax.training.writing import generate_text
 from learnjax.training.recipe import NEXT_WORD_RECIPE
 
 # %% [markdown]

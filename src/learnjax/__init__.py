@@ -25,7 +25,7 @@ _HOMES = {
     "PretrainRecipe": "training.recipe",
     "NEXT_WORD_RECIPE": "training.recipe",
     "fill_mask": "training.foundation",
-    "generate_text": "training.foundation",
+    "generate_text": "training.writing",
     "pretrain": "training.pretraining",
     "masked_prediction_step": "training.steps",
     "next_word_step": "training.steps",
@@ -45,11 +45,12 @@ if TYPE_CHECKING:  # what type checkers and editors see
         TransformerConfig,
     )
     from learnjax.text.tokenizer import Tokenizer
-    from learnjax.training.foundation import Foundation, fill_mask, generate_text
+    from learnjax.training.foundation import Foundation, fill_mask
     from learnjax.training.masking import mask_tokens, masked_batch
     from learnjax.training.pretraining import foundation_model, pretrain
     from learnjax.training.recipe import NEXT_WORD_RECIPE, PretrainRecipe
     from learnjax.training.steps import masked_prediction_step, next_word_step, supervised_step
+    from learnjax.training.writing import generate_text
 
 
 def __getattr__(name: str):

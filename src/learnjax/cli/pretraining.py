@@ -183,8 +183,8 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from learnjax.models.generation import Sampling
-    from learnjax.training.foundation import generate_text
     from learnjax.training.recipe import NEXT_WORD_RECIPE
+    from learnjax.training.writing import generate_text
 
     sampling = Sampling(args.temperature, args.top_k, args.top_p)
     foundation = load_foundation(args.model, args.json, NEXT_WORD_RECIPE)

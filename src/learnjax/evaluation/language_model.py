@@ -10,10 +10,11 @@ from flax import nnx
 
 from learnjax.data import corpus
 from learnjax.models.transformer import NextWordModel
-from learnjax.training.foundation import Foundation, fill_masks, generate_text, require_objective
+from learnjax.training.foundation import Foundation, fill_masks, require_objective
 from learnjax.training.loops import padded_rows, predict
 from learnjax.training.masking import mask_tokens
 from learnjax.training.steps import next_word_loss, next_word_targets
+from learnjax.training.writing import generate_text
 
 
 def next_word_accuracy(foundation: Foundation, probes: list[corpus.NextWordProbe] | None = None) -> dict:

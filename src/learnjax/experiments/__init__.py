@@ -29,12 +29,12 @@ from learnjax.site.render import table
 from learnjax.storage.cache import cached_json
 from learnjax.text.tokenizer import Tokenizer
 from learnjax.training.finetuning import MODES, FinetuneSettings, finetune
-from learnjax.training.foundation import generate_text
 from learnjax.training.instruction_tuning import SFTSettings, instruction_tune, knows, score_answers, untuned
 from learnjax.training.loops import predict
 from learnjax.training.pretraining import foundation_model, pretrain
 from learnjax.training.recipe import MIXED_RECIPE, NEXT_WORD_RECIPE, PretrainRecipe
 from learnjax.training.scaling_check import run_processes
+from learnjax.training.writing import generate_text
 
 LABEL_SIZES = (8, 16, 32, 64, 128, 256, 512)
 SEEDS = (0, 1, 2)

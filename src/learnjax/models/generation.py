@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from learnjax.models.batching import batch_bucket
 from learnjax.text.tokenizer import CLS_ID, END_ID, PAD_ID, SPECIAL_TOKENS, Tokenizer
 
 # A model writes words and ends its text; it never writes padding, [UNK],
@@ -197,11 +198,6 @@ def prompt_rows(prompt_ids: list[list[int]], max_len: int, max_new_tokens: int, 
         rows[i, : len(ids)] = ids
         lengths[i] = len(ids)
     return rows, lengths
-
-
-def batch_bucket(n: int) -> int:
-    """The next power of two (at least 1): batches of 3 and 4 rows run the same program."""
-    return 1 << max(0, n - 1).bit_length()
 
 
 def generate(

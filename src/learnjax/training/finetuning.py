@@ -24,7 +24,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from learnjax.models.generation import batch_bucket
+from learnjax.models.batching import batch_bucket
 from learnjax.models.lora import add_lora, merge_lora
 from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.storage import checkpoints

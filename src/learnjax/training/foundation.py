@@ -12,10 +12,9 @@ import jax
 import numpy as np
 from flax import nnx
 
-from learnjax.models.generation import Generation, Sampling, generate
 from learnjax.models.transformer import MaskedLanguageModel, NextWordModel
 from learnjax.storage import checkpoints
-from learnjax.text.tokenizer import END, MASK, MASK_ID, SPECIAL_TOKENS, BaseTokenizer
+from learnjax.text.tokenizer import MASK, MASK_ID, SPECIAL_TOKENS, BaseTokenizer
 from learnjax.training.loops import History, predict
 from learnjax.training.recipe import SAVED_KINDS, PretrainRecipe
 
@@ -99,24 +98,6 @@ def check_continues(recipe: PretrainRecipe, init: Foundation) -> None:
 def require_objective(foundation: Foundation, objective: str, why: str) -> None:
     if foundation.objective != objective:
         raise ValueError(f"this is a {foundation.objective} model, not a {objective} model: only a {objective} model {why}")
-
-
-def generate_text(
-    foundation: Foundation, prompts: list[str], *, max_new_tokens: int = 16, sampling: Sampling = Sampling(), seed: int = 0
-) -> list[Generation]:
-    """Continues each prompt with a next-word foundation model (`learnjax.models.generation.generate`).
-
-    >>> from learnjax import NEXT_WORD_RECIPE, foundation_model
-    >>> generate_text(foundation_model(NEXT_WORD_RECIPE), ["Today I went to the café and drank"])[0].text
-    'coffee.'
-    """
-    require_objective(foundation, "next-word", "writes text; a masked model fills in a [MASK] (fill-mask)")
-    tokenizer = foundation.tokenizer
-    generated = generate(foundation.model, tokenizer, prompts, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed)
-    if tokenizer.kind == "word":
-        return generated
-    # `generate` joins tokens as words; subword pieces join into words as their tokenizer writes them.
-    return [dataclasses.replace(g, text=tokenizer.decode(tokenizer.ids[t] for t in g.tokens if t != END)) for g in generated]
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,10 @@ from learnjax.models.transformer import NextWordModel
 from learnjax.storage import checkpoints
 from learnjax.storage.progress import History
 from learnjax.text.tokenizer import END_ID, Tokenizer
-from learnjax.training.foundation import Foundation, generate_text
+from learnjax.training.foundation import Foundation
 from learnjax.training.loops import adamw, new_optimizer, owned_copy, train_next_word
 from learnjax.training.recipe import MIXED_RECIPE
+from learnjax.training.writing import generate_text
 
 MODES = ("full", "lora", "scratch")
 
