@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import re
@@ -240,3 +241,9 @@ def add_window_options(sub: argparse.ArgumentParser) -> None:
         "(default: as the classifier was fine-tuned; every window, unless it was saved before windows were recorded)",
     )
     sub.add_argument("--batch-size", type=positive, default=256, help="texts per batch (default: 256)")
+
+
+def given_settings(base: Any, args: argparse.Namespace, *names: str) -> Any:
+    """`base` (a settings dataclass) with the fields `names` that the command line
+    gave (options of the same names; one left out is None and keeps its default)."""
+    return dataclasses.replace(base, **{name: getattr(args, name) for name in names if getattr(args, name) is not None})

@@ -5,7 +5,6 @@ rewards, and talking to an assistant."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -19,6 +18,7 @@ from learnjax.cli.common import (
     dataclass_defaults,
     device_mesh,
     finite_number,
+    given_settings,
     integer_at_least,
     load_foundation,
     options_named,
@@ -94,8 +94,7 @@ def _finetune_classifier(args: argparse.Namespace) -> None:
             f"{args.model} is a {foundation.objective} model, which writes text; a classifier is fine-tuned from a masked "
             "model (or give prompt and response columns to make an assistant)"
         )
-    changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
-    settings = dataclasses.replace(FinetuneSettings(), **changes)
+    settings = given_settings(FinetuneSettings(), args, "steps", "learning_rate")
     started = time.perf_counter()
     checkpoints = training_checkpoints(args, "classifier")
     keep = args.checkpoint_every is not None or args.resume
@@ -158,8 +157,7 @@ def _finetune_assistant(args: argparse.Namespace) -> None:
             "next-word model (learnjax pretrain --objective next-word)"
         )
     check_fits(foundation.tokenizer, foundation.model.config.max_len, args.train, zip(prompts, responses), lines)
-    changes = {k: v for k, v in (("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
-    settings = dataclasses.replace(SFTSettings(), **changes)
+    settings = given_settings(SFTSettings(), args, "steps", "learning_rate")
     started = time.perf_counter()
     assistant = instruction_tune(
         foundation,
@@ -225,12 +223,12 @@ def cmd_prefer(args: argparse.Namespace) -> None:
     from learnjax.training.preferences import DPOSettings, Preference, preference_tune
 
     assistant, rows = _tuned_assistant(args, args.pairs, ("prompt", "chosen", "rejected"), ("chosen", "rejected"))
-    changes = {k: v for k, v in (("beta", args.beta), ("steps", args.steps), ("learning_rate", args.learning_rate)) if v is not None}
+    settings = given_settings(DPOSettings(), args, "beta", "steps", "learning_rate")
     started = time.perf_counter()
     preferences = [Preference(r["prompt"], r["chosen"], r["rejected"]) for r in rows]
     _save_tuned(
         args,
-        preference_tune(assistant, preferences, dataclasses.replace(DPOSettings(), **changes), args.seed),
+        preference_tune(assistant, preferences, settings, args.seed),
         "preferences",
         len(preferences),
         started,
@@ -242,8 +240,7 @@ def cmd_reinforce(args: argparse.Namespace) -> None:
     from learnjax.training.rewards import GRPOSettings, exact_reward, reinforce
 
     assistant, rows = _tuned_assistant(args, args.questions, ("prompt", "answer"), ("answer",))
-    options = (("iterations", args.iterations), ("group", args.group), ("temperature", args.temperature), ("learning_rate", args.learning_rate))
-    settings = dataclasses.replace(GRPOSettings(), **{k: v for k, v in options if v is not None})
+    settings = given_settings(GRPOSettings(), args, "iterations", "group", "temperature", "learning_rate")
     started = time.perf_counter()
     examples = [Example(r["prompt"], r["answer"]) for r in rows]
     reward = exact_reward(1.0, args.abstain_reward, args.wrong_reward)
