@@ -269,3 +269,56 @@ def test_the_graph_command_shows_what_each_entry_read_its_seconds_and_status(tmp
     reader = next(line for line in lines if line.startswith("reader-"))
     assert "waiting" in reader and f"reads {rows['writer']['name']}" in reader and f"{rows['reader']['seconds']:.1f} s" in reader
     assert lines[-1].startswith("2 entries in ")
+
+
+def _tuned_source() -> dict:
+    """Where a tuned model's training lives, relative to the package (as `_pretrain_source`)."""
+    from learnjax.experiments.tuned_runs import train_and_save
+
+    return {"file": Path(inspect.getsourcefile(train_and_save)).relative_to(PACKAGE).as_posix(), "in_package": True, "function": "train_and_save"}
+
+
+def _tuned_code() -> str:
+    return computation(_tuned_source()).code()
+
+
+def test_a_tuned_models_key_covers_its_training_code_and_not_the_sampler(package_copy):
+    graph = import_graph(package_copy)
+    before = _tuned_code()
+    runs = computation(_tuned_source()).modules
+    assert {m.rsplit(".", 1)[-1] for m in runs} >= {"sft", "loops", "lora", "checkpoints"}
+    for name in ("learnjax.models.generation", "learnjax.training.writing", "learnjax.training.instruction_tuning"):
+        assert name not in runs, f"a tuned model's key covers {name}: a change to how assistants answer would train them again"
+        _plant(graph.files[name], "_PLANTED = 1")
+    assert _tuned_code() == before
+    _plant(graph.files["learnjax.training.sft"], "_PLANTED = 1")
+    assert _tuned_code() != before, "a change to the training left the tuned models' key as it was"
+
+
+def test_a_tuned_model_is_trained_once_then_read_back_bit_for_bit(tmp_path, monkeypatch):
+    from learnjax import NEXT_WORD_RECIPE, foundation_model
+    from learnjax.data import questions
+    from learnjax.experiments.tuned_runs import tuned_assistant
+    from learnjax.models.lora import trainable_share
+    from learnjax.storage.checkpoints import params_fingerprint
+    from learnjax.training.instruction_tuning import instruction_tune
+    from learnjax.training.sft import SFTSettings
+
+    foundation = foundation_model(NEXT_WORD_RECIPE)
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
+    examples, settings = questions.training_examples(16, seed=0), SFTSettings(steps=6)
+    asked = [e.prompt for e in questions.questions("dev")[:8]]
+    direct = instruction_tune(foundation, examples, mode="lora", settings=settings)
+    with entries_used() as first_use:
+        first = tuned_assistant(foundation, examples, mode="lora", settings=settings)
+    cache.forget_read_models()
+    with entries_used() as second_use, cache.entries_read() as reads:
+        second = tuned_assistant(foundation, examples, mode="lora", settings=settings)
+    assert [u["cached"] for u in first_use] == [False] and [u["cached"] for u in second_use] == [True]
+    assert params_fingerprint(first.model) == params_fingerprint(second.model) == params_fingerprint(direct.model)
+    assert trainable_share(second.model) == trainable_share(direct.model) and trainable_share(second.model)["adapters"] > 0, "read back with its adapters"
+    assert second.answer(asked) == direct.answer(asked)
+    assert reads == [], "keyed by its inputs' content: not a read that its reader must check again"
+    with entries_used() as other:
+        tuned_assistant(foundation, questions.training_examples(16, seed=1), mode="lora", settings=settings)
+    assert other[0]["entry"] != first_use[0]["entry"], "other examples: another model"

@@ -26,7 +26,7 @@ def _help(command: str) -> str:
 
 
 def test_the_defaults_read_from_source_are_the_classes_defaults():
-    for cls, module in ((FinetuneSettings, "learnjax.training.finetuning"), (SFTSettings, "learnjax.training.instruction_tuning"),
+    for cls, module in ((FinetuneSettings, "learnjax.training.finetuning"), (SFTSettings, "learnjax.training.sft"),
                         (DPOSettings, "learnjax.training.preferences"), (GRPOSettings, "learnjax.training.rewards")):
         read = dataclass_defaults(module, cls.__name__)
         assert read == {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls) if f.name in read}, cls

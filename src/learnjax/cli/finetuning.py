@@ -33,7 +33,7 @@ from learnjax.cli.common import (
 # The training settings' defaults, for the help, read from their dataclasses'
 # source: importing those modules imports JAX, which `--help` must not wait for.
 CLASSIFIER = dataclass_defaults("learnjax.training.finetuning", "FinetuneSettings")
-ASSISTANT = dataclass_defaults("learnjax.training.instruction_tuning", "SFTSettings")
+ASSISTANT = dataclass_defaults("learnjax.training.sft", "SFTSettings")
 DPO = dataclass_defaults("learnjax.training.preferences", "DPOSettings")
 GRPO = dataclass_defaults("learnjax.training.rewards", "GRPOSettings")
 

@@ -1,6 +1,7 @@
-"""Measures of a language model on text it never saw: next-word accuracy and
+"""Measures of a language model on text it never saw, read from its scores:
 perplexity (a model that writes), cloze and agreement accuracy and masked-token
-scores (a model that reads)."""
+scores (a model that reads). Next-word accuracy, which lets the model write,
+is in `next_word`."""
 
 from __future__ import annotations
 
@@ -14,15 +15,6 @@ from learnjax.training.foundation import Foundation, fill_masks, require_objecti
 from learnjax.training.loops import padded_rows, predict
 from learnjax.training.masking import mask_tokens
 from learnjax.training.steps import next_word_loss, next_word_targets
-from learnjax.training.writing import generate_text
-
-
-def next_word_accuracy(foundation: Foundation, probes: list[corpus.NextWordProbe] | None = None) -> dict:
-    """Share of held-out prompts whose greedy next word is the answer."""
-    probes = corpus.next_word_probes() if probes is None else probes
-    generated = generate_text(foundation, [p.prompt for p in probes], max_new_tokens=1)
-    right = [g.tokens[:1] == [p.answer] for g, p in zip(generated, probes)]
-    return {"accuracy": float(np.mean(right)), "n": len(probes), "answers": [g.tokens[0] for g in generated]}
 
 
 @nnx.jit

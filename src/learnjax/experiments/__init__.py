@@ -20,8 +20,10 @@ import optax
 from flax import nnx
 
 from learnjax.data import corpus, facts, messages, questions
-from learnjax.evaluation.language_model import cloze_accuracy, masked_token_scores, next_word_accuracy, perplexity
+from learnjax.evaluation.language_model import cloze_accuracy, masked_token_scores, perplexity
+from learnjax.evaluation.next_word import next_word_accuracy
 from learnjax.experiments.spam_filter import label_learning_curve
+from learnjax.experiments.tuned_runs import tuned_assistant
 from learnjax.models.generation import Sampling
 from learnjax.models.lora import merge_lora, save_adapter, trainable_share
 from learnjax.models.ngram import KneserNeyTrigram
@@ -285,7 +287,7 @@ def sft_search(
 
     def tuned(name: str, mode: str, n: int, seed: int, learning_rate: float):
         examples = questions.training_examples(n, seed)
-        return instruction_tune(foundations[name], examples, mode=mode, seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate))
+        return tuned_assistant(foundations[name], examples, mode=mode, seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate))
 
     rows, chosen = [], {}
     for name, mode in SFT_CELLS:

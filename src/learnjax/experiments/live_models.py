@@ -57,14 +57,15 @@ def _train_assistant(examples: int, seed: int, learning_rate: float) -> dict:
     from flax import nnx
 
     from learnjax.data.questions import training_examples
+    from learnjax.experiments.tuned_runs import tuned_assistant
     from learnjax.models.lora import merge_lora
     from learnjax.storage.export import web_model
-    from learnjax.training.instruction_tuning import ASSISTANT_RECIPE, SFTSettings, instruction_tune
     from learnjax.training.pretraining import foundation_model
+    from learnjax.training.sft import ASSISTANT_RECIPE, SFTSettings
 
     started = time.perf_counter()
     settings = dataclasses.replace(SFTSettings(), learning_rate=learning_rate)
-    tuned = instruction_tune(
+    tuned = tuned_assistant(
         foundation_model(ASSISTANT_RECIPE, progress=False), training_examples(examples, seed), mode="lora", seed=seed, settings=settings
     )
     manifest, weights = web_model(merge_lora(nnx.clone(tuned.model)), tuned.tokenizer, "assistant", name="assistant")  # as `Assistant.save` merges

@@ -41,11 +41,12 @@ def preference_pairs(seed: int = 0) -> list:
 def supervised_assistant():
     """The supervised assistant every later stage starts from, and is compared with."""
     from learnjax.data import questions, unknowns
-    from learnjax.training.instruction_tuning import ASSISTANT_RECIPE, instruction_tune
+    from learnjax.experiments.tuned_runs import tuned_assistant
     from learnjax.training.pretraining import foundation_model
+    from learnjax.training.sft import ASSISTANT_RECIPE
 
     examples = unknowns.with_abstentions(questions.training_examples(SFT_EXAMPLES, 0), SFT_ABSTENTIONS, 0)
-    return instruction_tune(foundation_model(ASSISTANT_RECIPE), examples, mode="full")
+    return tuned_assistant(foundation_model(ASSISTANT_RECIPE), examples, mode="full")
 
 
 def measured(assistant, split: str) -> dict:

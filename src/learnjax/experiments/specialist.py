@@ -70,7 +70,9 @@ def _specialist(seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> di
     import numpy as np
 
     from learnjax.data.questions import questions
-    from learnjax.training.instruction_tuning import SFTSettings, instruction_tune, score_answers
+    from learnjax.experiments.tuned_runs import tuned_assistant
+    from learnjax.training.instruction_tuning import score_answers
+    from learnjax.training.sft import SFTSettings
 
     started = time.perf_counter()
     built = foundations()
@@ -79,7 +81,7 @@ def _specialist(seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> di
     base = SFTSettings()
 
     def tuned(model: str, seed: int, learning_rate: float):
-        return instruction_tune(built[model], tuning_examples(seed), seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate))
+        return tuned_assistant(built[model], tuning_examples(seed), seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate))
 
     rows, chosen = [], {}
     for model in MODELS:

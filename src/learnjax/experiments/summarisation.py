@@ -74,7 +74,8 @@ def _summarisation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rate
 
     import numpy as np
 
-    from learnjax.training.instruction_tuning import SFTSettings, instruction_tune
+    from learnjax.experiments.tuned_runs import tuned_assistant
+    from learnjax.training.sft import SFTSettings
 
     started = time.perf_counter()
     foundation = summarising_foundation()
@@ -82,7 +83,7 @@ def _summarisation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rate
     base = SFTSettings()
 
     def tuned(mode: str, n: int, seed: int, learning_rate: float):
-        return instruction_tune(
+        return tuned_assistant(
             foundation, diaries.training_examples(n, seed), mode=mode, seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate)
         )
 

@@ -107,8 +107,9 @@ def _translation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates:
 
     import numpy as np
 
+    from learnjax.experiments.tuned_runs import tuned_assistant
     from learnjax.models.lora import trainable_share
-    from learnjax.training.instruction_tuning import SFTSettings, instruction_tune
+    from learnjax.training.sft import SFTSettings
 
     started = time.perf_counter()
     foundations = {language: translation_foundation(language) for language in translation.LANGUAGES}
@@ -117,7 +118,7 @@ def _translation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates:
 
     def tuned(mode: str, n: int, seed: int, learning_rate: float):
         foundation = foundations["english" if mode == "scratch" else mode]  # scratch: its architecture and vocabulary only
-        return instruction_tune(
+        return tuned_assistant(
             foundation,
             translation.training_examples(n, seed),
             mode="scratch" if mode == "scratch" else "full",

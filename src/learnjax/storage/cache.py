@@ -217,9 +217,14 @@ def _record_path(key: str) -> Path:
     return cache_root() / f"{key}{RECORD_SUFFIX}"
 
 
+# The kinds of entry that are model directories: foundation models, and the
+# models tuned from them (`cached_model`); every other kind is a JSON file.
+MODEL_KINDS = ("foundation", "tuned")
+
+
 def _entry_path(key: str, kind: str) -> Path:
     """Where an entry's data lives: a model directory, or a JSON file."""
-    return cache_root() / (key if kind == "foundation" else f"{key}.json")
+    return cache_root() / (key if kind in MODEL_KINDS else f"{key}.json")
 
 
 def source_of(compute: Callable) -> dict | None:
@@ -263,7 +268,7 @@ def entry_content(key: str, kind: str) -> str | None:
     (which names its data files by their hashes), less the wall time it took."""
     path = _saved(key, kind)
     try:
-        if kind != "foundation":
+        if kind not in MODEL_KINDS:
             return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -329,7 +334,7 @@ def _still_valid(record: dict, compute_missing: bool = True) -> bool | None:
 def _demand(record: dict) -> str | None:
     """Computes (or reads) the current version of the entry `record` describes,
     by calling its computation again; its key, or None where it cannot be called."""
-    if record["kind"] == "foundation":
+    if record["kind"] in MODEL_KINDS:
         entry = _function_named(record.get("entry") or {})
         if entry is None:
             return None
@@ -399,6 +404,17 @@ def entries_read() -> Iterator[list[dict]]:
         _used.reads = outer
 
 
+@contextlib.contextmanager
+def _not_a_read() -> Iterator[None]:
+    """Inside the block, entries used are not counted as read by the computation
+    running (`entries_read`); those that their own computations read still are."""
+    outer, _used.reads = getattr(_used, "reads", None), None
+    try:
+        yield
+    finally:
+        _used.reads = outer
+
+
 def still_hold(reads: list[dict]) -> bool:
     """Whether each entry in `reads` (`entries_read`) holds what it held then: its
     current version computed first where missing, so that one computed again
@@ -409,7 +425,7 @@ def still_hold(reads: list[dict]) -> bool:
 def _saved(key: str, kind: str) -> Path:
     """The file whose existence says the entry is complete: a model's manifest, written last."""
     path = _entry_path(key, kind)
-    if kind != "foundation":
+    if kind not in MODEL_KINDS:
         return path
     from learnjax.storage.checkpoints import MANIFEST  # here only: checkpoints imports JAX, the cache commands run without it
 
@@ -486,33 +502,41 @@ def cached_model(
     read: Callable[[Path], Any],
     make: Callable[[Path], None],
     what: str,
-    entry: Callable[[dict[str, Any]], Any],
+    entry: Callable[[dict[str, Any]], Any] | None,
+    kind: str = "foundation",
 ) -> Any:
-    """`read(folder)` of the model directory (kind "foundation") keyed by
+    """`read(folder)` of the model directory (a kind of `MODEL_KINDS`) keyed by
     `params` and the code of `train` (the function that trains it, with every
     package module it imports), made first by `make(folder)` where the cache
     has none. Read once per process. `entry(params)` is the public way to the
-    same model, which `cache graph` calls to bring the entry up to date."""
+    same model, which `cache graph` calls to bring the entry up to date.
+
+    Without an `entry`, `params` must name what the model is made from by its
+    content (a hash of the model it starts from, of its data), as a "tuned"
+    model's do: then no reader needs to check it again, so it is not counted
+    among the entries a computation read (`entries_read`); the reader's own
+    key covers the code that trains it."""
     source = source_of(train)
     found = computation(source)
     code = found.code()
-    key = cache_key("foundation", params, code)
-    path = _entry_path(key, "foundation")
+    key = cache_key(kind, params, code)
+    path = _entry_path(key, kind)
     record = {
-        "kind": "foundation",
+        "kind": kind,
         "params": params,
         "code": code,
         "source": source,
-        "entry": source_of(entry),
+        "entry": source_of(entry) if entry else None,
         "extra_files": [],
         "modules": sorted(found.modules),
         "reads": [],
     }
-    if key in _loaded:
-        _note_use(key, "foundation", cached=True, content=_loaded[key][0])
-        return _loaded[key][1]
-    model = _read_or_compute(key, "foundation", lambda: read(path), lambda: make(path), what, record)
-    _loaded[key] = (entry_content(key, "foundation"), model)
+    with contextlib.nullcontext() if entry else _not_a_read():
+        if key in _loaded:
+            _note_use(key, kind, cached=True, content=_loaded[key][0])
+            return _loaded[key][1]
+        model = _read_or_compute(key, kind, lambda: read(path), lambda: make(path), what, record)
+    _loaded[key] = (entry_content(key, kind), model)
     return model
 
 

@@ -17,54 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from flax import nnx
 
 from learnjax.data.facts import Fact, statement_prompt
-from learnjax.data.questions import Example, chat_ids, chat_rows
+from learnjax.data.questions import Example, chat_ids
 from learnjax.models.generation import continue_ids, join_words
-from learnjax.models.lora import add_lora, merge_lora
 from learnjax.models.transformer import NextWordModel
-from learnjax.storage import checkpoints
 from learnjax.storage.progress import History
-from learnjax.text.tokenizer import END_ID, Tokenizer
+from learnjax.text.tokenizer import END_ID, BaseTokenizer
 from learnjax.training.foundation import Foundation
-from learnjax.training.loops import adamw, new_optimizer, owned_copy, train_next_word
-from learnjax.training.recipe import MIXED_RECIPE
+from learnjax.training.sft import ASSISTANT_RECIPE, MODES, SFTSettings, build_assistant, load_tuned, save_tuned, tune
 from learnjax.training.writing import generate_text
 
-MODES = ("full", "lora", "scratch")
-
-# The foundation an assistant starts from by default: the corpus with question-
-# and-answer text in it (`questions.with_faq`), from which fine-tuning can surface
-# what pre-training stored (measured by `experiments.instruction_tuning`).
-ASSISTANT_RECIPE = MIXED_RECIPE
-
-
-@dataclass(frozen=True)
-class SFTSettings:
-    """The training budget, the same for every mode."""
-
-    steps: int = 300  # 256 examples: about 19 passes; fewer steps leave the dev split unable to tell a too-high rate
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    warmup_steps: int = 12
-    weight_decay: float = 0.01
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-
-
-# --8<-- [start:build_assistant]
-def build_assistant(foundation: Foundation, mode: str, settings: SFTSettings = SFTSettings(), seed: int = 0):
-    """The model to instruction-tune for `mode`, and the filter of what to train."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-    if mode == "scratch":
-        return NextWordModel(foundation.model.config, rngs=nnx.Rngs(seed)), nnx.Param
-    model = owned_copy(foundation.model)  # a copy: the foundation stays as it is
-    if mode == "lora":
-        return add_lora(model, settings.lora_rank, settings.lora_alpha, seed), nnx.LoRAParam
-    return model, nnx.Param
-# --8<-- [end:build_assistant]
+__all__ = [
+    "ASSISTANT_RECIPE", "MODES", "Assistant", "SFTSettings", "build_assistant", "instruction_tune", "knows", "score_answers", "untuned",
+]
 
 
 @dataclass
@@ -72,7 +38,7 @@ class Assistant:
     """An instruction-tuned next-word model with its tokenizer."""
 
     model: NextWordModel
-    tokenizer: Tokenizer
+    tokenizer: BaseTokenizer
     mode: str
     history: History
 
@@ -86,18 +52,11 @@ class Assistant:
         return [join_words([self.tokenizer.vocab[i] for i in (ids[: ids.index(END_ID)] if END_ID in ids else ids)]) for ids in answers]
 
     def save(self, directory: str | os.PathLike) -> Path:
-        model = merge_lora(nnx.clone(self.model)) if self.mode == "lora" else self.model  # saved as plain weights
-        metadata = {"mode": self.mode, "history": {"loss": self.history.loss, "accuracy": self.history.accuracy}}
-        return checkpoints.save(directory, model, self.tokenizer, "assistant", metadata)
+        return save_tuned(directory, self.model, self.tokenizer, self.mode, self.history)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Assistant:
-        manifest, tokenizer, config = checkpoints.open_checkpoint(directory, "assistant")
-        model = nnx.eval_shape(lambda: NextWordModel(config, rngs=nnx.Rngs(0)))
-        checkpoints.restore_into(directory, model, manifest)
-        with checkpoints.reading_metadata(directory):
-            meta = manifest.get("metadata", {})
-            return cls(model, tokenizer, meta.get("mode", "full"), History(**meta["history"]) if meta.get("history") else History())
+        return cls(*load_tuned(directory))
 
 
 def instruction_tune(
@@ -113,18 +72,7 @@ def instruction_tune(
 ) -> Assistant:
     """Fine-tunes `foundation` (a next-word model) on prompt/response examples
     (over the devices of `mesh`, if given: see `learnjax.training.sharding`)."""
-    if foundation.objective != "next-word":
-        raise ValueError(f"this is a {foundation.objective} model: instruction tuning needs a next-word model, which writes answers")
-    if not examples:
-        raise ValueError("no examples to fine-tune on")
-    for i, example in enumerate(examples):
-        if not foundation.tokenizer.encode(example.response):
-            raise ValueError(f"example {i + 1} has an empty response")
-    tokens, segments, learn = chat_rows(foundation.tokenizer, examples, foundation.model.config.max_len)
-    model, trainable = build_assistant(foundation, mode, settings, seed)
-    optimizer = new_optimizer(model, adamw(settings.steps, settings.warmup_steps, settings.weight_decay), settings.learning_rate, trainable)
-    history = train_next_word(model, optimizer, tokens, segments, learn, steps=settings.steps, batch_size=settings.batch_size,
-                              seed=seed, progress=progress, desc="instruction tuning", mesh=mesh, fsdp=fsdp)
+    model, history = tune(foundation, examples, mode=mode, settings=settings, seed=seed, progress=progress, mesh=mesh, fsdp=fsdp)
     return Assistant(model, foundation.tokenizer, mode, history)
 
 
