@@ -176,7 +176,7 @@ def test_sft_chooses_each_cells_rate_on_dev_and_reports_the_held_out_scores(monk
         trained_on.extend(e.prompt for e in examples)
         return SplitAnswerer(questions.questions("dev" if settings.learning_rate == DEV_RATE else "held_out"))
 
-    monkeypatch.setattr(experiments, "instruction_tune", tuned)  # the name experiments calls
+    monkeypatch.setattr(experiments, "tuned_assistant", tuned)  # the name experiments calls
     rates = {mode: (DEV_RATE, HELD_OUT_RATE) for mode in ("full", "lora", "scratch")}
     rows, chosen = experiments.sft_search({"plain": None, "mixed": None}, (16,), (0, 1), rates, SFTSettings())
     assert {(r["foundation"], r["mode"]) for r in rows} == set(experiments.SFT_CELLS)
@@ -293,3 +293,22 @@ def test_models_of_the_wrong_kind_are_named(assistant, tmp_path):
     assert classifier.returncode == 0, classifier.stderr
     done = _cli("ask", "--model", tmp_path / "classifier", "hello?")
     assert done.returncode == 1 and "holds a 'classifier' model, not a 'assistant' model" in done.stderr
+
+
+def test_rows_lose_only_the_padding_columns_and_train_the_same():
+    from learnjax import NEXT_WORD_RECIPE, foundation_model
+    from learnjax.training.loops import adamw, new_optimizer, train_next_word
+    from learnjax.training.sft import ROW_WIDTH_STEP, without_padding_columns
+
+    foundation = foundation_model(NEXT_WORD_RECIPE)
+    rows = questions.chat_rows(foundation.tokenizer, questions.training_examples(32, seed=0), foundation.model.config.max_len)
+    cut = without_padding_columns(*rows)
+    longest = int((rows[1] > 0).sum(axis=1).max())
+    assert cut[0].shape[1] % ROW_WIDTH_STEP == 0 and longest <= cut[0].shape[1] < longest + ROW_WIDTH_STEP
+    assert all((whole[:, cut[0].shape[1]:] == 0).all() for whole in rows), "only padding is cut"
+    losses = []
+    for tokens, segments, learn in (rows, cut):
+        model, trainable = build_assistant(foundation, "full")
+        optimizer = new_optimizer(model, adamw(8, 2, 0.01), 1e-3, trainable)
+        losses.append(train_next_word(model, optimizer, tokens, segments, learn, steps=8, batch_size=8).loss)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
