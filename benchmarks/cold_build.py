@@ -222,12 +222,15 @@ def entries(cache: Path) -> list[tuple[str, float]]:
     found = []
     for record in cache.glob("*.record.json"):
         data = json.loads(record.read_text(encoding="utf-8"))
-        if data.get("seconds") is not None:
+        seconds = data.get("own_seconds", data.get("seconds"))  # less the entries computed inside it
+        if seconds is not None:
             label = data["kind"] if data["kind"] != "foundation" else f"foundation ({data['params'].get('objective', 'masked')}"
             if data["kind"] == "foundation":
                 label += ", FAQ" if data["params"].get("faq_share") else ""
                 label += ")"
-            found.append((label, data["seconds"]))
+            found.append((label, seconds))
+    tuned = [seconds for label, seconds in found if label == "tuned"]  # the lessons' many fine-tuned models: one line
+    found = [e for e in found if e[0] != "tuned"] + ([(f"tuned ({len(tuned)} models)", sum(tuned))] if tuned else [])
     return sorted(found, key=lambda e: -e[1])
 
 

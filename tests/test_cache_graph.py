@@ -322,3 +322,26 @@ def test_a_tuned_model_is_trained_once_then_read_back_bit_for_bit(tmp_path, monk
     with entries_used() as other:
         tuned_assistant(foundation, questions.training_examples(16, seed=1), mode="lora", settings=settings)
     assert other[0]["entry"] != first_use[0]["entry"], "other examples: another model"
+
+
+def _slow_inner():
+    import time
+
+    time.sleep(0.3)
+    return 1
+
+
+def _slow_outer():
+    import time
+
+    time.sleep(0.1)
+    return cached_json("timing-inner", {}, _slow_inner) + 1
+
+
+def test_an_entry_computed_inside_another_counts_its_seconds_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
+    assert cached_json("timing-outer", {}, _slow_outer) == 2
+    seconds = {row["kind"]: row["seconds"] for row in cache.entry_graph()}
+    assert seconds["timing-inner"] >= 0.3 and 0.1 <= seconds["timing-outer"] < 0.3, seconds
+    outer = next(json.loads(p.read_text()) for p in tmp_path.glob("timing-outer-*.record.json"))
+    assert outer["seconds"] >= 0.4, "the whole computation, the inner entry's included"

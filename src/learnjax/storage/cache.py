@@ -245,8 +245,9 @@ def _write_record(key: str, record: dict) -> None:
 
     A record holds `kind`, `params`, `code` (the key's code part), `source` (the
     computation's file and function), `extra_files`, `modules` (the package
-    modules its code covers), `seconds` (how long computing it took;
-    `benchmarks/cold_build.py` reads it), `reads` (the entries its computation
+    modules its code covers), `seconds` (how long computing it took) and
+    `own_seconds` (less the entries computed inside it; `benchmarks/cold_build.py`
+    reads it), `reads` (the entries its computation
     read, each with the content it had) and `content` (a hash of its own)."""
     path = _record_path(key)
     with contextlib.suppress(OSError):
@@ -367,6 +368,29 @@ def _function_named(source: dict) -> Callable | None:
 
 # --- Reading, computing -------------------------------------------------------
 
+_timing = threading.local()  # .inner: per computation running in this thread, the seconds of entries computed inside it
+
+
+@contextlib.contextmanager
+def _timed() -> Iterator[dict]:
+    """Times a computation: "seconds", all of it, and "own_seconds", less the
+    entries computed inside it (an experiment's tuned models), which keep their
+    own: each entry's cold cost, counted once."""
+    inner = getattr(_timing, "inner", None)
+    if inner is None:
+        inner = _timing.inner = []
+    took: dict = {}
+    inner.append(0.0)
+    started = time.perf_counter()
+    try:
+        yield took
+    finally:
+        seconds = time.perf_counter() - started
+        took.update(seconds=seconds, own_seconds=seconds - inner.pop())
+        if inner:
+            inner[-1] += seconds
+
+
 _used = threading.local()  # .entries: a list while `entries_used` collects; .reads: the direct reads of the computation running
 
 
@@ -479,10 +503,9 @@ def _read_or_compute(key: str, kind: str, read: Callable[[], Any], compute_and_s
             raise cannot_write(e) from None
         cached = current()
         if not cached:
-            started = time.perf_counter()
-            with _announced(what, path), entries_read() as reads:
+            with _announced(what, path), entries_read() as reads, _timed() as took:
                 compute_and_save()
-            _write_record(key, {**record, "seconds": time.perf_counter() - started, "reads": reads, "content": entry_content(key, kind)})
+            _write_record(key, {**record, **took, "reads": reads, "content": entry_content(key, kind)})
         _note_use(key, kind, cached)
         return read()
 
@@ -695,7 +718,8 @@ def _site_outputs(site: Path) -> list[CacheEntry]:
 
 def entry_graph() -> list[dict]:
     """The cache's entries as a graph: each with its status, the seconds its
-    computation took (its cold cost), the entries it read, and the number of
+    computation took less those of entries computed inside it (its own cold
+    cost), the entries it read, and the number of
     package modules its code covers. Compiled programs and page outputs, which
     read nothing by key, are left out. The current entries count as read
     (`entries_read`): a page showing the graph is shown again when one changes."""
@@ -709,7 +733,7 @@ def entry_graph() -> list[dict]:
         rows.append(
             {
                 **entry.to_dict(),
-                "seconds": record.get("seconds"),
+                "seconds": record.get("own_seconds", record.get("seconds")),
                 "reads": [r["entry"] for r in record.get("reads", ())],
                 "modules": len(record.get("modules", ())),
             }
