@@ -82,6 +82,9 @@ def sample_next(key: jax.Array, logits: jax.Array, temperature, top_k,
 
 
 # --8<-- [start:generate_tokens]
+# Rows per call when decoding greedily a batch larger than this (`continue_ids`).
+GREEDY_CHUNK = 64
+
 # Prompt columns read into the cache per step of the prefill loop: the cost of reading
 # a prompt follows its length, not the length of the context.
 PREFILL_CHUNK = 16
@@ -237,11 +240,19 @@ def continue_ids(
     new token ids of each, up to and with `[END]` if the model wrote it."""
     rows, lengths = prompt_rows(prompt_ids, model.config.max_len, max_new_tokens, names)
     n = len(prompt_ids)
-    size = batch_bucket(n)
+    # Greedy rows do not depend on each other or on the key, so a large batch runs
+    # in chunks of one size: every evaluation set shares one compiled program. A
+    # sampled batch stays whole: its random draws are the batch's.
+    chunk = GREEDY_CHUNK if sampling.temperature == 0 and n > GREEDY_CHUNK else batch_bucket(n)
+    size = -(-n // chunk) * chunk
     rows = np.concatenate([rows, np.repeat(rows[:1], size - n, axis=0)])
     lengths = np.concatenate([lengths, np.repeat(lengths[:1], size - n)])
     graphdef, state = nnx.split(model)
     # Arrays of fixed dtypes: any prompt length, number of new tokens or setting runs one program.
-    new = generate_tokens(state, rows, lengths, jax.random.key(seed), np.int32(max_new_tokens), np.float32(sampling.temperature),
-                          np.int32(sampling.top_k), np.float32(sampling.top_p), graphdef=graphdef, use_cache=use_cache)
-    return [[int(t) for t in row if t != PAD_ID] for row in np.asarray(new)[:n]]
+    settings = (np.int32(max_new_tokens), np.float32(sampling.temperature), np.int32(sampling.top_k), np.float32(sampling.top_p))
+    new = np.concatenate([
+        np.asarray(generate_tokens(state, rows[at : at + chunk], lengths[at : at + chunk], jax.random.key(seed), *settings,
+                                   graphdef=graphdef, use_cache=use_cache))
+        for at in range(0, size, chunk)
+    ])
+    return [[int(t) for t in row if t != PAD_ID] for row in new[:n]]
