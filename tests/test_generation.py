@@ -99,6 +99,19 @@ def test_no_recompilation_across_prompt_lengths_settings_and_calls(small):
     assert again.count == 0
 
 
+def test_large_greedy_batches_share_one_program_and_write_what_each_prompt_alone_writes(small):
+    from learnjax.models.generation import GREEDY_CHUNK
+
+    model, tokenizer = small
+    prompts = [" ".join(text.split()[:4]) for text in corpus.build_corpus(3 * GREEDY_CHUNK)]
+    generate(model, tokenizer, prompts[: GREEDY_CHUNK + 1], max_new_tokens=3)
+    with count_compilations() as again:
+        many = generate(model, tokenizer, prompts, max_new_tokens=3)
+    assert again.count == 0, "a batch of any size above a chunk runs the chunk's program"
+    for i in (0, GREEDY_CHUNK - 1, GREEDY_CHUNK, len(prompts) - 1):
+        assert generate(model, tokenizer, [prompts[i]], max_new_tokens=3)[0] == many[i], i
+
+
 @pytest.mark.parametrize("prompts, new, message", [
     ([""], 4, "is empty"),
     (["   "], 4, "is empty"),
