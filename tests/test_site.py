@@ -273,20 +273,31 @@ def test_numbered_list_items_end_their_sentences():
             assert item.rstrip().endswith((".", ":", "?", "!")), f"{page.name}: {item!r}"
 
 
-def test_the_notebooks_are_run_again_when_an_experiment_is_measured_again(tmp_path, monkeypatch):
+MEASURED = {"value": 1}
+
+
+def _measured():
+    return dict(MEASURED)
+
+
+def test_the_notebooks_run_again_when_an_entry_they_read_holds_something_else(tmp_path, monkeypatch):
+    from learnjax.storage import cache
+
     monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
     hook = _build_cache_hook()
-    (tmp_path / "performance-1.json").write_text("{}", encoding="utf-8")
     folder = hook.notebooks_folder("key")
-    (folder / "run").mkdir(parents=True)
-    hook.remember_cache_entries(folder)  # a build ended
+    monkeypatch.setenv(cache.READS_LOG, str(folder / hook.READS))  # as a notebook's kernel finds it
+    cache.cached_json("measured", {}, _measured)
+    monkeypatch.delenv(cache.READS_LOG)
+    (folder / "run").mkdir()
+    cache.cached_json("unread", {}, _measured)  # an entry the notebooks never read
     assert (hook.notebooks_folder("key") / "run").exists()
-    (tmp_path / "performance-1.json").unlink()  # deleted, to be measured again by the next build
+    for path in tmp_path.glob("measured-*"):  # measured again, with another result
+        path.unlink()
+    MEASURED["value"] = 2
+    cache.cached_json("measured", {}, _measured)
     assert not (hook.notebooks_folder("key") / "run").exists()
     (hook.notebooks_folder("other-code") / "run").mkdir(parents=True)
-    hook.remember_cache_entries(hook.notebooks_folder("other-code"))
-    (hook.notebooks_folder("key") / "run").mkdir(parents=True)
-    hook.remember_cache_entries(hook.notebooks_folder("key"))
     assert (hook.notebooks_folder("other-code") / "run").exists(), "a folder of another key stays, for a build of that code"
 
 

@@ -18,8 +18,8 @@ keeps both in the learnjax cache:
   with it.
 - the executed notebook's page (mkdocs-jupyter's own cache, in a folder keyed
   by the code the notebooks import and the packages' versions), emptied when
-  an entry of the learnjax cache changed since the last build (an experiment
-  deleted to measure it again).
+  a cache entry the notebooks' kernels read holds something else now (an
+  experiment measured again); entries they never read do not count.
 
 Outputs live in `<cache>/site/`, stored by key, so that reverting an edit or
 switching branches back finds them again; `learnjax cache prune` removes those
@@ -31,6 +31,7 @@ unencrypted TCP on the loopback.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -64,9 +65,11 @@ ROOT = Path(__file__).resolve().parents[3]  # the repository: three levels up
 # --8<-- [end:settings]
 
 JUPYTER_CONFIG = Path(__file__).parent / "jupyter"  # KernelManager.transport = "ipc"
-ENTRIES = "cache-entries.json"  # the cache's entries when the last build ended
+READS = "reads.jsonl"  # in a notebooks folder: the entries its kernels read, one per line
+NOTEBOOKS = (".py", ".ipynb")  # the pages mkdocs-jupyter runs (`include` in mkdocs.yml)
 
 
+@functools.cache  # asked for at every block
 def versions() -> list[str]:
     return [f"{name}=={version(name)}" for name in PACKAGES]
 
@@ -108,12 +111,6 @@ def code_key(sources: list[str]) -> str:
     return code_version(modules, "\n".join([text, *(path.read_text(encoding="utf-8") for path in local)]))
 
 
-def cache_entries() -> list[list]:
-    """What the pages read from the learnjax cache (experiments, the foundation model): each entry's name and time."""
-    return sorted([p.name, p.stat().st_mtime_ns] for p in cache_root().glob("*")
-                  if p.name not in (SITE_OUTPUTS, XLA) and not p.name.endswith((".lock", ".tmp")))
-
-
 def notebooks_key(docs: Path) -> str:
     """The notebooks' code (every Python file among the pages) and the packages' versions."""
     sources = [path.read_text(encoding="utf-8") for path in sorted(docs.rglob("*.py")) if "overrides" not in path.parts]
@@ -121,18 +118,24 @@ def notebooks_key(docs: Path) -> str:
 
 
 def notebooks_folder(key: str) -> Path:
-    """`<cache>/site/notebooks/<key>/`, emptied when the cache's entries changed since the last build
-    (an experiment deleted to measure it again)."""
+    """`<cache>/site/notebooks/<key>/`, emptied unless every cache entry that the
+    notebooks' kernels read when they last ran (`READS`, which they append to:
+    `cache.READS_LOG`) still holds what it held then."""
     folder = cache_root() / SITE_OUTPUTS / "notebooks" / key
-    entries = folder / ENTRIES
-    if entries.exists() and json.loads(entries.read_text(encoding="utf-8")) != cache_entries():
+    reads = folder / READS
+    if folder.exists() and not (reads.exists() and still_hold(_read_lines(reads))):
         shutil.rmtree(folder, ignore_errors=True)
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        reads.touch()  # a notebook that reads no entry runs once
     return folder
 
 
-def remember_cache_entries(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / ENTRIES).write_text(json.dumps(cache_entries()), encoding="utf-8")
+def _read_lines(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return [{"entry": "unreadable", "content": None}]  # holds nothing: run again
 
 
 def _write(path: Path, data) -> None:
@@ -217,15 +220,17 @@ def on_config(config):
 
 def on_page_markdown(markdown, page, config, files):
     outputs.start_page(page.file.src_uri)
+    if page.file.src_uri.endswith(NOTEBOOKS):  # its kernel, started while it renders, inherits the variable
+        os.environ[cache.READS_LOG] = str(notebooks / READS)
     return markdown
 
 
 def on_page_content(html, page, config, files):
     outputs.end_page()
+    os.environ.pop(cache.READS_LOG, None)  # the pages' own blocks count their reads themselves
     return html
 
 
 def on_post_build(config):
-    remember_cache_entries(notebooks)
     used = [f"blocks/{key}.json" for key in sorted(outputs.used)] + [notebooks.relative_to(cache_root() / SITE_OUTPUTS).as_posix()]
     _write(cache_root() / SITE_OUTPUTS / SITE_USED, used)

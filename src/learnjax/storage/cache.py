@@ -43,7 +43,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from learnjax.files.atomic import write_text
-from learnjax.storage.code_graph import definition_closure, import_graph, imports_of, module_of_file
+from learnjax.storage.code_graph import definition_closure, import_graph, imports_of, module_of_file, package_versions
 
 PACKAGE = Path(__file__).parent.parent
 # The cache's own module: what it serves an entry is keyed by content, so the
@@ -140,24 +140,36 @@ class Computation:
 
 def computation(source: dict, extra_files: tuple[str, ...] = ()) -> Computation | None:
     """The `Computation` of the function that `source` (`source_of`) names, read
-    from its file; None where the file or the function is gone."""
+    from its file; None where the file or the function is gone. Worked out once
+    per version of the files it reads (a build asks for each entry's many times)."""
     file = PACKAGE / source["file"] if source.get("in_package") else Path(source["file"])
-    module = module_of_file(file, PACKAGE)
+    try:
+        version = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in (file, *map(Path, extra_files)))
+    except OSError:
+        return None
+    return _computation(PACKAGE, file, source["function"], tuple(extra_files), version, package_versions(PACKAGE))
+
+
+@functools.lru_cache(maxsize=1024)
+def _computation(
+    package: Path, file: Path, function: str, extra_files: tuple[str, ...], version: tuple, package_version: tuple
+) -> Computation | None:
+    module = module_of_file(file, package)
     try:
         text = file.read_text(encoding="utf-8")
-        if "<" in source["function"]:  # a nested function or a lambda: its whole module counts
+        if "<" in function:  # a nested function or a lambda: its whole module counts
             statements = ast.parse(text).body
         else:
-            statements = definition_closure(text, source["function"].split(".")[0])
-        imports = set(imports_of(statements, PACKAGE, module))
+            statements = definition_closure(text, function.split(".")[0])
+        imports = set(imports_of(statements, package, module))
         for extra in extra_files:
-            imports |= imports_of(Path(extra).read_text(encoding="utf-8"), PACKAGE)
+            imports |= imports_of(Path(extra).read_text(encoding="utf-8"), package)
     except (OSError, SyntaxError, ValueError):
         return None
     if not statements or all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in statements):
         return None
     # Its own module counts whole only where what it imports imports it back.
-    modules = import_graph(PACKAGE).closure(imports, stop_at=MACHINERY)
+    modules = import_graph(package).closure(imports, stop_at=MACHINERY)
     return Computation(code_only(statements), modules, tuple(extra_files))
 
 
@@ -406,11 +418,19 @@ def entries_used() -> Iterator[list[dict]]:
         _used.entries = outer
 
 
+# A file to which this process appends every entry it uses, with its content:
+# how a site build learns what its notebooks' kernels (other processes) read.
+READS_LOG = "LEARNJAX_READS_LOG"
+
+
 def _note_use(key: str, kind: str, cached: bool, content: str | None = None) -> None:
     content = content or (_read_record(key) or {}).get("content") or entry_content(key, kind)
     for collected in (getattr(_used, "entries", None), getattr(_used, "reads", None)):
         if collected is not None:
             collected.append({"entry": key, "cached": cached, "content": content})
+    if log := os.environ.get(READS_LOG):
+        with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as file:
+            file.write(json.dumps({"entry": key, "content": content}) + "\n")
 
 
 @contextlib.contextmanager

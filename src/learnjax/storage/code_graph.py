@@ -152,20 +152,22 @@ def _graph(package_dir: Path, versions: tuple) -> tuple[ImportGraph, _Resolver]:
     return ImportGraph(package, files, edges), resolver
 
 
-def _versions(package_dir: Path) -> tuple:
+def package_versions(package_dir: Path) -> tuple:
+    """Each source file of the package with its modification time and size: what
+    a result worked out from the package's code is kept under."""
     return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(package_dir.rglob("*.py")))
 
 
 def import_graph(package_dir: Path) -> ImportGraph:
     """The import graph of the package in `package_dir`, read again whenever one of its files changed."""
-    return _graph(package_dir, _versions(package_dir))[0]
+    return _graph(package_dir, package_versions(package_dir))[0]
 
 
 def imports_of(code: str | list[ast.stmt], package_dir: Path, module: str | None = None) -> frozenset[str]:
     """The package modules that `code` (source or statements, inside module `module`
     or outside the package) imports directly."""
     tree = ast.parse(code) if isinstance(code, str) else ast.Module(body=code, type_ignores=[])
-    return frozenset(_graph(package_dir, _versions(package_dir))[1].imports(tree, module))
+    return frozenset(_graph(package_dir, package_versions(package_dir))[1].imports(tree, module))
 
 
 def _bound_names(statement: ast.stmt) -> set[str]:
