@@ -113,7 +113,7 @@ def tokens_per_second(path: Path, vocab_sizes: tuple[int, ...], steps: int) -> l
 
 def default_pretraining(path: Path) -> dict:
     """`learnjax pretrain --corpus PATH --out DIR`, as the command runs it (its
-    defaults: a subword vocabulary of 8,000 and the default recipe), end to end."""
+    defaults: the recipe `corpus_recipe` chooses from the corpus), end to end."""
     from learnjax.cli import main
 
     with tempfile.TemporaryDirectory() as out, Clock() as clock:

@@ -51,7 +51,7 @@ def test_the_tuning_commands_help_states_their_defaults():
 def test_pretrain_help_states_the_default_recipe():
     text, recipe = _help("pretrain"), PretrainRecipe()
     for said in (f"training steps (default: {recipe.steps};", f"width of the model's vectors (default: {recipe.d_model})",
-                 f"rows per batch (default: {recipe.batch_size})", f"at most this many words (default: {recipe.vocab_size})",
+                 f"rows per batch (default: {recipe.batch_size})", f"at most this many words (default: {recipe.vocab_size};",
                  f"several rows (default: {recipe.max_len};", f"peak learning rate (default: {recipe.learning_rate:g})"):
         assert said in text
 

@@ -233,7 +233,7 @@ def add_commands(commands) -> None:
     recipe.add_argument(
         "--vocab-size",
         type=positive,
-        help=f"tokens in a subword vocabulary, special tokens included; at most this many words (default: {RECIPE['vocab_size']})",
+        help=f"tokens in a subword vocabulary, special tokens included; at most this many words (default: {RECIPE['vocab_size']}; with --corpus, chosen for it)",
     )
     recipe.add_argument(
         "--max-len",
