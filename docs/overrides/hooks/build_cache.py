@@ -50,7 +50,7 @@ from learnjax.files.atomic import write_text
 # cache.PACKAGE: the package's folder; cache.MACHINERY: modules counted by code alone.
 from learnjax.storage import cache
 # The cache's folder (~/.cache/learnjax or $LEARNJAX_CACHE) and folder names in it.
-from learnjax.storage.cache import SITE_OUTPUTS, SITE_USED, XLA, cache_root
+from learnjax.storage.cache import SITE_OUTPUTS, SITE_USED, cache_root
 # A hash of the code of named package modules and of extra source.
 from learnjax.storage.cache import code_version
 # The results a block read, and whether they still hold the same content.

@@ -21,7 +21,7 @@ from learnjax.storage.cache import cached_model
 from learnjax.storage.checkpoints import model_config, params_fingerprint
 from learnjax.training.foundation import Foundation
 from learnjax.training.instruction_tuning import Assistant
-from learnjax.training.sft import SFTSettings, load_tuned, save_tuned, tune
+from learnjax.training.sft import SFTSettings, save_tuned, tune
 
 
 def foundation_fingerprint(foundation: Foundation) -> str:
@@ -60,7 +60,7 @@ def tuned_assistant(
     return cached_model(
         params,
         train_and_save,
-        read=lambda path: Assistant(*load_tuned(path)),
+        read=Assistant.load,
         make=lambda path: train_and_save(path, foundation, examples, mode, seed, settings),
         what=f"instruction tuning ({mode}, {len(examples)} examples, seed {seed}, learning rate {settings.learning_rate:g})",
         entry=None,

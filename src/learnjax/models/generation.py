@@ -81,10 +81,11 @@ def sample_next(key: jax.Array, logits: jax.Array, temperature, top_k,
 # --8<-- [end:sample_next]
 
 
-# --8<-- [start:generate_tokens]
 # Rows per call when decoding greedily a batch larger than this (`continue_ids`).
 GREEDY_CHUNK = 64
 
+
+# --8<-- [start:generate_tokens]
 # Prompt columns read into the cache per step of the prefill loop: the cost of reading
 # a prompt follows its length, not the length of the context.
 PREFILL_CHUNK = 16
