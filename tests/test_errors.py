@@ -8,6 +8,7 @@ import jax
 import pytest
 
 from cli_process import run_cli as _cli
+from cli_process import run_cli_process
 from learnjax import PretrainRecipe, fill_mask, foundation_model, mask_tokens, pretrain
 from learnjax.data.labeled_files import read_labeled
 from learnjax.models.transformer import TransformerConfig
@@ -125,7 +126,7 @@ def test_cli_errors_are_one_line(tmp_path, args, status, message):
 
 
 def test_debug_flag_shows_the_traceback(tmp_path):
-    result = _cli("--debug", "classify", "--model", str(tmp_path / "nowhere"), "hi")
+    result = run_cli_process("--debug", "classify", "--model", str(tmp_path / "nowhere"), "hi")
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 

@@ -6,7 +6,6 @@ import json
 import multiprocessing
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from cli_process import run_cli
 from learnjax import MaskedLanguageModel, Tokenizer, TransformerConfig
 from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.storage.checkpoints import LOCK, MANIFEST, CheckpointError, check_writable_model_dir, read_manifest
@@ -51,8 +51,7 @@ def files_and_contents(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
 
 
-def learnjax(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "learnjax.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
+learnjax = run_cli
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
