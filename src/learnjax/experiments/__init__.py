@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from flax import nnx
 from learnjax.data import corpus, facts, messages, questions
 from learnjax.evaluation.language_model import cloze_accuracy, masked_token_scores, perplexity
 from learnjax.evaluation.next_word import next_word_accuracy
+from learnjax.experiments.dev_choice import choose_on_dev
 from learnjax.experiments.spam_filter import label_learning_curve
 from learnjax.experiments.tuned_runs import tuned_assistant
 from learnjax.models.generation import Sampling
@@ -289,16 +291,16 @@ def sft_search(
         examples = questions.training_examples(n, seed)
         return tuned_assistant(foundations[name], examples, mode=mode, seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate))
 
+    def dev_score(assistant) -> tuple[float, float]:
+        scores = _asked(assistant, dev)
+        return scores["exact"], scores["contains"]
+
     rows, chosen = [], {}
     for name, mode in SFT_CELLS:
         for n in sizes:
-            rates = learning_rates[mode]
-            search = {lr: tuned(name, mode, n, seeds[0], lr) for lr in rates}
-            dev_scores = {lr: _asked(a, dev) for lr, a in search.items()}
-            best = max(rates, key=lambda lr: (dev_scores[lr]["exact"], dev_scores[lr]["contains"]))
-            runs = [search[best]] + [tuned(name, mode, n, seed, best) for seed in seeds[1:]]
+            best, runs, on_dev = choose_on_dev(functools.partial(tuned, name, mode, n), learning_rates[mode], seeds, dev_score)
             scores = [_asked(a, held_out) for a in runs]
-            chosen[name, mode, n] = search[best]
+            chosen[name, mode, n] = runs[0]
             rows.append(
                 {
                     "foundation": name,
@@ -310,7 +312,7 @@ def sft_search(
                     "contains": float(np.mean([s["contains"] for s in scores])),
                     "per_kind": {kind: float(np.mean([s["per_kind"][kind]["exact"] for s in scores])) for kind in scores[0]["per_kind"]},
                     "exact_by_seed": [s["exact"] for s in scores],
-                    "dev_exact_by_learning_rate": {str(lr): dev_scores[lr]["exact"] for lr in rates},
+                    "dev_exact_by_learning_rate": {str(lr): exact for lr, (exact, _) in on_dev.items()},
                 }
             )
     return rows, chosen

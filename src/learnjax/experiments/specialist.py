@@ -65,11 +65,13 @@ def ask(assistant, examples: list) -> list[str]:
 
 def _specialist(seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> dict:
     import dataclasses
+    import functools
     import time
 
     import numpy as np
 
     from learnjax.data.questions import questions
+    from learnjax.experiments.dev_choice import choose_on_dev
     from learnjax.experiments.tuned_runs import tuned_assistant
     from learnjax.training.instruction_tuning import score_answers
     from learnjax.training.sft import SFTSettings
@@ -83,27 +85,27 @@ def _specialist(seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> di
     def tuned(model: str, seed: int, learning_rate: float):
         return tuned_assistant(built[model], tuning_examples(seed), seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate))
 
+    def dev_score(assistant) -> tuple[float, float, float]:
+        on_dev = score_answers(ask(assistant, dev), dev)
+        return on_dev["contains"], score_answers(ask(assistant, trained), trained)["contains"], on_dev["exact"]
+
     rows, chosen = [], {}
     for model in MODELS:
         began = time.perf_counter()
-        # Each rate on the first seed, chosen by the dev conditions' questions;
-        # on a tie (the general model: none right at any rate) by how well it
-        # learned its own tuning questions. The other seeds at the chosen rate.
-        search = {lr: tuned(model, seeds[0], lr) for lr in learning_rates}
-        on_dev = {lr: score_answers(ask(a, dev), dev) for lr, a in search.items()}
-        fit = {lr: score_answers(ask(a, trained), trained)["contains"] for lr, a in search.items()}
-        best = max(learning_rates, key=lambda lr: (on_dev[lr]["contains"], fit[lr], on_dev[lr]["exact"]))
-        runs = [search[best]] + [tuned(model, seed, best) for seed in seeds[1:]]
+        # The rate chosen by the dev conditions' questions; on a tie (the general
+        # model: none right at any rate) by how well it learned its own tuning
+        # questions, then by exact answers on dev.
+        best, runs, on_dev = choose_on_dev(functools.partial(tuned, model), learning_rates, seeds, dev_score)
         scores = {
             name: [score_answers(ask(a, examples), examples) for a in runs]
             for name, examples in (("held_out", test), ("trained", trained), ("world", world))
         }
-        chosen[model] = search[best]
+        chosen[model] = runs[0]
         rows.append(
             {
                 "model": model,
                 "learning_rate": best,
-                "dev_contains": {f"{lr:g}": on_dev[lr]["contains"] for lr in learning_rates},
+                "dev_contains": {f"{lr:g}": on_dev[lr][0] for lr in learning_rates},
                 **{
                     f"{name}_{measure}": float(np.mean([s[measure] for s in runs_scores]))
                     for name, runs_scores in scores.items()

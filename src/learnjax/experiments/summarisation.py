@@ -70,10 +70,12 @@ def score_summaries(summaries: list[str], read: list[diaries.Diary]) -> dict:
 
 def _summarisation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> dict:
     import dataclasses
+    import functools
     import time
 
     import numpy as np
 
+    from learnjax.experiments.dev_choice import choose_on_dev
     from learnjax.experiments.tuned_runs import tuned_assistant
     from learnjax.training.sft import SFTSettings
 
@@ -87,18 +89,18 @@ def _summarisation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rate
             foundation, diaries.training_examples(n, seed), mode=mode, seed=seed, settings=dataclasses.replace(base, learning_rate=learning_rate)
         )
 
+    def on_dev(assistant) -> tuple[float, float]:
+        """How the rate is chosen: the dev people's fact check, ROUGE-L to break ties."""
+        scores = score_summaries(summarise(assistant, dev), dev)
+        return scores["week_right"], scores["rouge_l"]
+
     rows, chosen = [], {}
     for mode in MODES:
         for n in sizes:
             began = time.perf_counter()
-            # Each rate on the first seed, chosen by the dev people's fact check
-            # (ROUGE-L breaks ties); the other seeds at the chosen rate.
-            search = {lr: tuned(mode, n, seeds[0], lr) for lr in learning_rates}
-            on_dev = {lr: score_summaries(summarise(a, dev), dev) for lr, a in search.items()}
-            best = max(learning_rates, key=lambda lr: (on_dev[lr]["week_right"], on_dev[lr]["rouge_l"]))
-            runs = [search[best]] + [tuned(mode, n, seed, best) for seed in seeds[1:]]
+            best, runs, _ = choose_on_dev(functools.partial(tuned, mode, n), learning_rates, seeds, on_dev)
             scores = [score_summaries(summarise(a, test), test) for a in runs]
-            chosen[mode, n] = search[best]
+            chosen[mode, n] = runs[0]
             rows.append(
                 {
                     "mode": mode,

@@ -11,12 +11,14 @@ regularisation chosen per cell on the dev set, scored on the same test set.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
 
 from learnjax.data import messages
 from learnjax.experiments import LABEL_SIZES, SEEDS
+from learnjax.experiments.dev_choice import choose_on_dev
 from learnjax.site.render import PLUS_MINUS
 from learnjax.storage.cache import cached_json
 
@@ -74,9 +76,9 @@ def measure_tfidf_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...
 
     rows = []
     for n in sizes:
-        search = {C: run(n, seeds[0], C) for C in C_values}
-        best = max(C_values, key=lambda C: (search[C]["dev"], -search[C]["dev_loss"]))
-        test = [search[best]["test"]] + [run(n, seed, best)["test"] for seed in seeds[1:]]
+        # The dev loss breaks ties: with many labels most C score 100% on dev.
+        best, runs, on_dev = choose_on_dev(functools.partial(run, n), C_values, seeds, lambda r: (r["dev"], -r["dev_loss"]))
+        test = [r["test"] for r in runs]
         rows.append(
             {
                 "mode": "tfidf",
@@ -85,7 +87,7 @@ def measure_tfidf_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...
                 "mean": float(np.mean(test)),
                 "std": float(np.std(test)),
                 "scores": test,
-                "dev_by_C": {str(C): search[C]["dev"] for C in C_values},
+                "dev_by_C": {str(C): on_dev[C][0] for C in C_values},
             }
         )
     return {"rows": rows, "C_values": list(C_values), "seeds": list(seeds), "seconds": time.perf_counter() - started}

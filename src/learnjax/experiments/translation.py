@@ -103,10 +103,12 @@ def new_word_check(outputs: list[str]) -> dict:
 
 def _translation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> dict:
     import dataclasses
+    import functools
     import time
 
     import numpy as np
 
+    from learnjax.experiments.dev_choice import choose_on_dev
     from learnjax.experiments.tuned_runs import tuned_assistant
     from learnjax.models.lora import trainable_share
     from learnjax.training.sft import SFTSettings
@@ -130,17 +132,15 @@ def _translation(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates:
     for mode in MODES:
         for n in sizes:
             began = time.perf_counter()
-            # Each rate on the first seed, chosen by chrF on the dev sentences;
-            # the other seeds at the chosen rate.
-            search = {lr: tuned(mode, n, seeds[0], lr) for lr in learning_rates}
-            on_dev = {lr: score_translations(translate(a, dev), dev)["chrf"] for lr, a in search.items()}
-            best = max(learning_rates, key=lambda lr: on_dev[lr])
-            runs = [search[best]] + [tuned(mode, n, seed, best) for seed in seeds[1:]]
+            # The rate chosen by chrF on the dev sentences.
+            best, runs, _ = choose_on_dev(
+                functools.partial(tuned, mode, n), learning_rates, seeds, lambda a: score_translations(translate(a, dev), dev)["chrf"]
+            )
             scores = [score_translations(translate(a, test), test) for a in runs]
             unseen_outputs = [translate(a, unseen) for a in runs]
             unseen_scores = [score_translations(o, unseen) for o in unseen_outputs]
             checks = [new_word_check(o) for o in unseen_outputs]
-            chosen[mode, n] = search[best]
+            chosen[mode, n] = runs[0]
             rows.append(
                 {
                     "mode": mode,
