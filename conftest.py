@@ -12,6 +12,8 @@ SOURCE = "src"  # the library, whose docstrings' examples run as doctests
 HARNESS = "tests"  # the folder holding docs_harness.py
 # The site tests share one strict build, so they stay on one worker.
 SITE_TESTS = ("tests/test_site.py", "tests/test_browser.py", "tests/test_reading.py")
+# Pytest plugins (modules in HARNESS), loaded whatever folders a run collects.
+PLUGINS = ["pytester", "compiled_programs"]
 # --8<-- [end:settings]
 
 sys.path.insert(0, str(Path(__file__).parent / HARNESS))
@@ -22,7 +24,7 @@ from sybil.parsers.rest import DocTestParser  # noqa: E402
 
 from docs_harness import PythonFenceParser, SnippetDocument, fail_skips_in_ci  # noqa: E402
 
-pytest_plugins = ["pytester"]
+pytest_plugins = PLUGINS
 
 # --8<-- [start:sybil]
 pages = Sybil(parsers=[PythonFenceParser()], patterns=["*.md"], path=DOCS,

@@ -12,15 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "site"
 
 
-def pytest_configure(config):
-    """Each test process keeps XLA's compiled programs in the learnjax cache, as
-    the command line and the site build do: a second run of the tests reads the
-    programs the first compiled instead of compiling them again."""
-    from learnjax.storage.cache import use_compilation_cache
-
-    use_compilation_cache()
-
-
 @dataclass(frozen=True)
 class SiteBuild:
     site: Path  # the built site

@@ -120,3 +120,19 @@ def test_a_program_read_back_from_the_persistent_cache_loads_silently(tmp_path):
     runs = [subprocess.run([sys.executable, "-c", program, str(tmp_path)], capture_output=True, text=True, timeout=300) for _ in range(2)]
     assert [(r.returncode, r.stdout, r.stderr) for r in runs] == [(0, "6.0\n", "")] * 2
     assert any(tmp_path.iterdir()), "nothing was written to the persistent cache"
+
+
+def test_a_run_of_the_docs_tests_alone_keeps_its_compiled_programs(tmp_path):
+    """`pytest docs/page.md` or `pytest src/module.py`, without `tests/`, still
+    loads the project's plugins (the root conftest's `PLUGINS`): the programs it
+    compiles are kept for the next run, as a full run keeps them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "src/learnjax/training/masking.py"], cwd=root,
+                            env={**os.environ, "LEARNJAX_CACHE": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any((tmp_path / "xla").iterdir()), "the docstrings' programs were not kept"
