@@ -1,5 +1,10 @@
 """Each training loop compiles its step once: no retracing from one step to the next."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import optax
 from flax import nnx
@@ -126,11 +131,6 @@ def test_a_run_of_the_docs_tests_alone_keeps_its_compiled_programs(tmp_path):
     """`pytest docs/page.md` or `pytest src/module.py`, without `tests/`, still
     loads the project's plugins (the root conftest's `PLUGINS`): the programs it
     compiles are kept for the next run, as a full run keeps them."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "src/learnjax/training/masking.py"], cwd=root,
                             env={**os.environ, "LEARNJAX_CACHE": str(tmp_path)}, capture_output=True, text=True, timeout=300)

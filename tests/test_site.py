@@ -294,7 +294,7 @@ def test_the_notebooks_run_again_when_an_entry_they_read_holds_something_else(tm
     assert (hook.notebooks_folder("key") / "run").exists()
     for path in tmp_path.glob("measured-*"):  # measured again, with another result
         path.unlink()
-    MEASURED["value"] = 2
+    monkeypatch.setitem(MEASURED, "value", 2)
     cache.cached_json("measured", {}, _measured)
     assert not (hook.notebooks_folder("key") / "run").exists()
     (hook.notebooks_folder("other-code") / "run").mkdir(parents=True)
