@@ -20,6 +20,9 @@ A variant is:
 - `head_steps`: a head-first warm-up ("LP-FT": the head alone on the frozen
   encoder for that many steps, at the same rate, then everything).
 
+`cls-lr0.001-s80-head80` is what `learnjax finetune` does by default
+(`FinetuneSettings`); `cls-lr0.001-s80`, the same without the warm-up.
+
 At 32 labels one fine-tuning seed moves a run by several points: `--finetune-seeds`
 fine-tunes each subset with several. Prints dev and test accuracy of each
 variant and mode, mean over the subsets (and fine-tuning seeds),
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetune-seeds", type=int, nargs="+",
                         help="fine-tune each subset with each of these seeds (head's weights, batch order; `learnjax finetune` uses 0); "
                              "default: the subset's seed")
-    parser.add_argument("--variants", nargs="+", default=["cls-lr0.001-s80", "mean-lr0.001-s80"], help=f"of: {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", nargs="+", default=["cls-lr0.001-s80-head80", "cls-lr0.001-s80"], help=f"of: {', '.join(VARIANTS)}")
     parser.add_argument("--log", type=Path, help="append each run's row there as it finishes (JSON lines)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--from-log", type=Path, help="only print the tables of the runs a --log holds")

@@ -36,6 +36,7 @@ def test_the_defaults_read_from_source_are_the_classes_defaults():
 def test_finetune_help_states_each_kind_of_models_steps():
     text = _help("finetune")
     assert f"default: {FinetuneSettings().steps} for a classifier, {SFTSettings().steps} for an assistant" in text
+    assert f"the frozen encoder (default: {FinetuneSettings().head_steps}; 0: none)" in " ".join(text.split())
 
 
 def test_the_tuning_commands_help_states_their_defaults():

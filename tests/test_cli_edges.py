@@ -71,12 +71,20 @@ def test_top_k_beyond_the_vocabulary_lists_every_word_and_no_special_token(small
     (["pretrain", "--batch-size", "-3", "--out", "o"], "argument --batch-size: must be at least 1, got -3"),
     (["pretrain", "--seed", "-1", "--out", "o"], "argument --seed: must be at least 0, got -1"),
     (["finetune", "--seed", "-1", "--train", "t.csv", "--out", "o"], "argument --seed: must be at least 0, got -1"),
+    (["finetune", "--head-steps", "-1", "--train", "t.csv", "--out", "o"], "argument --head-steps: must be at least 0, got -1"),
     (["fill-mask", "--top-k", "x", "a [MASK]"], "argument --top-k: expected an integer, got 'x'"),
 ])
 def test_bad_numbers_name_their_option_in_one_line(capsys, args, message):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err == f"learnjax {args[0]}: error: {message}\n"
+
+
+def test_an_assistant_has_no_head_to_warm_up(tmp_path, capsys):
+    (tmp_path / "tuning.jsonl").write_text(json.dumps({"prompt": "hi?", "response": "hello."}) + "\n", encoding="utf-8")
+    assert main(["finetune", "--train", str(tmp_path / "tuning.jsonl"), "--head-steps", "5", "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.startswith("learnjax finetune: error: --head-steps warms up a classifier's new head; an assistant")
+    assert not (tmp_path / "a").exists()
 
 
 def test_a_batch_larger_than_the_corpus_names_the_option(small, capsys):

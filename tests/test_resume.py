@@ -57,7 +57,7 @@ def test_an_interrupted_pretraining_resumes_to_the_very_model_of_an_uninterrupte
 
 def test_an_interrupted_fine_tuning_resumes_to_the_very_classifier_of_an_uninterrupted_run(tmp_path, monkeypatch):
     foundation = pretrain(PretrainRecipe(**{**SMALL, "steps": 5}), TEXTS)
-    texts, labels, settings = ["the cat sat.", "a bird sang."] * 8, ["cat", "bird"] * 8, FinetuneSettings(steps=30, batch_size=4)
+    texts, labels, settings = ["the cat sat.", "a bird sang."] * 8, ["cat", "bird"] * 8, FinetuneSettings(steps=30, batch_size=4, head_steps=10)
     uninterrupted = finetune(foundation, texts, labels, settings=settings)
     with monkeypatch.context() as patch:
         _interrupt_after(patch, 1)

@@ -94,7 +94,7 @@ def _finetune_classifier(args: argparse.Namespace) -> None:
             f"{args.model} is a {foundation.objective} model, which writes text; a classifier is fine-tuned from a masked "
             "model (or give prompt and response columns to make an assistant)"
         )
-    settings = given_settings(FinetuneSettings(), args, "steps", "learning_rate")
+    settings = given_settings(FinetuneSettings(), args, "steps", "learning_rate", "head_steps")
     started = time.perf_counter()
     checkpoints = training_checkpoints(args, "classifier")
     keep = args.checkpoint_every is not None or args.resume
@@ -142,6 +142,8 @@ def _finetune_assistant(args: argparse.Namespace) -> None:
     if args.mode not in MODES:
         why = " (a probe trains a classification head; an assistant has none)" if args.mode == "probe" else ""
         raise ValueError(f"an assistant is fine-tuned with --mode {', '.join(MODES)}; got {args.mode!r}{why}")
+    if args.head_steps is not None:
+        raise UsageError("--head-steps warms up a classifier's new head; an assistant (prompt and response columns) has none", args.command)
     if args.checkpoint_every is not None or args.resume:
         raise UsageError(
             "--checkpoint-every and --resume checkpoint a classifier's training; instruction tuning (prompt and response columns) runs in one go",
@@ -318,6 +320,11 @@ def add_commands(commands) -> None:
         "--learning-rate",
         type=float,
         help=f"peak learning rate (default: {CLASSIFIER['learning_rate']:g} for a classifier, {ASSISTANT['learning_rate']:g} for an assistant)",
+    )
+    p.add_argument(
+        "--head-steps",
+        type=integer_at_least(0),
+        help=f"a classifier's first steps, training its new head alone on the frozen encoder (default: {CLASSIFIER['head_steps']}; 0: none)",
     )
     p.add_argument("--seed", type=seed_number, default=0, help="random seed (default: 0)")
     add_checkpoint_options(p)

@@ -123,11 +123,13 @@ def _spam_scores(foundation, runs: list[tuple], settings) -> list[dict]:
     return scores
 
 
-def measure_label_efficiency(sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: tuple[float, ...]) -> dict:
+def measure_label_efficiency(
+    sizes: tuple[int, ...], seeds: tuple[int, ...], learning_rates: tuple[float, ...], modes: tuple[str, ...] = MODES, head_steps: int | None = None
+) -> dict:
     foundation = foundation_model()
-    base = FinetuneSettings()
+    base = FinetuneSettings() if head_steps is None else FinetuneSettings(head_steps=head_steps)
     started = time.perf_counter()
-    cells = [(mode, n) for mode in MODES for n in sizes]
+    cells = [(mode, n) for mode in modes for n in sizes]
     # The same search for every mode: each learning rate on the first seed,
     # chosen by accuracy on the dev set (never the test set), then the other
     # seeds at the chosen rate. With many labels most rates score 100% on dev,
@@ -167,6 +169,17 @@ def label_efficiency(
     """Held-out accuracy of full fine-tuning, a linear probe and training from
     scratch, against the number of labels: the fine-tuning page's experiment."""
     params = {"sizes": tuple(sizes), "seeds": tuple(seeds), "learning_rates": tuple(learning_rates)}
+    return cached_json("label-efficiency", params, measure_label_efficiency)
+
+
+WARM_UP_SIZES, WARM_UP_MODES = (8, 16, 32), ("full", "lora")
+
+
+def without_head_warm_up() -> dict:
+    """The label-efficiency experiment with few labels, for the modes that train
+    more than the head, with no head warm-up (`FinetuneSettings.head_steps=0`):
+    the same subsets, seeds and learning-rate search."""
+    params = {"sizes": WARM_UP_SIZES, "seeds": SEEDS, "learning_rates": FINETUNE_LEARNING_RATES, "modes": WARM_UP_MODES, "head_steps": 0}
     return cached_json("label-efficiency", params, measure_label_efficiency)
 
 

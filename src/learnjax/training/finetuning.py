@@ -34,6 +34,7 @@ from learnjax.training.foundation import Foundation
 from learnjax.training.loops import adamw, new_optimizer, padded_rows, predict, train_classifier
 
 MODES = ("full", "probe", "lora", "scratch")
+HEAD_SEED_OFFSET = 1000
 LORA_RANK, LORA_ALPHA = 8, 16.0
 # How a text longer than the model's rows is read, in fine-tuning and in
 # classification alike: by its first window of tokens alone, or by all of its
@@ -90,11 +91,19 @@ class FinetuneSettings:
     # classifier reads texts as it was trained to.
     windows: str = "average"
     max_windows: int = 8
+    # Steps that train the new head alone, on the frozen encoder, before the
+    # `steps` that train what the mode trains (in every mode, so that every
+    # mode gets the same budget). A random head's first gradients would
+    # otherwise reach the pre-trained encoder and pull it towards whatever the
+    # head happens to say.
+    head_steps: int = 80
 
     def __post_init__(self):
         check_windows(self.windows)
-        if isinstance(self.max_windows, bool) or not isinstance(self.max_windows, int) or self.max_windows < 1:
-            raise ValueError(f"max_windows={self.max_windows!r} must be a positive whole number")
+        for name, least, what in (("max_windows", 1, "a positive whole number"), ("head_steps", 0, "a whole number, 0 or more")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name}={value!r} must be {what}")
 
 
 @dataclass
@@ -179,12 +188,16 @@ def finetune(
     faster. A longer text is learned from all its windows of tokens, up to
     `settings.max_windows`, its logits the mean of theirs, as the classifier
     then reads it (`settings.windows="first"`: from its first window alone).
+    The first `settings.head_steps` steps train the new head alone (`warm_up_head`).
     `checkpoint_dir`, `checkpoint_every` and `resume` checkpoint the run and
     resume it, as `learnjax.training.pretraining.pretrain` does.
     """
     model, optimizer, tokens, label_ids, label_names = _prepare(foundation, texts, labels, mode, seed, settings, label_names, max_len)
     if checkpoint_dir is None and (resume or checkpoint_every):
         raise ValueError("checkpoint_every and resume need a checkpoint_dir")
+    if settings.head_steps:
+        # Before any checkpoint is read: a resumed run then restores what the uninterrupted one had reached.
+        warm_up_head(model, tokens, label_ids, settings, seed, mesh=mesh, fsdp=fsdp)
     checkpointing = None
     if checkpoint_dir is not None:
         run_settings = {"mode": mode, "seed": seed, **dataclasses.asdict(settings), "labels": list(label_names),
@@ -194,6 +207,17 @@ def finetune(
     history = train_classifier(model, optimizer, tokens, label_ids, steps=settings.steps, batch_size=settings.batch_size, seed=seed,
                                progress=progress, mesh=mesh, fsdp=fsdp, checkpointing=checkpointing)
     return TextClassifier(model, foundation.tokenizer, label_names, mode, history, settings.windows)
+
+
+# --8<-- [start:warm_up_head]
+def warm_up_head(model: EncoderClassifier, tokens, label_ids, settings: FinetuneSettings, seed: int, **devices) -> History:
+    """`settings.head_steps` steps that train the head alone (as `probe` does), the encoder frozen."""
+    head = nnx.All(nnx.Param, nnx.PathContains("head"))
+    optimizer = new_optimizer(model, adamw(settings.head_steps, settings.warmup_steps, settings.weight_decay), settings.learning_rate, head)
+    # Another batch order than the steps after it.
+    return train_classifier(model, optimizer, tokens, label_ids, steps=settings.head_steps, batch_size=settings.batch_size,
+                            seed=seed + HEAD_SEED_OFFSET, **devices)
+# --8<-- [end:warm_up_head]
 
 
 def _prepare(foundation: Foundation, texts, labels, mode: str, seed: int, settings: FinetuneSettings, label_names, max_len):

@@ -105,11 +105,10 @@ CORPUS_PASSES = 3  # each token of the corpus read about this many times, at a d
 MIN_STEPS = 2000
 # The output layer scores every token of the vocabulary at each hidden word, and
 # the rarer a token the fewer steps learn it. On 5 MB of generated mail, 2,000
-# pieces and 2,000 steps took about the CPU time of 8,000 and 1,000 steps, and a
-# classifier fine-tuned on 32 messages by `learnjax finetune` scored 75.2%
-# against 56.2%, one trained from scratch 63.7% and 64.9% (`benchmarks.real_mail`,
-# 3 subsets; `benchmarks.mail_features`: the topic words' nearest tokens were
-# words of the same topic 77% of the time against 24%).
+# pieces and 2,000 steps took about the CPU time of 8,000 and 1,000 steps, and
+# made the pre-trained classifier beat the one trained from scratch, which 8,000
+# pieces did not (`benchmarks.real_mail` prints both; `benchmarks.mail_features`
+# how often the topic words' nearest tokens are words of the same topic).
 CORPUS_VOCAB_SIZE = 2000
 ROW_LENGTHS = (32, 64, 128)  # attention's cost grows with the square of a row
 
