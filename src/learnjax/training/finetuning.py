@@ -210,13 +210,16 @@ def finetune(
 
 
 # --8<-- [start:warm_up_head]
-def warm_up_head(model: EncoderClassifier, tokens, label_ids, settings: FinetuneSettings, seed: int, **devices) -> History:
-    """`settings.head_steps` steps that train the head alone (as `probe` does), the encoder frozen."""
-    head = nnx.All(nnx.Param, nnx.PathContains("head"))
-    optimizer = new_optimizer(model, adamw(settings.head_steps, settings.warmup_steps, settings.weight_decay), settings.learning_rate, head)
-    # Another batch order than the steps after it.
-    return train_classifier(model, optimizer, tokens, label_ids, steps=settings.head_steps, batch_size=settings.batch_size,
-                            seed=seed + HEAD_SEED_OFFSET, **devices)
+def warm_up_head(model, tokens, label_ids, settings, seed: int, **devices) -> History:
+    """`settings.head_steps` steps that train the head alone, the encoder frozen."""
+    head = nnx.All(nnx.Param, nnx.PathContains("head"))  # what `probe` trains
+    schedule = adamw(settings.head_steps, settings.warmup_steps, settings.weight_decay)
+    optimizer = new_optimizer(model, schedule, settings.learning_rate, wrt=head)
+    return train_classifier(
+        model, optimizer, tokens, label_ids, steps=settings.head_steps,
+        batch_size=settings.batch_size,
+        seed=seed + HEAD_SEED_OFFSET,  # another batch order than the steps after it
+        **devices)
 # --8<-- [end:warm_up_head]
 
 
