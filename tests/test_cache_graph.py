@@ -13,7 +13,7 @@ import pytest
 import learnjax
 from learnjax.storage import cache
 from learnjax.storage.cache import cached_json, computation, entries_used, entry_content, list_entries
-from learnjax.storage.code_graph import definition_closure, import_graph, imports_of
+from learnjax.storage.code_graph import definition_closure, files_held, import_graph, imports_of
 
 PACKAGE = Path(learnjax.__file__).parent
 
@@ -101,6 +101,18 @@ def test_an_entry_is_computed_again_after_a_change_to_code_it_imports_and_reused
     assert cached_json("tiny", {"r": 4}, tiny.rank) == 4 and tiny.RUNS == [4], "a change to a module it never imports: reused"
     _plant(lora, "_PLANTED = 1")
     assert cached_json("tiny", {"r": 4}, tiny.rank) == 4 and tiny.RUNS == [4, 4], "a change to the module it imports: computed again"
+
+
+def test_while_the_files_are_held_the_import_graph_is_read_once(package_copy):
+    """A build holds the package's files (`files_held`): the import graph is the
+    one of its start, however the folder changes; after it, the folder as it is."""
+    new = package_copy / "models" / "planted.py"
+    with files_held():
+        assert "learnjax.models.planted" not in import_graph(package_copy).files
+        new.write_text("from learnjax.models import lora\n", encoding="utf-8")
+        with files_held():  # nested: still the outer one's
+            assert "learnjax.models.planted" not in import_graph(package_copy).files
+    assert "learnjax.models.lora" in import_graph(package_copy).edges["learnjax.models.planted"], "released: the folder as it is"
 
 
 def test_imports_are_resolved_in_any_package_layout(tmp_path):

@@ -333,6 +333,22 @@ def test_a_block_runs_again_only_when_code_it_imports_changes_and_a_reverted_edi
     assert render() == 2, "the edit reverted: the earlier output, still stored, is used"
 
 
+def test_a_build_reads_the_package_s_layout_once_from_its_start_to_its_end(tmp_path, monkeypatch):
+    from learnjax.storage import cache
+
+    package = tmp_path / "learnjax"
+    shutil.copytree(Path(cache.PACKAGE), package, ignore=shutil.ignore_patterns("__pycache__"))
+    hook = _build_cache_hook()
+    hook.on_pre_build(None)
+    try:
+        assert "learnjax.planted" not in hook.import_graph(package).files
+        (package / "planted.py").write_text("", encoding="utf-8")
+        assert "learnjax.planted" not in hook.import_graph(package).files, "held for the build"
+    finally:
+        hook.on_build_error(None)  # a build that failed lets go too
+    assert "learnjax.planted" in hook.import_graph(package).files
+
+
 WRITER = "def write(x):\n    return x * int(open({factor!r}).read())\n"
 
 

@@ -31,6 +31,7 @@ unencrypted TCP on the loopback.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import json
@@ -38,6 +39,7 @@ import os
 import shutil
 from importlib.metadata import version
 from pathlib import Path
+from typing import NamedTuple
 
 import markdown_exec
 from markdown_exec import base_format
@@ -55,8 +57,8 @@ from learnjax.storage.cache import SITE_OUTPUTS, SITE_USED, cache_root
 from learnjax.storage.cache import code_version
 # The results a block read, and whether they still hold the same content.
 from learnjax.storage.cache import entries_read, still_hold
-# The package's import graph, read with ast.
-from learnjax.storage.code_graph import import_graph, imports_of
+# The package's import graph, read with ast; its files read once while a build runs.
+from learnjax.storage.code_graph import files_held, import_graph, imports_of
 
 # The packages that draw the outputs: a new version runs every block again.
 PACKAGES = ("jax", "flax", "optax", "numpy", "matplotlib", "markdown-exec",
@@ -92,23 +94,38 @@ def local_modules(source: str, root: Path = ROOT) -> list[Path]:
     return found
 
 
-def code_key(sources: list[str]) -> str:
+class BlockCode(NamedTuple):
+    """What one block's source runs: the package modules it imports (itself and
+    through the repository's own modules it imports), and a hash of its code and theirs."""
+
+    imported: frozenset[str]
+    digest: str
+
+
+def block_code(source: str) -> BlockCode:
+    local = local_modules(source)
+    texts = [path.read_text(encoding="utf-8") for path in local]
+    imported = frozenset(imports_of(source, cache.PACKAGE)).union(*(imports_of(text, cache.PACKAGE) for text in texts))
+    return BlockCode(imported, code_version((), "\n".join([source, *texts])))
+
+
+def code_key(sources: list[str], known: dict[str, BlockCode] | None = None) -> str:
     """A hash of the code that `sources` run: theirs, the package modules they
     import (transitively; the entries they read through the cache count by
-    content instead), and the repository's own modules they import."""
-    text = "\n".join(sources)
+    content instead), and the repository's own modules they import. `known`
+    keeps each source's part, worked out once (a session's blocks share their
+    predecessors)."""
+    known = {} if known is None else known
     try:
-        local = local_modules(text)
-        imported = set(imports_of(text, cache.PACKAGE))
+        parts = [known[source] if source in known else known.setdefault(source, block_code(source)) for source in sources]
     except SyntaxError:  # it fails when run, and is never stored
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-    for path in local:
-        imported |= imports_of(path.read_text(encoding="utf-8"), cache.PACKAGE)
+        return hashlib.sha256("\n".join(sources).encode()).hexdigest()[:16]
+    imported = frozenset().union(*(part.imported for part in parts))
     graph = import_graph(cache.PACKAGE)
     modules = graph.closure(imported, stop_at=cache.MACHINERY)
     # A block may show what the cache's own code says (`learnjax cache graph`): its code counts, not what it imports.
     modules |= {m for m in cache.MACHINERY if m in imported or any(m in graph.edges[n] for n in modules)}
-    return code_version(modules, "\n".join([text, *(path.read_text(encoding="utf-8") for path in local)]))
+    return hashlib.sha256(json.dumps([code_version(modules), *(part.digest for part in parts)]).encode()).hexdigest()[:16]
 
 
 def notebooks_key(docs: Path) -> str:
@@ -155,6 +172,7 @@ class BlockOutputs:
     def start_page(self, page: str) -> None:
         self.page = page
         self.sessions: dict[str, list[str]] = {}  # session -> sources run or reused so far on this page
+        self.known: dict[str, BlockCode] = {}  # each source's part of the code keys, on this page
         self.skipped: dict[str, list[dict]] = {}  # session -> reused blocks not run since
 
     def end_page(self) -> None:
@@ -176,7 +194,7 @@ class BlockOutputs:
         history = self.sessions.setdefault(session, []) if session else []
         settings = {name: value for name, value in options.items() if name != "md"}
         sources = [*history, options["code"]]
-        key = hashlib.sha256(json.dumps([settings, history, code_key(sources), *versions()], default=str,
+        key = hashlib.sha256(json.dumps([settings, history, code_key(sources, self.known), *versions()], default=str,
                                         sort_keys=True).encode()).hexdigest()
         history.append(options["code"])
         self.used.add(key)
@@ -199,6 +217,7 @@ class BlockOutputs:
 
 
 outputs: BlockOutputs | None = None
+held = contextlib.ExitStack()  # the package's files, held unchanged from the start of a build to its end
 
 
 notebooks: Path | None = None
@@ -218,6 +237,15 @@ def on_config(config):
     return config
 
 
+def on_pre_build(config):
+    held.close()  # a build that failed before its end
+    held.enter_context(files_held())
+
+
+def on_build_error(error):
+    held.close()
+
+
 def on_page_markdown(markdown, page, config, files):
     outputs.start_page(page.file.src_uri)
     if page.file.src_uri.endswith(NOTEBOOKS):  # its kernel, started while it renders, inherits the variable
@@ -232,5 +260,6 @@ def on_page_content(html, page, config, files):
 
 
 def on_post_build(config):
+    held.close()
     used = [f"blocks/{key}.json" for key in sorted(outputs.used)] + [notebooks.relative_to(cache_root() / SITE_OUTPUTS).as_posix()]
     _write(cache_root() / SITE_OUTPUTS / SITE_USED, used)

@@ -12,9 +12,10 @@ names a module (`python -m pkg.cli`) counts as running it.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -152,10 +153,33 @@ def _graph(package_dir: Path, versions: tuple) -> tuple[ImportGraph, _Resolver]:
     return ImportGraph(package, files, edges), resolver
 
 
+_held: dict[Path, tuple] | None = None  # the versions read inside `files_held`, by package folder
+
+
+@contextlib.contextmanager
+def files_held() -> Iterator[None]:
+    """Inside the block, the package's files are taken to stay as they are:
+    `package_versions` (its files and their versions, from which the import
+    graph is worked out) reads each package's folder once instead of at every
+    question (a site build asks at every executed block). Only for work that
+    edits none of them."""
+    global _held
+    outer, _held = _held, {} if _held is None else _held
+    try:
+        yield
+    finally:
+        _held = outer
+
+
 def package_versions(package_dir: Path) -> tuple:
     """Each source file of the package with its modification time and size: what
     a result worked out from the package's code is kept under."""
-    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(package_dir.rglob("*.py")))
+    if _held is not None and package_dir in _held:
+        return _held[package_dir]
+    found = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(package_dir.rglob("*.py")))
+    if _held is not None:
+        _held[package_dir] = found
+    return found
 
 
 def import_graph(package_dir: Path) -> ImportGraph:
