@@ -222,6 +222,22 @@ def test_fine_tuning_warms_the_head_up_first(mode):
     assert _same_weights(by_hand, warm.model)
 
 
+def test_the_command_line_takes_the_warm_up_s_steps_and_says_them(tmp_path, capsys):
+    import csv
+    import json
+
+    from learnjax.cli import main
+
+    with open(tmp_path / "labeled.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label"), *((m.text, m.label) for m in messages.labeled_splits()["pool"][:16])])
+    args = ["finetune", "--train", str(tmp_path / "labeled.csv"), "--steps", "2", "--out", str(tmp_path / "c")]
+    assert main([*args, "--head-steps", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["head_steps"], report["steps"]) == (3, 2)
+    assert main([*args, "--overwrite"]) == 0
+    assert f"({FinetuneSettings().head_steps} steps of the head alone, then 2)" in capsys.readouterr().out
+
+
 def _same_weights(a, b) -> bool:
     pairs = zip(jax.tree.leaves(nnx.state(a, nnx.Param)), jax.tree.leaves(nnx.state(b, nnx.Param)))
     return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in pairs)

@@ -120,6 +120,8 @@ def _finetune_classifier(args: argparse.Namespace) -> None:
         "built": "classifier",
         "mode": args.mode,
         "examples": len(texts),
+        "head_steps": settings.head_steps,
+        "steps": settings.steps,
         "labels": list(classifier.labels),
         **({"skipped_lines": skipped} if skipped is not None else {}),
         "final_loss": classifier.history.loss[-1],
@@ -129,7 +131,8 @@ def _finetune_classifier(args: argparse.Namespace) -> None:
         print_json(result)
     else:
         print(
-            f"saved a classifier to {out}: {args.mode} fine-tuning on {len(texts)} examples, labels {', '.join(classifier.labels)}, "
+            f"saved a classifier to {out}: {args.mode} fine-tuning on {len(texts)} examples "
+            f"({settings.head_steps} steps of the head alone, then {settings.steps}), labels {', '.join(classifier.labels)}, "
             f"final loss {result['final_loss']:.3f}"
         )
 
