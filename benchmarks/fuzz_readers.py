@@ -16,6 +16,7 @@ per reader, the examples run and how many were read or refused.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import json
@@ -154,6 +155,7 @@ def _saved(kind: str) -> Path:
     """A small saved model directory of `kind`, made once per process."""
     if kind not in _SAVED:
         root = Path(tempfile.mkdtemp(prefix="learnjax-fuzz-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)  # the process's own: gone when it ends
         _SAVED[kind] = _save(kind, root / kind)
     return _SAVED[kind]
 

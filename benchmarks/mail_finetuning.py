@@ -61,12 +61,10 @@ POOL, DEV, TEST = 2000, 300, 1000  # as benchmarks.real_mail
 class MeanPooledClassifier(EncoderClassifier):
     """`EncoderClassifier` whose head reads the mean of the non-padding tokens' vectors ([CLS] included)."""
 
-    def __call__(self, tokens: jax.Array) -> jax.Array:
-        if tokens.ndim == 3:
-            return self._mean_over_windows(tokens)
-        hidden = self.encoder(tokens)  # (B, T, D)
-        keep = (tokens != PAD_ID)[..., None].astype(hidden.dtype)
-        return self.head((hidden * keep).sum(1) / jnp.maximum(keep.sum(1), 1.0))
+    def row_features(self, rows: jax.Array) -> jax.Array:
+        hidden = self.encoder(rows)  # (B, T, D)
+        keep = (rows != PAD_ID)[..., None].astype(hidden.dtype)
+        return (hidden * keep).sum(1) / jnp.maximum(keep.sum(1), 1.0)
 
 
 @dataclass(frozen=True)

@@ -219,16 +219,23 @@ class EncoderClassifier(nnx.Module):
         return self.encoder.config
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
-        if tokens.ndim == 3:
-            return self._mean_over_windows(tokens)
-        return self.head(self.encoder(tokens)[:, 0])  # (B, n_classes)
+        return self.head(self.features(tokens))  # (B, n_classes)
 
-    def _mean_over_windows(self, windows: jax.Array) -> jax.Array:
-        b, w, t = windows.shape
-        logits = self(windows.reshape(b * w, t)).reshape(b, w, -1)  # (B, W, n_classes)
-        counts = (jnp.arange(w) == 0)[None, :] | (windows[:, :, 1] != PAD_ID)  # (B, W)
+    def features(self, tokens: jax.Array) -> jax.Array:
+        """What the head reads of each text (B, D): its row's `[CLS]` vector; of
+        windows, the mean of theirs (the head is linear, so the text's logits
+        are the mean of its windows' logits)."""
+        if tokens.ndim == 2:
+            return self.row_features(tokens)
+        b, w, t = tokens.shape
+        vectors = self.row_features(tokens.reshape(b * w, t)).reshape(b, w, -1)  # (B, W, D)
+        counts = (jnp.arange(w) == 0)[None, :] | (tokens[:, :, 1] != PAD_ID)  # (B, W)
         weights = counts / counts.sum(axis=1, keepdims=True)
-        return jnp.einsum("bw,bwc->bc", weights.astype(logits.dtype), logits)
+        return jnp.einsum("bw,bwd->bd", weights.astype(vectors.dtype), vectors)
+
+    def row_features(self, rows: jax.Array) -> jax.Array:
+        """The `[CLS]` vector of each row (B, D)."""
+        return self.encoder(rows)[:, 0]
 
 
 # --8<-- [start:next_word_model]

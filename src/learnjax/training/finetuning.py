@@ -31,7 +31,7 @@ from learnjax.storage import checkpoints
 from learnjax.storage.progress import History
 from learnjax.text.tokenizer import CLS_ID, PAD_ID, BaseTokenizer
 from learnjax.training.foundation import Foundation
-from learnjax.training.loops import adamw, new_optimizer, padded_rows, predict, train_classifier
+from learnjax.training.loops import adamw, head_features, new_optimizer, padded_rows, predict, train_classifier
 
 MODES = ("full", "probe", "lora", "scratch")
 HEAD_SEED_OFFSET = 1000
@@ -212,11 +212,13 @@ def finetune(
 # --8<-- [start:warm_up_head]
 def warm_up_head(model, tokens, label_ids, settings, seed: int, **devices) -> History:
     """`settings.head_steps` steps that train the head alone, the encoder frozen."""
-    head = nnx.All(nnx.Param, nnx.PathContains("head"))  # what `probe` trains
+    # Frozen, the encoder gives each text the same features at every step:
+    # computed once, they are all the head's steps need to read.
+    features = head_features(model, tokens)  # (N, d_model)
     schedule = adamw(settings.head_steps, settings.warmup_steps, settings.weight_decay)
-    optimizer = new_optimizer(model, schedule, settings.learning_rate, wrt=head)
+    optimizer = new_optimizer(model.head, schedule, settings.learning_rate)
     return train_classifier(
-        model, optimizer, tokens, label_ids, steps=settings.head_steps,
+        model.head, optimizer, features, label_ids, steps=settings.head_steps,
         batch_size=settings.batch_size,
         seed=seed + HEAD_SEED_OFFSET,  # another batch order than the steps after it
         **devices)

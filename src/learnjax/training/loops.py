@@ -17,7 +17,13 @@ from tqdm import tqdm  # plain text bars: no widget warnings in notebooks
 from learnjax.storage.progress import Checkpointing, History
 from learnjax.training import sharding
 from learnjax.training.masking import check_mask_rate, masked_batch, max_predictions_for
-from learnjax.training.steps import masked_prediction_update, next_word_update, predict_logits, supervised_update
+from learnjax.training.steps import (
+    classifier_features,
+    masked_prediction_update,
+    next_word_update,
+    predict_logits,
+    supervised_update,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -439,13 +445,22 @@ def padded_rows(rows: np.ndarray, size: int) -> np.ndarray:
 
 def predict(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Logits for token rows, computed in fixed-size batches (the last one padded)."""
+    return _in_batches(predict_logits, model, tokens, batch_size)
+
+
+def head_features(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """What a classifier's head reads of each text (`EncoderClassifier.features`), in fixed-size batches."""
+    return _in_batches(classifier_features, model, tokens, batch_size)
+
+
+def _in_batches(compiled, model: nnx.Module, tokens: np.ndarray, batch_size: int) -> np.ndarray:
     tokens = np.asarray(tokens)
     n = len(tokens)
     if n == 0:
         raise ValueError("no rows to predict")
     size = min(batch_size, n)
     padded = padded_rows(tokens, size)
-    outputs = [predict_logits(model, jnp.asarray(padded[i : i + size])) for i in range(0, len(padded), size)]
+    outputs = [compiled(model, jnp.asarray(padded[i : i + size])) for i in range(0, len(padded), size)]
     return np.concatenate(jax.device_get(outputs))[:n]
 
 

@@ -74,6 +74,11 @@ def predict_logits(model: nnx.Module, tokens: jax.Array) -> jax.Array:
     return model(tokens)
 
 
+@nnx.jit
+def classifier_features(model: nnx.Module, tokens: jax.Array) -> jax.Array:
+    return model.features(tokens)
+
+
 # --8<-- [start:next_word_step]
 # --8<-- [start:next_word_targets]
 def next_word_targets(tokens: jax.Array, segments: jax.Array,
