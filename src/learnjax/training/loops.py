@@ -448,17 +448,19 @@ def predict(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.
     return _in_batches(predict_logits, model, tokens, batch_size)
 
 
-def head_features(model: nnx.Module, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """What a classifier's head reads of each text (`EncoderClassifier.features`), in fixed-size batches."""
-    return _in_batches(classifier_features, model, tokens, batch_size)
+def head_features(model: nnx.Module, tokens: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """What a classifier's head reads of each text (`EncoderClassifier.features`),
+    in batches of `batch_size` whatever the number of texts: one compiled
+    program serves runs on any number of labels."""
+    return _in_batches(classifier_features, model, tokens, batch_size, pad_to_batch=True)
 
 
-def _in_batches(compiled, model: nnx.Module, tokens: np.ndarray, batch_size: int) -> np.ndarray:
+def _in_batches(compiled, model: nnx.Module, tokens: np.ndarray, batch_size: int, pad_to_batch: bool = False) -> np.ndarray:
     tokens = np.asarray(tokens)
     n = len(tokens)
     if n == 0:
         raise ValueError("no rows to predict")
-    size = min(batch_size, n)
+    size = batch_size if pad_to_batch else min(batch_size, n)
     padded = padded_rows(tokens, size)
     outputs = [compiled(model, jnp.asarray(padded[i : i + size])) for i in range(0, len(padded), size)]
     return np.concatenate(jax.device_get(outputs))[:n]
