@@ -405,7 +405,8 @@ def page_reports(built_site, site_url, browser, screenshots) -> list[PageReport]
         # Idle network, not just "load": the search index and late requests count too.
         visit = _open(browser, site_url + page_path, wait_until="networkidle")
         if visit.page.evaluate(_RUN_WIDGETS_JS):
-            visit.page.wait_for_function(_WIDGETS_COMPUTED_JS)
+            # The models run in the page; beside a test worker compiling on the other core, 10 s was too short.
+            visit.page.wait_for_function(_WIDGETS_COMPUTED_JS, timeout=30_000)
         widgets = visit.page.evaluate(_WIDGETS_JS)
         images = visit.page.evaluate(_IMAGES_JS)
         shot = screenshots / _shot_name(page_path)
