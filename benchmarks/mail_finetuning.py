@@ -18,7 +18,8 @@ A variant is:
 - the peak learning rate, the steps, and the encoder's rate as a share of the
   head's (`encoder_scale`);
 - `head_steps`: a head-first warm-up ("LP-FT": the head alone on the frozen
-  encoder for that many steps, at the same rate, then everything).
+  encoder for that many steps, at the same rate, then everything), as the
+  library's `warm_up_head` runs it.
 
 `cls-lr0.001-s80-head80` is what `learnjax finetune` does by default
 (`FinetuneSettings`); `cls-lr0.001-s80`, the same without the warm-up.
@@ -51,7 +52,7 @@ from learnjax.data.mail import MailWriter, balanced_mails
 from learnjax.experiments.tfidf_baseline import tfidf_accuracy
 from learnjax.models.transformer import EncoderClassifier, Transformer
 from learnjax.text.tokenizer import PAD_ID
-from learnjax.training.finetuning import FinetuneSettings, TextClassifier, training_rows
+from learnjax.training.finetuning import FinetuneSettings, TextClassifier, training_rows, warm_up_head
 from learnjax.training.foundation import Foundation
 from learnjax.training.loops import adamw, check_learning_rate, train_classifier
 
@@ -137,9 +138,7 @@ def fine_tuned(foundation: Foundation, texts, labels, mode: str, variant: Varian
     encoder = Transformer(foundation.model.config, rngs=rngs) if mode == "scratch" else nnx.clone(foundation.model.encoder)
     model = (MeanPooledClassifier if variant.pooling == "mean" else EncoderClassifier)(encoder, len(names), rngs=rngs)
     if variant.head_steps:
-        head = nnx.All(nnx.Param, nnx.PathContains("head"))
-        optimizer = _optimizer(model, variant.head_steps, settings, variant.learning_rate, head)
-        train_classifier(model, optimizer, tokens, label_ids, steps=variant.head_steps, batch_size=settings.batch_size, seed=seed + 1000)
+        warm_up_head(model, tokens, label_ids, replace(settings, head_steps=variant.head_steps), seed)
     optimizer = _optimizer(model, variant.steps, settings, variant.learning_rate, nnx.Param, variant.encoder_scale)
     history = train_classifier(model, optimizer, tokens, label_ids, steps=variant.steps, batch_size=settings.batch_size, seed=seed)
     return TextClassifier(model, foundation.tokenizer, names, mode, history, settings.windows)
