@@ -25,11 +25,14 @@ import shutil
 import tempfile
 import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from page_visits import read_visit, store_visit, visit_key
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -397,9 +400,24 @@ def screenshots() -> Path:
 
 
 @pytest.fixture(scope="session")
-def page_reports(built_site, site_url, browser, screenshots) -> list[PageReport]:
-    """Visits every page once: what it logged and requested, its headings,
-    images and copy buttons, and a full-page screenshot."""
+def page_reports(request, built_site, screenshots) -> Iterator[list[PageReport]]:
+    """Every page's visit: what it logged and requested, its headings, images,
+    audit and copy buttons, and a full-page screenshot. Read back when the site,
+    the browser and these tests are byte for byte those of a stored visit whose
+    session passed (tests/page_visits.py), else made and, if this session's
+    tests all pass, stored."""
+    key = visit_key(built_site, CHROMIUM, [Path(__file__), Path(__file__).with_name("page_visits.py")])
+    reports = read_visit(key, PageReport, screenshots)
+    if reports:
+        yield reports
+        return
+    reports = _visit_every_page(built_site, request.getfixturevalue("site_url"), request.getfixturevalue("browser"), screenshots)
+    yield reports
+    if request.session.testsfailed == 0:
+        store_visit(key, reports)
+
+
+def _visit_every_page(built_site: Path, site_url: str, browser: Session, screenshots: Path) -> list[PageReport]:
     reports = []
     for page_path in _site_pages(built_site):
         # Idle network, not just "load": the search index and late requests count too.

@@ -621,6 +621,9 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
 XLA = "xla"  # `use_compilation_cache`'s folder: JAX's own entries
 SITE_OUTPUTS = "site"  # the site build's outputs (docs/overrides/hooks/build_cache.py)
 SITE_USED = "used.json"  # in it: the outputs the last build used
+PAGE_VISITS = "page-visits"  # the browser tests' newest visit of the built site (tests/page_visits.py)
+# Kinds stored by keys the cache does not work out: never in the graph, removed whole.
+UNKEYED_KINDS = ("compiled programs", "page outputs", "page visits")
 _ENTRY_NAME = re.compile(r"(?P<key>(?P<kind>.+)-[0-9a-f]{16})(?P<suffix>\..*)?")
 
 
@@ -696,6 +699,9 @@ def list_entries() -> list[CacheEntry]:
             entries.append(CacheEntry(XLA, "compiled programs", "compiled", _size(path), (path,)))
         elif path.name == SITE_OUTPUTS and path.is_dir():
             entries.extend(_site_outputs(path))
+        elif path.name == PAGE_VISITS and path.is_dir():
+            # Keyed by the built site's bytes, which only a build knows: kept, and pruned with everything.
+            entries.append(CacheEntry(PAGE_VISITS, "page visits", "current", _size(path), (path,)))
         elif match := _ENTRY_NAME.fullmatch(path.name):
             groups.setdefault(match["key"], {})[match["suffix"] or ""] = path
     for key, files in groups.items():
@@ -740,12 +746,12 @@ def entry_graph() -> list[dict]:
     """The cache's entries as a graph: each with its status, the seconds its
     computation took less those of entries computed inside it (its own cold
     cost), the entries it read, and the number of
-    package modules its code covers. Compiled programs and page outputs, which
-    read nothing by key, are left out. The current entries count as read
+    package modules its code covers. Compiled programs, page outputs and page
+    visits, which read nothing by key, are left out. The current entries count as read
     (`entries_read`): a page showing the graph is shown again when one changes."""
     rows = []
     for entry in list_entries():
-        if entry.kind in ("compiled programs", "page outputs"):
+        if entry.kind in UNKEYED_KINDS:
             continue
         record = _read_record(entry.name) or {}
         if entry.status == "current":
@@ -784,7 +790,7 @@ def prune(everything: bool = False) -> tuple[list[CacheEntry], list[CacheEntry]]
             if not (everything or entry.status in ("stale", "outdated", "incomplete")):
                 kept.append(entry)
                 continue
-            if entry.kind in ("compiled programs", "page outputs"):
+            if entry.kind in UNKEYED_KINDS:
                 for path in entry.paths:
                     _remove(path)
                 removed.append(entry)
