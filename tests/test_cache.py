@@ -131,6 +131,21 @@ def test_the_package_and_the_command_line_parser_load_without_jax():
     assert result.stdout.split() == ["False", "True"]
 
 
+def test_listing_the_cache_never_loads_jax(tmp_path):
+    """A warm site build asks the cache whether its models are whole; that
+    alone must not load JAX (seconds of every build)."""
+    from learnjax.storage import cache, checkpoints
+
+    assert cache.MODEL_MANIFEST == checkpoints.MANIFEST
+    model = tmp_path / "foundation-0123456789abcdef"
+    model.mkdir()
+    (model / checkpoints.MANIFEST).write_text("{}")
+    result = _python("import sys\nfrom learnjax.storage.cache import list_entries\n"
+                     "print([e.kind for e in list_entries()], 'jax' in sys.modules)", LEARNJAX_CACHE=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["['foundation']", "False"]
+
+
 # --- A cache that cannot be written -------------------------------------------
 
 def _make_read_only(root: Path) -> None:

@@ -466,14 +466,15 @@ def still_hold(reads: list[dict]) -> bool:
     return _still_valid({"reads": reads}) is True
 
 
+# `checkpoints.MANIFEST`, named here: checkpoints imports JAX, which the cache
+# commands and a warm site build never need (tests/test_cache.py holds them equal).
+MODEL_MANIFEST = "learnjax.json"
+
+
 def _saved(key: str, kind: str) -> Path:
     """The file whose existence says the entry is complete: a model's manifest, written last."""
     path = _entry_path(key, kind)
-    if kind not in MODEL_KINDS:
-        return path
-    from learnjax.storage.checkpoints import MANIFEST  # here only: checkpoints imports JAX, the cache commands run without it
-
-    return path / MANIFEST
+    return path / MODEL_MANIFEST if kind in MODEL_KINDS else path
 
 
 def _read_or_compute(key: str, kind: str, read: Callable[[], Any], compute_and_save: Callable[[], None], what: str, record: dict) -> Any:
