@@ -30,5 +30,8 @@ def test_the_library_is_formatted_as_ruff_formats_it():
 
 
 def test_mypy_finds_nothing_in_the_library():
-    result = _run("mypy", "--no-incremental")  # the files: pyproject.toml's [tool.mypy]
+    # The files: pyproject.toml's [tool.mypy]. Incremental: mypy's cache (.mypy_cache/,
+    # which ignores itself in git) is keyed by each file's hash and the options, and
+    # re-checks what a change can affect; 0.5 s against 6 s for the whole library.
+    result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
