@@ -1,19 +1,21 @@
 """The browser's visit of every page, kept while nothing it depends on changes.
 
-Visiting, screenshotting and auditing every page is the costliest test set-up
-(about two minutes on two cores), and its findings follow from what the
-browser is given: the built site's bytes, the browser, the audit's engine and
-the test code that drives them. So a visit is stored under a key of all of
+Visiting, screenshotting and auditing every page is the costliest test
+set-up, and its findings follow from what the browser is given: the built
+site's bytes, the browser, the audit's engine and the test code that drives
+them. So a visit is stored under a key of all of
 those, and a later session whose key is the same reads the findings and the
 screenshots back instead of visiting again; any change to one byte of the site,
 to Chromium, Playwright, axe or the browser tests visits every page again.
 
-A visit is stored only when every test of its session passed, so a failure,
-even a flaky one, is never read back. Only the newest visit is kept.
+A visit is stored only when every test of its session (its pytest process,
+which runs all the site's tests) passed, so a failure, even a flaky one, is
+never read back. Only the newest visit is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -96,6 +98,7 @@ def store_visit(key: str, reports: list[Any]) -> None:
         for old in parent.iterdir():
             if old != temporary:
                 shutil.rmtree(old, ignore_errors=True)
-        temporary.rename(_folder(key))
+        with contextlib.suppress(OSError):  # another session stored the same visit meanwhile
+            temporary.rename(_folder(key))
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
