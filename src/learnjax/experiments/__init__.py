@@ -30,7 +30,7 @@ from learnjax.models.generation import Sampling
 from learnjax.models.lora import merge_lora, save_adapter, trainable_share
 from learnjax.models.ngram import KneserNeyTrigram
 from learnjax.site.render import table
-from learnjax.storage.cache import cached_json
+from learnjax.storage.cache import cached_json, in_threads
 from learnjax.text.tokenizer import Tokenizer
 from learnjax.training.finetuning import MODES, FinetuneSettings, finetune
 from learnjax.training.instruction_tuning import SFTSettings, instruction_tune, knows, score_answers, untuned
@@ -62,22 +62,21 @@ def measure_scaling_curve(amounts: tuple[int, ...], steps: int) -> list[dict]:
     held_out = [t for t in corpus.build_corpus(4000, seed=12345) if t not in seen][:1000]
     # One vocabulary for every point, so the amount of text is the only difference.
     tokenizer = Tokenizer.from_texts(largest)
-    rows = []
-    for n in amounts:
+
+    def point(n: int) -> dict:
         texts = largest[:n]
         foundation = pretrain(PretrainRecipe(n_texts=n, steps=steps), texts, tokenizer=tokenizer, progress=True)  # a bar on a terminal
         scores = masked_token_scores(foundation, held_out, mask_rate=0.15)
-        rows.append(
-            {
-                "n_texts": n,
-                "tokens": corpus.corpus_statistics(texts)["tokens"],
-                "held_out_accuracy": scores["accuracy"],
-                "held_out_loss": scores["loss"],
-                "cloze_top1": cloze_accuracy(foundation)["top1"],
-                "final_train_loss": sum(foundation.history.loss[-50:]) / 50,
-            }
-        )
-    return rows
+        return {
+            "n_texts": n,
+            "tokens": corpus.corpus_statistics(texts)["tokens"],
+            "held_out_accuracy": scores["accuracy"],
+            "held_out_loss": scores["loss"],
+            "cloze_top1": cloze_accuracy(foundation)["top1"],
+            "final_train_loss": sum(foundation.history.loss[-50:]) / 50,
+        }
+
+    return in_threads(point, amounts)  # independent runs, two at a time
 
 
 def scaling_curve(amounts: tuple[int, ...] = SCALING_AMOUNTS, steps: int = SCALING_STEPS) -> list[dict]:
@@ -91,7 +90,7 @@ FINETUNE_LEARNING_RATES = (3e-4, 1e-3, 3e-3, 1e-2)
 
 def _spam_scores(foundation, runs: list[tuple], settings) -> list[dict]:
     """Fine-tunes each run (mode, number of labels, seed, learning rate), then scores
-    it on the dev and test messages. Every run of a mode shares one compiled step:
+    it on the dev and test messages, two runs at a time. Every run of a mode shares one compiled step:
     the learning rate is a value in the optimizer's state (`training.adamw`)."""
     splits = messages.labeled_splits()
     evaluation = {
@@ -101,8 +100,9 @@ def _spam_scores(foundation, runs: list[tuple], settings) -> list[dict]:
         )
         for split in ("dev", "test")
     }
-    scores = []
-    for mode, n, seed, learning_rate in runs:
+
+    def scored(run: tuple) -> dict:
+        mode, n, seed, learning_rate = run
         labeled = messages.balanced_subset(splits["pool"], n, seed)
         classifier = finetune(
             foundation,
@@ -119,8 +119,9 @@ def _spam_scores(foundation, runs: list[tuple], settings) -> list[dict]:
             logits = predict(classifier.model, tokens)
             score[split] = float((logits.argmax(-1) == labels).mean())
             score[f"{split}_loss"] = float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean())
-        scores.append(score)
-    return scores
+        return score
+
+    return in_threads(scored, runs)  # independent runs, two at a time
 
 
 def measure_label_efficiency(
@@ -312,7 +313,7 @@ def sft_search(
     for name, mode in SFT_CELLS:
         for n in sizes:
             best, runs, on_dev = choose_on_dev(functools.partial(tuned, name, mode, n), learning_rates[mode], seeds, dev_score)
-            scores = [_asked(a, held_out) for a in runs]
+            scores = in_threads(lambda assistant: _asked(assistant, held_out), runs)
             chosen[name, mode, n] = runs[0]
             rows.append(
                 {

@@ -10,7 +10,7 @@ on preferences about the train entities, one run per β, β chosen on dev
 
 from __future__ import annotations
 
-from learnjax.storage.cache import cached_json
+from learnjax.storage.cache import cached_json, in_threads
 
 # 12 in 256, chosen on dev: with 8 the assistant never abstains greedily, and
 # neither DPO nor GRPO taught it to tell unknown things from known ones (every
@@ -91,8 +91,13 @@ def tuned_on_dev(sft, pairs: list, betas: tuple[float, ...], settings) -> tuple[
 
     from learnjax.training.preferences import preference_tune
 
-    runs = {beta: preference_tune(sft, pairs, dataclasses.replace(settings, beta=beta)) for beta in betas}
-    dev = {beta: measured(run, "dev") for beta, run in runs.items()}
+    def tuned(beta: float):  # one run and its dev figures: the runs are independent, two at a time
+        run = preference_tune(sft, pairs, dataclasses.replace(settings, beta=beta))
+        return run, measured(run, "dev")
+
+    tuned_runs = in_threads(tuned, betas)
+    runs = {beta: run for beta, (run, _) in zip(betas, tuned_runs)}
+    dev = {beta: figures for beta, (_, figures) in zip(betas, tuned_runs)}
     sft_dev = measured(sft, "dev")
     return runs, dev, sft_dev, chosen_on_dev(dev, sft_dev)
 
@@ -172,7 +177,7 @@ def _rewards(schemes: tuple[str, ...]) -> dict:
     sft = supervised_assistant()
     train = questions.questions("train") + unknowns.unknown_questions("train")
     settings = GRPOSettings(iterations=GRPO_ITERATIONS, questions_per_batch=GRPO_QUESTIONS_PER_BATCH)
-    runs = {scheme: reinforce(sft, train, world_reward(scheme), settings) for scheme in schemes}
+    runs = dict(zip(schemes, in_threads(lambda scheme: reinforce(sft, train, world_reward(scheme), settings), schemes)))  # two at a time
     known = questions.questions("held_out")
     return {
         "sft": {"held_out": measured(sft, "held_out"), "pass_at": pass_at_k(sft, known)},

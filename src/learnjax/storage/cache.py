@@ -37,6 +37,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -457,6 +458,45 @@ def _not_a_read() -> Iterator[None]:
         yield
     finally:
         _used.reads = outer
+
+
+# How many computations `in_threads` runs at once. One small model's training
+# leaves a CPU's cores about half idle (XLA's work per step is too small to
+# spread), so two side by side finish sooner: 1.7x on two cores.
+THREADS = 2
+
+
+def in_threads(function: Callable[[Any], Any], items: Iterable[Any], workers: int = THREADS) -> list:
+    """`[function(item) for item in items]`, `workers` at a time in threads of this
+    process (XLA runs without Python's lock), in the order of `items`.
+
+    Each thread acts for the calling one in the cache: where the caller holds
+    the computing lock (an experiment training its models), the entries the
+    threads compute are part of that computation instead of waiting for it; the
+    entries they use or read are collected with the caller's; and the seconds
+    they spend computing entries are not counted as the caller's own (at most
+    the wall time of the call, since the threads overlap)."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    held = getattr(_computing, "held", False)
+    entries, reads = getattr(_used, "entries", None), getattr(_used, "reads", None)
+    computing_seconds = []
+
+    def run(item: Any) -> Any:
+        _computing.held, _used.entries, _used.reads, _timing.inner = held, entries, reads, [0.0]
+        try:
+            return function(item)
+        finally:
+            computing_seconds.append(_timing.inner[0])
+            _computing.held, _used.entries, _used.reads, _timing.inner = False, None, None, None
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers, thread_name_prefix="learnjax-cache") as pool:
+        results = list(pool.map(run, items))
+    if outer := getattr(_timing, "inner", None):
+        outer[-1] += min(sum(computing_seconds), time.perf_counter() - started)
+    return results
 
 
 def still_hold(reads: list[dict]) -> bool:
