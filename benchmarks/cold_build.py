@@ -328,7 +328,7 @@ def report(results: dict, commits: dict[str, str]) -> str:
         lines.append(f"  {run['tree']:<9} {run['figure']:<34} {run['seconds']:>7.0f} s{cpu}  other load {load}{failed}")
     for tree in TREES:
         for figure, found in results["split"][tree].items():
-            lines += ["", f"where the {tree} tree's {figure} went (each entry once, one at a time):"]
+            lines += ["", f"where the {tree} tree's {figure} went (each entry once; an experiment's runs may overlap):"]
             lines += [f"  {label:<40} {seconds:>7.1f} s" for label, seconds in found]
             total = results["figures"][tree].get(figure)
             lines.append(f"  {'all entries':<40} {sum(s for _, s in found):>7.1f} s of {seconds_text(total)}")
