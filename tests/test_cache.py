@@ -78,13 +78,21 @@ def _double_plus_one(x):
     return cached_json("double", {"x": x}, _double) + 1
 
 
+def within(seconds: float, compute, waited_for: str) -> list:
+    """`[compute()]`, in a thread of its own: a computation that deadlocks on a
+    lock fails the test after `seconds` (naming what it `waited_for`) instead of
+    hanging it."""
+    result = []
+    worker = threading.Thread(target=lambda: result.append(compute()), daemon=True)
+    worker.start()
+    worker.join(timeout=seconds)
+    assert not worker.is_alive(), waited_for
+    return result
+
+
 def test_an_experiment_may_compute_another_inside_its_own_computation(tmp_path, monkeypatch):
     monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
-    result = []
-    worker = threading.Thread(target=lambda: result.append(cached_json("outer", {"x": 21}, _double_plus_one)), daemon=True)
-    worker.start()
-    worker.join(timeout=60)
-    assert not worker.is_alive(), "the nested computation waited for its own lock"
+    result = within(60, lambda: cached_json("outer", {"x": 21}, _double_plus_one), "the nested computation waited for its own lock")
     assert result == [43]
 
 

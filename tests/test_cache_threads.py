@@ -16,6 +16,7 @@ from learnjax.storage.cache import RECORD_SUFFIX, cached_json, entries_used, in_
 from learnjax.storage.progress import History
 from learnjax.training.foundation import Foundation
 from learnjax.training.sft import SFTSettings, tune
+from test_cache import within
 from test_model_directories import params
 
 
@@ -53,11 +54,7 @@ def _record(tmp_path, kind: str) -> dict:
 
 def test_the_threads_of_a_computation_compute_entries_without_waiting_for_it(tmp_path, monkeypatch):
     monkeypatch.setenv("LEARNJAX_CACHE", str(tmp_path))
-    result = []
-    worker = threading.Thread(target=lambda: result.append(cached_json("sum-of-squares", {"n": 4}, _sum_of_squares)), daemon=True)
-    worker.start()
-    worker.join(timeout=60)
-    assert not worker.is_alive(), "a thread's entry waited for the computing lock its caller holds"
+    result = within(60, lambda: cached_json("sum-of-squares", {"n": 4}, _sum_of_squares), "a thread's entry waited for the computing lock its caller holds")
     assert result == [14]
     # What the threads read is what the computation read: a change to one of them makes it stale.
     read = {r["entry"] for r in _record(tmp_path, "sum-of-squares")["reads"]}
