@@ -418,19 +418,10 @@ def page_reports(request, built_site, screenshots) -> Iterator[list[PageReport]]
 
 
 def _visit_every_page(built_site: Path, site_url: str, browser: Session, screenshots: Path) -> list[PageReport]:
-    """Each page's report. The next page loads (in a renderer process of its own,
-    on the other core) while this one is checked; Playwright's Chromium never
-    throttles a page in the background."""
-    pages, reports = _site_pages(built_site), []
-    assert pages, "the built site has no pages"
-    loading = _open(browser, site_url + pages[0], wait_until="commit")
-    for i, page_path in enumerate(pages):
-        visit = loading
+    reports = []
+    for page_path in _site_pages(built_site):
         # Idle network, not just "load": the search index and late requests count too.
-        visit.page.wait_for_load_state("networkidle")
-        if i + 1 < len(pages):
-            loading = _open(browser, site_url + pages[i + 1], wait_until="commit")
-        visit.page.bring_to_front()  # the focused page: the copy buttons' clipboard needs it
+        visit = _open(browser, site_url + page_path, wait_until="networkidle")
         if visit.page.evaluate(_RUN_WIDGETS_JS):
             # The models run in the page; beside a test worker compiling on the other core, 10 s was too short.
             visit.page.wait_for_function(_WIDGETS_COMPUTED_JS, timeout=30_000)
@@ -446,6 +437,7 @@ def _visit_every_page(built_site: Path, site_url: str, browser: Session, screens
             visit.external_requests, headings, images, shot, copy, accessibility, widgets,
         ))
         visit.page.close()
+    assert reports, "the built site has no pages"
     return reports
 
 

@@ -90,6 +90,13 @@ def use_compilation_cache(directory: str | os.PathLike | None = None) -> Path | 
     return path
 
 
+# Code keys are worked out one thread at a time (threads: `in_threads`):
+# Python 3.11's compiler keeps the syntax tree's recursion depth for the whole
+# interpreter, so two threads parsing at once can fail with "AST constructor
+# recursion depth mismatch".
+_parsing = threading.RLock()
+
+
 def code_only(code: str | list[ast.stmt]) -> str:
     """The syntax tree of `code` (source, or parsed statements, whose docstrings
     are removed in place) without docstrings (of modules, classes, functions and
@@ -115,11 +122,12 @@ def _module_code(path: Path, modified_ns: int) -> str:
 def code_version(modules: Iterable[str], extra_source: str = "") -> str:
     """A hash of the code (not the docstrings) of the named package modules
     (dotted names, as `code_graph` gives them) and of `extra_source`."""
-    files = import_graph(PACKAGE).files
-    digest = hashlib.sha256(code_only(extra_source).encode())
-    for name in sorted(modules):
-        path = files[name]
-        digest.update(name.encode() + _module_code(path, path.stat().st_mtime_ns).encode())
+    with _parsing:
+        files = import_graph(PACKAGE).files
+        digest = hashlib.sha256(code_only(extra_source).encode())
+        for name in sorted(modules):
+            path = files[name]
+            digest.update(name.encode() + _module_code(path, path.stat().st_mtime_ns).encode())
     return digest.hexdigest()[:16]
 
 
@@ -148,7 +156,8 @@ def computation(source: dict, extra_files: tuple[str, ...] = ()) -> Computation 
         version = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in (file, *map(Path, extra_files)))
     except OSError:
         return None
-    return _computation(PACKAGE, file, source["function"], tuple(extra_files), version, package_versions(PACKAGE))
+    with _parsing:
+        return _computation(PACKAGE, file, source["function"], tuple(extra_files), version, package_versions(PACKAGE))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -635,7 +644,8 @@ def cached_json(kind: str, params: dict[str, Any], compute: Callable[..., Any], 
     source = source_of(compute)
     found = computation(source, extra_files) if source else None
     if found is None:  # no file to read it from (defined in an interactive session): its own source alone
-        found = Computation(code_only(inspect.getsource(compute)), frozenset(), extra_files)
+        with _parsing:
+            found = Computation(code_only(inspect.getsource(compute)), frozenset(), extra_files)
     code = found.code()
     key = cache_key(kind, params, code)
     path = _entry_path(key, kind)
