@@ -66,6 +66,10 @@ SECTIONS = {
     "Summary": "summary/",
 }
 TIMEOUT_MS = 10_000
+# Pages whose audits run at once: each audit keeps one core busy (axe's colour contrast, mostly),
+# and on two cores a third in flight still shortened the visit (90 s one at a time, 72 s three).
+AUDITS_AT_ONCE = 3
+AUDIT_TIMEOUT_MS = 120_000  # two audits of the longest page take about 4 s alone; three at once, beside a busy worker, more
 
 
 def _missing_browser(reason: str):
@@ -357,23 +361,40 @@ def _try_copy_buttons(page) -> list[dict]:
 FAILING_IMPACTS = ("serious", "critical")
 
 
-def _audit(page) -> list[dict]:
-    """axe-core's violations on the page, one entry per rule and colour scheme:
-    as loaded (light), then in the dark palette, then back to light. The
-    palette's input is clicked from a script, not its label by the mouse: the
-    label's tooltip, half faded in, would be measured too."""
+# Runs in the page, without blocking the test: axe-core's audit as loaded
+# (light), then in the dark palette, then back to light. The palette's input is
+# clicked from a script, not its label by the mouse: the label's tooltip, half
+# faded in, would be measured too. The result lands in window.__learnjaxAudit.
+_START_AUDIT_JS = """() => {
+  const audit = window.__learnjaxAudit = {done: false, error: null, violations: []};
+  (async () => {
+    for (const [scheme, palette] of [["light", "default"], ["dark", "slate"], [null, "default"]]) {
+      document.querySelector(`form[data-md-component='palette'] input[data-md-color-scheme='${palette}']`).click();
+      while (document.body.getAttribute("data-md-color-scheme") !== palette) await new Promise(r => setTimeout(r, 10));
+      if (scheme) for (const v of (await axe.run(document, {resultTypes: ["violations"]})).violations) audit.violations.push({...v, scheme});
+    }
+  })().catch(error => { audit.error = String(error); }).finally(() => { audit.done = true; });
+}"""
+
+
+def _start_audit(page) -> None:
+    """Starts axe-core's violations audit of the page, one entry per rule and colour
+    scheme (`_START_AUDIT_JS`); `_audit_result` waits for it. Started, the audit runs
+    in the page's own renderer while the next page loads."""
     from axe_playwright_python.sync_playwright import Axe
 
-    axe, found = Axe(), []
-    for scheme, palette in (("light", "default"), ("dark", "slate"), (None, "default")):
-        page.evaluate("palette => document.querySelector(`form[data-md-component='palette'] "
-                      "input[data-md-color-scheme='${palette}']`).click()", palette)
-        page.wait_for_function(f"document.body.getAttribute('data-md-color-scheme') === '{palette}'")
-        if scheme:
-            found += [{"id": v["id"], "impact": v["impact"], "help": v["help"], "scheme": scheme, "elements": len(v["nodes"]),
-                       "example": " ".join(map(str, v["nodes"][0]["target"])) if v["nodes"] else ""}
-                      for v in axe.run(page).response["violations"]]
-    return found
+    page.evaluate(Axe().axe_script)
+    page.evaluate(_START_AUDIT_JS)
+
+
+def _audit_result(page) -> list[dict]:
+    # Polled by time, not by animation frame: a page behind the one loading may not paint.
+    page.wait_for_function("() => window.__learnjaxAudit.done", polling=100, timeout=AUDIT_TIMEOUT_MS)
+    audit = page.evaluate("window.__learnjaxAudit")
+    assert audit["error"] is None, f"the accessibility audit failed in the page: {audit['error']}"
+    return [{"id": v["id"], "impact": v["impact"], "help": v["help"], "scheme": v["scheme"], "elements": len(v["nodes"]),
+             "example": " ".join(map(str, v["nodes"][0]["target"])) if v["nodes"] else ""}
+            for v in audit["violations"]]
 
 
 # Runs in the page: each live widget computes once, as a reader's first click
@@ -418,7 +439,9 @@ def page_reports(request, built_site, screenshots) -> Iterator[list[PageReport]]
 
 
 def _visit_every_page(built_site: Path, site_url: str, browser: Session, screenshots: Path) -> list[PageReport]:
-    reports = []
+    """Each page in turn; a page's accessibility audit runs in its renderer while
+    the pages after it load, up to AUDITS_AT_ONCE pages being audited at a time."""
+    reports, auditing = [], []
     for page_path in _site_pages(built_site):
         # Idle network, not just "load": the search index and late requests count too.
         visit = _open(browser, site_url + page_path, wait_until="networkidle")
@@ -430,15 +453,24 @@ def _visit_every_page(built_site: Path, site_url: str, browser: Session, screens
         shot = screenshots / _shot_name(page_path)
         visit.page.screenshot(path=str(shot), full_page=True)
         headings = visit.page.evaluate(_HEADINGS_JS)
-        accessibility = _audit(visit.page)
-        copy = _try_copy_buttons(visit.page)  # last: clicking changes the page
-        reports.append(PageReport(
-            page_path or "(home)", visit.status, visit.console_errors, visit.failed_requests,
-            visit.external_requests, headings, images, shot, copy, accessibility, widgets,
-        ))
-        visit.page.close()
+        _start_audit(visit.page)
+        auditing.append((page_path, visit, widgets, images, shot, headings))
+        while len(auditing) >= AUDITS_AT_ONCE:
+            reports.append(_finish_visit(*auditing.pop(0)))
+    reports += [_finish_visit(*waiting) for waiting in auditing]
     assert reports, "the built site has no pages"
     return reports
+
+
+def _finish_visit(page_path: str, visit: Visit, widgets: list[dict], images: dict, shot: Path, headings: list[dict]) -> PageReport:
+    accessibility = _audit_result(visit.page)
+    visit.page.bring_to_front()  # the clipboard answers the focused page only; a later page has the focus
+    copy = _try_copy_buttons(visit.page)  # last: clicking changes the page
+    visit.page.close()
+    return PageReport(
+        page_path or "(home)", visit.status, visit.console_errors, visit.failed_requests,
+        visit.external_requests, headings, images, shot, copy, accessibility, widgets,
+    )
 
 
 # ---------------------------------------------------------------- checks
