@@ -132,7 +132,8 @@ def test_a_run_of_the_docs_tests_alone_keeps_its_compiled_programs(tmp_path):
     loads the project's plugins (the root conftest's `PLUGINS`): the programs it
     compiles are kept for the next run, as a full run keeps them."""
     root = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "src/learnjax/training/masking.py"], cwd=root,
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:hypothesispytest",  # unused; a second to load
+                             "src/learnjax/training/masking.py"], cwd=root,
                             env={**os.environ, "LEARNJAX_CACHE": str(tmp_path)}, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert any((tmp_path / "xla").iterdir()), "the docstrings' programs were not kept"

@@ -7,6 +7,11 @@ import pytest
 
 from docs_harness import ROOT, PythonFenceParser, SnippetDocument, expand_snippets, python_fence_count
 
+# The small projects below run pytest in a process of their own, without this
+# environment's Hypothesis plugin: none of them uses it, and loading it is most of
+# the second each such run took.
+CHILD_PYTEST = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+
 PAGES = sorted((ROOT / "docs").rglob("*.md"))
 
 
@@ -78,7 +83,7 @@ def _project(pytester, page: str, snippet: str | None = None):
     (pytester.path / "docs" / "page.md").write_text(dedent(page))
     if snippet is not None:
         (pytester.path / "snippet.py").write_text(dedent(snippet))
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    return pytester.runpytest_subprocess(*CHILD_PYTEST)
 
 
 PAGE_WITH_INCLUDE = '''\
@@ -169,7 +174,7 @@ def _skipping_project(pytester, path: str):
                           "from docs_harness import fail_skips_in_ci as pytest_runtest_makereport\n")
     (pytester.path / path).parent.mkdir(parents=True, exist_ok=True)
     (pytester.path / path).write_text(SKIPPING_TESTS)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", path)
+    return pytester.runpytest_subprocess(*CHILD_PYTEST, path)
 
 
 @pytest.mark.parametrize("path", ["docs/test_page.py", "tests/test_browser.py"])
@@ -240,7 +245,7 @@ def _copied_project(pytester, monkeypatch, expected: int):
     (pytester.path / "pages").mkdir()
     (pytester.path / "pages" / "index.md").write_text(dedent(TINY_PAGE).format(expected=expected))
     monkeypatch.setenv("PYTHONPATH", str(pytester.path / "lib"))  # the tiny package, as if installed
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
+    return pytester.runpytest_subprocess(*CHILD_PYTEST, "-v")
 
 
 def test_the_set_up_copied_into_another_project_runs_its_pages_and_docstrings(pytester, monkeypatch):
