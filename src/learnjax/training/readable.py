@@ -84,7 +84,6 @@ def masked_word_scores(model: MaskedLanguageModel, tokens, segments=None):
     return model.encoder.token_embed.attend(h) + model.bias[...]
 
 
-@nnx.jit  # write calls it at each length: one program per length, not per operation
 def next_word_scores(model: NextWordModel, tokens, segments=None):
     """Logits (B, T, V): at each position, a score for every next word."""
     h, _ = transformer(model.decoder, tokens, segments, causal=True)
