@@ -44,7 +44,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from learnjax.files.atomic import write_text
-from learnjax.storage.code_graph import definition_closure, import_graph, imports_of, module_of_file, package_versions
+from learnjax.storage.code_graph import definition_closure, files_held, import_graph, imports_of, module_of_file, package_versions
 
 PACKAGE = Path(__file__).parent.parent
 # The cache's own module: what it serves an entry is keyed by content, so the
@@ -756,12 +756,13 @@ def list_entries() -> list[CacheEntry]:
             entries.append(CacheEntry(PAGE_VISITS, "page visits", "current", _size(path), (path,)))
         elif match := _ENTRY_NAME.fullmatch(path.name):
             groups.setdefault(match["key"], {})[match["suffix"] or ""] = path
-    for key, files in groups.items():
-        data = {suffix: path for suffix, path in files.items() if not suffix.endswith(".lock")}
-        if not data:
-            continue  # a lock file alone: nothing stored
-        kind = _ENTRY_NAME.fullmatch(key)["kind"]
-        entries.append(CacheEntry(key, kind, _status(key, kind, files), sum(_size(p) for p in files.values()), tuple(files.values())))
+    with files_held():  # listing edits no source: the package is read once, not once per entry
+        for key, files in groups.items():
+            data = {suffix: path for suffix, path in files.items() if not suffix.endswith(".lock")}
+            if not data:
+                continue  # a lock file alone: nothing stored
+            kind = _ENTRY_NAME.fullmatch(key)["kind"]
+            entries.append(CacheEntry(key, kind, _status(key, kind, files), sum(_size(p) for p in files.values()), tuple(files.values())))
     return sorted(entries, key=lambda e: e.name)
 
 
