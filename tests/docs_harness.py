@@ -12,9 +12,14 @@ them, so the shown code must work on its own, as a reader pastes it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
+import io
 import os
 import re
+import runpy
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,6 +42,11 @@ NO_SKIPS_IN_CI = ("docs/", "src/", "tests/test_browser.py", "tests/test_site.py"
                   "tests/test_docs_harness.py", "tests/test_pasted_blocks.py",
                   "tests/test_walkthroughs.py", "tests/test_snippets.py",
                   "tests/test_api_reference.py")
+# A page block that holds one whole script (`--8<-- "snippets/x.py"` alone) runs
+# as `python snippets/x.py` would, and its names then join the page's. This module
+# (in the harness's folder) maps a script's file name to a check of what it
+# prints; None: no checks.
+SCRIPT_CHECKS = "snippet_headlines"
 # --8<-- [end:settings]
 
 PYTHON_LANGUAGES = ("python", "py", "python3")
@@ -57,6 +67,24 @@ def expand_snippets(text: str, mkdocs_yml: Path = MKDOCS_YML) -> str:
     return "\n".join(md.preprocessors["snippet"].run(text.split("\n")))
 
 
+# An include of a whole file: the line holds nothing else, and names no section.
+WHOLE_FILE_INCLUDE = re.compile(r"""^[ \t]*-{1,}8<-{1,}[ \t]+(["'])([^"':]+\.py)\1[ \t]*$""", re.MULTILINE)
+
+
+def whole_scripts(text: str, mkdocs_yml: Path = MKDOCS_YML) -> dict[str, Path]:
+    """The Python files that `text` includes whole, by their text."""
+    bases = snippet_config(mkdocs_yml).get("base_path") or ["."]  # as pymdownx reads the option
+    folders = [Path(os.path.abspath(b)) for b in (bases if isinstance(bases, (list, tuple)) else [bases])]
+    found = {}
+    for match in WHOLE_FILE_INCLUDE.finditer(text):
+        for folder in folders:
+            script = (folder / match.group(2)).resolve()
+            if script.is_file():
+                found[script.read_text(encoding="utf-8").rstrip("\n")] = script
+                break
+    return found
+
+
 class SnippetDocument(Document):
     """A Markdown page with its `--8<--` includes expanded before parsing."""
 
@@ -64,8 +92,9 @@ class SnippetDocument(Document):
 
     @classmethod
     def parse(cls, path: str, *parsers, encoding: str = "utf-8") -> Document:
-        text = expand_snippets(Path(path).read_text(encoding=encoding), cls.mkdocs_yml)
-        document = cls(text, path)
+        source = Path(path).read_text(encoding=encoding)
+        document = cls(expand_snippets(source, cls.mkdocs_yml), path)
+        document.whole_scripts = whole_scripts(source, cls.mkdocs_yml)
         for parser in parsers:
             for region in parser(document):
                 document.add(region)
@@ -91,9 +120,14 @@ class PythonFenceParser:
         self.hidden_evaluator = HiddenBlockEvaluator()
 
     def __call__(self, document: Document):
+        scripts = getattr(document, "whole_scripts", {})
         for region in self.lexer(document):
-            shown = _block(document, region).is_visible
-            yield Region(region.start, region.end, region.lexemes["source"], self.evaluator if shown else self.hidden_evaluator)
+            if not _block(document, region).is_visible:
+                yield Region(region.start, region.end, region.lexemes["source"], self.hidden_evaluator)
+            elif script := scripts.get(str(region.lexemes["source"]).rstrip("\n")):
+                yield Region(region.start, region.end, region.lexemes["source"], ScriptEvaluator(script))
+            else:
+                yield Region(region.start, region.end, region.lexemes["source"], self.evaluator)
 
     def blocks(self, document: Document) -> list[PythonBlock]:
         """The Python fences of `document`, with their attributes, in page order."""
@@ -123,6 +157,48 @@ class HiddenBlockEvaluator:
         synced.clear()
         synced.update(example.namespace)
         self.python(SimpleNamespace(parsed=example.parsed, line=example.line, path=example.path, namespace=hidden))
+
+
+class ScriptEvaluator:
+    """Runs a block that is one whole script as `python <script>` would: as
+    `__main__`, in a namespace of its own (a name from an earlier block does not
+    reach it, so a missing import fails), then gives its names to the page's
+    later blocks. What it prints is checked by `SCRIPT_CHECKS`, if it names a check
+    for it: the page's run is the script's standalone test."""
+
+    def __init__(self, script: Path) -> None:
+        self.script = script
+
+    def __call__(self, example: Example) -> None:
+        __tracebackhide__ = True
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(_Tee(sys.stdout, printed)):
+            names = runpy.run_path(str(self.script), run_name="__main__")
+        example.namespace.update({name: value for name, value in names.items() if not name.startswith("__")})
+        check = script_check(self.script.name)
+        if check is not None:
+            check(printed.getvalue())
+
+
+def script_check(name: str):
+    """The check `SCRIPT_CHECKS` gives for the script file `name`, or None."""
+    return None if SCRIPT_CHECKS is None else importlib.import_module(SCRIPT_CHECKS).CHECKS.get(name)
+
+
+class _Tee(io.TextIOBase):
+    """Writes to two streams: pytest's capture, as before, and a copy to check."""
+
+    def __init__(self, *streams) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
 
 
 ATTRIBUTE = re.compile(r"""([\w-]+)=(?:"([^"]*)"|'([^']*)'|(\S+))""")

@@ -112,6 +112,35 @@ def test_broken_snippet_file_fails(pytester):
     result.assert_outcomes(passed=1, failed=1)
 
 
+PAGE_WITH_A_SCRIPT = '''\
+    ```python
+    import math
+    ```
+    ```python
+    --8<-- "snippet.py"
+    ```
+    ```python
+    assert (root, ran_as_main) == (3, True)
+    ```
+    '''
+SCRIPT = '''\
+    {imports}
+    root = math.isqrt(9)
+    if __name__ == "__main__":
+        ran_as_main = True
+    '''
+
+
+@pytest.mark.parametrize("imports, outcomes", [("import math", {"passed": 3}), ("", {"passed": 1, "failed": 2})], ids=["whole", "missing-import"])
+def test_a_whole_script_runs_as_main_on_its_own_and_lends_its_names(pytester, imports, outcomes):
+    """A block that is one whole script runs as `python snippet.py` would: the page's
+    earlier `import math` does not reach it, and later blocks read its names."""
+    result = _project(pytester, PAGE_WITH_A_SCRIPT, SCRIPT.format(imports=imports))
+    result.assert_outcomes(**outcomes)
+    if outcomes.get("failed"):
+        result.stdout.fnmatch_lines(["*NameError*math*"])
+
+
 def test_missing_snippet_file_fails(pytester):
     result = _project(pytester, PAGE_WITH_INCLUDE)
     assert result.ret != 0
