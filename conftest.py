@@ -38,7 +38,9 @@ pytest_runtest_makereport = fail_skips_in_ci  # in CI, a skipped test of the doc
 # Under pytest-xdist (`-n`, set in pyproject.toml) tests run in parallel workers.
 # A page's blocks share one namespace, and so do the docstring examples of a
 # module, so each page and each module stays on one worker; the site tests
-# share one strict build, so they stay together too. These groups are the
+# share one strict build, so they stay together too. A test module whose tests
+# share a fixture of its own made once per module (a small model trained, a run
+# killed) stays on one worker, so that it is made once. These groups are the
 # longest, so they start first.
 
 
@@ -46,9 +48,16 @@ def _group(item) -> str | None:
     path = Path(item.path).relative_to(Path(__file__).parent).as_posix()
     if path in SITE_TESTS:
         return "site"
-    if path.startswith((f"{DOCS}/", f"{SOURCE}/")):
+    if path.startswith((f"{DOCS}/", f"{SOURCE}/")) or _uses_a_module_fixture_of_its_own(item):
         return path
     return None
+
+
+def _uses_a_module_fixture_of_its_own(item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info else ()
+    module = item.nodeid.split("::")[0]
+    return any(d.scope == "module" and d.baseid == module for defs in definitions for d in defs)
 
 
 @pytest.hookimpl(wrapper=True)  # before xdist's own hook reads the groups
