@@ -235,7 +235,7 @@ def with_settings(path, settings: str) -> str:
 
 COPIED_CONFTEST_SETTINGS = 'DOCS = "pages"\nSOURCE = "lib"\nHARNESS = "checks"\nSITE_TESTS = ()\nPLUGINS = []\n'
 COPIED_HARNESS_SETTINGS = ('ROOT = Path(__file__).resolve().parents[1]\nMKDOCS_YML = ROOT / "mkdocs.yml"\n'
-                           'CI_VARIABLE = "TINY_CI"\nNO_SKIPS_IN_CI = ("pages/",)\n')
+                           'CI_VARIABLE = "TINY_CI"\nNO_SKIPS_IN_CI = ("pages/",)\nSCRIPT_CHECKS = None\n')
 TINY_PACKAGE = '''\
     """A tiny package.
 
