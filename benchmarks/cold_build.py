@@ -51,6 +51,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # opened as a file: the repository root makes `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import timing
+from learnjax.storage.cache import entry_label
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = "caf4fde"
@@ -224,11 +225,7 @@ def entries(cache: Path) -> list[tuple[str, float]]:
         data = json.loads(record.read_text(encoding="utf-8"))
         seconds = data.get("own_seconds", data.get("seconds"))  # less the entries computed inside it
         if seconds is not None:
-            label = data["kind"] if data["kind"] != "foundation" else f"foundation ({data['params'].get('objective', 'masked')}"
-            if data["kind"] == "foundation":
-                label += ", FAQ" if data["params"].get("faq_share") else ""
-                label += ")"
-            found.append((label, seconds))
+            found.append((entry_label(data["kind"], data.get("params") or {}), seconds))
     tuned = [seconds for label, seconds in found if label == "tuned"]  # the lessons' many fine-tuned models: one line
     found = [e for e in found if e[0] != "tuned"] + ([(f"tuned ({len(tuned)} models)", sum(tuned))] if tuned else [])
     return sorted(found, key=lambda e: -e[1])

@@ -28,6 +28,11 @@ def figure(width: float = 6.4, height: float = 3.6):
     return fig, ax
 
 
+def colormap(name: str):
+    """Matplotlib's colormap `name`: a function from 0..1 to a colour."""
+    return _pyplot().matplotlib.colormaps[name]
+
+
 def to_html(fig, alt: str, caption: str | None = None) -> str:
     """The figure as an `<img>` (SVG data URI) with `alt` text, in a `<figure>`."""
     buffer = io.StringIO()

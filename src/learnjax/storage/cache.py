@@ -795,8 +795,20 @@ def _site_outputs(site: Path) -> list[CacheEntry]:
     return entries
 
 
+def entry_label(kind: str, params: dict) -> str:
+    """An entry's name for people: its kind, and for a foundation model what its
+    recipe makes it (objective, then what sets it apart from the default)."""
+    if kind != "foundation":
+        return kind
+    details = [params.get("objective", "masked")]
+    details += ["FAQ"] if params.get("faq_share") else []
+    details += [params["language"]] if params.get("language") else []
+    details += [params["tokenizer"]] if params.get("tokenizer", "word") != "word" else []
+    return f"foundation ({', '.join(details)})"
+
+
 def entry_graph() -> list[dict]:
-    """The cache's entries as a graph: each with its status, the seconds its
+    """The cache's entries as a graph: each with its status, its label, the seconds its
     computation took less those of entries computed inside it (its own cold
     cost), the entries it read, and the number of
     package modules its code covers. Compiled programs, page outputs and page
@@ -812,6 +824,7 @@ def entry_graph() -> list[dict]:
         rows.append(
             {
                 **entry.to_dict(),
+                "label": entry_label(entry.kind, record.get("params") or {}),
                 "seconds": record.get("own_seconds", record.get("seconds")),
                 "reads": [r["entry"] for r in record.get("reads", ())],
                 "modules": len(record.get("modules", ())),
