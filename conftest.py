@@ -13,7 +13,7 @@ HARNESS = "tests"  # the folder holding docs_harness.py
 # The site tests share one strict build, so they stay on one worker.
 SITE_TESTS = ("tests/test_site.py", "tests/test_browser.py", "tests/test_reading.py")
 # Pytest plugins (modules in HARNESS), loaded whatever folders a run collects.
-PLUGINS = ["pytester", "compiled_programs"]
+PLUGINS = ["pytester", "compiled_programs", "stored_passes"]
 # --8<-- [end:settings]
 
 sys.path.insert(0, str(Path(__file__).parent / HARNESS))

@@ -674,8 +674,9 @@ XLA = "xla"  # `use_compilation_cache`'s folder: JAX's own entries
 SITE_OUTPUTS = "site"  # the site build's outputs (docs/overrides/hooks/build_cache.py)
 SITE_USED = "used.json"  # in it: the outputs the last build used
 PAGE_VISITS = "page-visits"  # the browser tests' newest visit of the built site (tests/page_visits.py)
+TEST_PASSES = "test-passes"  # each test's newest pass and what it read (tests/stored_passes.py)
 # Kinds stored by keys the cache does not work out: never in the graph, removed whole.
-UNKEYED_KINDS = ("compiled programs", "page outputs", "page visits")
+UNKEYED_KINDS = ("compiled programs", "page outputs", "page visits", "test passes")
 _ENTRY_NAME = re.compile(r"(?P<key>(?P<kind>.+)-[0-9a-f]{16})(?P<suffix>\..*)?")
 
 
@@ -754,6 +755,9 @@ def list_entries() -> list[CacheEntry]:
         elif path.name == PAGE_VISITS and path.is_dir():
             # Keyed by the built site's bytes, which only a build knows: kept, and pruned with everything.
             entries.append(CacheEntry(PAGE_VISITS, "page visits", "current", _size(path), (path,)))
+        elif path.name == TEST_PASSES and path.is_dir():
+            # Checked against what each test read when the tests are next collected: kept, pruned with everything.
+            entries.append(CacheEntry(TEST_PASSES, "test passes", "current", _size(path), (path,)))
         elif match := _ENTRY_NAME.fullmatch(path.name):
             groups.setdefault(match["key"], {})[match["suffix"] or ""] = path
     with files_held():  # listing edits no source: the package is read once, not once per entry
