@@ -171,6 +171,7 @@ class StoredPasses:
         self.outcomes: dict[str, list[TestReport]] = {}
         self.digests = Digests()
         self._static: dict[Path, str] = {}
+        self.items_by_file: dict[Path, list] = {}  # a file's tests, as collected
         self._environment: str | None = None
         self._repository: str | None = None  # held while the records are checked
 
@@ -222,12 +223,11 @@ class StoredPasses:
             package = self.root / PACKAGE
             files = self.harness_files(test_file)
             graph = code_graph.import_graph(package)
-            if test_file.suffix == ".py" and test_file.is_relative_to(self.root / HARNESS):
-                roots = set().union(*(code_graph.imports_of(f.read_text(encoding="utf-8"), package) for f in files if f.suffix == ".py"))
-                modules = sorted(graph.closure(roots))
-                package_files = [graph.files[m] for m in modules]
-            else:  # a page or docstrings: the whole package
-                package_files = sorted(graph.files.values())
+            roots = self.package_roots(test_file, files, package)
+            # Every harness file counts by its bytes, imported or not (the docs harness
+            # imports its script checks by name); only those imported lead into the package.
+            files = sorted({*files, *(self.root / HARNESS).glob("*.py")} - {p for p in (self.root / HARNESS).glob("test_*.py") if p != test_file})
+            package_files = sorted(graph.files.values()) if roots is None else [graph.files[m] for m in sorted(graph.closure(roots))]
             package_files += [p for p in sorted(package.rglob("*")) if p.is_file() and p.suffix != ".py" and not self.ignored(p)]
             parts = {
                 "environment": self.environment(),
@@ -235,6 +235,28 @@ class StoredPasses:
             }
             self._static[test_file] = _hash(parts)
         return self._static[test_file]
+
+    def package_roots(self, test_file: Path, files: list[Path], package: Path) -> set[str] | None:
+        """The package modules a file's tests import directly: those its Python
+        files import, and for a page or docstrings, those their examples import
+        (and the module whose docstrings they are); None (the whole package) when
+        an example's code cannot be read."""
+        from learnjax.storage import code_graph
+
+        roots = set().union(*(code_graph.imports_of(f.read_text(encoding="utf-8"), package) for f in files if f.suffix == ".py"))
+        if test_file.suffix == ".py" and test_file.is_relative_to(self.root / HARNESS):
+            return roots
+        if module := code_graph.module_of_file(test_file, package):
+            roots.add(module)
+        for item in self.items_by_file.get(test_file, ()):
+            source = _example_source(item)
+            if source is None:
+                return None
+            try:
+                roots |= code_graph.imports_of(source, package)
+            except SyntaxError:  # a console session, say: not Python as written
+                return None
+        return roots
 
     def relative(self, path: Path) -> str:
         return Path(path).relative_to(self.root).as_posix()
@@ -317,13 +339,13 @@ class StoredPasses:
     def pytest_collection_modifyitems(self, items):
         """Marks the files whose every test's stored pass still holds; each worker
         decides alike, from the same records, before any test runs."""
+        self.items_by_file = {}
+        for item in items:
+            self.items_by_file.setdefault(Path(item.path).resolve(), []).append(item)
         if not self.reading:
             return
         self._repository = self.whole_repository()  # no test runs while the records are checked
-        by_file: dict[Path, list] = {}
-        for item in items:
-            by_file.setdefault(Path(item.path).resolve(), []).append(item)
-        for path, file_items in by_file.items():
+        for path, file_items in self.items_by_file.items():
             if not path.is_relative_to(self.root):
                 continue
             static = self.static_key(path)
@@ -451,6 +473,13 @@ def _imported_names(source: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module.split(".")[0])
     return names
+
+
+def _example_source(item) -> str | None:
+    """The code a sybil item runs (a page's block, a docstring's example); None for another kind of test."""
+    parsed = getattr(getattr(item, "example", None), "parsed", None)
+    source = getattr(parsed, "source", parsed)  # a doctest example keeps its code in .source
+    return source if isinstance(source, str) else None
 
 
 def _hash(parts: dict) -> str:
