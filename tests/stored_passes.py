@@ -15,7 +15,7 @@ A test's inputs are worked out, not listed:
   file of the repository, and the external tools in `TOOLS`;
 - the environment: Python, the installed distributions and their versions,
   the machine's platform and core count, and the `LEARNJAX_`, `JAX_` and `XLA_`
-  variables.
+  variables (save `NOT_INPUTS`, which only turn a skip into a failure).
 
 A file's tests are reused all together or not at all (a page's blocks share one
 namespace; a module's tests may share a fixture), and only when each of them
@@ -53,6 +53,8 @@ TOOLS = ("/usr/bin/chromium", "/usr/bin/git")
 ENVIRONMENT_PREFIXES = ("LEARNJAX_", "JAX_", "XLA_", "PYTHONHASHSEED")
 RERUN_VARIABLE = "LEARNJAX_RERUN_TESTS"  # set to 1: every test runs
 CI_VARIABLE = "LEARNJAX_CI"  # set to 1 (in CI): every test runs
+# Variables that only turn a skip into a failure: a pass means the same without them.
+NOT_INPUTS = (RERUN_VARIABLE, CI_VARIABLE, "LEARNJAX_REQUIRE_BROWSER")
 # --8<-- [end:settings]
 
 FORMAT = 1  # bumped when what a record holds changes shape
@@ -195,7 +197,7 @@ class StoredPasses:
                 "cores": os.cpu_count(),
                 "distributions": sorted({(d.metadata["Name"] or "").lower(): d.version for d in metadata.distributions()}.items()),
                 "variables": sorted((k, v) for k, v in os.environ.items()
-                                    if k.startswith(ENVIRONMENT_PREFIXES) and k not in (RERUN_VARIABLE, CI_VARIABLE)),
+                                    if k.startswith(ENVIRONMENT_PREFIXES) and k not in NOT_INPUTS),
             }
             self._environment = _hash(parts)
         return self._environment
