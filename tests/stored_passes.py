@@ -5,9 +5,10 @@ pass is read back and reported as "reused".
 A test's inputs are worked out, not listed:
 
 - the code it can run: its own file (a test module, a page, a module whose
-  docstrings it runs), the harness files it imports and the conftests, and the
-  package modules those import, transitively (`learnjax.storage.code_graph`; a
-  page or a docstring counts the whole package);
+  docstrings it runs) and every harness file, and the package modules that the
+  test file, the harness files it imports and the conftests import (for a page
+  or docstrings: that their examples import), transitively
+  (`learnjax.storage.code_graph`);
 - the repository's files it and its fixtures opened, and the folders they
   listed, as Python's audit hooks saw them while it ran (an import that read a
   cached `.pyc` counts as reading its `.py`);
@@ -165,7 +166,6 @@ class StoredPasses:
 
     def __init__(self, config) -> None:
         self.root = Path(config.rootpath).resolve()
-        self.config = config
         self.reading = os.environ.get(CI_VARIABLE) != "1" and os.environ.get(RERUN_VARIABLE) != "1"
         self.events: list[tuple] = []
         self.fixture_events: dict = {}  # FixtureDef -> the events of its set-ups
@@ -223,12 +223,13 @@ class StoredPasses:
             from learnjax.storage import code_graph
 
             package = self.root / PACKAGE
-            files = self.harness_files(test_file)
+            imported = self.harness_files(test_file)
             graph = code_graph.import_graph(package)
-            roots = self.package_roots(test_file, files, package)
+            roots = self.package_roots(test_file, imported, package)
             # Every harness file counts by its bytes, imported or not (the docs harness
             # imports its script checks by name); only those imported lead into the package.
-            files = sorted({*files, *(self.root / HARNESS).glob("*.py")} - {p for p in (self.root / HARNESS).glob("test_*.py") if p != test_file})
+            harness = self.root / HARNESS
+            files = sorted({*imported, *harness.glob("*.py")} - {p for p in harness.glob("test_*.py") if p != test_file})
             package_files = sorted(graph.files.values()) if roots is None else [graph.files[m] for m in sorted(graph.closure(roots))]
             package_files += [p for p in sorted(package.rglob("*")) if p.is_file() and p.suffix != ".py" and not self.ignored(p)]
             parts = {
@@ -264,8 +265,7 @@ class StoredPasses:
         return Path(path).relative_to(self.root).as_posix()
 
     def ignored(self, path: Path) -> bool:
-        parts = Path(path).relative_to(self.root).parts
-        return any(part in IGNORED or part.endswith(".egg-info") for part in parts)
+        return any(_ignored_name(part) for part in Path(path).relative_to(self.root).parts)
 
     def inside(self, path: str) -> Path | None:
         """`path` as the repository file it stands for, or None for what lies outside
@@ -279,7 +279,7 @@ class StoredPasses:
 
     def listing(self, folder: Path) -> list[str]:
         try:
-            return sorted(p.name for p in folder.iterdir() if p.name not in IGNORED and not p.name.endswith(".egg-info"))
+            return sorted(p.name for p in folder.iterdir() if not _ignored_name(p.name))
         except OSError:
             return []
 
@@ -289,7 +289,7 @@ class StoredPasses:
             return self._repository
         digest = hashlib.sha256()
         for folder, names, files in os.walk(self.root):
-            names[:] = sorted(n for n in names if n not in IGNORED and not n.endswith(".egg-info"))
+            names[:] = sorted(n for n in names if not _ignored_name(n))
             for name in sorted(files):
                 path = Path(folder) / name
                 digest.update(f"{self.relative(path)}\0{self.digests.of(path)}\0".encode())
@@ -390,11 +390,15 @@ class StoredPasses:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef, request):
+        """A fixture that outlives one test may be set up in another test than the ones
+        using it: what it read is kept for them. A function-scoped one is set up inside
+        its test, whose own events hold its reads (kept, they would pile up per test)."""
         start = len(self.events)
         try:
             return (yield)
         finally:
-            self.fixture_events.setdefault(fixturedef, []).extend(self.events[start:])
+            if fixturedef.scope != "function":
+                self.fixture_events.setdefault(fixturedef, []).extend(self.events[start:])
 
     def pytest_runtest_logreport(self, report):
         if report.nodeid in self.outcomes:
@@ -408,16 +412,14 @@ class StoredPasses:
         """Stores the test's pass, with what it and its fixtures read."""
         reports = self.outcomes.pop(item.nodeid, [])
         passed = [r for r in reports if r.passed and not hasattr(r, "wasxfail")]
-        if item.stash.get(_REUSED, None) is not None or len(passed) != 3 or len(reports) != 3:
+        path = Path(item.path).resolve()
+        if item.stash.get(_REUSED, None) is not None or len(passed) != 3 or len(reports) != 3 or not path.is_relative_to(self.root):
             return
         events = list(self.events)
         info = getattr(item, "_fixtureinfo", None)
         for name in item.fixturenames:
             for fixturedef in (info.name2fixturedefs.get(name, ()) if info else ()):
                 events += self.fixture_events.get(fixturedef, [])
-        path = Path(item.path).resolve()
-        if not path.is_relative_to(self.root):
-            return
         events += self.collection_events.get(path, [])
         record = {
             "format": FORMAT,
@@ -475,6 +477,11 @@ def _imported_names(source: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module.split(".")[0])
     return names
+
+
+def _ignored_name(name: str) -> bool:
+    """Whether a file or folder of this name is never an input (see `IGNORED`)."""
+    return name in IGNORED or name.endswith(".egg-info")
 
 
 def _example_source(item) -> str | None:
